@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: builds pgsalvage (release), installs PostgreSQL if missing,
+# starts a throwaway local cluster with a damaged-migration scenario and runs `pgsalvage verify`
+# on it. Extra arguments go to `pgsalvage demo` (e.g. --rows 200000 --json report.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+ensure_system_packages
+cargo build --locked --release --bin pgsalvage
+status=0
+./target/release/pgsalvage demo "$@" || status=$?
+echo
+echo "pgsalvage exited with $status (0 identical, 1 differences found, 2 error or incomplete)"
+# Differences are the expected outcome of the demo.
+[ "$status" -le 1 ]

@@ -1,0 +1,75 @@
+//! Progress bars on a terminal: the binary's [`Reporter`](crate::progress::Reporter).
+//!
+//! One bar per table while it is being compared, sized by the planner's row estimate, with rows/s
+//! and an ETA; finished tables leave one line. Drawn on stderr and only when it is a terminal, so
+//! piped output and logs stay clean.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::progress::{Reporter, TableDone};
+use crate::shape::TableName;
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<usize, ProgressBar>>,
+}
+
+impl Bars {
+    pub fn new() -> Self {
+        Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Bars::new()
+    }
+}
+
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:32!} [{bar:30}] {human_pos:>11}/{human_len:11} {per_sec:>12} eta {eta}")
+        .expect("a valid template")
+        .progress_chars("=> ")
+}
+
+impl Reporter for Bars {
+    fn table_started(&self, id: usize, table: &TableName, est_rows: u64) {
+        let bar = self.multi.add(ProgressBar::new(est_rows.max(1)));
+        bar.set_style(style());
+        bar.set_prefix(table.to_string());
+        self.bars.lock().expect("bars lock").insert(id, bar);
+    }
+
+    fn rows(&self, id: usize, rows: u64) {
+        if let Some(bar) = self.bars.lock().expect("bars lock").get(&id) {
+            if bar.position() + rows > bar.length().unwrap_or(0) {
+                bar.set_length(bar.position() + rows);
+            }
+            bar.inc(rows);
+        }
+    }
+
+    fn table_finished(&self, id: usize, done: &TableDone) {
+        if let Some(bar) = self.bars.lock().expect("bars lock").remove(&id) {
+            let what = match (done.failed, done.differences) {
+                (true, _) => "not fully verified".to_string(),
+                (false, 0) => "identical".to_string(),
+                (false, n) => format!("{n} differences"),
+            };
+            bar.finish_and_clear();
+            let _ = self.multi.println(format!("{:32} {} rows, {what}", bar.prefix(), done.rows));
+        }
+    }
+
+    fn message(&self, text: &str) {
+        let _ = self.multi.println(text);
+    }
+}

@@ -1,0 +1,210 @@
+//! The command line: clap definitions (their doc comments are the `--help`), turned into
+//! [`Settings`](crate::settings) and run, with the exit status carrying the answer.
+//!
+//! Exit status: 0 identical, 1 differences found, 2 an error or anything left unverified.
+
+pub mod bars;
+pub mod demo;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::progress::{NullReporter, Reporter};
+use crate::report::{human, VerifyReport};
+use crate::settings::{TableFilter, VerifySettings};
+use crate::shape::TableName;
+use crate::source::conninfo::{resolve, ProcessEnv};
+use crate::source::Role;
+
+/// Exact data-integrity diff and recovery for PostgreSQL.
+///
+/// Compares a known-good database (a restored backup) with a suspect one (a primary after a
+/// failed migration) row by row, from consistent snapshots, and says exactly which rows are
+/// missing, extra or different, down to the column.
+#[derive(Debug, Parser)]
+#[command(name = "pgsalvage", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare a base database with a target database, row by row.
+    ///
+    /// Exit status: 0 identical, 1 differences, 2 error or anything not verified.
+    Verify(VerifyArgs),
+    /// Run verify on a throwaway local cluster with a damaged-migration scenario.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The known-good side, e.g. a restored pre-migration backup.
+    ///
+    /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
+    /// string; missing parts come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE and
+    /// passwords from PGPASSWORD or ~/.pgpass.
+    #[arg(long, env = "PGSALVAGE_BASE", value_name = "URL", help_heading = "Sources")]
+    pub base: String,
+
+    /// The side under suspicion, e.g. the primary after a failed migration.
+    #[arg(long, env = "PGSALVAGE_TARGET", value_name = "URL", help_heading = "Sources")]
+    pub target: String,
+
+    /// Compare only these tables (schema.table, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TABLES", help_heading = "What to compare")]
+    pub tables: Vec<String>,
+
+    /// Compare only tables in these schemas (comma-separated).
+    #[arg(long = "schema", value_delimiter = ',', value_name = "SCHEMA", help_heading = "What to compare")]
+    pub schemas: Vec<String>,
+
+    /// Use these columns as the key of a table without a usable primary key:
+    /// --key public.events=tenant_id,event_id (repeatable). They must be NOT NULL and unique.
+    #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
+    pub key: Vec<String>,
+
+    /// Worker sessions per source; each reads one key range at a time.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N", help_heading = "Performance")]
+    pub jobs: usize,
+
+    /// COPY data per hashing batch, in KiB (bounds memory per worker).
+    #[arg(long, default_value_t = 512, value_name = "KIB", hide = true)]
+    pub batch_kib: usize,
+
+    /// Write the full report as JSON (schema pgsalvage.verify/1) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub json: Option<PathBuf>,
+
+    /// Write one CSV line per differing row (table,key,kind,columns) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub findings: Option<PathBuf>,
+
+    /// List at most this many differing rows in the JSON report (counts stay exact).
+    #[arg(long, default_value_t = 10_000, value_name = "N", help_heading = "Output")]
+    pub max_findings: usize,
+
+    /// Print only the verdict line (and errors); no progress bars.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+
+    /// Do not draw progress bars.
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}
+
+impl VerifyArgs {
+    /// Resolves the flags into settings; every mistake is reported before connecting.
+    pub fn settings(&self) -> Result<VerifySettings> {
+        let base = resolve(&self.base, &ProcessEnv).map_err(|e| e.context("--base"))?;
+        let target = resolve(&self.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
+        if self.jobs == 0 {
+            return Err(Error::usage("--jobs must be at least 1"));
+        }
+        let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
+        settings.filter = self.filter()?;
+        settings.keys = parse_keys(&self.key)?;
+        settings.jobs = self.jobs;
+        settings.batch_bytes = self.batch_kib.max(4) * 1024;
+        settings.max_findings = self.max_findings;
+        settings.findings_csv = self.findings.clone();
+        settings.json = self.json.clone();
+        Ok(settings)
+    }
+
+    fn filter(&self) -> Result<TableFilter> {
+        let tables = self.tables.iter().map(|t| parse_table(t)).collect::<Result<Vec<_>>>()?;
+        Ok(TableFilter {
+            tables: (!tables.is_empty()).then_some(tables),
+            schemas: (!self.schemas.is_empty()).then(|| self.schemas.clone()),
+        })
+    }
+}
+
+fn parse_table(text: &str) -> Result<TableName> {
+    TableName::parse(text.trim()).ok_or_else(|| {
+        Error::usage(format!("invalid table name \"{text}\"")).with_hint("write schema.table, quoting parts with \"\" if needed")
+    })
+}
+
+fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
+    let mut keys = HashMap::new();
+    for spec in specs {
+        let (table, cols) = spec.split_once('=').ok_or_else(|| {
+            Error::usage(format!("invalid --key \"{spec}\"")).with_hint("write --key schema.table=col1,col2")
+        })?;
+        let cols: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        if cols.is_empty() {
+            return Err(Error::usage(format!("--key \"{spec}\" names no columns")));
+        }
+        keys.insert(parse_table(table)?, cols);
+    }
+    Ok(keys)
+}
+
+/// Runs a parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> i32 {
+    let outcome = match cli.command {
+        Command::Verify(args) => run_verify(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e);
+            2
+        }
+    }
+}
+
+/// Prints an error as one line, and its hint under it.
+pub fn print_error(e: &Error) {
+    eprintln!("error: {e}");
+    if let Some(hint) = e.hint() {
+        eprintln!("  hint: {hint}");
+    }
+}
+
+fn run_verify(args: &VerifyArgs) -> Result<i32> {
+    let settings = args.settings()?;
+    let reporter = reporter_for(args.quiet || args.no_progress);
+    let report = runtime()?.block_on(crate::pipeline::verify(&settings, reporter.clone()))?;
+    finish(&report, &settings, args.quiet)
+}
+
+/// Prints and writes a finished report; returns its exit status.
+pub fn finish(report: &VerifyReport, settings: &VerifySettings, quiet: bool) -> Result<i32> {
+    if let Some(path) = &settings.json {
+        report.write_json(path)?;
+    }
+    let text = human::summary(report);
+    if quiet {
+        println!("{}", text.lines().last().unwrap_or_default());
+    } else {
+        print!("{text}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {}", e.message);
+    }
+    Ok(report.exit_code)
+}
+
+pub fn reporter_for(silent: bool) -> Arc<dyn Reporter> {
+    if silent || !bars::stderr_is_terminal() {
+        Arc::new(NullReporter)
+    } else {
+        Arc::new(bars::Bars::new())
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))
+}

@@ -1,0 +1,125 @@
+//! The findings collector: one task that receives every finding of the run.
+//!
+//! It streams each finding to the `--findings` CSV (written to a temporary file beside the target
+//! and renamed into place at the end, so a crash never leaves a half file that looks complete) and
+//! keeps the first `max_findings` for the JSON report. Memory stays bounded however many rows
+//! differ: the CSV is written as the findings arrive and the listing is capped; the exact counts
+//! live in the tallies, not here.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use tempfile::NamedTempFile;
+use tokio::sync::mpsc;
+
+use super::TableRun;
+use crate::classify::Finding;
+use crate::error::{Error, Result};
+use crate::settings::VerifySettings;
+
+/// Table and column names, to turn indexes into text.
+pub struct Layout {
+    tables: Vec<(String, Vec<String>)>,
+}
+
+impl Layout {
+    pub fn of(tables: &[TableRun]) -> Self {
+        let tables = tables.iter().map(|t| (t.plan.name.to_string(), t.plan.columns.clone())).collect();
+        Layout { tables }
+    }
+
+    pub fn table(&self, f: &Finding) -> &str {
+        &self.tables[f.table].0
+    }
+
+    pub fn columns(&self, f: &Finding) -> Vec<&str> {
+        f.columns.iter().map(|&c| self.tables[f.table].1[c as usize].as_str()).collect()
+    }
+}
+
+/// The findings kept for the JSON report.
+pub struct Listed {
+    pub layout: Layout,
+    pub findings: Vec<Finding>,
+    pub truncated: bool,
+}
+
+/// Receives findings until every sender is gone.
+pub async fn collect(mut rx: mpsc::Receiver<Vec<Finding>>, layout: Layout, settings: VerifySettings) -> Result<Listed> {
+    let mut csv = settings.findings_csv.as_deref().map(CsvSink::create).transpose()?;
+    let mut kept = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = rx.recv().await {
+        if let Some(csv) = csv.as_mut() {
+            csv.write_all(&layout, &chunk)?;
+        }
+        let room = settings.max_findings.saturating_sub(kept.len());
+        truncated |= chunk.len() > room;
+        kept.extend(chunk.into_iter().take(room));
+    }
+    if let (Some(csv), Some(path)) = (csv, settings.findings_csv.as_deref()) {
+        csv.persist(path)?;
+    }
+    Ok(Listed { layout, findings: kept, truncated })
+}
+
+/// `table,key,kind,columns` lines in a temporary file.
+struct CsvSink {
+    out: BufWriter<NamedTempFile>,
+}
+
+impl CsvSink {
+    fn create(path: &Path) -> Result<CsvSink> {
+        let file = temp_beside(path)?;
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        out.write_all(b"table,key,kind,columns\n").map_err(|e| Error::io(path.display(), e))?;
+        Ok(CsvSink { out })
+    }
+
+    fn write_all(&mut self, layout: &Layout, chunk: &[Finding]) -> Result<()> {
+        for f in chunk {
+            let line = [layout.table(f), &f.key, f.class.as_str(), &layout.columns(f).join("|")]
+                .map(csv_field)
+                .join(",");
+            writeln!(self.out, "{line}").map_err(|e| Error::io("writing findings", e))?;
+        }
+        Ok(())
+    }
+
+    fn persist(self, path: &Path) -> Result<()> {
+        let file = self.out.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
+        file.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+        Ok(())
+    }
+}
+
+/// A temporary file in the target's directory, so the final rename stays on one filesystem.
+pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".pgsalvage-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(format!("creating a file in {}", dir.display()), e).with_hint("check that the directory exists and is writable"))
+}
+
+/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn quotes_csv_fields() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("[10,2]"), "\"[10,2]\"");
+        assert_eq!(csv_field("[\"a\"]"), "\"[\"\"a\"\"]\"");
+        assert_eq!(csv_field("a\nb"), "\"a\nb\"");
+    }
+}

@@ -1,0 +1,236 @@
+//! The conductor: sources → plans → ranges → workers → tallies → report.
+//!
+//! [`verify`] opens every source on its own exported snapshot, reads the catalogs, reconciles each
+//! table across sources ([`reconcile`]), samples key boundaries and queues one unit of work per
+//! (table, range). `jobs` workers each hold one session per source, imported into that source's
+//! snapshot, and take units from the queue until it is empty; a worker whose unit fails reconnects
+//! and goes on, so one lost connection costs one range, which the report marks unverified. The
+//! findings flow to one collector task ([`findings`]) that writes the CSV and keeps the capped
+//! listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
+
+pub mod findings;
+pub mod range_diff;
+pub mod tally;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::future::try_join_all;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::classify::Finding;
+use crate::compare::schema::{reconcile, TablePlan};
+use crate::error::{Error, Result};
+use crate::key::range::{plan, KeyRange};
+use crate::progress::{Reporter, TableDone};
+use crate::report::{self, VerifyReport};
+use crate::settings::VerifySettings;
+use crate::shape::{TableName, TableShape};
+use crate::source::{catalog, sample, Role, Source};
+use tally::{RangeTally, TableTally};
+
+/// A table that will be compared: its plan, its ranges, its tree shape.
+#[derive(Debug)]
+pub struct TableRun {
+    pub plan: TablePlan,
+    pub ranges: Vec<KeyRange>,
+    pub tree_bits: u8,
+}
+
+/// What every worker shares.
+pub struct RunContext {
+    pub roles: Vec<Role>,
+    pub sources: Vec<Source>,
+    pub tables: Vec<TableRun>,
+    pub batch_bytes: usize,
+    pub findings: mpsc::Sender<Vec<Finding>>,
+    pub reporter: Arc<dyn Reporter>,
+    tallies: Mutex<Vec<TableTally>>,
+    queue: Mutex<VecDeque<(usize, usize)>>,
+}
+
+/// Runs a verify and returns its report; `Err` only when nothing could be compared at all (a
+/// source unreachable, a named table absent everywhere).
+pub async fn verify(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
+    let sources = try_join_all(settings.sources.iter().map(|(r, i)| Source::open(*r, i.clone()))).await?;
+    let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
+    let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
+    for (name, err) in &refused {
+        reporter.message(&format!("{name}: {err}"));
+    }
+    let tables = plan_ranges(&sources, plans, settings.jobs).await?;
+    let (tx, rx) = mpsc::channel(64);
+    let collector = tokio::spawn(findings::collect(rx, findings::Layout::of(&tables), settings.clone()));
+    let ctx = Arc::new(RunContext::new(roles, sources, tables, settings.batch_bytes, tx, reporter));
+    let workers: Vec<_> = (0..settings.jobs.max(1)).map(|_| tokio::spawn(worker(ctx.clone()))).collect();
+    for w in workers {
+        w.await.map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
+    }
+    let ctx = Arc::into_inner(ctx).ok_or_else(|| Error::internal("workers still hold the run"))?;
+    let (tallies, snapshots, tables) = ctx.into_parts();
+    let listed = collector.await.map_err(|e| Error::internal(format!("findings collector: {e}")))??;
+    Ok(report::build(report::Parts { roles: &settings.sources.iter().map(|(r, _)| *r).collect::<Vec<_>>(), snapshots, tables: &tables, tallies, refused, listed, started }))
+}
+
+async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
+    catalog::read_tables(source.client())
+        .await
+        .map_err(|e| e.context(format!("reading the catalog of {}", source.role)))
+}
+
+/// Reconciles every selected table; tables that cannot be compared are returned apart with why.
+fn plan_tables(
+    settings: &VerifySettings,
+    roles: &[Role],
+    catalogs: &[Vec<TableShape>],
+) -> Result<(Vec<TablePlan>, Vec<(TableName, Error)>)> {
+    let names: BTreeSet<&TableName> =
+        catalogs.iter().flatten().map(|t| &t.name).filter(|n| settings.filter.accepts(n)).collect();
+    for wanted in settings.filter.tables.iter().flatten() {
+        if !names.contains(wanted) {
+            let sides = roles.iter().map(Role::to_string).collect::<Vec<_>>().join(" or ");
+            return Err(Error::usage(format!("table {wanted} not found on {sides}"))
+                .with_hint("check the name (schema.table); list tables with psql's \\dt"));
+        }
+    }
+    let (mut plans, mut refused) = (Vec::new(), Vec::new());
+    for name in names {
+        let shapes: Vec<Option<&TableShape>> =
+            catalogs.iter().map(|c| c.iter().find(|t| &t.name == name)).collect();
+        let key = settings.keys.get(name).map(Vec::as_slice);
+        match reconcile(name, roles, &shapes, key) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => refused.push((name.clone(), e)),
+        }
+    }
+    Ok((plans, refused))
+}
+
+/// Samples boundaries for the large tables and cuts every table into ranges.
+async fn plan_ranges(sources: &[Source], plans: Vec<TablePlan>, jobs: usize) -> Result<Vec<TableRun>> {
+    let mut runs = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let sampler = plan.codecs.iter().position(Option::is_some).expect("a table has a source");
+        let want = ranges_for(plan.est_rows, jobs);
+        let bounds = sample::boundaries(sources[sampler].client(), &plan, want).await?;
+        let tree_bits = tree_bits_for(plan.est_rows);
+        runs.push(TableRun { plan, ranges: plan_ranges_of(bounds), tree_bits });
+    }
+    Ok(runs)
+}
+
+fn plan_ranges_of(bounds: Vec<crate::key::range::KeyBound>) -> Vec<KeyRange> {
+    plan(bounds)
+}
+
+/// Ranges of about 200k rows, at least two per worker for large tables so the workers stay busy
+/// till the end; small tables stay whole.
+fn ranges_for(est_rows: u64, jobs: usize) -> usize {
+    const ROWS_PER_RANGE: u64 = 200_000;
+    if est_rows < 50_000 {
+        return 1;
+    }
+    let by_size = est_rows.div_ceil(ROWS_PER_RANGE) as usize;
+    by_size.max(jobs * 2).min(4096)
+}
+
+/// About 32 rows per leaf, between 2^4 and 2^16 leaves.
+fn tree_bits_for(est_rows: u64) -> u8 {
+    let leaves = (est_rows / 32).max(1);
+    (64 - leaves.leading_zeros()).clamp(4, 16) as u8
+}
+
+impl RunContext {
+    fn new(
+        roles: Vec<Role>,
+        sources: Vec<Source>,
+        tables: Vec<TableRun>,
+        batch_bytes: usize,
+        findings: mpsc::Sender<Vec<Finding>>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Self {
+        let n = roles.len();
+        let tallies = tables
+            .iter()
+            .map(|t| TableTally::new(t.plan.columns.len(), n, t.tree_bits, t.ranges.len()))
+            .collect();
+        let mut order: Vec<usize> = (0..tables.len()).collect();
+        order.sort_by_key(|&t| std::cmp::Reverse(tables[t].plan.est_rows));
+        let queue = order.iter().flat_map(|&t| (0..tables[t].ranges.len()).map(move |r| (t, r))).collect();
+        RunContext {
+            roles,
+            sources,
+            tables,
+            batch_bytes,
+            findings,
+            reporter,
+            tallies: Mutex::new(tallies),
+            queue: Mutex::new(queue),
+        }
+    }
+
+    fn next_unit(&self) -> Option<(usize, usize)> {
+        self.queue.lock().expect("queue lock").pop_front()
+    }
+
+    fn begin_unit(&self, table: usize) {
+        let first = self.tallies.lock().expect("tally lock")[table].start();
+        if first {
+            let t = &self.tables[table];
+            self.reporter.table_started(table, &t.plan.name, t.plan.est_rows);
+        }
+    }
+
+    fn end_unit(&self, table: usize, outcome: Result<RangeTally>) {
+        let mut tallies = self.tallies.lock().expect("tally lock");
+        let tally = &mut tallies[table];
+        match outcome {
+            Ok(range) => tally.add_range(range),
+            Err(e) => {
+                self.reporter.message(&e.to_string());
+                tally.add_error(e.to_string());
+            }
+        }
+        if tally.finished() {
+            let done = TableDone {
+                rows: tally.rows.iter().copied().max().unwrap_or(0),
+                differences: tally.classes.total(),
+                failed: !tally.complete(),
+            };
+            self.reporter.table_finished(table, &done);
+        }
+    }
+
+    fn into_parts(self) -> (Vec<TableTally>, Vec<crate::source::SnapshotInfo>, Vec<TableRun>) {
+        let snapshots = self.sources.into_iter().map(|s| s.snapshot).collect();
+        (self.tallies.into_inner().expect("tally lock"), snapshots, self.tables)
+    }
+}
+
+/// Takes units until the queue is empty; reconnects after a failed unit.
+async fn worker(ctx: Arc<RunContext>) {
+    let mut clients = match open_sessions(&ctx).await {
+        Ok(c) => c,
+        Err(e) => return ctx.reporter.message(&format!("a worker could not start: {e}")),
+    };
+    while let Some((table, range)) = ctx.next_unit() {
+        ctx.begin_unit(table);
+        let outcome = range_diff::diff_range(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
+        let failed = outcome.is_err();
+        ctx.end_unit(table, outcome);
+        if failed {
+            clients = match open_sessions(&ctx).await {
+                Ok(c) => c,
+                Err(e) => return ctx.reporter.message(&format!("a worker stopped: {e}")),
+            };
+        }
+    }
+}
+
+async fn open_sessions(ctx: &RunContext) -> Result<Vec<Client>> {
+    try_join_all(ctx.sources.iter().map(Source::worker)).await
+}

@@ -1,0 +1,163 @@
+//! Counting what the merge saw: per range, then per table.
+//!
+//! A [`RangeTally`] is filled by one range's merge without locks; when the range ends it is added
+//! to its table's [`TableTally`] under the run's lock. Counts are exact whatever the findings
+//! listing keeps, and the checksum trees of the ranges add up to the table's trees because their
+//! leaves are additive.
+
+use std::time::{Duration, Instant};
+
+use crate::classify::{Class, Finding};
+use crate::compare::schema::TablePlan;
+use crate::hash::digest::Digest;
+use crate::shape::ValueError;
+use crate::tree::ChecksumTree;
+
+/// Counts by class, in `Class` order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    pub missing: u64,
+    pub extra: u64,
+    pub divergent: u64,
+}
+
+impl ClassCounts {
+    fn add(&mut self, class: Class) {
+        match class {
+            Class::Missing => self.missing += 1,
+            Class::Extra => self.extra += 1,
+            Class::Divergent => self.divergent += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.missing + self.extra + self.divergent
+    }
+
+    fn merge(&mut self, other: &ClassCounts) {
+        self.missing += other.missing;
+        self.extra += other.extra;
+        self.divergent += other.divergent;
+    }
+}
+
+/// What one range's merge saw.
+#[derive(Debug)]
+pub struct RangeTally {
+    pub rows: Vec<u64>,
+    pub trees: Vec<ChecksumTree>,
+    pub classes: ClassCounts,
+    /// Per compared column, how many divergent rows differ in it.
+    pub columns: Vec<u64>,
+    error: Option<ValueError>,
+}
+
+impl RangeTally {
+    pub fn new(plan: &TablePlan, sources: usize, tree_bits: u8) -> Self {
+        RangeTally {
+            rows: vec![0; sources],
+            trees: vec![ChecksumTree::new(tree_bits); sources],
+            classes: ClassCounts::default(),
+            columns: vec![0; plan.columns.len()],
+            error: None,
+        }
+    }
+
+    #[inline]
+    pub fn add_row(&mut self, source: usize, key: &[u8], digest: &Digest) {
+        self.rows[source] += 1;
+        self.trees[source].add(key, digest);
+    }
+
+    pub fn add_finding(&mut self, finding: &Finding) {
+        self.classes.add(finding.class);
+        for &c in &finding.columns {
+            self.columns[c as usize] += 1;
+        }
+    }
+
+    /// Keeps the first error met inside the merge's callback, which cannot return one.
+    pub fn set_error(&mut self, err: ValueError) {
+        self.error.get_or_insert(err);
+    }
+
+    pub fn take_error(&mut self) -> Option<ValueError> {
+        self.error.take()
+    }
+}
+
+/// What all finished ranges of one table saw.
+#[derive(Debug)]
+pub struct TableTally {
+    pub rows: Vec<u64>,
+    pub trees: Vec<ChecksumTree>,
+    pub classes: ClassCounts,
+    pub columns: Vec<u64>,
+    pub ranges_total: usize,
+    pub ranges_verified: usize,
+    pub errors: Vec<String>,
+    started: Option<Instant>,
+    elapsed: Duration,
+}
+
+impl TableTally {
+    pub fn new(columns: usize, sources: usize, tree_bits: u8, ranges_total: usize) -> Self {
+        TableTally {
+            rows: vec![0; sources],
+            trees: vec![ChecksumTree::new(tree_bits); sources],
+            classes: ClassCounts::default(),
+            columns: vec![0; columns],
+            ranges_total,
+            ranges_verified: 0,
+            errors: Vec::new(),
+            started: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Marks the start of the table's first range; true the first time.
+    pub fn start(&mut self) -> bool {
+        let first = self.started.is_none();
+        self.started.get_or_insert_with(Instant::now);
+        first
+    }
+
+    pub fn add_range(&mut self, range: RangeTally) {
+        for (a, b) in self.rows.iter_mut().zip(&range.rows) {
+            *a += b;
+        }
+        for (a, b) in self.trees.iter_mut().zip(&range.trees) {
+            a.merge(b);
+        }
+        self.classes.merge(&range.classes);
+        for (a, b) in self.columns.iter_mut().zip(&range.columns) {
+            *a += b;
+        }
+        self.ranges_verified += 1;
+        self.touch();
+    }
+
+    pub fn add_error(&mut self, message: String) {
+        self.errors.push(message);
+        self.touch();
+    }
+
+    fn touch(&mut self) {
+        if let Some(start) = self.started {
+            self.elapsed = start.elapsed();
+        }
+    }
+
+    /// Whether every range ended, verified or failed.
+    pub fn finished(&self) -> bool {
+        self.ranges_verified + self.errors.len() >= self.ranges_total
+    }
+
+    pub fn complete(&self) -> bool {
+        self.ranges_verified == self.ranges_total && self.errors.is_empty()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}

@@ -1,0 +1,82 @@
+//! The human summary of a verify report: one line per table, details under it, then the verdict.
+//!
+//! Written for a person at 3 a.m.: numbers aligned, the differing columns named, schema changes
+//! and errors spelled out under their table, and a last line that says in words whether the
+//! databases are identical, differ, or could not be fully compared.
+
+use std::fmt::Write;
+
+use super::{TableReport, TableStatus, Verdict, VerifyReport};
+use crate::source::Role;
+
+/// Renders the summary.
+pub fn summary(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    let roles: Vec<Role> = report.sources.keys().copied().collect();
+    let name_width = report.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).clamp(5, 48);
+    let _ = write!(out, "{:<name_width$}", "table");
+    for role in &roles {
+        let _ = write!(out, " {:>12}", format!("{role} rows"));
+    }
+    let _ = writeln!(out, " {:>9} {:>9} {:>9} {:>8} {:>10}", "missing", "extra", "divergent", "time", "rows/s");
+    for table in &report.tables {
+        table_lines(&mut out, table, &roles, name_width);
+    }
+    let _ = writeln!(out, "{}", verdict_line(report));
+    out
+}
+
+fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) {
+    let _ = write!(out, "{:<width$}", t.table);
+    for role in roles {
+        match t.rows.get(role) {
+            Some(n) => write!(out, " {n:>12}"),
+            None => write!(out, " {:>12}", "-"),
+        }
+        .expect("writing to a string");
+    }
+    let time = format!("{:.1}s", t.elapsed_ms as f64 / 1000.0);
+    let _ = writeln!(out, " {:>9} {:>9} {:>9} {time:>8} {:>10}", t.missing, t.extra, t.divergent, rate(t.rows_per_sec));
+    if !t.divergent_columns.is_empty() {
+        let cols: Vec<String> = t.divergent_columns.iter().map(|c| format!("{} ({})", c.column, c.rows)).collect();
+        let _ = writeln!(out, "    divergent columns: {}", cols.join(", "));
+    }
+    for d in &t.schema_differences {
+        let column = d.column.as_deref().map(|c| format!("column {c}: ")).unwrap_or_default();
+        let _ = writeln!(out, "    schema ({}): {column}{} → {} on {}", d.kind, d.expected, d.found, d.source);
+    }
+    for e in &t.errors {
+        let _ = writeln!(out, "    error: {e}");
+    }
+}
+
+fn rate(rows_per_sec: u64) -> String {
+    match rows_per_sec {
+        r if r >= 1_000_000 => format!("{:.1}M", r as f64 / 1e6),
+        r if r >= 1_000 => format!("{:.0}k", r as f64 / 1e3),
+        r => r.to_string(),
+    }
+}
+
+fn verdict_line(r: &VerifyReport) -> String {
+    let t = &r.totals;
+    let rows = format!("{} missing, {} extra, {} divergent rows", t.missing, t.extra, t.divergent);
+    let schema = match t.schema_differences {
+        0 => String::new(),
+        n => format!("; {n} schema difference{}", if n == 1 { "" } else { "s" }),
+    };
+    match r.verdict {
+        Verdict::Identical => format!("verdict: IDENTICAL ({} tables compared, no differences)", t.tables),
+        Verdict::Differences => format!(
+            "verdict: DIFFERENCES in {} of {} tables ({rows}{schema})",
+            t.tables_differing, t.tables
+        ),
+        Verdict::Incomplete => {
+            let failed = r.tables.iter().filter(|t| t.status == TableStatus::Error).count();
+            format!(
+                "verdict: INCOMPLETE: {failed} of {} tables not fully verified ({rows}{schema} in what was compared)",
+                t.tables
+            )
+        }
+    }
+}

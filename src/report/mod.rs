@@ -1,0 +1,330 @@
+//! The verify report: what was compared, what differs, what could not be verified.
+//!
+//! [`build`] turns the run's tallies into a [`VerifyReport`], the one structure behind the human
+//! summary ([`human`]), the `--json` file and the exit status. It also cross-checks each fully
+//! compared table: no row differences must mean equal checksum roots, and differences unequal
+//! ones; a disagreement is an internal error, never a silent "identical".
+//!
+//! # JSON schema `pgsalvage.verify/1`
+//! ```text
+//! {
+//!   "format": "pgsalvage.verify/1",
+//!   "verdict": "identical" | "differences" | "incomplete",
+//!   "exit_code": 0 | 1 | 2,
+//!   "sources": { "<role>": { "connection": "user@host:port/db", "server_version": "15.18",
+//!                "wal_lsn": "0/1A2B3C4", "in_recovery": false, "taken_at": "…Z", "snapshot_id": "…" } },
+//!   "tables": [ {
+//!       "table": "public.orders",
+//!       "status": "identical" | "differences" | "error",
+//!       "rows": { "<role>": 123 },              // rows read per source
+//!       "missing": 0, "extra": 0, "divergent": 0,   // exact, never capped
+//!       "divergent_columns": [ { "column": "status", "rows": 3 } ],
+//!       "schema_differences": [ { "kind": "column_absent" | "column_extra" | "type_changed"
+//!             | "type_incomparable" | "table_absent" | "key_changed",
+//!             "source": "<role>", "column": "x", "expected": "…", "found": "…" } ],
+//!       "key": ["id"], "columns_compared": ["id", "status", …],
+//!       "roots": { "<role>": "<64 hex digits>" },  // checksum tree roots
+//!       "ranges": { "planned": 8, "verified": 8 },
+//!       "elapsed_ms": 812, "rows_per_sec": 250000,
+//!       "errors": [ "…" ]
+//!   } ],
+//!   "totals": { "tables": 5, "tables_differing": 1, "tables_failed": 0,
+//!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1 },
+//!   "findings": [ { "table": "public.orders", "key": [42], "kind": "missing" | "extra" | "divergent",
+//!                   "columns": ["status"] } ],
+//!   "findings_truncated": false,                // true when --max-findings cut the list
+//!   "errors": [ { "table": "public.t" | null, "message": "…", "hint": "…" | null } ],
+//!   "elapsed_ms": 1234
+//! }
+//! ```
+//! `<role>` is `base`, `replica` or `target`. Keys are JSON arrays of exact values: integers and
+//! numerics as JSON numbers written digit for digit (never through a float), everything else as
+//! strings in PostgreSQL's text form (UTC, ISO dates).
+
+pub mod human;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::compare::schema::SchemaDiff;
+use crate::error::Error;
+use crate::pipeline::findings::Listed;
+use crate::pipeline::tally::TableTally;
+use crate::pipeline::TableRun;
+use crate::shape::TableName;
+use crate::source::{Role, SnapshotInfo};
+use crate::tree::hex;
+
+pub const FORMAT: &str = "pgsalvage.verify/1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Identical,
+    Differences,
+    Incomplete,
+}
+
+impl Verdict {
+    /// 0 identical, 1 differences, 2 anything unverified.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Identical => 0,
+            Verdict::Differences => 1,
+            Verdict::Incomplete => 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableStatus {
+    Identical,
+    Differences,
+    Error,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub format: &'static str,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub sources: BTreeMap<Role, SnapshotInfo>,
+    pub tables: Vec<TableReport>,
+    pub totals: Totals,
+    pub findings: Vec<FindingOut>,
+    pub findings_truncated: bool,
+    pub errors: Vec<ErrorOut>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub status: TableStatus,
+    pub rows: BTreeMap<Role, u64>,
+    pub missing: u64,
+    pub extra: u64,
+    pub divergent: u64,
+    pub divergent_columns: Vec<ColumnCount>,
+    pub schema_differences: Vec<SchemaDiff>,
+    pub key: Vec<String>,
+    pub columns_compared: Vec<String>,
+    pub roots: BTreeMap<Role, String>,
+    pub ranges: RangeCounts,
+    pub elapsed_ms: u64,
+    pub rows_per_sec: u64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ColumnCount {
+    pub column: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RangeCounts {
+    pub planned: usize,
+    pub verified: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub tables: usize,
+    pub tables_differing: usize,
+    pub tables_failed: usize,
+    pub missing: u64,
+    pub extra: u64,
+    pub divergent: u64,
+    pub schema_differences: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FindingOut {
+    pub table: String,
+    pub key: Box<RawValue>,
+    pub kind: &'static str,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorOut {
+    pub table: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Everything [`build`] needs from the run.
+pub struct Parts<'a> {
+    pub roles: &'a [Role],
+    pub snapshots: Vec<SnapshotInfo>,
+    pub tables: &'a [TableRun],
+    pub tallies: Vec<TableTally>,
+    pub refused: Vec<(TableName, Error)>,
+    pub listed: Listed,
+    pub started: Instant,
+}
+
+pub fn build(parts: Parts<'_>) -> VerifyReport {
+    let roles = parts.roles;
+    let mut tables: Vec<TableReport> =
+        parts.tables.iter().zip(parts.tallies).map(|(run, tally)| table_report(roles, run, tally)).collect();
+    let mut errors: Vec<ErrorOut> = parts
+        .refused
+        .iter()
+        .map(|(name, e)| ErrorOut { table: Some(name.to_string()), message: e.to_string(), hint: e.hint().map(str::to_string) })
+        .collect();
+    tables.extend(parts.refused.iter().map(|(name, e)| refused_report(name, e)));
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    for t in &tables {
+        errors.extend(t.errors.iter().map(|m| ErrorOut { table: Some(t.table.clone()), message: m.clone(), hint: None }));
+    }
+    errors.dedup_by(|a, b| a.table == b.table && a.message == b.message);
+    let totals = totals(&tables);
+    let verdict = verdict(&totals, &errors);
+    VerifyReport {
+        format: FORMAT,
+        verdict,
+        exit_code: verdict.exit_code(),
+        sources: roles.iter().copied().zip(parts.snapshots).collect(),
+        findings: findings_out(&parts.listed),
+        findings_truncated: parts.listed.truncated,
+        tables,
+        totals,
+        errors,
+        elapsed_ms: parts.started.elapsed().as_millis() as u64,
+    }
+}
+
+fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableReport {
+    check_roots(&mut tally);
+    let plan = &run.plan;
+    let differs = tally.classes.total() > 0 || !plan.schema_diffs.is_empty();
+    let status = match (tally.complete(), differs) {
+        (false, _) => TableStatus::Error,
+        (true, true) => TableStatus::Differences,
+        (true, false) => TableStatus::Identical,
+    };
+    if tally.ranges_verified + tally.errors.len() < tally.ranges_total {
+        let left = tally.ranges_total - tally.ranges_verified - tally.errors.len();
+        tally.errors.push(format!("{left} of {} ranges were not verified", tally.ranges_total));
+    }
+    let elapsed = tally.elapsed();
+    let rows_read: u64 = tally.rows.iter().sum();
+    let divergent_columns = plan
+        .columns
+        .iter()
+        .zip(&tally.columns)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| ColumnCount { column: c.clone(), rows: *n })
+        .collect();
+    TableReport {
+        table: plan.name.to_string(),
+        status,
+        rows: roles.iter().copied().zip(tally.rows.iter().copied()).collect(),
+        missing: tally.classes.missing,
+        extra: tally.classes.extra,
+        divergent: tally.classes.divergent,
+        divergent_columns,
+        schema_differences: plan.schema_diffs.clone(),
+        key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
+        columns_compared: plan.columns.clone(),
+        roots: roles.iter().copied().zip(tally.trees.iter().map(|t| hex(&t.root()))).collect(),
+        ranges: RangeCounts { planned: tally.ranges_total, verified: tally.ranges_verified },
+        elapsed_ms: elapsed.as_millis() as u64,
+        rows_per_sec: (rows_read as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
+        errors: tally.errors,
+    }
+}
+
+/// The merge and the trees are two views of the same rows: if they disagree, something is broken
+/// and the table must not be reported as compared.
+fn check_roots(tally: &mut TableTally) {
+    if !tally.complete() {
+        return;
+    }
+    let equal = tally.trees.windows(2).all(|w| w[0].root() == w[1].root());
+    let no_diffs = tally.classes.total() == 0;
+    if equal != no_diffs {
+        tally.errors.push(format!(
+            "internal check failed: the merge found {} differences but the checksum roots are {}",
+            tally.classes.total(),
+            if equal { "equal" } else { "different" }
+        ));
+    }
+}
+
+fn refused_report(name: &TableName, err: &Error) -> TableReport {
+    TableReport {
+        table: name.to_string(),
+        status: TableStatus::Error,
+        rows: BTreeMap::new(),
+        missing: 0,
+        extra: 0,
+        divergent: 0,
+        divergent_columns: Vec::new(),
+        schema_differences: Vec::new(),
+        key: Vec::new(),
+        columns_compared: Vec::new(),
+        roots: BTreeMap::new(),
+        ranges: RangeCounts { planned: 0, verified: 0 },
+        elapsed_ms: 0,
+        rows_per_sec: 0,
+        errors: vec![err.to_string()],
+    }
+}
+
+fn totals(tables: &[TableReport]) -> Totals {
+    let mut t = Totals { tables: tables.len(), ..Totals::default() };
+    for table in tables {
+        t.tables_differing += (table.status == TableStatus::Differences) as usize;
+        t.tables_failed += (table.status == TableStatus::Error) as usize;
+        t.missing += table.missing;
+        t.extra += table.extra;
+        t.divergent += table.divergent;
+        t.schema_differences += table.schema_differences.len();
+    }
+    t
+}
+
+fn verdict(totals: &Totals, errors: &[ErrorOut]) -> Verdict {
+    let differs = totals.missing + totals.extra + totals.divergent > 0 || totals.schema_differences > 0;
+    if totals.tables_failed > 0 || !errors.is_empty() {
+        Verdict::Incomplete
+    } else if differs {
+        Verdict::Differences
+    } else {
+        Verdict::Identical
+    }
+}
+
+fn findings_out(listed: &Listed) -> Vec<FindingOut> {
+    listed
+        .findings
+        .iter()
+        .map(|f| FindingOut {
+            table: listed.layout.table(f).to_string(),
+            key: RawValue::from_string(f.key.clone()).unwrap_or_else(|_| {
+                RawValue::from_string(serde_json::to_string(&f.key).expect("a string serializes")).expect("valid JSON")
+            }),
+            kind: f.class.as_str(),
+            columns: listed.layout.columns(f).into_iter().map(str::to_string).collect(),
+        })
+        .collect()
+}
+
+impl VerifyReport {
+    /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
+    pub fn write_json(&self, path: &std::path::Path) -> crate::error::Result<()> {
+        let file = crate::pipeline::findings::temp_beside(path)?;
+        let mut out = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, self).map_err(|e| Error::io(path.display(), e.into()))?;
+        let file = out.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
+        file.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! The resolved, validated description of one run; no clap types.
+//!
+//! `cli` turns command-line flags into these structs (resolving connection strings, parsing table
+//! names), and everything below `pipeline` takes them as given, so the library can be driven by
+//! tests and other programs without a command line.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::shape::TableName;
+use crate::source::{ConnInfo, Role};
+
+/// Which tables to compare.
+#[derive(Clone, Debug, Default)]
+pub struct TableFilter {
+    /// Exactly these tables; each must exist on some source.
+    pub tables: Option<Vec<TableName>>,
+    /// Only tables of these schemas.
+    pub schemas: Option<Vec<String>>,
+}
+
+impl TableFilter {
+    pub fn accepts(&self, name: &TableName) -> bool {
+        let table_ok = self.tables.as_ref().is_none_or(|t| t.contains(name));
+        let schema_ok = self.schemas.as_ref().is_none_or(|s| s.contains(&name.schema));
+        table_ok && schema_ok
+    }
+}
+
+/// One `verify` run.
+#[derive(Clone, Debug)]
+pub struct VerifySettings {
+    /// The sources, base first and target last.
+    pub sources: Vec<(Role, ConnInfo)>,
+    pub filter: TableFilter,
+    /// `--key` overrides: key columns per table.
+    pub keys: HashMap<TableName, Vec<String>>,
+    /// Worker sessions per source.
+    pub jobs: usize,
+    /// Bytes of COPY data per batch handed to the hashing pool.
+    pub batch_bytes: usize,
+    /// Findings kept for the JSON report; counts stay exact beyond it.
+    pub max_findings: usize,
+    pub findings_csv: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+impl VerifySettings {
+    /// Defaults for the given sources (used by tests and the demo).
+    pub fn new(sources: Vec<(Role, ConnInfo)>) -> Self {
+        VerifySettings {
+            sources,
+            filter: TableFilter::default(),
+            keys: HashMap::new(),
+            jobs: 4,
+            batch_bytes: 512 * 1024,
+            max_findings: 10_000,
+            findings_csv: None,
+            json: None,
+        }
+    }
+}

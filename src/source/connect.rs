@@ -1,0 +1,101 @@
+//! Opening one session to one source: TCP or Unix socket, TLS as `sslmode` asks, session settings.
+//!
+//! Every connection pgsalvage opens goes through [`connect`], so every session has the same
+//! settings: UTC, ISO dates, no statement timeout, an application name that shows up in
+//! `pg_stat_activity`. The connection task is spawned on the runtime and a lost connection surfaces
+//! as an error on the next query, with the source's name attached by the caller.
+
+use std::time::Duration;
+
+use native_tls::{Certificate, TlsConnector};
+use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::{config::SslMode as PgSslMode, Client, Config, NoTls};
+
+use super::conninfo::{ConnInfo, SslMode};
+use crate::error::{Error, Result};
+
+/// The settings every session starts with, so that output functions and timeouts never depend
+/// on the server's or the role's defaults.
+const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
+     SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET statement_timeout = 0; \
+     SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+
+/// Connects, starts the connection task and applies the session settings.
+pub async fn connect(info: &ConnInfo) -> Result<Client> {
+    let config = pg_config(info);
+    let client = match info.sslmode {
+        SslMode::Disable => {
+            let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
+            tokio::spawn(conn);
+            client
+        }
+        _ => {
+            let (client, conn) =
+                config.connect(tls_connector(info)?).await.map_err(|e| connect_error(info, e))?;
+            tokio::spawn(conn);
+            client
+        }
+    };
+    client.batch_execute(SESSION_SETUP).await.map_err(|e| connect_error(info, e))?;
+    Ok(client)
+}
+
+fn pg_config(info: &ConnInfo) -> Config {
+    let mut config = Config::new();
+    config
+        .host(&info.host)
+        .port(info.port)
+        .user(&info.user)
+        .dbname(&info.dbname)
+        .application_name(&info.application_name)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .ssl_mode(match info.sslmode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+        });
+    if let Some(password) = &info.password {
+        config.password(password);
+    }
+    config.connect_timeout(Duration::from_secs(info.connect_timeout.unwrap_or(30).max(1)));
+    config
+}
+
+/// libpq semantics: `require` encrypts without checking the certificate (unless a root
+/// certificate is given, which upgrades it to `verify-ca`), `verify-ca` checks the chain,
+/// `verify-full` also the host name.
+fn tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
+    let mut builder = TlsConnector::builder();
+    let root = info.sslrootcert.as_deref();
+    let verify_chain = matches!(info.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
+        || (info.sslmode == SslMode::Require && root.is_some());
+    if let Some(path) = root.filter(|_| verify_chain) {
+        builder.add_root_certificate(read_root_cert(path)?);
+    }
+    builder.danger_accept_invalid_certs(!verify_chain);
+    builder.danger_accept_invalid_hostnames(info.sslmode != SslMode::VerifyFull);
+    let connector = builder
+        .build()
+        .map_err(|e| Error::source(format!("setting up TLS for {info}: {e}")))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
+fn read_root_cert(path: &str) -> Result<Certificate> {
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::io(format!("reading sslrootcert {path}"), e).with_hint("check the sslrootcert path")
+    })?;
+    Certificate::from_pem(&pem)
+        .map_err(|e| Error::usage(format!("sslrootcert {path} is not a PEM certificate: {e}")))
+}
+
+fn connect_error(info: &ConnInfo, err: tokio_postgres::Error) -> Error {
+    let fallback = if err.as_db_error().is_some() {
+        "check the user, password (.pgpass, PGPASSWORD) and database name"
+    } else {
+        "check that the server is running and reachable at that host and port"
+    };
+    let inner = Error::pg(err);
+    let hint = inner.hint().unwrap_or(fallback).to_string();
+    Error::source(format!("cannot connect to {info}: {inner}")).with_hint(hint)
+}

@@ -1,0 +1,78 @@
+//! Sampling a table's keys to cut it into ranges of similar size.
+//!
+//! The sample comes from one source (the base, or the first that has the table) through
+//! `TABLESAMPLE SYSTEM`, which reads a few random pages instead of the table; its keys are read in
+//! binary like the rows themselves and turned into [`KeyBound`]s: typed SQL literals for the
+//! servers and order keys for the client. The sample only decides where ranges are cut; rows outside
+//! the sampled span fall into the open head and tail ranges, so a poor sample costs balance, never
+//! correctness.
+
+use futures_util::StreamExt;
+use tokio_postgres::Client;
+
+use crate::compare::schema::TablePlan;
+use crate::error::{Context, Error, Result};
+use crate::key::encode::encode_key_part;
+use crate::key::range::{pick_boundaries, KeyBound};
+use crate::key::render::render_text;
+use crate::rows::batch::{CopyDecoder, RowBatch};
+
+/// Keys sampled per range wanted: enough that the boundaries are evenly spread.
+const SAMPLE_PER_RANGE: u64 = 32;
+
+/// Boundaries that cut `plan`'s table into about `ranges` ranges.
+pub async fn boundaries(client: &Client, plan: &TablePlan, ranges: usize) -> Result<Vec<KeyBound>> {
+    if ranges <= 1 || !plan.native_order {
+        return Ok(Vec::new());
+    }
+    let want = (ranges as u64 * SAMPLE_PER_RANGE).min(200_000);
+    let percent = (want as f64 * 100.0 / plan.est_rows.max(1) as f64).clamp(0.0001, 100.0);
+    let keys = plan.key_exprs();
+    let query = format!(
+        "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6}) ORDER BY {}) TO STDOUT (FORMAT binary)",
+        keys.join(", "),
+        plan.name.sql(),
+        keys.join(", ")
+    );
+    let at = || format!("sampling keys of {}", plan.name);
+    let rows = read_all(client, &query, plan.nkey).await.map_err(|e| e.context(at()))?;
+    let mut sample = Vec::new();
+    for batch in &rows {
+        for row in 0..batch.len() {
+            sample.push(bound_of(plan, batch, row)?);
+        }
+    }
+    Ok(pick_boundaries(sample, ranges))
+}
+
+/// A sampled key as a boundary: literals typed with the reference's column types.
+fn bound_of(plan: &TablePlan, batch: &RowBatch, row: usize) -> Result<KeyBound> {
+    let mut order_key = Vec::new();
+    let mut literals = Vec::with_capacity(plan.nkey);
+    let mut shown = Vec::with_capacity(plan.nkey);
+    for (col, column) in plan.key_columns.iter().enumerate() {
+        let raw = batch.field(row, col).ok_or_else(|| Error::internal("NULL in a sampled key"))?;
+        encode_key_part(&column.kind, raw, &mut order_key)?;
+        let mut text = String::new();
+        render_text(&column.kind, raw, &mut text)?;
+        let literal = postgres_protocol::escape::escape_literal(&text);
+        literals.push(format!("{literal}::{}", column.type_name));
+        shown.push(if column.kind.collatable() { literal } else { text });
+    }
+    let display = if shown.len() == 1 { shown.remove(0) } else { format!("({})", shown.join(", ")) };
+    Ok(KeyBound { literals, order_key, display })
+}
+
+/// Runs a binary COPY and keeps every row (only for small results such as samples).
+async fn read_all(client: &Client, query: &str, ncols: usize) -> Result<Vec<RowBatch>> {
+    let stream = client.copy_out(query).await.context(|| "starting COPY".into())?;
+    let mut stream = std::pin::pin!(stream);
+    let mut decoder = CopyDecoder::new(ncols);
+    let mut batches = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        decoder.push(&chunk.context(|| "reading COPY".into())?)?;
+        batches.extend(decoder.take_batch());
+    }
+    batches.extend(decoder.finish()?);
+    Ok(batches)
+}

@@ -1,0 +1,202 @@
+//! The checksum tree: row digests aggregated into bucketed leaves and one root per table.
+//!
+//! A row goes to the leaf addressed by the top bits of a stable hash of its order key, so a row
+//! keeps its leaf whatever is inserted or deleted around it, and two trees of the same table (two
+//! sources, or a source and last night's baseline) line up leaf by leaf. A leaf holds a count and
+//! the 256-bit sum (mod 2^256) of its rows' digests: additive, so partial trees built by parallel
+//! range workers simply add up; never XOR, under which two equal rows would cancel. Interior
+//! levels and the root are blake3 over their children, so equal roots mean equal multisets of
+//! (key, row) with overwhelming probability, and unequal leaves say where to look.
+
+use crate::hash::digest::Digest;
+
+/// Count and additive wide sum of a set of row digests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    pub count: u64,
+    /// Little-endian 64-bit limbs of a 256-bit sum.
+    pub sum: [u64; 4],
+}
+
+impl Fingerprint {
+    #[inline]
+    pub fn add_digest(&mut self, digest: &Digest) {
+        self.count += 1;
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            *limb = u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        }
+        self.add_sum(&limbs);
+    }
+
+    pub fn merge(&mut self, other: &Fingerprint) {
+        self.count += other.count;
+        self.add_sum(&other.sum);
+    }
+
+    fn add_sum(&mut self, limbs: &[u64; 4]) {
+        let mut carry = false;
+        for (acc, x) in self.sum.iter_mut().zip(limbs) {
+            let (s1, c1) = acc.overflowing_add(*x);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            *acc = s2;
+            carry = c1 || c2;
+        }
+    }
+
+    /// 40 bytes: count then the sum, little-endian.
+    pub fn to_bytes(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..8].copy_from_slice(&self.count.to_le_bytes());
+        for (i, limb) in self.sum.iter().enumerate() {
+            out[8 + i * 8..16 + i * 8].copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// A table's leaves; `bits` fixes their number (2^bits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChecksumTree {
+    bits: u8,
+    leaves: Vec<Fingerprint>,
+}
+
+/// Leaves per interior node.
+const FANOUT: usize = 64;
+
+impl ChecksumTree {
+    pub fn new(bits: u8) -> Self {
+        assert!(bits <= 24, "at most 2^24 leaves");
+        ChecksumTree { bits, leaves: vec![Fingerprint::default(); 1 << bits] }
+    }
+
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    pub fn leaves(&self) -> &[Fingerprint] {
+        &self.leaves
+    }
+
+    /// The leaf a key belongs to.
+    #[inline]
+    pub fn leaf_of(&self, order_key: &[u8]) -> usize {
+        (key_hash(order_key) >> (64 - u32::from(self.bits.max(1)))) as usize & (self.leaves.len() - 1)
+    }
+
+    #[inline]
+    pub fn add(&mut self, order_key: &[u8], digest: &Digest) {
+        let leaf = self.leaf_of(order_key);
+        self.leaves[leaf].add_digest(digest);
+    }
+
+    /// Adds another tree of the same shape (a partial tree of one key range).
+    pub fn merge(&mut self, other: &ChecksumTree) {
+        assert_eq!(self.bits, other.bits, "trees of different shapes");
+        for (a, b) in self.leaves.iter_mut().zip(&other.leaves) {
+            a.merge(b);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.leaves.iter().map(|l| l.count).sum()
+    }
+
+    /// blake3 over the interior nodes, each blake3 over `FANOUT` leaves.
+    pub fn root(&self) -> Digest {
+        let mut root = blake3::Hasher::new();
+        root.update(&[self.bits]);
+        for chunk in self.leaves.chunks(FANOUT) {
+            let mut node = blake3::Hasher::new();
+            for leaf in chunk {
+                node.update(&leaf.to_bytes());
+            }
+            root.update(node.finalize().as_bytes());
+        }
+        *root.finalize().as_bytes()
+    }
+
+    /// The leaves whose fingerprints differ.
+    pub fn differing_leaves(&self, other: &ChecksumTree) -> Vec<usize> {
+        assert_eq!(self.bits, other.bits, "trees of different shapes");
+        (0..self.leaves.len()).filter(|&i| self.leaves[i] != other.leaves[i]).collect()
+    }
+}
+
+/// A stable 64-bit hash of an order key (FNV-1a then a murmur3 finalizer so the top bits are
+/// well mixed). Stable across versions by construction: baselines depend on it.
+#[inline]
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Hex of a digest, for reports.
+pub fn hex(digest: &Digest) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(i: u32, v: u32) -> (Vec<u8>, Digest) {
+        let key = i.to_be_bytes().to_vec();
+        let digest = *blake3::hash(&[key.as_slice(), &v.to_le_bytes()].concat()).as_bytes();
+        (key, digest)
+    }
+
+    fn tree_of(rows: &[(Vec<u8>, Digest)]) -> ChecksumTree {
+        let mut t = ChecksumTree::new(6);
+        for (k, d) in rows {
+            t.add(k, d);
+        }
+        t
+    }
+
+    #[test]
+    fn duplicate_rows_do_not_cancel() {
+        let (k, d) = row(1, 1);
+        let once = tree_of(&[(k.clone(), d)]);
+        let twice = tree_of(&[(k.clone(), d), (k.clone(), d)]);
+        let thrice = tree_of(&[(k.clone(), d), (k.clone(), d), (k, d)]);
+        assert_ne!(once.root(), thrice.root());
+        assert_ne!(twice.root(), ChecksumTree::new(6).root());
+    }
+
+    #[test]
+    fn carries_across_limbs() {
+        let mut f = Fingerprint { count: 0, sum: [u64::MAX, u64::MAX, 0, 0] };
+        f.add_sum(&[1, 0, 0, 0]);
+        assert_eq!(f.sum, [0, 0, 1, 0]);
+    }
+
+    proptest! {
+        /// Order of insertion and splitting into partial trees do not matter; any change does.
+        #[test]
+        fn roots_are_set_functions(vals in proptest::collection::vec(0u32..5, 1..200), split in 0usize..200, flip in 0usize..200) {
+            let rows: Vec<_> = vals.iter().enumerate().map(|(i, v)| row(i as u32, *v)).collect();
+            let whole = tree_of(&rows);
+            let split = split.min(rows.len());
+            let mut parts = tree_of(&rows[split..]);
+            parts.merge(&tree_of(&rows[..split]));
+            prop_assert_eq!(whole.root(), parts.root());
+            let mut changed = rows.clone();
+            let i = flip % rows.len();
+            changed[i] = row(i as u32, vals[i] + 1);
+            let other = tree_of(&changed);
+            prop_assert_ne!(whole.root(), other.root());
+            prop_assert_eq!(whole.differing_leaves(&other), vec![whole.leaf_of(&rows[i].0)]);
+        }
+    }
+}
