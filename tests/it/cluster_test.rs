@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cluster::cluster::{Cluster, ClusterError};
+use pgsalvage::cluster::{Cluster, ClusterError};
 
 /// Marks the re-run of this test binary that starts a cluster and exits without `Drop`.
 const CHILD_ENV: &str = "PGSALVAGE_WATCHDOG_CHILD";
@@ -209,7 +209,7 @@ fn watchdog_stops_server_after_exit_without_drop() {
     // it would hang otherwise.
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
-            "watchdog_child",
+            "cluster_test::watchdog_child",
             "--exact",
             "--nocapture",
             "--test-threads=1",

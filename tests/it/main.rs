@@ -1,1 +1,10 @@
+//! pgsalvage's integration tests: one binary, real PostgreSQL clusters started by the tests.
+//! Modules are listed here; shared helpers live in `support`.
 
+mod cli;
+mod cluster_test;
+mod concurrency;
+mod keys;
+mod random;
+mod support;
+mod types;
