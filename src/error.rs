@@ -37,7 +37,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), hint: None, context: Vec::new() }
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            context: Vec::new(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -58,7 +63,10 @@ impl Error {
 
     /// Wraps a PostgreSQL client error, keeping the server's message and SQLSTATE hint.
     pub fn pg(err: tokio_postgres::Error) -> Self {
-        let hint = err.as_db_error().and_then(|db| db.hint()).map(str::to_string);
+        let hint = err
+            .as_db_error()
+            .and_then(|db| db.hint())
+            .map(str::to_string);
         let message = match err.as_db_error() {
             Some(db) => format!("{}: {}", db.severity().to_lowercase(), db.message()),
             None => chain_text(&err),

@@ -22,7 +22,10 @@ pub struct TableFilter {
 impl TableFilter {
     pub fn accepts(&self, name: &TableName) -> bool {
         let table_ok = self.tables.as_ref().is_none_or(|t| t.contains(name));
-        let schema_ok = self.schemas.as_ref().is_none_or(|s| s.contains(&name.schema));
+        let schema_ok = self
+            .schemas
+            .as_ref()
+            .is_none_or(|s| s.contains(&name.schema));
         table_ok && schema_ok
     }
 }

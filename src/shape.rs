@@ -17,7 +17,10 @@ pub struct TableName {
 
 impl TableName {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        TableName { schema: schema.into(), name: name.into() }
+        TableName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 
     /// The name as SQL: both parts quoted as identifiers.
@@ -230,7 +233,10 @@ pub struct TableShape {
 
 impl TableShape {
     pub fn column(&self, name: &str) -> Option<(usize, &Column)> {
-        self.columns.iter().enumerate().find(|(_, c)| c.name == name)
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
     }
 }
 
@@ -240,8 +246,14 @@ mod tests {
 
     #[test]
     fn parses_qualified_names() {
-        assert_eq!(TableName::parse("orders"), Some(TableName::new("public", "orders")));
-        assert_eq!(TableName::parse("app.orders"), Some(TableName::new("app", "orders")));
+        assert_eq!(
+            TableName::parse("orders"),
+            Some(TableName::new("public", "orders"))
+        );
+        assert_eq!(
+            TableName::parse("app.orders"),
+            Some(TableName::new("app", "orders"))
+        );
         assert_eq!(
             TableName::parse(r#""my.schema"."we""ird""#),
             Some(TableName::new("my.schema", r#"we"ird"#))
@@ -258,8 +270,14 @@ mod tests {
 
     #[test]
     fn families_tolerate_migrations_within_a_family() {
-        assert_eq!(TypeKind::Int(4).family("int4"), TypeKind::Int(8).family("int8"));
-        assert_eq!(TypeKind::Json.family("json"), TypeKind::Jsonb.family("jsonb"));
+        assert_eq!(
+            TypeKind::Int(4).family("int4"),
+            TypeKind::Int(8).family("int8")
+        );
+        assert_eq!(
+            TypeKind::Json.family("json"),
+            TypeKind::Jsonb.family("jsonb")
+        );
         assert_ne!(TypeKind::Other.family("a.t"), TypeKind::Other.family("b.t"));
     }
 }

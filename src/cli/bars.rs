@@ -24,7 +24,10 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Self {
-        Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -35,9 +38,11 @@ impl Default for Bars {
 }
 
 fn style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:32!} [{bar:30}] {human_pos:>11}/{human_len:11} {per_sec:>12} eta {eta}")
-        .expect("a valid template")
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{prefix:32!} [{bar:30}] {human_pos:>11}/{human_len:11} {per_sec:>12} eta {eta}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
 }
 
 impl Reporter for Bars {
@@ -65,7 +70,9 @@ impl Reporter for Bars {
                 (false, n) => format!("{n} differences"),
             };
             bar.finish_and_clear();
-            let _ = self.multi.println(format!("{:32} {} rows, {what}", bar.prefix(), done.rows));
+            let _ = self
+                .multi
+                .println(format!("{:32} {} rows, {what}", bar.prefix(), done.rows));
         }
     }
 

@@ -36,12 +36,29 @@ pub struct DemoArgs {
 pub fn run(args: &DemoArgs) -> Result<i32> {
     eprintln!("starting a throwaway PostgreSQL cluster...");
     let cluster = Cluster::start().map_err(cluster_error)?;
-    eprintln!("creating the backup (app_backup, {} orders) and the damaged primary (app_primary)...", args.rows);
+    eprintln!(
+        "creating the backup (app_backup, {} orders) and the damaged primary (app_primary)...",
+        args.rows
+    );
     cluster.create_db("app_backup").map_err(cluster_error)?;
-    cluster.psql("app_backup", &SCHEMA.replace(":rows", &args.rows.to_string())).map_err(cluster_error)?;
-    cluster.psql("postgres", "CREATE DATABASE app_primary TEMPLATE app_backup").map_err(cluster_error)?;
+    cluster
+        .psql(
+            "app_backup",
+            &SCHEMA.replace(":rows", &args.rows.to_string()),
+        )
+        .map_err(cluster_error)?;
+    cluster
+        .psql(
+            "postgres",
+            "CREATE DATABASE app_primary TEMPLATE app_backup",
+        )
+        .map_err(cluster_error)?;
     cluster.psql("app_primary", DAMAGE).map_err(cluster_error)?;
-    eprintln!("running: pgsalvage verify --base {} --target {}\n", cluster.url("app_backup"), cluster.url("app_primary"));
+    eprintln!(
+        "running: pgsalvage verify --base {} --target {}\n",
+        cluster.url("app_backup"),
+        cluster.url("app_primary")
+    );
     let base = resolve(&cluster.url("app_backup"), &ProcessEnv)?;
     let target = resolve(&cluster.url("app_primary"), &ProcessEnv)?;
     let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
@@ -57,7 +74,11 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
 fn print_examples(report: &crate::report::VerifyReport) {
     println!("\nfirst differing rows:");
     for f in report.findings.iter().take(8) {
-        let cols = if f.columns.is_empty() { String::new() } else { format!(" ({})", f.columns.join(", ")) };
+        let cols = if f.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", f.columns.join(", "))
+        };
         println!("  {:<20} {:<10} key {}{cols}", f.table, f.kind, f.key.get());
     }
 }

@@ -26,7 +26,12 @@ use crate::source::Role;
 /// failed migration) row by row, from consistent snapshots, and says exactly which rows are
 /// missing, extra or different, down to the column.
 #[derive(Debug, Parser)]
-#[command(name = "pgsalvage", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "pgsalvage",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -49,19 +54,39 @@ pub struct VerifyArgs {
     /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
     /// string; missing parts come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE and
     /// passwords from PGPASSWORD or ~/.pgpass.
-    #[arg(long, env = "PGSALVAGE_BASE", value_name = "URL", help_heading = "Sources")]
+    #[arg(
+        long,
+        env = "PGSALVAGE_BASE",
+        value_name = "URL",
+        help_heading = "Sources"
+    )]
     pub base: String,
 
     /// The side under suspicion, e.g. the primary after a failed migration.
-    #[arg(long, env = "PGSALVAGE_TARGET", value_name = "URL", help_heading = "Sources")]
+    #[arg(
+        long,
+        env = "PGSALVAGE_TARGET",
+        value_name = "URL",
+        help_heading = "Sources"
+    )]
     pub target: String,
 
     /// Compare only these tables (schema.table, comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "TABLES", help_heading = "What to compare")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TABLES",
+        help_heading = "What to compare"
+    )]
     pub tables: Vec<String>,
 
     /// Compare only tables in these schemas (comma-separated).
-    #[arg(long = "schema", value_delimiter = ',', value_name = "SCHEMA", help_heading = "What to compare")]
+    #[arg(
+        long = "schema",
+        value_delimiter = ',',
+        value_name = "SCHEMA",
+        help_heading = "What to compare"
+    )]
     pub schemas: Vec<String>,
 
     /// Use these columns as the key of a table without a usable primary key:
@@ -70,7 +95,13 @@ pub struct VerifyArgs {
     pub key: Vec<String>,
 
     /// Worker sessions per source; each reads one key range at a time.
-    #[arg(long, short = 'j', default_value_t = 4, value_name = "N", help_heading = "Performance")]
+    #[arg(
+        long,
+        short = 'j',
+        default_value_t = 4,
+        value_name = "N",
+        help_heading = "Performance"
+    )]
     pub jobs: usize,
 
     /// COPY data per hashing batch, in KiB (bounds memory per worker).
@@ -86,7 +117,12 @@ pub struct VerifyArgs {
     pub findings: Option<PathBuf>,
 
     /// List at most this many differing rows in the JSON report (counts stay exact).
-    #[arg(long, default_value_t = 10_000, value_name = "N", help_heading = "Output")]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "N",
+        help_heading = "Output"
+    )]
     pub max_findings: usize,
 
     /// Print only the verdict line (and errors); no progress bars.
@@ -118,7 +154,11 @@ impl VerifyArgs {
     }
 
     fn filter(&self) -> Result<TableFilter> {
-        let tables = self.tables.iter().map(|t| parse_table(t)).collect::<Result<Vec<_>>>()?;
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| parse_table(t))
+            .collect::<Result<Vec<_>>>()?;
         Ok(TableFilter {
             tables: (!tables.is_empty()).then_some(tables),
             schemas: (!self.schemas.is_empty()).then(|| self.schemas.clone()),
@@ -128,7 +168,8 @@ impl VerifyArgs {
 
 fn parse_table(text: &str) -> Result<TableName> {
     TableName::parse(text.trim()).ok_or_else(|| {
-        Error::usage(format!("invalid table name \"{text}\"")).with_hint("write schema.table, quoting parts with \"\" if needed")
+        Error::usage(format!("invalid table name \"{text}\""))
+            .with_hint("write schema.table, quoting parts with \"\" if needed")
     })
 }
 
@@ -136,9 +177,14 @@ fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
     let mut keys = HashMap::new();
     for spec in specs {
         let (table, cols) = spec.split_once('=').ok_or_else(|| {
-            Error::usage(format!("invalid --key \"{spec}\"")).with_hint("write --key schema.table=col1,col2")
+            Error::usage(format!("invalid --key \"{spec}\""))
+                .with_hint("write --key schema.table=col1,col2")
         })?;
-        let cols: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        let cols: Vec<String> = cols
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
         if cols.is_empty() {
             return Err(Error::usage(format!("--key \"{spec}\" names no columns")));
         }
@@ -190,6 +236,9 @@ pub fn finish(report: &VerifyReport, settings: &VerifySettings, quiet: bool) -> 
     }
     for e in &report.errors {
         eprintln!("error: {}", e.message);
+        if let Some(hint) = &e.hint {
+            eprintln!("  hint: {hint}");
+        }
     }
     Ok(report.exit_code)
 }

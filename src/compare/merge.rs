@@ -53,7 +53,10 @@ impl Cursor {
 
     /// The current batch and row, when there is one.
     pub fn current(&self) -> Option<(&DigestBatch, usize)> {
-        self.batch.as_ref().filter(|b| self.pos < b.len()).map(|b| (b, self.pos))
+        self.batch
+            .as_ref()
+            .filter(|b| self.pos < b.len())
+            .map(|b| (b, self.pos))
     }
 
     fn head_key(&self) -> Option<&[u8]> {
@@ -62,7 +65,12 @@ impl Cursor {
 
     /// Gives the cursor its next batch, or `None` at the end of the stream; checks the batch's
     /// order against the previous batch and its ends against the range.
-    pub fn feed(&mut self, batch: Option<DigestBatch>, range: &KeyRange, source: usize) -> Result<(), OrderError> {
+    pub fn feed(
+        &mut self,
+        batch: Option<DigestBatch>,
+        range: &KeyRange,
+        source: usize,
+    ) -> Result<(), OrderError> {
         if let Some(old) = self.batch.take().filter(|b| !b.is_empty()) {
             self.prev_key = Some(old.key(old.len() - 1).to_vec());
         }
@@ -131,6 +139,9 @@ pub fn merge(
 
 /// The cursor with the smallest head key.
 fn smallest_head(cursors: &[Cursor]) -> Option<usize> {
-    let heads = cursors.iter().enumerate().filter_map(|(i, c)| c.head_key().map(|k| (k, i)));
+    let heads = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.head_key().map(|k| (k, i)));
     heads.min().map(|(_, i)| i)
 }

@@ -53,7 +53,11 @@ impl TablePlan {
     /// The ORDER BY / range expressions of the key on one source.
     pub fn key_exprs(&self) -> Vec<String> {
         let collate = |c: &Column| {
-            let clause = if c.kind.collatable() && !self.native_order { " COLLATE \"C\"" } else { "" };
+            let clause = if c.kind.collatable() && !self.native_order {
+                " COLLATE \"C\""
+            } else {
+                ""
+            };
             format!("{}{clause}", quote_ident(&c.name))
         };
         self.key_columns.iter().map(collate).collect()
@@ -61,7 +65,11 @@ impl TablePlan {
 
     /// The select list, quoted.
     pub fn select_list(&self) -> String {
-        self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+        self.columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -94,37 +102,73 @@ pub fn reconcile(
     check_key(name, &key, &present, reference)?;
     diffs.extend(key_diffs(name, &key, roles, shapes, ref_idx));
     let columns = compared_columns(reference, &key, roles, shapes, &mut diffs);
-    let codecs = shapes.iter().map(|s| s.map(|s| Arc::new(codec_for(s, &columns, key.len())))).collect();
-    let key_columns: Vec<Column> = key.iter().map(|k| reference.column(k).expect("checked").1.clone()).collect();
+    let codecs = shapes
+        .iter()
+        .map(|s| s.map(|s| Arc::new(codec_for(s, &columns, key.len()))))
+        .collect();
+    let key_columns: Vec<Column> = key
+        .iter()
+        .map(|k| reference.column(k).expect("checked").1.clone())
+        .collect();
     let native_order = present.iter().all(|s| {
-        key.iter().all(|k| s.column(k).is_some_and(|(_, c)| !c.kind.collatable() || c.bytewise))
+        key.iter().all(|k| {
+            s.column(k)
+                .is_some_and(|(_, c)| !c.kind.collatable() || c.bytewise)
+        })
     });
     let est_rows = present.iter().map(|s| s.est_rows).max().unwrap_or(0);
-    Ok(TablePlan { name: name.clone(), columns, nkey: key.len(), codecs, key_columns, native_order, schema_diffs: diffs, est_rows })
+    Ok(TablePlan {
+        name: name.clone(),
+        columns,
+        nkey: key.len(),
+        codecs,
+        key_columns,
+        native_order,
+        schema_diffs: diffs,
+        est_rows,
+    })
 }
 
-fn choose_key(name: &TableName, reference: &TableShape, key_override: Option<&[String]>) -> Result<Vec<String>> {
+fn choose_key(
+    name: &TableName,
+    reference: &TableShape,
+    key_override: Option<&[String]>,
+) -> Result<Vec<String>> {
     if let Some(cols) = key_override {
         return Ok(cols.to_vec());
     }
     if reference.key.is_empty() {
-        return Err(Error::usage(format!("table {name} has no primary key"))
-            .with_hint(format!("name a unique NOT NULL column set with --key {name}=col1,col2")));
+        return Err(
+            Error::usage(format!("table {name} has no primary key")).with_hint(format!(
+                "name a unique NOT NULL column set with --key {name}=col1,col2"
+            )),
+        );
     }
-    Ok(reference.key.iter().map(|&i| reference.columns[i].name.clone()).collect())
+    Ok(reference
+        .key
+        .iter()
+        .map(|&i| reference.columns[i].name.clone())
+        .collect())
 }
 
 /// Every key column must exist on every source that has the table, be NOT NULL (a primary key
 /// column is), share one family, and be orderable on the client.
-fn check_key(name: &TableName, key: &[String], present: &[&TableShape], reference: &TableShape) -> Result<()> {
+fn check_key(
+    name: &TableName,
+    key: &[String],
+    present: &[&TableShape],
+    reference: &TableShape,
+) -> Result<()> {
     for k in key {
         let (_, ref_col) = reference.column(k).ok_or_else(|| {
             Error::usage(format!("key column {k} of table {name} does not exist"))
         })?;
         for shape in present {
             let col = shape.column(k).map(|(_, c)| c).ok_or_else(|| {
-                Error::usage(format!("key column {k} of table {name} is missing on one source"))
-                    .with_hint(format!("compare with another key: --key {name}=col1,col2"))
+                Error::usage(format!(
+                    "key column {k} of table {name} is missing on one source"
+                ))
+                .with_hint(format!("compare with another key: --key {name}=col1,col2"))
             })?;
             if col.family != ref_col.family {
                 return Err(Error::usage(format!(
@@ -133,8 +177,10 @@ fn check_key(name: &TableName, key: &[String], present: &[&TableShape], referenc
                 )));
             }
             if !col.not_null {
-                return Err(Error::usage(format!("key column {k} of table {name} allows NULL"))
-                    .with_hint("a --key must name NOT NULL columns that are unique together"));
+                return Err(
+                    Error::usage(format!("key column {k} of table {name} allows NULL"))
+                        .with_hint("a --key must name NOT NULL columns that are unique together"),
+                );
             }
         }
         if !ref_col.kind.orderable() {
@@ -142,15 +188,29 @@ fn check_key(name: &TableName, key: &[String], present: &[&TableShape], referenc
                 "key column {k} of table {name} has type {}, which pgsalvage cannot order",
                 ref_col.type_name
             ))
-            .with_hint(format!("choose another unique key with --key {name}=col1,col2")));
+            .with_hint(format!(
+                "choose another unique key with --key {name}=col1,col2"
+            )));
         }
     }
     Ok(())
 }
 
-fn key_diffs(name: &TableName, key: &[String], roles: &[Role], shapes: &[Option<&TableShape>], ref_idx: usize) -> Vec<SchemaDiff> {
+fn key_diffs(
+    name: &TableName,
+    key: &[String],
+    roles: &[Role],
+    shapes: &[Option<&TableShape>],
+    ref_idx: usize,
+) -> Vec<SchemaDiff> {
     let _ = name;
-    let names = |s: &TableShape| s.key.iter().map(|&i| s.columns[i].name.clone()).collect::<Vec<_>>().join(", ");
+    let names = |s: &TableShape| {
+        s.key
+            .iter()
+            .map(|&i| s.columns[i].name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let wanted = key.join(", ");
     shapes
         .iter()
@@ -163,7 +223,11 @@ fn key_diffs(name: &TableName, key: &[String], roles: &[Role], shapes: &[Option<
             source: roles[i],
             column: None,
             expected: format!("primary key ({wanted})"),
-            found: if found.is_empty() { "no primary key".into() } else { format!("primary key ({found})") },
+            found: if found.is_empty() {
+                "no primary key".into()
+            } else {
+                format!("primary key ({found})")
+            },
         })
         .collect()
 }
@@ -185,10 +249,19 @@ fn compared_columns(
             match shape.column(&col.name) {
                 None => {
                     comparable = false;
-                    diffs.push(column_diff("column_absent", roles[i], col, "no column".into()));
+                    diffs.push(column_diff(
+                        "column_absent",
+                        roles[i],
+                        col,
+                        "no column".into(),
+                    ));
                 }
                 Some((_, other)) if other.type_name != col.type_name => {
-                    let kind = if other.family == col.family { "type_changed" } else { "type_incomparable" };
+                    let kind = if other.family == col.family {
+                        "type_changed"
+                    } else {
+                        "type_incomparable"
+                    };
                     comparable &= other.family == col.family;
                     diffs.push(column_diff(kind, roles[i], col, other.type_name.clone()));
                 }
@@ -204,11 +277,21 @@ fn compared_columns(
 }
 
 fn column_diff(kind: &'static str, source: Role, col: &Column, found: String) -> SchemaDiff {
-    SchemaDiff { kind, source, column: Some(col.name.clone()), expected: col.type_name.clone(), found }
+    SchemaDiff {
+        kind,
+        source,
+        column: Some(col.name.clone()),
+        expected: col.type_name.clone(),
+        found,
+    }
 }
 
 /// Columns a source has that the reference lacks.
-fn extra_columns(reference: &TableShape, roles: &[Role], shapes: &[Option<&TableShape>]) -> Vec<SchemaDiff> {
+fn extra_columns(
+    reference: &TableShape,
+    roles: &[Role],
+    shapes: &[Option<&TableShape>],
+) -> Vec<SchemaDiff> {
     let mut diffs = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
         for col in shape.iter().flat_map(|s| &s.columns) {
@@ -227,6 +310,16 @@ fn extra_columns(reference: &TableShape, roles: &[Role], shapes: &[Option<&Table
 }
 
 fn codec_for(shape: &TableShape, columns: &[String], nkey: usize) -> RowCodec {
-    let kinds = columns.iter().map(|c| shape.column(c).expect("compared columns exist").1.kind.clone()).collect();
+    let kinds = columns
+        .iter()
+        .map(|c| {
+            shape
+                .column(c)
+                .expect("compared columns exist")
+                .1
+                .kind
+                .clone()
+        })
+        .collect();
     RowCodec { kinds, nkey }
 }

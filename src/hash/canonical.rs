@@ -115,16 +115,24 @@ pub(crate) fn kind_name(kind: &TypeKind) -> &'static str {
 
 /// The value's bytes when they are exactly `N` long.
 pub(crate) fn fixed<const N: usize>(kind: &TypeKind, raw: &[u8]) -> Result<[u8; N], ValueError> {
-    raw.try_into().map_err(|_| ValueError::new(kind_name(kind), "wrong length"))
+    raw.try_into()
+        .map_err(|_| ValueError::new(kind_name(kind), "wrong length"))
 }
 
 /// An int2, int4 or int8 (by `width`) as i64.
 pub(crate) fn read_int(width: u8, raw: &[u8]) -> Result<i64, ValueError> {
     match (width, raw.len()) {
         (8, 8) => Ok(i64::from_be_bytes(raw.try_into().unwrap_or_default())),
-        (4, 4) => Ok(i64::from(i32::from_be_bytes(raw.try_into().unwrap_or_default()))),
-        (2, 2) => Ok(i64::from(i16::from_be_bytes(raw.try_into().unwrap_or_default()))),
-        _ => Err(ValueError::new(kind_name(&TypeKind::Int(width)), "wrong length")),
+        (4, 4) => Ok(i64::from(i32::from_be_bytes(
+            raw.try_into().unwrap_or_default(),
+        ))),
+        (2, 2) => Ok(i64::from(i16::from_be_bytes(
+            raw.try_into().unwrap_or_default(),
+        ))),
+        _ => Err(ValueError::new(
+            kind_name(&TypeKind::Int(width)),
+            "wrong length",
+        )),
     }
 }
 
@@ -220,7 +228,10 @@ pub(crate) fn parse_numeric(raw: &[u8]) -> Result<Numeric<'_>, ValueError> {
     if digits.len() != 2 * usize::from(ndigits) {
         return Err(numeric_error("digit count does not match the length"));
     }
-    if digits.chunks_exact(2).any(|d| u16::from_be_bytes([d[0], d[1]]) >= 10000) {
+    if digits
+        .chunks_exact(2)
+        .any(|d| u16::from_be_bytes([d[0], d[1]]) >= 10000)
+    {
         return Err(numeric_error("invalid digit"));
     }
     match sign {
@@ -247,11 +258,24 @@ fn normalize(
         digits = rest;
     }
     if digits.is_empty() {
-        return Ok(Numeric::Finite(Decimal { negative: false, weight: 0, digits, dscale }));
+        return Ok(Numeric::Finite(Decimal {
+            negative: false,
+            weight: 0,
+            digits,
+            dscale,
+        }));
     }
-    let decimal = Decimal { negative, weight, digits, dscale };
+    let decimal = Decimal {
+        negative,
+        weight,
+        digits,
+        dscale,
+    };
     let last = decimal.digit(decimal.len() - 1);
-    let zeros = [10, 100, 1000].iter().take_while(|&&p| last % p == 0).count() as i64;
+    let zeros = [10, 100, 1000]
+        .iter()
+        .take_while(|&&p| last % p == 0)
+        .count() as i64;
     let last_power = i64::from(weight) - (decimal.len() as i64 - 1);
     if -last_power * 4 - zeros > i64::from(dscale) {
         return Err(numeric_error("digits beyond the display scale"));
@@ -285,7 +309,9 @@ pub(crate) struct Inet<'a> {
 
 pub(crate) fn parse_inet(raw: &[u8]) -> Result<Inet<'_>, ValueError> {
     let bad = || ValueError::new("inet", "malformed address");
-    let [family, bits, is_cidr, len, address @ ..] = raw else { return Err(bad()) };
+    let [family, bits, is_cidr, len, address @ ..] = raw else {
+        return Err(bad());
+    };
     let (want_len, max_bits) = match family {
         2 => (4, 32),
         3 => (16, 128),
@@ -294,7 +320,12 @@ pub(crate) fn parse_inet(raw: &[u8]) -> Result<Inet<'_>, ValueError> {
     if usize::from(*len) != want_len || address.len() != want_len || *bits > max_bits {
         return Err(bad());
     }
-    Ok(Inet { family: *family, bits: *bits, is_cidr: *is_cidr != 0, address })
+    Ok(Inet {
+        family: *family,
+        bits: *bits,
+        is_cidr: *is_cidr != 0,
+        address,
+    })
 }
 
 fn encode_inet(inet: &Inet<'_>, out: &mut Vec<u8>) {
@@ -316,7 +347,9 @@ fn array_error(reason: &'static str) -> ValueError {
 
 /// Reads 4 big-endian bytes at `*at`, moving past them.
 fn take_u32(raw: &[u8], at: &mut usize) -> Result<u32, ValueError> {
-    let bytes = raw.get(*at..*at + 4).ok_or_else(|| array_error("truncated"))?;
+    let bytes = raw
+        .get(*at..*at + 4)
+        .ok_or_else(|| array_error("truncated"))?;
     *at += 4;
     Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
@@ -335,17 +368,26 @@ impl<'a> Array<'a> {
         let mut dims = Vec::with_capacity(ndim as usize);
         let mut items: usize = 1;
         for _ in 0..ndim {
-            let (len, lower) = (take_u32(raw, &mut at)? as i32, take_u32(raw, &mut at)? as i32);
+            let (len, lower) = (
+                take_u32(raw, &mut at)? as i32,
+                take_u32(raw, &mut at)? as i32,
+            );
             if len < 0 || lower.checked_add(len).is_none() {
                 return Err(array_error("invalid dimension"));
             }
-            items = items.checked_mul(len as usize).ok_or_else(|| array_error("too large"))?;
+            items = items
+                .checked_mul(len as usize)
+                .ok_or_else(|| array_error("too large"))?;
             dims.push((len, lower));
         }
         if ndim == 0 || items == 0 {
             (dims, items) = (Vec::new(), 0);
         }
-        let array = Array { dims, items, body: &raw[at..] };
+        let array = Array {
+            dims,
+            items,
+            body: &raw[at..],
+        };
         array.check_elements()?;
         Ok(array)
     }
@@ -358,7 +400,9 @@ impl<'a> Array<'a> {
         for _ in 0..self.items {
             let len = take_u32(self.body, &mut at)? as i32;
             if len >= 0 {
-                at = at.checked_add(len as usize).ok_or_else(|| array_error("truncated"))?;
+                at = at
+                    .checked_add(len as usize)
+                    .ok_or_else(|| array_error("truncated"))?;
             } else if len != -1 {
                 return Err(array_error("invalid element length"));
             }
@@ -394,11 +438,7 @@ fn encode_array(elem: &TypeKind, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Va
     Ok(())
 }
 
-fn encode_composite(
-    fields: &[TypeKind],
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), ValueError> {
+fn encode_composite(fields: &[TypeKind], raw: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let bad = |reason| ValueError::new("record", reason);
     let mut at = 0;
     let count = take_u32(raw, &mut at).map_err(|_| bad("truncated"))?;
@@ -411,7 +451,10 @@ fn encode_composite(
         let len = take_u32(raw, &mut at).map_err(|_| bad("truncated"))? as i32;
         let value = match len {
             -1 => None,
-            0.. => Some(raw.get(at..at + len as usize).ok_or_else(|| bad("truncated"))?),
+            0.. => Some(
+                raw.get(at..at + len as usize)
+                    .ok_or_else(|| bad("truncated"))?,
+            ),
             _ => return Err(bad("invalid field length")),
         };
         at += len.max(0) as usize;

@@ -29,7 +29,12 @@ pub struct RowCodec {
 
 impl RowCodec {
     /// The canonical bytes of one column of one row, for telling which columns differ.
-    pub fn canonical_field(&self, batch: &RowBatch, row: usize, col: usize) -> Result<Vec<u8>, ValueError> {
+    pub fn canonical_field(
+        &self,
+        batch: &RowBatch,
+        row: usize,
+        col: usize,
+    ) -> Result<Vec<u8>, ValueError> {
         let mut out = Vec::new();
         canonical::encode_field(&self.kinds[col], batch.field(row, col), &mut out)?;
         Ok(out)
@@ -57,7 +62,11 @@ impl DigestBatch {
     /// The order key of row `i`.
     #[inline]
     pub fn key(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.key_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1] as usize
+        };
         &self.keys[start..self.key_ends[i] as usize]
     }
 }
@@ -71,7 +80,9 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
     let mut scratch = Vec::with_capacity(256);
     for row in 0..n {
         for col in 0..codec.nkey {
-            let raw = rows.field(row, col).ok_or(ValueError::new("key", "NULL in a key column"))?;
+            let raw = rows
+                .field(row, col)
+                .ok_or(ValueError::new("key", "NULL in a key column"))?;
             encode_key_part(&codec.kinds[col], raw, &mut keys)?;
         }
         key_ends.push(keys.len() as u32);
@@ -81,12 +92,20 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
         }
         digests.push(*blake3::hash(&scratch).as_bytes());
     }
-    Ok(DigestBatch { rows, keys, key_ends, digests })
+    Ok(DigestBatch {
+        rows,
+        keys,
+        key_ends,
+        digests,
+    })
 }
 
 /// Hands a batch to the rayon pool and returns where its digests will arrive: the one place
 /// where CPU work leaves the tokio runtime, so that no tokio worker thread is ever blocked hashing.
-pub fn digest_on_pool(codec: Arc<RowCodec>, rows: RowBatch) -> oneshot::Receiver<Result<DigestBatch, ValueError>> {
+pub fn digest_on_pool(
+    codec: Arc<RowCodec>,
+    rows: RowBatch,
+) -> oneshot::Receiver<Result<DigestBatch, ValueError>> {
     let (tx, rx) = oneshot::channel();
     rayon::spawn(move || {
         let _ = tx.send(digest_batch(&codec, rows));

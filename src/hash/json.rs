@@ -37,7 +37,11 @@ fn err(reason: &'static str) -> ValueError {
 /// Appends the canonical encoding of the JSON text `text`; on error `out` is left as it was.
 pub fn canonicalize(text: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let start = out.len();
-    let result = Parser { cur: Cursor { text, pos: 0 }, stack: Vec::new() }.run(out);
+    let result = Parser {
+        cur: Cursor { text, pos: 0 },
+        stack: Vec::new(),
+    }
+    .run(out);
     if result.is_err() {
         out.truncate(start);
     }
@@ -139,8 +143,14 @@ impl Parser<'_> {
 
     fn open(&mut self, object: bool, out: &mut Vec<u8>) -> Result<Step, ValueError> {
         self.cur.pos += 1;
-        let frame =
-            Frame { object, buf: Vec::new(), slot: 0, count: 0, key: (0, 0), members: Vec::new() };
+        let frame = Frame {
+            object,
+            buf: Vec::new(),
+            slot: 0,
+            count: 0,
+            key: (0, 0),
+            members: Vec::new(),
+        };
         self.stack.push(frame);
         self.cur.skip_ws();
         let end = if object { b'}' } else { b']' };
@@ -160,7 +170,10 @@ impl Parser<'_> {
         if self.cur.peek() != Some(b'"') {
             return Err(err("expected an object key"));
         }
-        let frame = self.stack.last_mut().ok_or_else(|| err("key outside an object"))?;
+        let frame = self
+            .stack
+            .last_mut()
+            .ok_or_else(|| err("key outside an object"))?;
         let start = frame.buf.len();
         self.cur.string(&mut frame.buf)?;
         frame.key = (start, frame.buf.len());
@@ -175,7 +188,10 @@ impl Parser<'_> {
     /// Pops the innermost container (its closing bracket is next) and encodes it into its parent.
     fn close(&mut self, out: &mut Vec<u8>) -> Result<(), ValueError> {
         self.cur.pos += 1;
-        let frame = self.stack.pop().ok_or_else(|| err("unbalanced container"))?;
+        let frame = self
+            .stack
+            .pop()
+            .ok_or_else(|| err("unbalanced container"))?;
         let target = target(&mut self.stack, out);
         if frame.object {
             return emit_object(frame, target);
@@ -199,7 +215,10 @@ fn target<'v>(stack: &'v mut [Frame], out: &'v mut Vec<u8>) -> &'v mut Vec<u8> {
 fn finish_slot(frame: &mut Frame) {
     frame.count += 1;
     if frame.object {
-        frame.members.push(Member { key: frame.key, value: (frame.slot, frame.buf.len()) });
+        frame.members.push(Member {
+            key: frame.key,
+            value: (frame.slot, frame.buf.len()),
+        });
     }
     frame.slot = frame.buf.len();
 }
@@ -280,8 +299,12 @@ impl<'a> Cursor<'a> {
         self.pos += 1;
         loop {
             let rest = &self.text[self.pos..];
-            let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            let Some(run) = run else { return Err(err("unterminated string")) };
+            let run = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let Some(run) = run else {
+                return Err(err("unterminated string"));
+            };
             dst.extend_from_slice(&rest[..run]);
             self.pos += run + 1;
             match rest[run] {
@@ -330,10 +353,15 @@ impl<'a> Cursor<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, ValueError> {
-        let digits = self.text.get(self.pos..self.pos + 4).ok_or_else(|| err("short \\u escape"))?;
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| err("short \\u escape"))?;
         let mut value = 0;
         for &d in digits {
-            let nibble = (d as char).to_digit(16).ok_or_else(|| err("invalid \\u escape"))?;
+            let nibble = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| err("invalid \\u escape"))?;
             value = value * 16 + nibble;
         }
         self.pos += 4;
@@ -347,7 +375,11 @@ impl<'a> Cursor<'a> {
         if int.is_empty() || (int.len() > 1 && int[0] == b'0') {
             return Err(err("invalid number"));
         }
-        let frac = if self.eat(b'.') { self.nonempty_digits()? } else { &[] };
+        let frac = if self.eat(b'.') {
+            self.nonempty_digits()?
+        } else {
+            &[]
+        };
         let mut exp_negative = false;
         let mut exp: &[u8] = &[];
         if self.eat(b'e') || self.eat(b'E') {
@@ -357,7 +389,13 @@ impl<'a> Cursor<'a> {
             }
             exp = self.nonempty_digits()?;
         }
-        Ok(Number { negative, int, frac, exp, exp_negative })
+        Ok(Number {
+            negative,
+            int,
+            frac,
+            exp,
+            exp_negative,
+        })
     }
 
     fn digits(&mut self) -> &'a [u8] {
@@ -435,9 +473,14 @@ impl Number<'_> {
 /// `±digits + shift` as a sign and decimal magnitude without leading zeros ("0" for zero), exact
 /// for exponents of any length.
 fn exponent(negative: bool, digits: &[u8], shift: i128) -> (bool, Vec<u8>) {
-    let digits = &digits[digits.iter().position(|&d| d != b'0').unwrap_or(digits.len())..];
+    let digits = &digits[digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len())..];
     if digits.len() <= 30 {
-        let value = digits.iter().fold(0i128, |v, &d| v * 10 + i128::from(d - b'0'));
+        let value = digits
+            .iter()
+            .fold(0i128, |v, &d| v * 10 + i128::from(d - b'0'));
         let value = if negative { -value } else { value } + shift;
         return (value < 0, value.unsigned_abs().to_string().into_bytes());
     }

@@ -11,8 +11,7 @@
 //! [`TypeKind::orderable`] holds.
 
 use crate::hash::canonical::{
-    fixed, kind_name, parse_numeric, read_bool, read_float, read_int, trim_bpchar, Decimal,
-    Numeric,
+    fixed, kind_name, parse_numeric, read_bool, read_float, read_int, trim_bpchar, Decimal, Numeric,
 };
 use crate::shape::{TypeKind, ValueError};
 
@@ -41,7 +40,12 @@ pub fn encode_key_part(kind: &TypeKind, raw: &[u8], out: &mut Vec<u8>) -> Result
         }
         TypeKind::Numeric => encode_numeric(&parse_numeric(raw)?, out),
         TypeKind::Bpchar => encode_text(trim_bpchar(raw), out)?,
-        _ => return Err(ValueError::new(kind_name(kind), "values of this type cannot be ordered")),
+        _ => {
+            return Err(ValueError::new(
+                kind_name(kind),
+                "values of this type cannot be ordered",
+            ))
+        }
     }
     Ok(())
 }

@@ -39,8 +39,14 @@ impl KeyRange {
     /// or `None` for the whole key space.
     pub fn predicate(&self, key_exprs: &[String]) -> Option<String> {
         let lhs = row_expr(key_exprs);
-        let lo = self.lo.as_ref().map(|b| format!("{lhs} >= {}", row_expr(&b.literals)));
-        let hi = self.hi.as_ref().map(|b| format!("{lhs} < {}", row_expr(&b.literals)));
+        let lo = self
+            .lo
+            .as_ref()
+            .map(|b| format!("{lhs} >= {}", row_expr(&b.literals)));
+        let hi = self
+            .hi
+            .as_ref()
+            .map(|b| format!("{lhs} < {}", row_expr(&b.literals)));
         match (lo, hi) {
             (Some(lo), Some(hi)) => Some(format!("{lo} AND {hi}")),
             (lo, hi) => lo.or(hi),
@@ -49,8 +55,14 @@ impl KeyRange {
 
     /// Whether an order key lies in this range.
     pub fn contains(&self, order_key: &[u8]) -> bool {
-        let above_lo = self.lo.as_ref().is_none_or(|b| order_key >= b.order_key.as_slice());
-        let below_hi = self.hi.as_ref().is_none_or(|b| order_key < b.order_key.as_slice());
+        let above_lo = self
+            .lo
+            .as_ref()
+            .is_none_or(|b| order_key >= b.order_key.as_slice());
+        let below_hi = self
+            .hi
+            .as_ref()
+            .is_none_or(|b| order_key < b.order_key.as_slice());
         above_lo && below_hi
     }
 }
@@ -83,7 +95,10 @@ pub fn plan(boundaries: Vec<KeyBound>) -> Vec<KeyRange> {
     let mut ranges = Vec::with_capacity(bounds.len() + 1);
     let mut lo = None;
     for b in bounds {
-        ranges.push(KeyRange { lo: lo.take(), hi: Some(b.clone()) });
+        ranges.push(KeyRange {
+            lo: lo.take(),
+            hi: Some(b.clone()),
+        });
         lo = Some(b);
     }
     ranges.push(KeyRange { lo, hi: None });
@@ -132,16 +147,29 @@ mod tests {
         assert_eq!(plan(vec![]), vec![KeyRange::all()]);
         let keys = ["id".to_string()];
         assert_eq!(ranges[0].predicate(&keys).unwrap(), "id < '10'::integer");
-        assert_eq!(ranges[1].predicate(&keys).unwrap(), "id >= '10'::integer AND id < '20'::integer");
+        assert_eq!(
+            ranges[1].predicate(&keys).unwrap(),
+            "id >= '10'::integer AND id < '20'::integer"
+        );
         assert_eq!(ranges[2].predicate(&keys).unwrap(), "id >= '20'::integer");
         assert_eq!(KeyRange::all().predicate(&keys), None);
     }
 
     #[test]
     fn composite_bounds_use_row_comparison() {
-        let b = KeyBound { literals: vec!["1".into(), "'a'".into()], order_key: vec![1], display: "(1, 'a')".into() };
-        let r = KeyRange { lo: Some(Arc::new(b)), hi: None };
-        assert_eq!(r.predicate(&["x".into(), "y".into()]).unwrap(), "(x, y) >= (1, 'a')");
+        let b = KeyBound {
+            literals: vec!["1".into(), "'a'".into()],
+            order_key: vec![1],
+            display: "(1, 'a')".into(),
+        };
+        let r = KeyRange {
+            lo: Some(Arc::new(b)),
+            hi: None,
+        };
+        assert_eq!(
+            r.predicate(&["x".into(), "y".into()]).unwrap(),
+            "(x, y) >= (1, 'a')"
+        );
     }
 
     proptest! {

@@ -50,7 +50,10 @@ pub fn render_text(kind: &TypeKind, raw: &[u8], out: &mut String) -> Result<(), 
         TypeKind::Inet => push_inet(out, &parse_inet(raw)?),
         TypeKind::Array(elem) => push_array(out, elem, raw)?,
         TypeKind::Composite(_) | TypeKind::Other => {
-            return Err(ValueError::new(kind_name(kind), "no text form for this type"))
+            return Err(ValueError::new(
+                kind_name(kind),
+                "no text form for this type",
+            ))
         }
     }
     Ok(())
@@ -137,7 +140,10 @@ fn push_bytea(out: &mut String, raw: &[u8]) {
 }
 
 fn push_uuid(out: &mut String, raw: &[u8; 16]) {
-    for (i, group) in [&raw[..4], &raw[4..6], &raw[6..8], &raw[8..10], &raw[10..]].iter().enumerate() {
+    for (i, group) in [&raw[..4], &raw[4..6], &raw[6..8], &raw[8..10], &raw[10..]]
+        .iter()
+        .enumerate()
+    {
         if i > 0 {
             out.push('-');
         }
@@ -194,7 +200,12 @@ fn push_float_digits(out: &mut String, digits: &str, exp: i32, fixed_below: i32)
     if !rest.is_empty() {
         let _ = write!(out, ".{rest}");
     }
-    let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+    let _ = write!(
+        out,
+        "e{}{:02}",
+        if exp < 0 { '-' } else { '+' },
+        exp.unsigned_abs()
+    );
 }
 
 /// numeric_out: no exponent, exactly `dscale` digits after the point.
@@ -341,12 +352,21 @@ fn push_interval(out: &mut String, raw: [u8; 16]) {
         (i64::MIN, i32::MIN, i32::MIN) => return out.push_str("-infinity"),
         _ => {}
     }
-    let mut parts = IntervalParts { is_zero: true, is_before: false };
+    let mut parts = IntervalParts {
+        is_zero: true,
+        is_before: false,
+    };
     parts.push(out, i64::from(months / 12), "year");
     parts.push(out, i64::from(months % 12), "mon");
     parts.push(out, i64::from(days), "day");
     if parts.is_zero || time != 0 {
-        let sign = if time < 0 { "-" } else if parts.is_before { "+" } else { "" };
+        let sign = if time < 0 {
+            "-"
+        } else if parts.is_before {
+            "+"
+        } else {
+            ""
+        };
         let _ = write!(out, "{}{sign}", if parts.is_zero { "" } else { " " });
         let time = time.unsigned_abs();
         let hours = time / USECS_PER_HOUR as u64;
@@ -405,7 +425,10 @@ fn push_ipv4(out: &mut String, address: &[u8]) {
 /// inet_net_ntop_ipv6: the first longest run of two or more zero groups becomes `::`; an address
 /// with six zero groups, or five and `ffff`, ends in dotted IPv4.
 fn push_ipv6(out: &mut String, address: &[u8]) {
-    let words: Vec<u16> = address.chunks_exact(2).map(|w| u16::from_be_bytes([w[0], w[1]])).collect();
+    let words: Vec<u16> = address
+        .chunks_exact(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]))
+        .collect();
     let (base, len) = longest_zero_run(&words);
     let mut i = 0;
     while i < 8 {
@@ -462,7 +485,12 @@ fn push_array(out: &mut String, elem: &TypeKind, raw: &[u8]) -> Result<(), Value
     }
     // An element at a multiple of a stride closes and reopens that many inner dimensions.
     let strides: Vec<usize> = (1..ndim)
-        .map(|k| array.dims[k..].iter().map(|&(len, _)| len as usize).product())
+        .map(|k| {
+            array.dims[k..]
+                .iter()
+                .map(|&(len, _)| len as usize)
+                .product()
+        })
         .collect();
     let mut text = String::new();
     for (i, element) in array.elements().enumerate() {

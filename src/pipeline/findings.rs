@@ -24,7 +24,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn of(tables: &[TableRun]) -> Self {
-        let tables = tables.iter().map(|t| (t.plan.name.to_string(), t.plan.columns.clone())).collect();
+        let tables = tables
+            .iter()
+            .map(|t| (t.plan.name.to_string(), t.plan.columns.clone()))
+            .collect();
         Layout { tables }
     }
 
@@ -33,7 +36,10 @@ impl Layout {
     }
 
     pub fn columns(&self, f: &Finding) -> Vec<&str> {
-        f.columns.iter().map(|&c| self.tables[f.table].1[c as usize].as_str()).collect()
+        f.columns
+            .iter()
+            .map(|&c| self.tables[f.table].1[c as usize].as_str())
+            .collect()
     }
 }
 
@@ -45,8 +51,16 @@ pub struct Listed {
 }
 
 /// Receives findings until every sender is gone.
-pub async fn collect(mut rx: mpsc::Receiver<Vec<Finding>>, layout: Layout, settings: VerifySettings) -> Result<Listed> {
-    let mut csv = settings.findings_csv.as_deref().map(CsvSink::create).transpose()?;
+pub async fn collect(
+    mut rx: mpsc::Receiver<Vec<Finding>>,
+    layout: Layout,
+    settings: VerifySettings,
+) -> Result<Listed> {
+    let mut csv = settings
+        .findings_csv
+        .as_deref()
+        .map(CsvSink::create)
+        .transpose()?;
     let mut kept = Vec::new();
     let mut truncated = false;
     while let Some(chunk) = rx.recv().await {
@@ -60,7 +74,11 @@ pub async fn collect(mut rx: mpsc::Receiver<Vec<Finding>>, layout: Layout, setti
     if let (Some(csv), Some(path)) = (csv, settings.findings_csv.as_deref()) {
         csv.persist(path)?;
     }
-    Ok(Listed { layout, findings: kept, truncated })
+    Ok(Listed {
+        layout,
+        findings: kept,
+        truncated,
+    })
 }
 
 /// `table,key,kind,columns` lines in a temporary file.
@@ -72,34 +90,50 @@ impl CsvSink {
     fn create(path: &Path) -> Result<CsvSink> {
         let file = temp_beside(path)?;
         let mut out = BufWriter::with_capacity(256 * 1024, file);
-        out.write_all(b"table,key,kind,columns\n").map_err(|e| Error::io(path.display(), e))?;
+        out.write_all(b"table,key,kind,columns\n")
+            .map_err(|e| Error::io(path.display(), e))?;
         Ok(CsvSink { out })
     }
 
     fn write_all(&mut self, layout: &Layout, chunk: &[Finding]) -> Result<()> {
         for f in chunk {
-            let line = [layout.table(f), &f.key, f.class.as_str(), &layout.columns(f).join("|")]
-                .map(csv_field)
-                .join(",");
+            let line = [
+                layout.table(f),
+                &f.key,
+                f.class.as_str(),
+                &layout.columns(f).join("|"),
+            ]
+            .map(csv_field)
+            .join(",");
             writeln!(self.out, "{line}").map_err(|e| Error::io("writing findings", e))?;
         }
         Ok(())
     }
 
     fn persist(self, path: &Path) -> Result<()> {
-        let file = self.out.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
-        file.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(path.display(), e.into_error()))?;
+        file.persist(path)
+            .map_err(|e| Error::io(path.display(), e.error))?;
         Ok(())
     }
 }
 
 /// A temporary file in the target's directory, so the final rename stays on one filesystem.
 pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     tempfile::Builder::new()
         .prefix(".pgsalvage-")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(format!("creating a file in {}", dir.display()), e).with_hint("check that the directory exists and is writable"))
+        .map_err(|e| {
+            Error::io(format!("creating a file in {}", dir.display()), e)
+                .with_hint("check that the directory exists and is writable")
+        })
 }
 
 /// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.

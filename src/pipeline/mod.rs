@@ -53,10 +53,19 @@ pub struct RunContext {
 
 /// Runs a verify and returns its report; `Err` only when nothing could be compared at all (a
 /// source unreachable, a named table absent everywhere).
-pub async fn verify(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<VerifyReport> {
+pub async fn verify(
+    settings: &VerifySettings,
+    reporter: Arc<dyn Reporter>,
+) -> Result<VerifyReport> {
     let started = Instant::now();
     let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
-    let sources = try_join_all(settings.sources.iter().map(|(r, i)| Source::open(*r, i.clone()))).await?;
+    let sources = try_join_all(
+        settings
+            .sources
+            .iter()
+            .map(|(r, i)| Source::open(*r, i.clone())),
+    )
+    .await?;
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
     let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
     for (name, err) in &refused {
@@ -64,16 +73,40 @@ pub async fn verify(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> R
     }
     let tables = plan_ranges(&sources, plans, settings.jobs).await?;
     let (tx, rx) = mpsc::channel(64);
-    let collector = tokio::spawn(findings::collect(rx, findings::Layout::of(&tables), settings.clone()));
-    let ctx = Arc::new(RunContext::new(roles, sources, tables, settings.batch_bytes, tx, reporter));
-    let workers: Vec<_> = (0..settings.jobs.max(1)).map(|_| tokio::spawn(worker(ctx.clone()))).collect();
+    let collector = tokio::spawn(findings::collect(
+        rx,
+        findings::Layout::of(&tables),
+        settings.clone(),
+    ));
+    let ctx = Arc::new(RunContext::new(
+        roles,
+        sources,
+        tables,
+        settings.batch_bytes,
+        tx,
+        reporter,
+    ));
+    let workers: Vec<_> = (0..settings.jobs.max(1))
+        .map(|_| tokio::spawn(worker(ctx.clone())))
+        .collect();
     for w in workers {
-        w.await.map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
+        w.await
+            .map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
     }
     let ctx = Arc::into_inner(ctx).ok_or_else(|| Error::internal("workers still hold the run"))?;
     let (tallies, snapshots, tables) = ctx.into_parts();
-    let listed = collector.await.map_err(|e| Error::internal(format!("findings collector: {e}")))??;
-    Ok(report::build(report::Parts { roles: &settings.sources.iter().map(|(r, _)| *r).collect::<Vec<_>>(), snapshots, tables: &tables, tallies, refused, listed, started }))
+    let listed = collector
+        .await
+        .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
+    Ok(report::build(report::Parts {
+        roles: &settings.sources.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        snapshots,
+        tables: &tables,
+        tallies,
+        refused,
+        listed,
+        started,
+    }))
 }
 
 async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
@@ -88,19 +121,29 @@ fn plan_tables(
     roles: &[Role],
     catalogs: &[Vec<TableShape>],
 ) -> Result<(Vec<TablePlan>, Vec<(TableName, Error)>)> {
-    let names: BTreeSet<&TableName> =
-        catalogs.iter().flatten().map(|t| &t.name).filter(|n| settings.filter.accepts(n)).collect();
+    let names: BTreeSet<&TableName> = catalogs
+        .iter()
+        .flatten()
+        .map(|t| &t.name)
+        .filter(|n| settings.filter.accepts(n))
+        .collect();
     for wanted in settings.filter.tables.iter().flatten() {
         if !names.contains(wanted) {
-            let sides = roles.iter().map(Role::to_string).collect::<Vec<_>>().join(" or ");
+            let sides = roles
+                .iter()
+                .map(Role::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ");
             return Err(Error::usage(format!("table {wanted} not found on {sides}"))
                 .with_hint("check the name (schema.table); list tables with psql's \\dt"));
         }
     }
     let (mut plans, mut refused) = (Vec::new(), Vec::new());
     for name in names {
-        let shapes: Vec<Option<&TableShape>> =
-            catalogs.iter().map(|c| c.iter().find(|t| &t.name == name)).collect();
+        let shapes: Vec<Option<&TableShape>> = catalogs
+            .iter()
+            .map(|c| c.iter().find(|t| &t.name == name))
+            .collect();
         let key = settings.keys.get(name).map(Vec::as_slice);
         match reconcile(name, roles, &shapes, key) {
             Ok(plan) => plans.push(plan),
@@ -111,14 +154,26 @@ fn plan_tables(
 }
 
 /// Samples boundaries for the large tables and cuts every table into ranges.
-async fn plan_ranges(sources: &[Source], plans: Vec<TablePlan>, jobs: usize) -> Result<Vec<TableRun>> {
+async fn plan_ranges(
+    sources: &[Source],
+    plans: Vec<TablePlan>,
+    jobs: usize,
+) -> Result<Vec<TableRun>> {
     let mut runs = Vec::with_capacity(plans.len());
     for plan in plans {
-        let sampler = plan.codecs.iter().position(Option::is_some).expect("a table has a source");
+        let sampler = plan
+            .codecs
+            .iter()
+            .position(Option::is_some)
+            .expect("a table has a source");
         let want = ranges_for(plan.est_rows, jobs);
         let bounds = sample::boundaries(sources[sampler].client(), &plan, want).await?;
         let tree_bits = tree_bits_for(plan.est_rows);
-        runs.push(TableRun { plan, ranges: plan_ranges_of(bounds), tree_bits });
+        runs.push(TableRun {
+            plan,
+            ranges: plan_ranges_of(bounds),
+            tree_bits,
+        });
     }
     Ok(runs)
 }
@@ -160,7 +215,10 @@ impl RunContext {
             .collect();
         let mut order: Vec<usize> = (0..tables.len()).collect();
         order.sort_by_key(|&t| std::cmp::Reverse(tables[t].plan.est_rows));
-        let queue = order.iter().flat_map(|&t| (0..tables[t].ranges.len()).map(move |r| (t, r))).collect();
+        let queue = order
+            .iter()
+            .flat_map(|&t| (0..tables[t].ranges.len()).map(move |r| (t, r)))
+            .collect();
         RunContext {
             roles,
             sources,
@@ -181,7 +239,8 @@ impl RunContext {
         let first = self.tallies.lock().expect("tally lock")[table].start();
         if first {
             let t = &self.tables[table];
-            self.reporter.table_started(table, &t.plan.name, t.plan.est_rows);
+            self.reporter
+                .table_started(table, &t.plan.name, t.plan.est_rows);
         }
     }
 
@@ -205,9 +264,19 @@ impl RunContext {
         }
     }
 
-    fn into_parts(self) -> (Vec<TableTally>, Vec<crate::source::SnapshotInfo>, Vec<TableRun>) {
+    fn into_parts(
+        self,
+    ) -> (
+        Vec<TableTally>,
+        Vec<crate::source::SnapshotInfo>,
+        Vec<TableRun>,
+    ) {
         let snapshots = self.sources.into_iter().map(|s| s.snapshot).collect();
-        (self.tallies.into_inner().expect("tally lock"), snapshots, self.tables)
+        (
+            self.tallies.into_inner().expect("tally lock"),
+            snapshots,
+            self.tables,
+        )
     }
 }
 
@@ -215,11 +284,16 @@ impl RunContext {
 async fn worker(ctx: Arc<RunContext>) {
     let mut clients = match open_sessions(&ctx).await {
         Ok(c) => c,
-        Err(e) => return ctx.reporter.message(&format!("a worker could not start: {e}")),
+        Err(e) => {
+            return ctx
+                .reporter
+                .message(&format!("a worker could not start: {e}"))
+        }
     };
     while let Some((table, range)) = ctx.next_unit() {
         ctx.begin_unit(table);
-        let outcome = range_diff::diff_range(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
+        let outcome =
+            range_diff::diff_range(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
         let failed = outcome.is_err();
         ctx.end_unit(table, outcome);
         if failed {

@@ -38,7 +38,10 @@ enum Item {
 /// The COPY statement of one range on one source.
 pub fn copy_query(plan: &TablePlan, range: &KeyRange) -> String {
     let keys = plan.key_exprs();
-    let filter = range.predicate(&keys).map(|p| format!(" WHERE {p}")).unwrap_or_default();
+    let filter = range
+        .predicate(&keys)
+        .map(|p| format!(" WHERE {p}"))
+        .unwrap_or_default();
     format!(
         "COPY (SELECT {} FROM {}{filter} ORDER BY {}) TO STDOUT (FORMAT binary)",
         plan.select_list(),
@@ -48,15 +51,24 @@ pub fn copy_query(plan: &TablePlan, range: &KeyRange) -> String {
 }
 
 /// Compares one range of one table across the sources, whose sessions are `clients`.
-pub async fn diff_range(ctx: &RunContext, clients: &[Client], table: usize, range: &KeyRange) -> Result<RangeTally> {
+pub async fn diff_range(
+    ctx: &RunContext,
+    clients: &[Client],
+    table: usize,
+    range: &KeyRange,
+) -> Result<RangeTally> {
     let plan = &ctx.tables[table].plan;
     let mut readers = Vec::with_capacity(clients.len());
     for (i, client) in clients.iter().enumerate() {
         let reader = match &plan.codecs[i] {
-            Some(codec) => Some(start_reader(client, plan, range, codec.clone(), ctx.batch_bytes).await),
+            Some(codec) => {
+                Some(start_reader(client, plan, range, codec.clone(), ctx.batch_bytes).await)
+            }
             None => None,
         };
-        let reader = reader.transpose().map_err(|e| e.context(at(ctx, table, i, range)))?;
+        let reader = reader
+            .transpose()
+            .map_err(|e| e.context(at(ctx, table, i, range)))?;
         readers.push(reader);
     }
     let mut tally = RangeTally::new(plan, clients.len(), ctx.tables[table].tree_bits);
@@ -68,23 +80,35 @@ pub async fn diff_range(ctx: &RunContext, clients: &[Client], table: usize, rang
         })
         .map_err(|e| order_error(ctx, table, range, e))?;
         if let Some(err) = tally.take_error() {
-            return Err(Error::from(err).context(format!("comparing {} in range {range}", plan.name)));
+            return Err(
+                Error::from(err).context(format!("comparing {} in range {range}", plan.name))
+            );
         }
         if !found.is_empty() {
             let _ = ctx.findings.send(std::mem::take(&mut found)).await;
         }
         let Step::Need(i) = step else { break };
-        let batch = next_batch(&mut readers[i]).await.map_err(|e| e.context(at(ctx, table, i, range)))?;
-        if let Some(b) = batch.as_ref().filter(|_| Some(i) == plan.codecs.iter().position(Option::is_some)) {
+        let batch = next_batch(&mut readers[i])
+            .await
+            .map_err(|e| e.context(at(ctx, table, i, range)))?;
+        if let Some(b) = batch
+            .as_ref()
+            .filter(|_| Some(i) == plan.codecs.iter().position(Option::is_some))
+        {
             ctx.reporter.rows(table, b.len() as u64);
         }
-        cursors[i].feed(batch, range, i).map_err(|e| order_error(ctx, table, range, e))?;
+        cursors[i]
+            .feed(batch, range, i)
+            .map_err(|e| order_error(ctx, table, range, e))?;
     }
     Ok(tally)
 }
 
 fn at(ctx: &RunContext, table: usize, source: usize, range: &KeyRange) -> String {
-    format!("reading {} from {}, range {range}", ctx.tables[table].plan.name, ctx.roles[source])
+    format!(
+        "reading {} from {}, range {range}",
+        ctx.tables[table].plan.name, ctx.roles[source]
+    )
 }
 
 fn order_error(ctx: &RunContext, table: usize, range: &KeyRange, err: OrderError) -> Error {
@@ -100,7 +124,14 @@ fn order_error(ctx: &RunContext, table: usize, range: &KeyRange, err: OrderError
 }
 
 /// Classifies one key and records it.
-fn on_key(plan: &TablePlan, table: usize, cursors: &[Cursor], present: &Present, tally: &mut RangeTally, found: &mut Vec<Finding>) {
+fn on_key(
+    plan: &TablePlan,
+    table: usize,
+    cursors: &[Cursor],
+    present: &Present,
+    tally: &mut RangeTally,
+    found: &mut Vec<Finding>,
+) {
     let mut digests = [None; 2];
     for (i, cursor) in cursors.iter().enumerate() {
         if let (Some(_), Some((batch, row))) = (present[i], cursor.current()) {
@@ -108,18 +139,28 @@ fn on_key(plan: &TablePlan, table: usize, cursors: &[Cursor], present: &Present,
             digests[i.min(1)] = Some(&batch.digests[row]);
         }
     }
-    let Some(class) = two_way(digests[0], digests[1]) else { return };
+    let Some(class) = two_way(digests[0], digests[1]) else {
+        return;
+    };
     let columns = match (cursors[0].current(), cursors[cursors.len() - 1].current()) {
         (Some(a), Some(b)) if present[0].is_some() && present[cursors.len() - 1].is_some() => {
             differing_columns(plan, a, b)
         }
         _ => Ok(Vec::new()),
     };
-    let holder = present.iter().position(Option::is_some).expect("a key has a holder");
+    let holder = present
+        .iter()
+        .position(Option::is_some)
+        .expect("a key has a holder");
     let (batch, row) = cursors[holder].current().expect("holder has a row");
     let codec = plan.codecs[holder].as_ref().expect("holder has the table");
     let finding = columns.and_then(|columns| {
-        Ok(Finding { table, class, key: key_json(codec, batch, row)?, columns })
+        Ok(Finding {
+            table,
+            class,
+            key: key_json(codec, batch, row)?,
+            columns,
+        })
     });
     match finding {
         Ok(f) => {
@@ -131,8 +172,15 @@ fn on_key(plan: &TablePlan, table: usize, cursors: &[Cursor], present: &Present,
 }
 
 /// The compared columns whose canonical values differ between two rows.
-fn differing_columns(plan: &TablePlan, a: (&DigestBatch, usize), b: (&DigestBatch, usize)) -> Result<Vec<u16>, ValueError> {
-    let (ca, cb) = (plan.codecs[0].as_ref().expect("base"), plan.codecs[plan.codecs.len() - 1].as_ref().expect("target"));
+fn differing_columns(
+    plan: &TablePlan,
+    a: (&DigestBatch, usize),
+    b: (&DigestBatch, usize),
+) -> Result<Vec<u16>, ValueError> {
+    let (ca, cb) = (
+        plan.codecs[0].as_ref().expect("base"),
+        plan.codecs[plan.codecs.len() - 1].as_ref().expect("target"),
+    );
     let mut cols = Vec::new();
     for col in 0..plan.columns.len() {
         if ca.canonical_field(&a.0.rows, a.1, col)? != cb.canonical_field(&b.0.rows, b.1, col)? {
@@ -149,7 +197,10 @@ fn key_json(codec: &RowCodec, batch: &DigestBatch, row: usize) -> Result<String,
         if col > 0 {
             out.push(',');
         }
-        let raw = batch.rows.field(row, col).ok_or(ValueError::new("key", "NULL in a key column"))?;
+        let raw = batch
+            .rows
+            .field(row, col)
+            .ok_or(ValueError::new("key", "NULL in a key column"))?;
         render_json(&codec.kinds[col], raw, &mut out)?;
     }
     out.push(']');
@@ -158,26 +209,46 @@ fn key_json(codec: &RowCodec, batch: &DigestBatch, row: usize) -> Result<String,
 
 type Reader = mpsc::Receiver<Item>;
 
-async fn start_reader(client: &Client, plan: &TablePlan, range: &KeyRange, codec: Arc<RowCodec>, batch_bytes: usize) -> Result<Reader> {
-    let stream = client.copy_out(&copy_query(plan, range)).await.context(|| "starting COPY".into())?;
+async fn start_reader(
+    client: &Client,
+    plan: &TablePlan,
+    range: &KeyRange,
+    codec: Arc<RowCodec>,
+    batch_bytes: usize,
+) -> Result<Reader> {
+    let stream = client
+        .copy_out(&copy_query(plan, range))
+        .await
+        .context(|| "starting COPY".into())?;
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     tokio::spawn(read_stream(stream, codec, batch_bytes, tx));
     Ok(rx)
 }
 
 /// Reads one COPY stream to its end, sending batches off to be digested as they fill.
-async fn read_stream(stream: CopyOutStream, codec: Arc<RowCodec>, batch_bytes: usize, tx: mpsc::Sender<Item>) {
+async fn read_stream(
+    stream: CopyOutStream,
+    codec: Arc<RowCodec>,
+    batch_bytes: usize,
+    tx: mpsc::Sender<Item>,
+) {
     let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(codec.kinds.len());
     while let Some(chunk) = stream.next().await {
-        let pushed = chunk.map_err(Error::pg).and_then(|c| decoder.push(&c).map_err(Error::from));
+        let pushed = chunk
+            .map_err(Error::pg)
+            .and_then(|c| decoder.push(&c).map_err(Error::from));
         if let Err(e) = pushed {
             let _ = tx.send(Item::Failed(e)).await;
             return;
         }
         if decoder.complete_bytes() >= batch_bytes {
             let batch = decoder.take_batch().expect("complete rows");
-            if tx.send(Item::Batch(digest_on_pool(codec.clone(), batch))).await.is_err() {
+            if tx
+                .send(Item::Batch(digest_on_pool(codec.clone(), batch)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -200,11 +271,15 @@ async fn next_batch(reader: &mut Option<Reader>) -> Result<Option<DigestBatch>> 
     let Some(rx) = reader else { return Ok(None) };
     match rx.recv().await {
         Some(Item::Batch(pending)) => {
-            let batch = pending.await.map_err(|_| Error::internal("the hashing pool dropped a batch"))??;
+            let batch = pending
+                .await
+                .map_err(|_| Error::internal("the hashing pool dropped a batch"))??;
             Ok(Some(batch))
         }
         Some(Item::End) => Ok(None),
         Some(Item::Failed(e)) => Err(e),
-        None => Err(Error::internal("a reader stopped without finishing its stream")),
+        None => Err(Error::internal(
+            "a reader stopped without finishing its stream",
+        )),
     }
 }

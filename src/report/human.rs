@@ -13,12 +13,22 @@ use crate::source::Role;
 pub fn summary(report: &VerifyReport) -> String {
     let mut out = String::new();
     let roles: Vec<Role> = report.sources.keys().copied().collect();
-    let name_width = report.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).clamp(5, 48);
+    let name_width = report
+        .tables
+        .iter()
+        .map(|t| t.table.len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 48);
     let _ = write!(out, "{:<name_width$}", "table");
     for role in &roles {
         let _ = write!(out, " {:>12}", format!("{role} rows"));
     }
-    let _ = writeln!(out, " {:>9} {:>9} {:>9} {:>8} {:>10}", "missing", "extra", "divergent", "time", "rows/s");
+    let _ = writeln!(
+        out,
+        " {:>9} {:>9} {:>9} {:>8} {:>10}",
+        "missing", "extra", "divergent", "time", "rows/s"
+    );
     for table in &report.tables {
         table_lines(&mut out, table, &roles, name_width);
     }
@@ -36,14 +46,33 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
         .expect("writing to a string");
     }
     let time = format!("{:.1}s", t.elapsed_ms as f64 / 1000.0);
-    let _ = writeln!(out, " {:>9} {:>9} {:>9} {time:>8} {:>10}", t.missing, t.extra, t.divergent, rate(t.rows_per_sec));
+    let _ = writeln!(
+        out,
+        " {:>9} {:>9} {:>9} {time:>8} {:>10}",
+        t.missing,
+        t.extra,
+        t.divergent,
+        rate(t.rows_per_sec)
+    );
     if !t.divergent_columns.is_empty() {
-        let cols: Vec<String> = t.divergent_columns.iter().map(|c| format!("{} ({})", c.column, c.rows)).collect();
+        let cols: Vec<String> = t
+            .divergent_columns
+            .iter()
+            .map(|c| format!("{} ({})", c.column, c.rows))
+            .collect();
         let _ = writeln!(out, "    divergent columns: {}", cols.join(", "));
     }
     for d in &t.schema_differences {
-        let column = d.column.as_deref().map(|c| format!("column {c}: ")).unwrap_or_default();
-        let _ = writeln!(out, "    schema ({}): {column}{} → {} on {}", d.kind, d.expected, d.found, d.source);
+        let column = d
+            .column
+            .as_deref()
+            .map(|c| format!("column {c}: "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    schema ({}): {column}{} → {} on {}",
+            d.kind, d.expected, d.found, d.source
+        );
     }
     for e in &t.errors {
         let _ = writeln!(out, "    error: {e}");
@@ -60,19 +89,29 @@ fn rate(rows_per_sec: u64) -> String {
 
 fn verdict_line(r: &VerifyReport) -> String {
     let t = &r.totals;
-    let rows = format!("{} missing, {} extra, {} divergent rows", t.missing, t.extra, t.divergent);
+    let rows = format!(
+        "{} missing, {} extra, {} divergent rows",
+        t.missing, t.extra, t.divergent
+    );
     let schema = match t.schema_differences {
         0 => String::new(),
         n => format!("; {n} schema difference{}", if n == 1 { "" } else { "s" }),
     };
     match r.verdict {
-        Verdict::Identical => format!("verdict: IDENTICAL ({} tables compared, no differences)", t.tables),
+        Verdict::Identical => format!(
+            "verdict: IDENTICAL ({} tables compared, no differences)",
+            t.tables
+        ),
         Verdict::Differences => format!(
             "verdict: DIFFERENCES in {} of {} tables ({rows}{schema})",
             t.tables_differing, t.tables
         ),
         Verdict::Incomplete => {
-            let failed = r.tables.iter().filter(|t| t.status == TableStatus::Error).count();
+            let failed = r
+                .tables
+                .iter()
+                .filter(|t| t.status == TableStatus::Error)
+                .count();
             format!(
                 "verdict: INCOMPLETE: {failed} of {} tables not fully verified ({rows}{schema} in what was compared)",
                 t.tables

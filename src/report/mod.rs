@@ -171,17 +171,34 @@ pub struct Parts<'a> {
 
 pub fn build(parts: Parts<'_>) -> VerifyReport {
     let roles = parts.roles;
-    let mut tables: Vec<TableReport> =
-        parts.tables.iter().zip(parts.tallies).map(|(run, tally)| table_report(roles, run, tally)).collect();
+    let mut tables: Vec<TableReport> = parts
+        .tables
+        .iter()
+        .zip(parts.tallies)
+        .map(|(run, tally)| table_report(roles, run, tally))
+        .collect();
     let mut errors: Vec<ErrorOut> = parts
         .refused
         .iter()
-        .map(|(name, e)| ErrorOut { table: Some(name.to_string()), message: e.to_string(), hint: e.hint().map(str::to_string) })
+        .map(|(name, e)| ErrorOut {
+            table: Some(name.to_string()),
+            message: e.to_string(),
+            hint: e.hint().map(str::to_string),
+        })
         .collect();
-    tables.extend(parts.refused.iter().map(|(name, e)| refused_report(name, e)));
+    tables.extend(
+        parts
+            .refused
+            .iter()
+            .map(|(name, e)| refused_report(name, e)),
+    );
     tables.sort_by(|a, b| a.table.cmp(&b.table));
     for t in &tables {
-        errors.extend(t.errors.iter().map(|m| ErrorOut { table: Some(t.table.clone()), message: m.clone(), hint: None }));
+        errors.extend(t.errors.iter().map(|m| ErrorOut {
+            table: Some(t.table.clone()),
+            message: m.clone(),
+            hint: None,
+        }));
     }
     errors.dedup_by(|a, b| a.table == b.table && a.message == b.message);
     let totals = totals(&tables);
@@ -211,7 +228,10 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
     };
     if tally.ranges_verified + tally.errors.len() < tally.ranges_total {
         let left = tally.ranges_total - tally.ranges_verified - tally.errors.len();
-        tally.errors.push(format!("{left} of {} ranges were not verified", tally.ranges_total));
+        tally.errors.push(format!(
+            "{left} of {} ranges were not verified",
+            tally.ranges_total
+        ));
     }
     let elapsed = tally.elapsed();
     let rows_read: u64 = tally.rows.iter().sum();
@@ -220,12 +240,19 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         .iter()
         .zip(&tally.columns)
         .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| ColumnCount { column: c.clone(), rows: *n })
+        .map(|(c, n)| ColumnCount {
+            column: c.clone(),
+            rows: *n,
+        })
         .collect();
     TableReport {
         table: plan.name.to_string(),
         status,
-        rows: roles.iter().copied().zip(tally.rows.iter().copied()).collect(),
+        rows: roles
+            .iter()
+            .copied()
+            .zip(tally.rows.iter().copied())
+            .collect(),
         missing: tally.classes.missing,
         extra: tally.classes.extra,
         divergent: tally.classes.divergent,
@@ -233,8 +260,15 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         schema_differences: plan.schema_diffs.clone(),
         key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
         columns_compared: plan.columns.clone(),
-        roots: roles.iter().copied().zip(tally.trees.iter().map(|t| hex(&t.root()))).collect(),
-        ranges: RangeCounts { planned: tally.ranges_total, verified: tally.ranges_verified },
+        roots: roles
+            .iter()
+            .copied()
+            .zip(tally.trees.iter().map(|t| hex(&t.root())))
+            .collect(),
+        ranges: RangeCounts {
+            planned: tally.ranges_total,
+            verified: tally.ranges_verified,
+        },
         elapsed_ms: elapsed.as_millis() as u64,
         rows_per_sec: (rows_read as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
         errors: tally.errors,
@@ -271,7 +305,10 @@ fn refused_report(name: &TableName, err: &Error) -> TableReport {
         key: Vec::new(),
         columns_compared: Vec::new(),
         roots: BTreeMap::new(),
-        ranges: RangeCounts { planned: 0, verified: 0 },
+        ranges: RangeCounts {
+            planned: 0,
+            verified: 0,
+        },
         elapsed_ms: 0,
         rows_per_sec: 0,
         errors: vec![err.to_string()],
@@ -279,7 +316,10 @@ fn refused_report(name: &TableName, err: &Error) -> TableReport {
 }
 
 fn totals(tables: &[TableReport]) -> Totals {
-    let mut t = Totals { tables: tables.len(), ..Totals::default() };
+    let mut t = Totals {
+        tables: tables.len(),
+        ..Totals::default()
+    };
     for table in tables {
         t.tables_differing += (table.status == TableStatus::Differences) as usize;
         t.tables_failed += (table.status == TableStatus::Error) as usize;
@@ -292,7 +332,8 @@ fn totals(tables: &[TableReport]) -> Totals {
 }
 
 fn verdict(totals: &Totals, errors: &[ErrorOut]) -> Verdict {
-    let differs = totals.missing + totals.extra + totals.divergent > 0 || totals.schema_differences > 0;
+    let differs =
+        totals.missing + totals.extra + totals.divergent > 0 || totals.schema_differences > 0;
     if totals.tables_failed > 0 || !errors.is_empty() {
         Verdict::Incomplete
     } else if differs {
@@ -309,10 +350,16 @@ fn findings_out(listed: &Listed) -> Vec<FindingOut> {
         .map(|f| FindingOut {
             table: listed.layout.table(f).to_string(),
             key: RawValue::from_string(f.key.clone()).unwrap_or_else(|_| {
-                RawValue::from_string(serde_json::to_string(&f.key).expect("a string serializes")).expect("valid JSON")
+                RawValue::from_string(serde_json::to_string(&f.key).expect("a string serializes"))
+                    .expect("valid JSON")
             }),
             kind: f.class.as_str(),
-            columns: listed.layout.columns(f).into_iter().map(str::to_string).collect(),
+            columns: listed
+                .layout
+                .columns(f)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         })
         .collect()
 }
@@ -322,9 +369,13 @@ impl VerifyReport {
     pub fn write_json(&self, path: &std::path::Path) -> crate::error::Result<()> {
         let file = crate::pipeline::findings::temp_beside(path)?;
         let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, self).map_err(|e| Error::io(path.display(), e.into()))?;
-        let file = out.into_inner().map_err(|e| Error::io(path.display(), e.into_error()))?;
-        file.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+        serde_json::to_writer_pretty(&mut out, self)
+            .map_err(|e| Error::io(path.display(), e.into()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(path.display(), e.into_error()))?;
+        file.persist(path)
+            .map_err(|e| Error::io(path.display(), e.error))?;
         Ok(())
     }
 }

@@ -98,7 +98,11 @@ impl CopyDecoder {
         let buf = self.pending.split_to(self.parsed).freeze();
         self.parsed = 0;
         let fields = std::mem::take(&mut self.fields);
-        Some(RowBatch { buf, fields, ncols: self.ncols })
+        Some(RowBatch {
+            buf,
+            fields,
+            ncols: self.ncols,
+        })
     }
 
     /// Ends the stream: the trailer must have been seen and no partial row left.
@@ -227,10 +231,15 @@ mod tests {
             batches.extend(d.finish().unwrap());
             let got: Vec<Vec<Option<Vec<u8>>>> = batches
                 .iter()
-                .flat_map(|b| (0..b.len()).map(move |r| (0..2).map(|c| b.field(r, c).map(<[u8]>::to_vec)).collect()))
+                .flat_map(|b| {
+                    (0..b.len())
+                        .map(move |r| (0..2).map(|c| b.field(r, c).map(<[u8]>::to_vec)).collect())
+                })
                 .collect();
-            let want: Vec<Vec<Option<Vec<u8>>>> =
-                rows().iter().map(|r| r.iter().map(|f| f.map(<[u8]>::to_vec)).collect()).collect();
+            let want: Vec<Vec<Option<Vec<u8>>>> = rows()
+                .iter()
+                .map(|r| r.iter().map(|f| f.map(<[u8]>::to_vec)).collect())
+                .collect();
             assert_eq!(got, want, "chunk size {chunk}");
         }
     }

@@ -66,18 +66,31 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
     let bytewise_default = database_is_bytewise(client).await?;
     let columns = read_columns(client).await?;
     let keys = read_keys(client).await?;
-    let resolver = Resolver { types: &types, columns: &columns };
-    let rows = client.query(TABLES, &[]).await.context(|| "listing tables".into())?;
+    let resolver = Resolver {
+        types: &types,
+        columns: &columns,
+    };
+    let rows = client
+        .query(TABLES, &[])
+        .await
+        .context(|| "listing tables".into())?;
     let mut tables = Vec::with_capacity(rows.len());
     for row in rows {
         let oid: u32 = row.get(0);
         let name = TableName::new(row.get::<_, String>(1), row.get::<_, String>(2));
         let est: f64 = row.get(4);
         let cols = columns.get(&oid).map(Vec::as_slice).unwrap_or(&[]);
-        let columns: Vec<Column> =
-            cols.iter().map(|c| resolver.column(c, bytewise_default)).collect();
+        let columns: Vec<Column> = cols
+            .iter()
+            .map(|c| resolver.column(c, bytewise_default))
+            .collect();
         let key = key_indexes(&columns, keys.get(&oid));
-        tables.push(TableShape { name, columns, key, est_rows: est.max(0.0) as u64 });
+        tables.push(TableShape {
+            name,
+            columns,
+            key,
+            est_rows: est.max(0.0) as u64,
+        });
     }
     tables.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tables)
@@ -85,7 +98,10 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
 
 fn key_indexes(columns: &[Column], key: Option<&Vec<String>>) -> Vec<usize> {
     let names = key.map(Vec::as_slice).unwrap_or(&[]);
-    names.iter().filter_map(|n| columns.iter().position(|c| &c.name == n)).collect()
+    names
+        .iter()
+        .filter_map(|n| columns.iter().position(|c| &c.name == n))
+        .collect()
 }
 
 /// A column as the catalog lists it, before its type is resolved.
@@ -99,7 +115,10 @@ struct RawColumn {
 }
 
 async fn read_columns(client: &Client) -> Result<HashMap<u32, Vec<RawColumn>>> {
-    let rows = client.query(COLUMNS, &[]).await.context(|| "reading columns".into())?;
+    let rows = client
+        .query(COLUMNS, &[])
+        .await
+        .context(|| "reading columns".into())?;
     let mut map: HashMap<u32, Vec<RawColumn>> = HashMap::new();
     for row in rows {
         map.entry(row.get(0)).or_default().push(RawColumn {
@@ -115,7 +134,10 @@ async fn read_columns(client: &Client) -> Result<HashMap<u32, Vec<RawColumn>>> {
 }
 
 async fn read_keys(client: &Client) -> Result<HashMap<u32, Vec<String>>> {
-    let rows = client.query(KEYS, &[]).await.context(|| "reading primary keys".into())?;
+    let rows = client
+        .query(KEYS, &[])
+        .await
+        .context(|| "reading primary keys".into())?;
     let mut map: HashMap<u32, Vec<String>> = HashMap::new();
     for row in rows {
         map.entry(row.get(0)).or_default().push(row.get(1));
@@ -124,7 +146,10 @@ async fn read_keys(client: &Client) -> Result<HashMap<u32, Vec<String>>> {
 }
 
 async fn read_types(client: &Client) -> Result<HashMap<u32, TypeRow>> {
-    let rows = client.query(TYPES, &[]).await.context(|| "reading types".into())?;
+    let rows = client
+        .query(TYPES, &[])
+        .await
+        .context(|| "reading types".into())?;
     let entry = |row: tokio_postgres::Row| {
         let t = TypeRow {
             name: row.get(1),
@@ -143,7 +168,10 @@ async fn read_types(client: &Client) -> Result<HashMap<u32, TypeRow>> {
 /// Whether the database's default collation orders by bytes: only libc's C and POSIX do, as
 /// PostgreSQL decides it (`lc_collate_is_c`); C.UTF-8 and ICU locales do not.
 async fn database_is_bytewise(client: &Client) -> Result<bool> {
-    let row = client.query_one(DATABASE, &[]).await.context(|| "reading the database".into())?;
+    let row = client
+        .query_one(DATABASE, &[])
+        .await
+        .context(|| "reading the database".into())?;
     let collate: String = row.get(0);
     let provider: String = row.get(1);
     Ok(provider == "c" && matches!(collate.as_str(), "C" | "POSIX"))
@@ -195,7 +223,9 @@ impl Resolver<'_> {
 
     fn fields(&self, relid: u32, depth: u32) -> Vec<TypeKind> {
         let cols = self.columns.get(&relid).map(Vec::as_slice).unwrap_or(&[]);
-        cols.iter().map(|c| self.kind(c.type_oid, depth + 1)).collect()
+        cols.iter()
+            .map(|c| self.kind(c.type_oid, depth + 1))
+            .collect()
     }
 }
 

@@ -25,18 +25,26 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     let config = pg_config(info);
     let client = match info.sslmode {
         SslMode::Disable => {
-            let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
+            let (client, conn) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| connect_error(info, e))?;
             tokio::spawn(conn);
             client
         }
         _ => {
-            let (client, conn) =
-                config.connect(tls_connector(info)?).await.map_err(|e| connect_error(info, e))?;
+            let (client, conn) = config
+                .connect(tls_connector(info)?)
+                .await
+                .map_err(|e| connect_error(info, e))?;
             tokio::spawn(conn);
             client
         }
     };
-    client.batch_execute(SESSION_SETUP).await.map_err(|e| connect_error(info, e))?;
+    client
+        .batch_execute(SESSION_SETUP)
+        .await
+        .map_err(|e| connect_error(info, e))?;
     Ok(client)
 }
 
@@ -58,7 +66,9 @@ fn pg_config(info: &ConnInfo) -> Config {
     if let Some(password) = &info.password {
         config.password(password);
     }
-    config.connect_timeout(Duration::from_secs(info.connect_timeout.unwrap_or(30).max(1)));
+    config.connect_timeout(Duration::from_secs(
+        info.connect_timeout.unwrap_or(30).max(1),
+    ));
     config
 }
 

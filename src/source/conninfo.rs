@@ -64,7 +64,11 @@ impl fmt::Debug for ConnInfo {
 /// `user@host:port/db`, never the password.
 impl fmt::Display for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
     }
 }
 
@@ -84,13 +88,17 @@ impl Env for ProcessEnv {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
     fn read_file(&self, path: &str) -> Option<String> {
-        pgpass_readable(path).then(|| std::fs::read_to_string(path).ok()).flatten()
+        pgpass_readable(path)
+            .then(|| std::fs::read_to_string(path).ok())
+            .flatten()
     }
     fn home(&self) -> Option<String> {
         self.var("HOME")
     }
     fn os_user(&self) -> String {
-        self.var("USER").or_else(|| self.var("LOGNAME")).unwrap_or_else(|| "postgres".into())
+        self.var("USER")
+            .or_else(|| self.var("LOGNAME"))
+            .unwrap_or_else(|| "postgres".into())
     }
 }
 
@@ -126,9 +134,13 @@ fn complete(mut p: BTreeMap<String, String>, env: &dyn Env) -> Result<ConnInfo> 
     let sslmode = SslMode::parse(&take("sslmode", "PGSSLMODE").unwrap_or_else(|| "prefer".into()))?;
     let sslrootcert = take("sslrootcert", "PGSSLROOTCERT");
     let connect_timeout = take("connect_timeout", "PGCONNECT_TIMEOUT")
-        .map(|t| t.parse::<u64>().map_err(|_| Error::usage(format!("invalid connect_timeout \"{t}\""))))
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| Error::usage(format!("invalid connect_timeout \"{t}\"")))
+        })
         .transpose()?;
-    let application_name = take("application_name", "PGAPPNAME").unwrap_or_else(|| "pgsalvage".into());
+    let application_name =
+        take("application_name", "PGAPPNAME").unwrap_or_else(|| "pgsalvage".into());
     let passfile = take("passfile", "PGPASSFILE");
     reject_unknown(&p)?;
     let mut info = ConnInfo {
@@ -152,20 +164,35 @@ fn complete(mut p: BTreeMap<String, String>, env: &dyn Env) -> Result<ConnInfo> 
 /// else is a typo worth stopping for.
 fn reject_unknown(rest: &BTreeMap<String, String>) -> Result<()> {
     const IGNORED: &[&str] = &[
-        "options", "target_session_attrs", "keepalives", "keepalives_idle", "gssencmode",
-        "sslcert", "sslkey", "sslcompression", "client_encoding", "fallback_application_name",
+        "options",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "gssencmode",
+        "sslcert",
+        "sslkey",
+        "sslcompression",
+        "client_encoding",
+        "fallback_application_name",
         "hostaddr",
     ];
     match rest.keys().find(|k| !IGNORED.contains(&k.as_str())) {
-        Some(key) => Err(Error::usage(format!("unknown connection parameter \"{key}\""))
-            .with_hint("use libpq names: host, port, user, password, dbname, sslmode, sslrootcert")),
+        Some(key) => Err(
+            Error::usage(format!("unknown connection parameter \"{key}\"")).with_hint(
+                "use libpq names: host, port, user, password, dbname, sslmode, sslrootcert",
+            ),
+        ),
         None => Ok(()),
     }
 }
 
 fn default_socket_dir() -> String {
     let debian = "/var/run/postgresql";
-    if std::path::Path::new(debian).is_dir() { debian.into() } else { "/tmp".into() }
+    if std::path::Path::new(debian).is_dir() {
+        debian.into()
+    } else {
+        "/tmp".into()
+    }
 }
 
 /// Finds a password in a `.pgpass` file: `host:port:db:user:password`, `*` matches anything,
@@ -174,12 +201,23 @@ fn pgpass_lookup(info: &ConnInfo, passfile: Option<String>, env: &dyn Env) -> Op
     let path = passfile.or_else(|| env.home().map(|h| format!("{h}/.pgpass")))?;
     let text = env.read_file(&path)?;
     let port = info.port.to_string();
-    let host = if info.host.starts_with('/') { "localhost" } else { info.host.as_str() };
-    let wanted = [host, port.as_str(), info.dbname.as_str(), info.user.as_str()];
+    let host = if info.host.starts_with('/') {
+        "localhost"
+    } else {
+        info.host.as_str()
+    };
+    let wanted = [
+        host,
+        port.as_str(),
+        info.dbname.as_str(),
+        info.user.as_str(),
+    ];
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .map(split_pgpass_line)
-        .find(|fields| fields.len() == 5 && fields.iter().zip(wanted).all(|(f, w)| f == "*" || f == w))
+        .find(|fields| {
+            fields.len() == 5 && fields.iter().zip(wanted).all(|(f, w)| f == "*" || f == w)
+        })
         .map(|mut fields| fields.pop().unwrap_or_default())
 }
 
@@ -202,7 +240,10 @@ fn parse_uri(text: &str) -> Result<BTreeMap<String, String>> {
         Error::usage(format!("invalid connection URI: {why}"))
             .with_hint("expected postgresql://user:password@host:port/dbname?sslmode=...")
     };
-    let rest = text.split_once("://").map(|(_, r)| r).ok_or_else(|| bad("no scheme"))?;
+    let rest = text
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| bad("no scheme"))?;
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut p = BTreeMap::new();
@@ -211,18 +252,37 @@ fn parse_uri(text: &str) -> Result<BTreeMap<String, String>> {
         None => (None, authority),
     };
     if let Some(userinfo) = userinfo {
-        let (user, pass) = userinfo.split_once(':').map_or((userinfo, None), |(u, p)| (u, Some(p)));
-        insert_nonempty(&mut p, "user", &percent_decode(user).ok_or_else(|| bad("bad escape"))?);
+        let (user, pass) = userinfo
+            .split_once(':')
+            .map_or((userinfo, None), |(u, p)| (u, Some(p)));
+        insert_nonempty(
+            &mut p,
+            "user",
+            &percent_decode(user).ok_or_else(|| bad("bad escape"))?,
+        );
         if let Some(pass) = pass {
-            p.insert("password".into(), percent_decode(pass).ok_or_else(|| bad("bad escape"))?);
+            p.insert(
+                "password".into(),
+                percent_decode(pass).ok_or_else(|| bad("bad escape"))?,
+            );
         }
     }
     let (host, port) = split_host_port(hostport).ok_or_else(|| bad("bad host or port"))?;
-    insert_nonempty(&mut p, "host", &percent_decode(host).ok_or_else(|| bad("bad escape"))?);
+    insert_nonempty(
+        &mut p,
+        "host",
+        &percent_decode(host).ok_or_else(|| bad("bad escape"))?,
+    );
     insert_nonempty(&mut p, "port", port);
-    insert_nonempty(&mut p, "dbname", &percent_decode(path).ok_or_else(|| bad("bad escape"))?);
+    insert_nonempty(
+        &mut p,
+        "dbname",
+        &percent_decode(path).ok_or_else(|| bad("bad escape"))?,
+    );
     for pair in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| bad("query parameter without '='"))?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("query parameter without '='"))?;
         let v = percent_decode(v).ok_or_else(|| bad("bad escape"))?;
         p.insert(k.to_string(), v);
     }
@@ -265,8 +325,9 @@ fn percent_decode(text: &str) -> Option<String> {
 /// `host=a port=5 password='it''s' dbname=x`: values may be single-quoted with `\'` and `\\`.
 fn parse_keyvalue(text: &str) -> Result<BTreeMap<String, String>> {
     let bad = |why: String| {
-        Error::usage(format!("invalid connection string: {why}"))
-            .with_hint("expected a URI (postgresql://host/db) or key=value pairs (host=... dbname=...)")
+        Error::usage(format!("invalid connection string: {why}")).with_hint(
+            "expected a URI (postgresql://host/db) or key=value pairs (host=... dbname=...)",
+        )
     };
     let mut p = BTreeMap::new();
     let mut chars = text.chars().peekable();
@@ -275,13 +336,15 @@ fn parse_keyvalue(text: &str) -> Result<BTreeMap<String, String>> {
         if chars.peek().is_none() {
             return Ok(p);
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             return Err(bad(format!("\"{key}\" has no value")));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let value = read_value(&mut chars).ok_or_else(|| bad(format!("unterminated quote in \"{key}\"")))?;
+        let value = read_value(&mut chars)
+            .ok_or_else(|| bad(format!("unterminated quote in \"{key}\"")))?;
         p.insert(key, value);
     }
 }
@@ -318,7 +381,9 @@ mod tests {
             self.vars.get(name).cloned()
         }
         fn read_file(&self, path: &str) -> Option<String> {
-            (path == "/home/u/.pgpass").then(|| self.pgpass.clone()).flatten()
+            (path == "/home/u/.pgpass")
+                .then(|| self.pgpass.clone())
+                .flatten()
         }
         fn home(&self) -> Option<String> {
             Some("/home/u".into())
@@ -354,7 +419,11 @@ mod tests {
 
     #[test]
     fn parses_keyvalue_with_quotes() {
-        let info = resolve(r"host=h port=1 dbname='my db' password='it\'s'", &FakeEnv::default()).unwrap();
+        let info = resolve(
+            r"host=h port=1 dbname='my db' password='it\'s'",
+            &FakeEnv::default(),
+        )
+        .unwrap();
         assert_eq!(info.dbname, "my db");
         assert_eq!(info.password.as_deref(), Some("it's"));
         assert_eq!(info.user, "osuser");
@@ -374,9 +443,18 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_hints() {
         let env = FakeEnv::default();
-        assert!(resolve("postgresql://h:notaport/db", &env).unwrap_err().to_string().contains("invalid port"));
-        assert!(resolve("host=h sslmode=maybe", &env).unwrap_err().to_string().contains("sslmode"));
-        assert!(resolve("host=h colour=blue", &env).unwrap_err().to_string().contains("colour"));
+        assert!(resolve("postgresql://h:notaport/db", &env)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid port"));
+        assert!(resolve("host=h sslmode=maybe", &env)
+            .unwrap_err()
+            .to_string()
+            .contains("sslmode"));
+        assert!(resolve("host=h colour=blue", &env)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
         assert!(resolve("host=h dbname='x", &env).is_err());
         assert!(resolve("justaword", &env).is_err());
     }

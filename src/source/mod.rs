@@ -8,8 +8,8 @@
 //! transactions are read-only, which also makes hot standbys valid sources.
 
 pub mod catalog;
-pub mod conninfo;
 pub mod connect;
+pub mod conninfo;
 pub mod sample;
 
 use std::fmt;
@@ -88,7 +88,12 @@ impl Source {
             wal_lsn: row.get::<_, Option<String>>(3).unwrap_or_default(),
             taken_at: row.get(4),
         };
-        Ok(Source { role, info, snapshot, coordinator })
+        Ok(Source {
+            role,
+            info,
+            snapshot,
+            coordinator,
+        })
     }
 
     /// The coordinator session, inside the snapshot (for catalog reads and key sampling).
@@ -99,7 +104,9 @@ impl Source {
     /// A new session that sees exactly the coordinator's snapshot.
     pub async fn worker(&self) -> Result<Client> {
         let at = || format!("opening a worker session on {} ({})", self.role, self.info);
-        let client = connect::connect(&self.info).await.map_err(|e| e.context(at()))?;
+        let client = connect::connect(&self.info)
+            .await
+            .map_err(|e| e.context(at()))?;
         let import = format!(
             "{BEGIN}; SET TRANSACTION SNAPSHOT {}",
             postgres_protocol::escape::escape_literal(&self.snapshot.snapshot_id)

@@ -35,7 +35,9 @@ pub async fn boundaries(client: &Client, plan: &TablePlan, ranges: usize) -> Res
         keys.join(", ")
     );
     let at = || format!("sampling keys of {}", plan.name);
-    let rows = read_all(client, &query, plan.nkey).await.map_err(|e| e.context(at()))?;
+    let rows = read_all(client, &query, plan.nkey)
+        .await
+        .map_err(|e| e.context(at()))?;
     let mut sample = Vec::new();
     for batch in &rows {
         for row in 0..batch.len() {
@@ -51,21 +53,38 @@ fn bound_of(plan: &TablePlan, batch: &RowBatch, row: usize) -> Result<KeyBound> 
     let mut literals = Vec::with_capacity(plan.nkey);
     let mut shown = Vec::with_capacity(plan.nkey);
     for (col, column) in plan.key_columns.iter().enumerate() {
-        let raw = batch.field(row, col).ok_or_else(|| Error::internal("NULL in a sampled key"))?;
+        let raw = batch
+            .field(row, col)
+            .ok_or_else(|| Error::internal("NULL in a sampled key"))?;
         encode_key_part(&column.kind, raw, &mut order_key)?;
         let mut text = String::new();
         render_text(&column.kind, raw, &mut text)?;
         let literal = postgres_protocol::escape::escape_literal(&text);
         literals.push(format!("{literal}::{}", column.type_name));
-        shown.push(if column.kind.collatable() { literal } else { text });
+        shown.push(if column.kind.collatable() {
+            literal
+        } else {
+            text
+        });
     }
-    let display = if shown.len() == 1 { shown.remove(0) } else { format!("({})", shown.join(", ")) };
-    Ok(KeyBound { literals, order_key, display })
+    let display = if shown.len() == 1 {
+        shown.remove(0)
+    } else {
+        format!("({})", shown.join(", "))
+    };
+    Ok(KeyBound {
+        literals,
+        order_key,
+        display,
+    })
 }
 
 /// Runs a binary COPY and keeps every row (only for small results such as samples).
 async fn read_all(client: &Client, query: &str, ncols: usize) -> Result<Vec<RowBatch>> {
-    let stream = client.copy_out(query).await.context(|| "starting COPY".into())?;
+    let stream = client
+        .copy_out(query)
+        .await
+        .context(|| "starting COPY".into())?;
     let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(ncols);
     let mut batches = Vec::new();

@@ -68,7 +68,10 @@ const FANOUT: usize = 64;
 impl ChecksumTree {
     pub fn new(bits: u8) -> Self {
         assert!(bits <= 24, "at most 2^24 leaves");
-        ChecksumTree { bits, leaves: vec![Fingerprint::default(); 1 << bits] }
+        ChecksumTree {
+            bits,
+            leaves: vec![Fingerprint::default(); 1 << bits],
+        }
     }
 
     pub fn bits(&self) -> u8 {
@@ -82,7 +85,8 @@ impl ChecksumTree {
     /// The leaf a key belongs to.
     #[inline]
     pub fn leaf_of(&self, order_key: &[u8]) -> usize {
-        (key_hash(order_key) >> (64 - u32::from(self.bits.max(1)))) as usize & (self.leaves.len() - 1)
+        (key_hash(order_key) >> (64 - u32::from(self.bits.max(1)))) as usize
+            & (self.leaves.len() - 1)
     }
 
     #[inline]
@@ -120,7 +124,9 @@ impl ChecksumTree {
     /// The leaves whose fingerprints differ.
     pub fn differing_leaves(&self, other: &ChecksumTree) -> Vec<usize> {
         assert_eq!(self.bits, other.bits, "trees of different shapes");
-        (0..self.leaves.len()).filter(|&i| self.leaves[i] != other.leaves[i]).collect()
+        (0..self.leaves.len())
+            .filter(|&i| self.leaves[i] != other.leaves[i])
+            .collect()
     }
 }
 
@@ -176,7 +182,10 @@ mod tests {
 
     #[test]
     fn carries_across_limbs() {
-        let mut f = Fingerprint { count: 0, sum: [u64::MAX, u64::MAX, 0, 0] };
+        let mut f = Fingerprint {
+            count: 0,
+            sum: [u64::MAX, u64::MAX, 0, 0],
+        };
         f.add_sum(&[1, 0, 0, 0]);
         assert_eq!(f.sum, [0, 0, 1, 0]);
     }

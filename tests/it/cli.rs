@@ -1,1 +1,302 @@
-//! placeholder
+//! The binary: exit codes 0/1/2, `--help`, outputs (JSON, CSV, quiet), and one clear line for
+//! each kind of bad input; plus a connection lost in the middle of a run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use pgsalvage::progress::Reporter;
+use pgsalvage::shape::TableName;
+
+use crate::support::*;
+
+fn shop() -> (String, String) {
+    pair(
+        "cli",
+        "CREATE TABLE customers (id bigint PRIMARY KEY, name text);
+         INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 100) g;
+         CREATE TABLE \"Odd, \"\"Name\"\"\" (k text PRIMARY KEY, v int);
+         INSERT INTO \"Odd, \"\"Name\"\"\" VALUES ('a,b', 1), ('say \"hi\"', 2);",
+    )
+}
+
+#[test]
+fn help_describes_the_command() {
+    let out = pgsalvage(&["verify", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "--base",
+        "--target",
+        "--tables",
+        "--jobs",
+        "--json",
+        "--findings",
+        "--max-findings",
+        "Exit status",
+        "PGPASSWORD",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn exit_codes_say_identical_differences_or_error() {
+    let (base, target) = shop();
+    let same = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--quiet",
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert_eq!(
+        text(&same.stdout).trim(),
+        "verdict: IDENTICAL (2 tables compared, no differences)"
+    );
+
+    psql(&target, "DELETE FROM customers WHERE id = 5; UPDATE \"Odd, \"\"Name\"\"\" SET v = 3 WHERE k = 'a,b'");
+    let differs = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--no-progress",
+    ]);
+    assert_eq!(differs.status.code(), Some(1));
+    let stdout = text(&differs.stdout);
+    assert!(
+        stdout.contains(
+            "verdict: DIFFERENCES in 2 of 2 tables (1 missing, 0 extra, 1 divergent rows)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("divergent columns: v (1)"), "{stdout}");
+
+    let missing = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--tables",
+        "public.nope",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        first_line(&missing.stderr),
+        "error: table public.nope not found on base or target"
+    );
+}
+
+#[test]
+fn json_report_and_findings_csv() {
+    let (base, target) = shop();
+    psql(
+        &target,
+        "DELETE FROM customers WHERE id = 5; INSERT INTO customers VALUES (101, 'x');
+                   UPDATE \"Odd, \"\"Name\"\"\" SET v = 3 WHERE k = 'a,b'",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (json, csv) = (
+        dir.path().join("report.json"),
+        dir.path().join("findings.csv"),
+    );
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--findings",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["format"], "pgsalvage.verify/1");
+    assert_eq!(report["verdict"], "differences");
+    assert_eq!(report["exit_code"], 1);
+    assert_eq!(report["totals"]["missing"], 1);
+    assert_eq!(report["sources"]["base"]["in_recovery"], false);
+    assert!(report["sources"]["target"]["wal_lsn"]
+        .as_str()
+        .unwrap()
+        .contains('/'));
+    let customers = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.customers")
+        .unwrap();
+    assert_eq!(customers["rows"]["base"], 100);
+    assert_eq!(customers["rows"]["target"], 100);
+    assert_eq!(customers["roots"]["base"].as_str().unwrap().len(), 64);
+    let mut lines: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines[1..].sort();
+    assert_eq!(
+        lines,
+        [
+            "table,key,kind,columns",
+            "\"public.Odd, \"\"Name\"\"\",\"[\"\"a,b\"\"]\",divergent,v",
+            "public.customers,[101],extra,",
+            "public.customers,[5],missing,",
+        ]
+    );
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".pgsalvage")));
+}
+
+#[test]
+fn max_findings_caps_the_listing_but_not_the_counts() {
+    let (base, target) = shop();
+    psql(&target, "DELETE FROM customers WHERE id <= 50");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "-q",
+        "--max-findings",
+        "7",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["findings"].as_array().unwrap().len(), 7);
+    assert_eq!(report["findings_truncated"], true);
+    assert_eq!(report["totals"]["missing"], 50);
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line() {
+    let (base, _) = shop();
+    let good = url(&base);
+    let closed = format!("postgresql://postgres:sekret@127.0.0.1:{}/x", closed_port());
+    let nokey = url(&pair(
+        "clinokey",
+        "CREATE TABLE bare (a int); INSERT INTO bare VALUES (1);",
+    )
+    .0);
+    let no_db = url("no_such_db");
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["--base", "postgresql://h:notaport/db", "--target", &good],
+            "error: --base: invalid port \"notaport\"",
+            "hint: a port is a number",
+        ),
+        (
+            vec!["--base", &good, "--target", "host=h sslmode=maybe"],
+            "error: --target: invalid sslmode \"maybe\"",
+            "hint: use disable",
+        ),
+        (
+            vec!["--base", &good, "--target", "dbname='open"],
+            "error: --target: invalid connection string",
+            "hint: expected a URI",
+        ),
+        (
+            vec!["--base", &closed, "--target", &good],
+            "error: opening base (postgres@127.0.0.1:",
+            "hint: check that the server is running",
+        ),
+        (
+            vec!["--base", &good, "--target", &no_db],
+            "error: opening target (postgres@127.0.0.1:",
+            "hint: check the user, password",
+        ),
+        (
+            vec!["--base", &good, "--target", &good, "--key", "nonsense"],
+            "error: invalid --key \"nonsense\"",
+            "hint: write --key",
+        ),
+        (
+            vec!["--base", &nokey, "--target", &nokey],
+            "error: table public.bare has no primary key",
+            "hint: name a unique NOT NULL column set with --key public.bare=",
+        ),
+    ];
+    for (args, first, hint) in cases {
+        let mut full = vec!["verify", "--quiet"];
+        full.extend(args);
+        let out = pgsalvage(&full);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{full:?}: {stderr}");
+        assert!(stderr.starts_with(first), "{full:?}:\n{stderr}");
+        assert!(stderr.contains(hint), "{full:?}:\n{stderr}");
+        assert!(
+            !stderr.contains("sekret") && !text(&out.stdout).contains("sekret"),
+            "password leaked: {stderr}"
+        );
+    }
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    text(bytes).lines().next().unwrap_or_default().to_string()
+}
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Terminates the target's sessions once the first table starts: every unit after that fails.
+struct KillTarget {
+    target: String,
+    done: AtomicBool,
+}
+
+impl Reporter for KillTarget {
+    fn table_started(&self, _id: usize, _table: &TableName, _est_rows: u64) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            psql(
+                "postgres",
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'pgsalvage'", self.target),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_connection_lost_mid_run_is_never_reported_clean() {
+    let (base, target) = pair(
+        "lost",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' FROM generate_series(1, 120000) g;
+         ANALYZE t;",
+    );
+    let reporter = Arc::new(KillTarget {
+        target: target.clone(),
+        done: AtomicBool::new(false),
+    });
+    let report = verify_with(&settings(&base, &target), reporter);
+    assert_eq!(report.exit_code, 2);
+    assert_eq!(report.verdict, pgsalvage::report::Verdict::Incomplete);
+    let t = &report.tables[0];
+    assert_eq!(t.status, pgsalvage::report::TableStatus::Error);
+    assert!(t.ranges.verified < t.ranges.planned);
+    assert!(
+        t.errors
+            .iter()
+            .any(|e| e.starts_with("reading public.t from target, range ")),
+        "{:?}",
+        t.errors
+    );
+}

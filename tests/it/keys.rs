@@ -33,7 +33,10 @@ fn bigint_keys_with_extremes_and_keys_outside_the_sample() {
          UPDATE t SET v = 'changed' WHERE id IN (9223372036854775807, 0, 3);",
     );
     let report = verify_jobs(&base, &target, 3);
-    assert!(report.tables[0].ranges.planned > 3, "the table should be cut into ranges");
+    assert!(
+        report.tables[0].ranges.planned > 3,
+        "the table should be cut into ranges"
+    );
     let want: BTreeSet<Found> = [
         ("[-9223372036854775808]", "missing", ""),
         ("[-499993]", "missing", ""),
@@ -70,10 +73,34 @@ fn composite_keys_of_mixed_types() {
     );
     let report = verify_jobs(&base, &target, 4);
     let got = found(&report);
-    assert!(got.contains(&finding("public.t", "[3,\"c3\",\"2024-01-01\"]", "missing", "")), "{got:?}");
-    assert!(got.contains(&finding("public.t", "[-1,\"\",\"1999-12-31\"]", "extra", "")));
-    assert!(got.contains(&finding("public.t", "[99,\"zzz\",\"2100-01-01\"]", "extra", "")));
-    let expected_divergent: u64 = psql(&base, "SELECT count(*) FROM t WHERE region = 49 AND code = 'c996'").trim().parse().unwrap();
+    assert!(
+        got.contains(&finding(
+            "public.t",
+            "[3,\"c3\",\"2024-01-01\"]",
+            "missing",
+            ""
+        )),
+        "{got:?}"
+    );
+    assert!(got.contains(&finding(
+        "public.t",
+        "[-1,\"\",\"1999-12-31\"]",
+        "extra",
+        ""
+    )));
+    assert!(got.contains(&finding(
+        "public.t",
+        "[99,\"zzz\",\"2100-01-01\"]",
+        "extra",
+        ""
+    )));
+    let expected_divergent: u64 = psql(
+        &base,
+        "SELECT count(*) FROM t WHERE region = 49 AND code = 'c996'",
+    )
+    .trim()
+    .parse()
+    .unwrap();
     assert_eq!(report.tables[0].divergent, expected_divergent);
     assert_eq!(report.tables[0].missing, 1);
     assert_eq!(report.tables[0].extra, 2);
@@ -107,11 +134,21 @@ fn uuid_numeric_and_timestamp_keys() {
     let want: BTreeSet<Found> = [
         finding("public.u", &format!("[\"{uuid77}\"]"), "divergent", "n"),
         finding("public.n", "[\"NaN\"]", "missing", ""),
-        finding("public.n", "[123456789012345678901234567890.123456789]", "missing", ""),
+        finding(
+            "public.n",
+            "[123456789012345678901234567890.123456789]",
+            "missing",
+            "",
+        ),
         finding("public.n", "[0.00000000000000000000]", "missing", ""),
         finding("public.n", "[0.0000000000000000000001]", "extra", ""),
         finding("public.ts", "[\"infinity\"]", "divergent", "n"),
-        finding("public.ts", "[\"2020-01-01 00:00:05.000035+00\"]", "missing", ""),
+        finding(
+            "public.ts",
+            "[\"2020-01-01 00:00:05.000035+00\"]",
+            "missing",
+            "",
+        ),
     ]
     .into();
     assert_eq!(found(&report), want);
@@ -152,8 +189,15 @@ fn text_keys_in_byte_order_and_under_an_icu_collation() {
     }
     want.insert(finding("public.icu", "[\"café-3\"]", "extra", ""));
     assert_eq!(found(&report), want);
-    let c = report.tables.iter().find(|t| t.table == "public.c").unwrap();
-    assert!(c.ranges.planned > 1, "a C-collated text key is cut into ranges");
+    let c = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.c")
+        .unwrap();
+    assert!(
+        c.ranges.planned > 1,
+        "a C-collated text key is cut into ranges"
+    );
 }
 
 #[test]
@@ -167,19 +211,35 @@ fn empty_tables_one_empty_side_and_an_absent_table() {
          CREATE TABLE dropped (id int PRIMARY KEY);
          INSERT INTO dropped VALUES (1), (2);",
     );
-    psql(&target, "TRUNCATE emptied; INSERT INTO filled VALUES (10), (11); DROP TABLE dropped;");
+    psql(
+        &target,
+        "TRUNCATE emptied; INSERT INTO filled VALUES (10), (11); DROP TABLE dropped;",
+    );
     let report = verify(&base, &target);
     let got = found(&report);
-    let mut want: BTreeSet<Found> = (1..=5).map(|i| finding("public.emptied", &format!("[{i}]"), "missing", "")).collect();
+    let mut want: BTreeSet<Found> = (1..=5)
+        .map(|i| finding("public.emptied", &format!("[{i}]"), "missing", ""))
+        .collect();
     want.insert(finding("public.filled", "[10]", "extra", ""));
     want.insert(finding("public.filled", "[11]", "extra", ""));
     want.insert(finding("public.dropped", "[1]", "missing", ""));
     want.insert(finding("public.dropped", "[2]", "missing", ""));
     assert_eq!(got, want);
-    let status = |name: &str| report.tables.iter().find(|t| t.table == name).unwrap().status;
+    let status = |name: &str| {
+        report
+            .tables
+            .iter()
+            .find(|t| t.table == name)
+            .unwrap()
+            .status
+    };
     assert_eq!(status("public.empty"), TableStatus::Identical);
     assert_eq!(status("public.dropped"), TableStatus::Differences);
-    let dropped = report.tables.iter().find(|t| t.table == "public.dropped").unwrap();
+    let dropped = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.dropped")
+        .unwrap();
     assert_eq!(dropped.schema_differences[0].kind, "table_absent");
     assert_eq!(report.exit_code, 1);
 }
@@ -196,15 +256,33 @@ fn a_table_without_a_key_fails_alone_unless_a_key_is_named() {
     psql(&target, "UPDATE logs SET msg = 'x' WHERE seq = 4");
     let report = verify(&base, &target);
     assert_eq!(report.exit_code, 2);
-    let logs = report.tables.iter().find(|t| t.table == "public.logs").unwrap();
+    let logs = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.logs")
+        .unwrap();
     assert_eq!(logs.status, TableStatus::Error);
-    assert!(logs.errors[0].contains("has no primary key"), "{:?}", logs.errors);
-    let ok = report.tables.iter().find(|t| t.table == "public.ok").unwrap();
+    assert!(
+        logs.errors[0].contains("has no primary key"),
+        "{:?}",
+        logs.errors
+    );
+    let ok = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.ok")
+        .unwrap();
     assert_eq!(ok.status, TableStatus::Identical);
 
     let mut s = settings(&base, &target);
-    s.keys.insert(pgsalvage::shape::TableName::new("public", "logs"), vec!["tenant".into(), "seq".into()]);
+    s.keys.insert(
+        pgsalvage::shape::TableName::new("public", "logs"),
+        vec!["tenant".into(), "seq".into()],
+    );
     let report = verify_with(&s, Arc::new(NullReporter));
-    assert_eq!(found(&report), BTreeSet::from([finding("public.logs", "[1,4]", "divergent", "msg")]));
+    assert_eq!(
+        found(&report),
+        BTreeSet::from([finding("public.logs", "[1,4]", "divergent", "msg")])
+    );
     assert_eq!(report.exit_code, 1);
 }

@@ -62,7 +62,10 @@ impl KeyShape {
             KeyShape::Bigint => format!("[{}]", g as i64 * 2 - 40000),
             KeyShape::Composite => format!("[{},\"k{}\"]", g % 97, g / 97),
             KeyShape::Text => format!("[\"key-{g}\"]"),
-            KeyShape::Uuid => format!("[\"{:08x}-0000-4000-8000-{g:012x}\"]", (g * 2654435761) % 4294967296),
+            KeyShape::Uuid => format!(
+                "[\"{:08x}-0000-4000-8000-{g:012x}\"]",
+                (g * 2654435761) % 4294967296
+            ),
         }
     }
 }
@@ -91,7 +94,11 @@ struct Case {
 }
 
 fn create_sql(case: &Case) -> String {
-    let cols: Vec<String> = case.columns.iter().map(|&c| format!("{} {}", PALETTE[c].0, PALETTE[c].1)).collect();
+    let cols: Vec<String> = case
+        .columns
+        .iter()
+        .map(|&c| format!("{} {}", PALETTE[c].0, PALETTE[c].1))
+        .collect();
     let gens: Vec<&str> = case.columns.iter().map(|&c| PALETTE[c].2).collect();
     format!(
         "CREATE TABLE r (g int NOT NULL, {}, {});
@@ -115,18 +122,34 @@ fn damage(case: &Case, target: &str, rng: &mut Rng) -> BTreeSet<Found> {
     // Alternate so deletes and updates both spread over the whole key space.
     let deleted: Vec<u64> = picked.iter().step_by(2).copied().collect();
     let updated: Vec<u64> = picked.iter().skip(1).step_by(2).copied().collect();
-    let inserted: Vec<u64> = (0..touched - picked.len() as u64).map(|i| ROWS + 1 + i * 3 + rng.below(3)).collect();
+    let inserted: Vec<u64> = (0..touched - picked.len() as u64)
+        .map(|i| ROWS + 1 + i * 3 + rng.below(3))
+        .collect();
     let mut want = BTreeSet::new();
     let mut sql = format!("DELETE FROM r WHERE g = ANY('{{{}}}');\n", join(&deleted));
-    want.extend(deleted.iter().map(|&g| finding("public.r", &case.shape.json(g), "missing", "")));
+    want.extend(
+        deleted
+            .iter()
+            .map(|&g| finding("public.r", &case.shape.json(g), "missing", "")),
+    );
     let mut by_column: Vec<Vec<u64>> = vec![Vec::new(); case.columns.len()];
     for &g in &updated {
         by_column[rng.below(case.columns.len() as u64) as usize].push(g);
     }
-    for (i, gs) in by_column.iter().enumerate().filter(|(_, gs)| !gs.is_empty()) {
+    for (i, gs) in by_column
+        .iter()
+        .enumerate()
+        .filter(|(_, gs)| !gs.is_empty())
+    {
         let (name, _, _, change) = PALETTE[case.columns[i]];
-        sql.push_str(&format!("UPDATE r SET {name} = {change} WHERE g = ANY('{{{}}}');\n", join(gs)));
-        want.extend(gs.iter().map(|&g| finding("public.r", &case.shape.json(g), "divergent", name)));
+        sql.push_str(&format!(
+            "UPDATE r SET {name} = {change} WHERE g = ANY('{{{}}}');\n",
+            join(gs)
+        ));
+        want.extend(
+            gs.iter()
+                .map(|&g| finding("public.r", &case.shape.json(g), "divergent", name)),
+        );
     }
     let gens: Vec<&str> = case.columns.iter().map(|&c| PALETTE[c].2).collect();
     sql.push_str(&format!(
@@ -135,13 +158,21 @@ fn damage(case: &Case, target: &str, rng: &mut Rng) -> BTreeSet<Found> {
         case.shape.values(),
         join(&inserted)
     ));
-    want.extend(inserted.iter().map(|&g| finding("public.r", &case.shape.json(g), "extra", "")));
+    want.extend(
+        inserted
+            .iter()
+            .map(|&g| finding("public.r", &case.shape.json(g), "extra", "")),
+    );
     psql(target, &sql);
     want
 }
 
 fn join(values: &[u64]) -> String {
-    values.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    values
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn run_case(case: Case) {
@@ -177,7 +208,12 @@ fn random_case(seed: u64, shape: KeyShape, ratio: f64) -> Case {
     if columns.is_empty() {
         columns.push(rng.below(PALETTE.len() as u64) as usize);
     }
-    Case { shape, columns, ratio, seed }
+    Case {
+        shape,
+        columns,
+        ratio,
+        seed,
+    }
 }
 
 #[test]

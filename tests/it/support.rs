@@ -17,14 +17,18 @@ use pgsalvage::source::Role;
 /// that cannot get one fails here, loudly.
 pub fn cluster() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
-    SHARED.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}")))
+    SHARED.get_or_init(|| {
+        Cluster::start().unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}"))
+    })
 }
 
 /// A new empty database with a unique name.
 pub fn fresh_db(tag: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!("{tag}_{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    cluster().create_db(&name).unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    cluster()
+        .create_db(&name)
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
     name
 }
 
@@ -33,12 +37,17 @@ pub fn pair(tag: &str, sql: &str) -> (String, String) {
     let base = fresh_db(&format!("{tag}_base"));
     psql(&base, sql);
     let target = format!("{base}_target");
-    psql("postgres", &format!("CREATE DATABASE \"{target}\" TEMPLATE \"{base}\""));
+    psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{target}\" TEMPLATE \"{base}\""),
+    );
     (base, target)
 }
 
 pub fn psql(db: &str, sql: &str) -> String {
-    cluster().psql(db, sql).unwrap_or_else(|e| panic!("psql on {db}: {e}"))
+    cluster()
+        .psql(db, sql)
+        .unwrap_or_else(|e| panic!("psql on {db}: {e}"))
 }
 
 pub fn url(db: &str) -> String {
@@ -55,8 +64,13 @@ pub fn settings(base: &str, target: &str) -> VerifySettings {
 }
 
 pub fn verify_with(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> VerifyReport {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(pgsalvage::pipeline::verify(settings, reporter)).unwrap_or_else(|e| panic!("verify failed: {e}"))
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(pgsalvage::pipeline::verify(settings, reporter))
+        .unwrap_or_else(|e| panic!("verify failed: {e}"))
 }
 
 pub fn verify(base: &str, target: &str) -> VerifyReport {
@@ -71,12 +85,24 @@ pub fn found(report: &VerifyReport) -> BTreeSet<Found> {
     report
         .findings
         .iter()
-        .map(|f| (f.table.clone(), f.key.get().to_string(), f.kind.to_string(), f.columns.join("|")))
+        .map(|f| {
+            (
+                f.table.clone(),
+                f.key.get().to_string(),
+                f.kind.to_string(),
+                f.columns.join("|"),
+            )
+        })
         .collect()
 }
 
 pub fn finding(table: &str, key: &str, kind: &str, columns: &str) -> Found {
-    (table.to_string(), key.to_string(), kind.to_string(), columns.to_string())
+    (
+        table.to_string(),
+        key.to_string(),
+        kind.to_string(),
+        columns.to_string(),
+    )
 }
 
 /// Runs the pgsalvage binary.

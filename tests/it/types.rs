@@ -54,7 +54,11 @@ const EDGE_CHANGES: &[(i32, &str, &str)] = &[
     (4, "c_f4", "'Infinity'"),
     (4, "c_text", "E'u\\u0308nïcödé ✓ 𝄞'"),
     (300, "c_text", "overlay(c_text placing 'y' from 5000000)"),
-    (301, "c_bytea", "overlay(c_bytea placing '\\x00' from 5000000)"),
+    (
+        301,
+        "c_bytea",
+        "overlay(c_bytea placing '\\x00' from 5000000)",
+    ),
 ];
 
 #[test]
@@ -74,20 +78,46 @@ fn every_single_value_change_is_found_exactly() {
     let mut want = BTreeSet::new();
     for (i, (column, value)) in CHANGES.iter().enumerate() {
         let id = 100 + i;
-        psql(&target, &format!("UPDATE matrix SET {column} = {value} WHERE id = {id}"));
-        want.insert(finding("public.matrix", &format!("[{id}]"), "divergent", column));
+        psql(
+            &target,
+            &format!("UPDATE matrix SET {column} = {value} WHERE id = {id}"),
+        );
+        want.insert(finding(
+            "public.matrix",
+            &format!("[{id}]"),
+            "divergent",
+            column,
+        ));
     }
     for (id, column, value) in EDGE_CHANGES {
-        psql(&target, &format!("UPDATE matrix SET {column} = {value} WHERE id = {id}"));
+        psql(
+            &target,
+            &format!("UPDATE matrix SET {column} = {value} WHERE id = {id}"),
+        );
     }
-    for (id, columns) in [(1, "c_int_arr"), (2, "c_text|c_bytea"), (3, "c_int8|c_num"), (4, "c_f4|c_text"), (300, "c_text"), (301, "c_bytea")] {
-        want.insert(finding("public.matrix", &format!("[{id}]"), "divergent", columns));
+    for (id, columns) in [
+        (1, "c_int_arr"),
+        (2, "c_text|c_bytea"),
+        (3, "c_int8|c_num"),
+        (4, "c_f4|c_text"),
+        (300, "c_text"),
+        (301, "c_bytea"),
+    ] {
+        want.insert(finding(
+            "public.matrix",
+            &format!("[{id}]"),
+            "divergent",
+            columns,
+        ));
     }
     let report = verify(&base, &target);
     let got = found(&report);
     let missed: Vec<_> = want.difference(&got).collect();
     let spurious: Vec<_> = got.difference(&want).collect();
-    assert!(missed.is_empty() && spurious.is_empty(), "missed {missed:#?}\nspurious {spurious:#?}");
+    assert!(
+        missed.is_empty() && spurious.is_empty(),
+        "missed {missed:#?}\nspurious {spurious:#?}"
+    );
     assert_eq!(report.exit_code, 1);
     assert_eq!(report.tables[0].divergent, want.len() as u64);
 }
@@ -126,8 +156,15 @@ fn migration_within_a_family_keeps_values_equal() {
          UPDATE t SET a = a + 1 WHERE id = 7;",
     );
     let report = verify(&base, &target);
-    assert_eq!(found(&report), BTreeSet::from([finding("public.t", "[7]", "divergent", "a")]));
-    let kinds: Vec<_> = report.tables[0].schema_differences.iter().map(|d| (d.kind, d.column.clone().unwrap_or_default())).collect();
+    assert_eq!(
+        found(&report),
+        BTreeSet::from([finding("public.t", "[7]", "divergent", "a")])
+    );
+    let kinds: Vec<_> = report.tables[0]
+        .schema_differences
+        .iter()
+        .map(|d| (d.kind, d.column.clone().unwrap_or_default()))
+        .collect();
     assert_eq!(kinds.len(), 7, "{kinds:?}");
     assert!(kinds.iter().all(|(k, _)| *k == "type_changed"), "{kinds:?}");
     assert_eq!(report.exit_code, 1);
@@ -146,5 +183,8 @@ fn incomparable_type_change_is_a_schema_difference() {
     assert_eq!(table.columns_compared, ["id", "b"]);
     let kinds: Vec<_> = table.schema_differences.iter().map(|d| d.kind).collect();
     assert_eq!(kinds, ["type_incomparable", "column_extra"]);
-    assert_eq!(found(&report), BTreeSet::from([finding("public.t", "[3]", "divergent", "b")]));
+    assert_eq!(
+        found(&report),
+        BTreeSet::from([finding("public.t", "[3]", "divergent", "b")])
+    );
 }
