@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of `pgsalvage verify` against the raw COPY speed of the same data.
+#
+#   scripts/bench.sh                 # 1e6 rows, --jobs 2
+#   ROWS=10000000 scripts/bench.sh   # 1e7 rows
+#   JOBS=4 DAMAGE=0.001 scripts/bench.sh
+#   KEEP=1 scripts/bench.sh          # leave the clusters running for profiling
+#
+# Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
+# mixed columns on both, damages ~DAMAGE of the target's rows (a third deleted, a third updated, a
+# third inserted), then measures, after a warm-up read of both:
+#   raw COPY   JOBS concurrent psql per source, both sources at once, each streaming its slice with
+#              the query shape pgsalvage uses: COPY (SELECT * ... WHERE key range ORDER BY key)
+#              TO STDOUT (FORMAT binary) > /dev/null
+#   seq COPY   one plain `COPY t TO STDOUT (FORMAT binary)` per source, both at once (reference)
+#   pgsalvage  verify --jobs JOBS, wall time and peak RSS (GNU time)
+# and prints a table with rows/s, MB/s and the ratio pgsalvage / raw COPY. Nothing is left behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+ensure_system_packages
+[ -x /usr/bin/time ] || { apt-get install -y -qq time >/dev/null; }
+
+ROWS=${ROWS:-1000000}
+JOBS=${JOBS:-2}
+DAMAGE=${DAMAGE:-0.001}
+REPEAT=${REPEAT:-3}
+
+cargo build --locked --release --bin pgsalvage 2>&1 | tail -1
+BIN=$PWD/target/release/pgsalvage
+BINDIR=${PGSALVAGE_PG_BINDIR:-$(pg_config --bindir)}
+[ -x "$BINDIR/initdb" ] || BINDIR=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+WORK=$(mktemp -d /tmp/pgsalvage-bench.XXXXXX)
+chmod 755 "$WORK"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
+
+BASE_URL="" TARGET_URL=""
+cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "kept: $BASE_URL $TARGET_URL (stop: pg_ctl -D $WORK/base stop; pg_ctl -D $WORK/target stop)"
+    return
+  fi
+  for dir in "$WORK"/base "$WORK"/target; do
+    [ -d "$dir" ] && as_pg "$BINDIR/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_cluster() { # name
+  local dir=$WORK/$1 port
+  port=$(free_port)
+  as_pg "$BINDIR/initdb" -D "$dir" -U postgres --locale=C -E UTF8 --auth=trust -N >/dev/null
+  as_pg "$BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=512MB \
+    -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=50" start >/dev/null
+  echo "$port"
+}
+
+psql_on() { # port, args...
+  local port=$1; shift
+  psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d bench "$@"
+}
+
+FILL="
+CREATE TABLE orders (
+  id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL, total numeric(12,2) NOT NULL,
+  placed_at timestamptz NOT NULL, note text, gift boolean, ratio double precision, ref uuid NOT NULL,
+  attrs jsonb, qty smallint NOT NULL, day date NOT NULL, code varchar(16) NOT NULL);
+INSERT INTO orders
+SELECT g, (g * 7919) % 100000, (ARRAY['pending','paid','shipped','cancelled'])[1 + g % 4],
+       ((g * 104729) % 10000000) / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '3 seconds',
+       CASE WHEN g % 5 = 0 THEN 'note for order ' || g END, CASE WHEN g % 3 = 0 THEN NULL ELSE g % 2 = 0 END,
+       g / 7.0, md5(g::text)::uuid,
+       CASE WHEN g % 4 = 0 THEN jsonb_build_object('channel', 'web', 'n', g % 100) END,
+       (g % 30000)::smallint, date '2020-01-01' + (g % 3000)::int, 'C-' || (g % 1000000)
+  FROM generate_series(1::bigint, $ROWS) g;
+VACUUM ANALYZE orders;
+CHECKPOINT;"
+
+echo "== setting up two clusters with $ROWS rows (jobs $JOBS, damage $DAMAGE)"
+BASE_PORT=$(start_cluster base)
+TARGET_PORT=$(start_cluster target)
+for port in $BASE_PORT $TARGET_PORT; do
+  psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE bench"
+done
+t0=$(date +%s.%N)
+psql_on "$BASE_PORT" <<<"$FILL" & p1=$!; psql_on "$TARGET_PORT" <<<"$FILL" & p2=$!; wait $p1; wait $p2
+echo "   filled in $(echo "$(date +%s.%N) - $t0" | bc) s"
+third=$(python3 -c "print(max(1, int($ROWS * $DAMAGE / 3)))")
+psql_on "$TARGET_PORT" <<<"
+  DELETE FROM orders WHERE id IN (SELECT (g * 7717) % $ROWS + 1 FROM generate_series(1::bigint, $third) g);
+  UPDATE orders SET status = 'damaged' WHERE id IN (SELECT (g * 6113) % $ROWS + 1 FROM generate_series(1::bigint, $third) g);
+  INSERT INTO orders SELECT $ROWS + g, 1, 'new', 1, now(), NULL, NULL, 0, md5(g::text)::uuid, NULL, 1, now(), 'N'
+    FROM generate_series(1::bigint, $third) g;
+  VACUUM ANALYZE orders; CHECKPOINT;"
+BYTES=$(psql_on "$BASE_PORT" -Atc "SELECT pg_relation_size('orders')")
+COPY_BYTES=$(psql_on "$BASE_PORT" -Atc "COPY (SELECT 1) TO STDOUT" >/dev/null; \
+  psql -X -q -h 127.0.0.1 -p "$BASE_PORT" -U postgres -d bench -c "COPY orders TO STDOUT (FORMAT binary)" | wc -c)
+
+raw_copy() { # run JOBS slices per source, both sources at once
+  local pids=() lo hi step=$(( (ROWS + JOBS - 1) / JOBS ))
+  for port in $BASE_PORT $TARGET_PORT; do
+    for ((j = 0; j < JOBS; j++)); do
+      lo=$(( j * step )); hi=$(( (j + 1) * step ))
+      [ "$j" -eq $((JOBS - 1)) ] && hi=$(( ROWS * 2 ))
+      psql_on "$port" -c "COPY (SELECT * FROM orders WHERE id >= $lo AND id < $hi ORDER BY id) TO STDOUT (FORMAT binary)" >/dev/null &
+      pids+=($!)
+    done
+  done
+  wait "${pids[@]}"
+}
+
+seq_copy() {
+  psql_on "$BASE_PORT" -c "COPY orders TO STDOUT (FORMAT binary)" >/dev/null &
+  psql_on "$TARGET_PORT" -c "COPY orders TO STDOUT (FORMAT binary)" >/dev/null &
+  wait
+}
+
+timed() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+best() { sort -g | head -1; }
+
+BASE_URL="postgresql://postgres@127.0.0.1:$BASE_PORT/bench"
+TARGET_URL="postgresql://postgres@127.0.0.1:$TARGET_PORT/bench"
+run_verify() {
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" verify --base "$BASE_URL" --target "$TARGET_URL" \
+    --jobs "$JOBS" --quiet --json "$WORK/report.json" >"$WORK/verify.out" || [ $? -eq 1 ]
+}
+
+echo "== warm-up"
+seq_copy
+run_verify
+cat "$WORK/verify.out"
+
+RAW=() SEQ=() VER=() RSS=()
+for ((i = 0; i < REPEAT; i++)); do
+  RAW+=("$(timed raw_copy)")
+  SEQ+=("$(timed seq_copy)")
+  run_verify
+  read -r secs kb < <(tail -1 "$WORK/time.txt")
+  VER+=("$secs"); RSS+=("$kb")
+done
+raw=$(printf '%s\n' "${RAW[@]}" | best)
+seq=$(printf '%s\n' "${SEQ[@]}" | best)
+ver=$(printf '%s\n' "${VER[@]}" | best)
+rss=$(printf '%s\n' "${RSS[@]}" | sort -g | tail -1)
+
+python3 - "$ROWS" "$JOBS" "$COPY_BYTES" "$BYTES" "$raw" "$seq" "$ver" "$rss" <<'PY'
+import sys
+rows, jobs, copy_bytes, rel_bytes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+raw, seq, ver, rss_kb = map(float, sys.argv[5:9])
+total_rows, total_mb = 2 * rows, 2 * copy_bytes / 1e6
+print(f"\n== pgsalvage verify benchmark: {rows:,} rows x 2 sources, jobs {jobs}, "
+      f"COPY size {copy_bytes/1e6:.0f} MB per source, table {rel_bytes/1e6:.0f} MB")
+print(f"{'measure':<34}{'wall s':>9}{'rows/s':>14}{'MB/s':>9}{'ratio':>8}")
+for name, secs in [("raw COPY, key ranges, both sources", raw),
+                   ("seq COPY, whole table, both", seq),
+                   ("pgsalvage verify", ver)]:
+    print(f"{name:<34}{secs:>9.2f}{total_rows/secs:>14,.0f}{total_mb/secs:>9.0f}{secs/raw:>8.2f}")
+print(f"pgsalvage peak RSS: {rss_kb/1024:.0f} MB")
+PY
