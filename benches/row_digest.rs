@@ -15,21 +15,48 @@ type Gen = fn(u64) -> Option<Vec<u8>>;
 
 fn wide() -> Vec<(TypeKind, Gen)> {
     vec![
-        (TypeKind::Int(8), |i| Some((i as i64).to_be_bytes().to_vec())),
-        (TypeKind::Int(4), |i| Some(((i % 1000) as i32).to_be_bytes().to_vec())),
-        (TypeKind::Text, |i| Some(format!("customer-{i}@example.com").into_bytes())),
+        (TypeKind::Int(8), |i| {
+            Some((i as i64).to_be_bytes().to_vec())
+        }),
+        (TypeKind::Int(4), |i| {
+            Some(((i % 1000) as i32).to_be_bytes().to_vec())
+        }),
+        (TypeKind::Text, |i| {
+            Some(format!("customer-{i}@example.com").into_bytes())
+        }),
         (TypeKind::Numeric, |i| Some(numeric(i % 100_000, 2))),
-        (TypeKind::TimestampTz, |i| Some((i as i64 * 1_000_003).to_be_bytes().to_vec())),
-        (TypeKind::Bool, |i| if i % 7 == 0 { None } else { Some(vec![(i % 2) as u8]) }),
-        (TypeKind::Float8, |i| Some((i as f64 / 3.0).to_bits().to_be_bytes().to_vec())),
-        (TypeKind::Uuid, |i| Some((i as u128 * 0x9E37_79B9_7F4A_7C15).to_be_bytes().to_vec())),
-        (TypeKind::Jsonb, |i| Some(format!("\x01{{\"gift\": true, \"n\": {}}}", i % 50).into_bytes())),
+        (TypeKind::TimestampTz, |i| {
+            Some((i as i64 * 1_000_003).to_be_bytes().to_vec())
+        }),
+        (TypeKind::Bool, |i| {
+            if i % 7 == 0 {
+                None
+            } else {
+                Some(vec![(i % 2) as u8])
+            }
+        }),
+        (TypeKind::Float8, |i| {
+            Some((i as f64 / 3.0).to_bits().to_be_bytes().to_vec())
+        }),
+        (TypeKind::Uuid, |i| {
+            Some((i as u128 * 0x9E37_79B9_7F4A_7C15).to_be_bytes().to_vec())
+        }),
+        (TypeKind::Jsonb, |i| {
+            Some(format!("\x01{{\"gift\": true, \"n\": {}}}", i % 50).into_bytes())
+        }),
         (TypeKind::Bytea, |i| Some(i.to_le_bytes().repeat(2))),
     ]
 }
 
 fn narrow() -> Vec<(TypeKind, Gen)> {
-    vec![(TypeKind::Int(8), |i| Some((i as i64).to_be_bytes().to_vec())), (TypeKind::Int(4), |i| Some((i as i32).to_be_bytes().to_vec()))]
+    vec![
+        (TypeKind::Int(8), |i| {
+            Some((i as i64).to_be_bytes().to_vec())
+        }),
+        (TypeKind::Int(4), |i| {
+            Some((i as i32).to_be_bytes().to_vec())
+        }),
+    ]
 }
 
 /// numeric's binary form of `units / 10^scale` (non-negative, scale 2).
@@ -75,7 +102,10 @@ fn copy_stream(cols: &[(TypeKind, Gen)]) -> Vec<u8> {
 
 fn bench_shape(c: &mut Criterion, name: &str, cols: Vec<(TypeKind, Gen)>) {
     let stream = copy_stream(&cols);
-    let codec = RowCodec { kinds: cols.iter().map(|(k, _)| k.clone()).collect(), nkey: 1 };
+    let codec = RowCodec {
+        kinds: cols.iter().map(|(k, _)| k.clone()).collect(),
+        nkey: 1,
+    };
     let mut group = c.benchmark_group(format!("row_digest/{name}"));
     group.throughput(Throughput::Bytes(stream.len() as u64));
     group.bench_function(BenchmarkId::new("decode", ROWS), |b| {
@@ -100,7 +130,9 @@ fn bench_shape(c: &mut Criterion, name: &str, cols: Vec<(TypeKind, Gen)>) {
         b.iter(|| {
             let mut d = CopyDecoder::new(cols.len());
             d.push(&stream).unwrap();
-            digest_batch(&codec, d.finish().unwrap().unwrap()).unwrap().len()
+            digest_batch(&codec, d.finish().unwrap().unwrap())
+                .unwrap()
+                .len()
         })
     });
     rows.finish();

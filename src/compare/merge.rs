@@ -84,9 +84,9 @@ impl Cursor {
                 return Err(OrderError::OutOfOrder { source });
             }
         }
-        let outside = !batch.is_empty()
-            && !(range.contains(batch.key(0)) && range.contains(batch.key(batch.len() - 1)));
-        if outside {
+        let inside = batch.is_empty()
+            || (range.contains(batch.key(0)) && range.contains(batch.key(batch.len() - 1)));
+        if !inside {
             return Err(OrderError::OutsideRange { source });
         }
         self.batch = Some(batch);

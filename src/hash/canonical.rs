@@ -121,14 +121,10 @@ pub(crate) fn fixed<const N: usize>(kind: &TypeKind, raw: &[u8]) -> Result<[u8; 
 
 /// An int2, int4 or int8 (by `width`) as i64.
 pub(crate) fn read_int(width: u8, raw: &[u8]) -> Result<i64, ValueError> {
-    match (width, raw.len()) {
-        (8, 8) => Ok(i64::from_be_bytes(raw.try_into().unwrap_or_default())),
-        (4, 4) => Ok(i64::from(i32::from_be_bytes(
-            raw.try_into().unwrap_or_default(),
-        ))),
-        (2, 2) => Ok(i64::from(i16::from_be_bytes(
-            raw.try_into().unwrap_or_default(),
-        ))),
+    match (width, raw) {
+        (8, &[a, b, c, d, e, f, g, h]) => Ok(i64::from_be_bytes([a, b, c, d, e, f, g, h])),
+        (4, &[a, b, c, d]) => Ok(i32::from_be_bytes([a, b, c, d]).into()),
+        (2, &[a, b]) => Ok(i16::from_be_bytes([a, b]).into()),
         _ => Err(ValueError::new(
             kind_name(&TypeKind::Int(width)),
             "wrong length",
@@ -271,16 +267,22 @@ fn normalize(
         digits,
         dscale,
     };
-    let last = decimal.digit(decimal.len() - 1);
+    if hides_digits(&decimal) {
+        return Err(numeric_error("digits beyond the display scale"));
+    }
+    Ok(Numeric::Finite(decimal))
+}
+
+/// Whether a nonzero decimal digit lies past `dscale` places after the point (its last digit is
+/// nonzero after normalizing, so only its trailing decimal zeros can fall past the scale).
+fn hides_digits(d: &Decimal<'_>) -> bool {
+    let last = d.digit(d.len() - 1);
     let zeros = [10, 100, 1000]
         .iter()
         .take_while(|&&p| last % p == 0)
         .count() as i64;
-    let last_power = i64::from(weight) - (decimal.len() as i64 - 1);
-    if -last_power * 4 - zeros > i64::from(dscale) {
-        return Err(numeric_error("digits beyond the display scale"));
-    }
-    Ok(Numeric::Finite(decimal))
+    let last_power = i64::from(d.weight) - (d.len() as i64 - 1);
+    -last_power * 4 - zeros > i64::from(d.dscale)
 }
 
 fn encode_numeric(value: &Numeric<'_>, out: &mut Vec<u8>) {
@@ -354,6 +356,32 @@ fn take_u32(raw: &[u8], at: &mut usize) -> Result<u32, ValueError> {
     Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
+/// Reads `ndim` (length, lower bound) pairs and the element count they imply; no dimensions
+/// when there are no elements.
+fn read_dims(
+    raw: &[u8],
+    at: &mut usize,
+    ndim: u32,
+) -> Result<(Vec<(i32, i32)>, usize), ValueError> {
+    let mut dims = Vec::with_capacity(ndim as usize);
+    let mut items: usize = 1;
+    for _ in 0..ndim {
+        let len = take_u32(raw, at)? as i32;
+        let lower = take_u32(raw, at)? as i32;
+        if len < 0 || lower.checked_add(len).is_none() {
+            return Err(array_error("invalid dimension"));
+        }
+        items = items
+            .checked_mul(len as usize)
+            .ok_or_else(|| array_error("too large"))?;
+        dims.push((len, lower));
+    }
+    if ndim == 0 || items == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    Ok((dims, items))
+}
+
 impl<'a> Array<'a> {
     /// Reads the header as array_send writes it and checks every element fits. An array with a
     /// zero-length dimension is read as the empty array, as array_recv does.
@@ -365,24 +393,7 @@ impl<'a> Array<'a> {
         if ndim > 6 || flags > 1 {
             return Err(array_error("invalid header"));
         }
-        let mut dims = Vec::with_capacity(ndim as usize);
-        let mut items: usize = 1;
-        for _ in 0..ndim {
-            let (len, lower) = (
-                take_u32(raw, &mut at)? as i32,
-                take_u32(raw, &mut at)? as i32,
-            );
-            if len < 0 || lower.checked_add(len).is_none() {
-                return Err(array_error("invalid dimension"));
-            }
-            items = items
-                .checked_mul(len as usize)
-                .ok_or_else(|| array_error("too large"))?;
-            dims.push((len, lower));
-        }
-        if ndim == 0 || items == 0 {
-            (dims, items) = (Vec::new(), 0);
-        }
+        let (dims, items) = read_dims(raw, &mut at, ndim)?;
         let array = Array {
             dims,
             items,
@@ -464,4 +475,606 @@ fn encode_composite(fields: &[TypeKind], raw: &[u8], out: &mut Vec<u8>) -> Resul
         return Err(bad("field lengths do not match the length"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// numeric_send's bytes for a decimal literal (`-12.3400`, `NaN`, `Infinity`, `-Infinity`),
+    /// with `dscale` the number of digits written after the point.
+    pub(crate) fn numeric_from_str(text: &str) -> Vec<u8> {
+        numeric_padded(text, 0, 0)
+    }
+
+    /// As [`numeric_from_str`], with `lead` and `trail` extra zero base-10000 digits, which
+    /// numeric_recv accepts and numeric_send never writes.
+    pub(crate) fn numeric_padded(text: &str, lead: usize, trail: usize) -> Vec<u8> {
+        let special = |sign: u16| [0, 0, 0, 0, (sign >> 8) as u8, 0, 0, 0].to_vec();
+        match text {
+            "NaN" => return special(0xC000),
+            "Infinity" => return special(0xD000),
+            "-Infinity" => return special(0xF000),
+            _ => {}
+        }
+        let (negative, body) = text.strip_prefix('-').map_or((false, text), |b| (true, b));
+        let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+        let int_pad = (4 - int.len() % 4) % 4;
+        let frac_pad = (4 - frac.len() % 4) % 4;
+        let all = format!("{}{int}{frac}{}", "0".repeat(int_pad), "0".repeat(frac_pad));
+        let groups: Vec<u16> = all.as_bytes().chunks(4).map(group_value).collect();
+        let mut weight = ((int.len() + int_pad) / 4) as i32 - 1;
+        let first = groups.iter().position(|&g| g != 0);
+        let last = groups.iter().rposition(|&g| g != 0);
+        let digits: Vec<u16> = match (first, last) {
+            (Some(first), Some(last)) => {
+                weight -= first as i32;
+                groups[first..=last].to_vec()
+            }
+            _ => {
+                weight = 0;
+                Vec::new()
+            }
+        };
+        let negative = negative && !digits.is_empty();
+        let mut padded = vec![0u16; lead];
+        padded.extend(&digits);
+        padded.extend(vec![0u16; trail]);
+        weight += lead as i32;
+        let sign: u16 = if negative { 0x4000 } else { 0 };
+        let mut out = Vec::new();
+        for field in [
+            padded.len() as u16,
+            weight as i16 as u16,
+            sign,
+            frac.len() as u16,
+        ] {
+            out.extend_from_slice(&field.to_be_bytes());
+        }
+        padded
+            .iter()
+            .for_each(|d| out.extend_from_slice(&d.to_be_bytes()));
+        out
+    }
+
+    fn group_value(group: &[u8]) -> u16 {
+        group.iter().fold(0, |v, &d| v * 10 + u16::from(d - b'0'))
+    }
+
+    /// array_send's bytes: `dims` as (length, lower bound), elements in row-major order.
+    pub(crate) fn array_bytes(oid: u32, dims: &[(i32, i32)], elems: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let has_null = elems.iter().any(Option::is_none);
+        let mut out = Vec::new();
+        out.extend_from_slice(&(dims.len() as i32).to_be_bytes());
+        out.extend_from_slice(&i32::from(has_null).to_be_bytes());
+        out.extend_from_slice(&oid.to_be_bytes());
+        for (len, lower) in dims {
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&lower.to_be_bytes());
+        }
+        for elem in elems {
+            push_len_value(&mut out, elem.as_deref());
+        }
+        out
+    }
+
+    /// record_send's bytes: each field with its type oid.
+    pub(crate) fn composite_bytes(fields: &[(u32, Option<Vec<u8>>)]) -> Vec<u8> {
+        let mut out = (fields.len() as i32).to_be_bytes().to_vec();
+        for (oid, value) in fields {
+            out.extend_from_slice(&oid.to_be_bytes());
+            push_len_value(&mut out, value.as_deref());
+        }
+        out
+    }
+
+    fn push_len_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
+        match value {
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+
+    pub(crate) fn inet_bytes(family: u8, bits: u8, cidr: bool, address: &[u8]) -> Vec<u8> {
+        let mut out = vec![family, bits, u8::from(cidr), address.len() as u8];
+        out.extend_from_slice(address);
+        out
+    }
+
+    fn canon(kind: &TypeKind, raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_field(kind, Some(raw), &mut out).unwrap_or_else(|e| panic!("{kind:?} {raw:?}: {e}"));
+        out
+    }
+
+    fn int(width: u8, value: i64) -> Vec<u8> {
+        value.to_be_bytes()[8 - usize::from(width)..].to_vec()
+    }
+
+    fn jsonb(text: &str) -> Vec<u8> {
+        let mut out = vec![1];
+        out.extend_from_slice(text.as_bytes());
+        out
+    }
+
+    fn num(text: &str) -> Vec<u8> {
+        numeric_from_str(text)
+    }
+
+    const INT4: TypeKind = TypeKind::Int(4);
+    const INT8: TypeKind = TypeKind::Int(8);
+
+    #[test]
+    fn helpers_write_what_the_server_sends() {
+        // Checked against numeric_send() and array_send() on PostgreSQL 15.
+        assert_eq!(
+            num("-12.3400"),
+            [0, 2, 0, 0, 0x40, 0, 0, 4, 0, 12, 0x0d, 0x48]
+        );
+        assert_eq!(num("0.000"), [0, 0, 0, 0, 0, 0, 0, 3]);
+        assert_eq!(
+            num("0.00000000000000000001"),
+            [0, 1, 0xff, 0xfb, 0, 0, 0, 20, 0, 1]
+        );
+        assert_eq!(num("10000.0"), [0, 1, 0, 1, 0, 0, 0, 1, 0, 1]);
+        assert_eq!(num("-Infinity"), [0, 0, 0, 0, 0xf0, 0, 0, 0]);
+        let array = array_bytes(20, &[(2, 1)], &[None, Some(int(8, 1))]);
+        let expected = "0000000100000001000000140000000200000001ffffffff000000080000000000000001";
+        assert_eq!(hex(&array), expected);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Each row is a group of values that must all encode alike, and unlike every other group.
+    fn assert_classes(classes: &[&[(TypeKind, Vec<u8>)]]) {
+        let encoded: Vec<Vec<Vec<u8>>> = classes
+            .iter()
+            .map(|c| c.iter().map(|(k, raw)| canon(k, raw)).collect())
+            .collect();
+        for (i, class) in encoded.iter().enumerate() {
+            for (j, value) in class.iter().enumerate() {
+                assert_eq!(
+                    value, &class[0],
+                    "class {i}: member {j} differs: {:?}",
+                    classes[i][j]
+                );
+            }
+            for (k, other) in encoded.iter().enumerate().skip(i + 1) {
+                assert_ne!(class[0], other[0], "classes {i} and {k} collide");
+            }
+        }
+    }
+
+    #[test]
+    fn fields_are_flagged_and_length_prefixed() {
+        let mut out = Vec::new();
+        encode_field(&INT4, None, &mut out).unwrap();
+        encode_field(&TypeKind::Text, Some(b"ab"), &mut out).unwrap();
+        encode_field(&TypeKind::Text, Some(b""), &mut out).unwrap();
+        assert_eq!(out, [0, 1, 2, 0, 0, 0, b'a', b'b', 1, 0, 0, 0, 0]);
+        // A failed field leaves the row buffer as it was.
+        assert!(encode_field(&INT4, Some(&[1, 2, 3]), &mut out).is_err());
+        assert_eq!(out.len(), 13);
+    }
+
+    #[test]
+    fn integers_compare_by_value_across_widths() {
+        assert_classes(&[
+            &[
+                (TypeKind::Int(2), int(2, 5)),
+                (INT4, int(4, 5)),
+                (INT8, int(8, 5)),
+            ],
+            &[
+                (TypeKind::Int(2), int(2, -1)),
+                (INT4, int(4, -1)),
+                (INT8, int(8, -1)),
+            ],
+            &[
+                (TypeKind::Int(2), int(2, i16::MIN.into())),
+                (INT8, int(8, i16::MIN.into())),
+            ],
+            &[
+                (INT4, int(4, i32::MAX.into())),
+                (INT8, int(8, i32::MAX.into())),
+            ],
+            &[(INT8, int(8, i64::MIN))],
+            &[(INT8, int(8, i64::MAX))],
+            &[(INT8, int(8, 0))],
+        ]);
+        assert!(encode_value(&INT4, &int(8, 5), &mut Vec::new()).is_err());
+        assert!(encode_value(&TypeKind::Int(2), &[], &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn floats_compare_as_float_equality_does() {
+        let f4 = |x: f32| (TypeKind::Float4, x.to_be_bytes().to_vec());
+        let f8 = |x: f64| (TypeKind::Float8, x.to_be_bytes().to_vec());
+        let f8_bits = |b: u64| (TypeKind::Float8, b.to_be_bytes().to_vec());
+        let f4_bits = |b: u32| (TypeKind::Float4, b.to_be_bytes().to_vec());
+        assert_classes(&[
+            &[f8(0.0), f8(-0.0), f4(0.0), f4(-0.0)],
+            &[
+                f8(f64::NAN),
+                f8_bits(0xfff8_0000_0000_0000),
+                f8_bits(0x7ff0_0000_0000_0001),
+            ],
+            &[f8(f64::INFINITY), f4(f32::INFINITY)],
+            &[f8(f64::NEG_INFINITY), f4(f32::NEG_INFINITY)],
+            &[f8(0.5), f4(0.5)],
+            &[f8(0.1)],
+            &[f4(0.1), f8(f64::from(0.1f32))],
+            &[f8(f64::MAX)],
+            &[f8(f64::MIN_POSITIVE)],
+            &[f8(5e-324)],
+            &[f8(-5e-324)],
+            &[f4(f32::MAX), f8(f64::from(f32::MAX))],
+        ]);
+        assert_classes(&[&[
+            f4(f32::NAN),
+            f4_bits(0xffc0_0000),
+            f4_bits(0x7f80_0001),
+            f8(f64::NAN),
+        ]]);
+    }
+
+    #[test]
+    fn numerics_compare_by_value_not_scale() {
+        let n = |text: &str| (TypeKind::Numeric, num(text));
+        let padded =
+            |text: &str, lead, trail| (TypeKind::Numeric, numeric_padded(text, lead, trail));
+        let negative_zero = (TypeKind::Numeric, vec![0, 0, 0, 0, 0x40, 0, 0, 1]);
+        let big = format!("1{}", "0".repeat(999));
+        let big_plus_one = format!("1{}1", "0".repeat(998));
+        let tiny = format!("0.{}1", "0".repeat(999));
+        assert_classes(&[
+            &[
+                n("3000"),
+                n("3000.0"),
+                n("3000.00"),
+                padded("3000.00", 2, 3),
+            ],
+            &[
+                n("0"),
+                n("0.000"),
+                n("-0.0"),
+                negative_zero,
+                padded("0", 1, 1),
+            ],
+            &[n("NaN")],
+            &[n("Infinity")],
+            &[n("-Infinity")],
+            &[n("-3000"), n("-3000.000")],
+            &[n("0.3")],
+            &[n("0.03")],
+            &[n("3")],
+            &[n("30000"), n("30000.0000")],
+            &[n("12345678.9"), n("12345678.90000")],
+            &[
+                n(&big),
+                n(&format!("{big}.{}", "0".repeat(500))),
+                padded(&big, 7, 0),
+            ],
+            &[n(&big_plus_one)],
+            &[n(&format!("-{big}"))],
+            &[n(&tiny), padded(&tiny, 0, 4)],
+            &[n("0.0001"), n("0.000100")],
+            &[n("10000")],
+            &[n("1")],
+        ]);
+    }
+
+    #[test]
+    fn malformed_numerics_are_refused() {
+        let bad = |raw: &[u8]| encode_value(&TypeKind::Numeric, raw, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            bad(&[0, 1, 0, 0, 0, 0, 0, 0]).reason,
+            "digit count does not match the length"
+        );
+        assert_eq!(
+            bad(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).reason,
+            "digit count does not match the length"
+        );
+        assert_eq!(
+            bad(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).reason,
+            "invalid digit"
+        );
+        assert_eq!(
+            bad(&[0, 1, 0, 0, 0, 0, 0, 0, 0x80, 0x00]).reason,
+            "invalid digit"
+        );
+        assert_eq!(bad(&[0, 0, 0, 0, 0x12, 0x34, 0, 0]).reason, "invalid sign");
+        assert_eq!(bad(&[0, 0, 0, 0, 0, 0, 0x40, 0]).reason, "invalid scale");
+        assert_eq!(bad(&[0, 0, 0, 0, 0, 0]).reason, "short header");
+        // 1.5 claimed with no fraction digits: a stored numeric never hides digits.
+        assert_eq!(
+            bad(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0x13, 0x88]).reason,
+            "digits beyond the display scale"
+        );
+        // 1.5000 with dscale 1 is fine: only zeros lie beyond the scale.
+        assert!(encode_value(
+            &TypeKind::Numeric,
+            &[0, 2, 0, 0, 0, 0, 0, 1, 0, 1, 0x13, 0x88],
+            &mut Vec::new()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn text_compares_bytes_and_bpchar_ignores_trailing_spaces() {
+        let t = |s: &str| (TypeKind::Text, s.as_bytes().to_vec());
+        let bp = |s: &str| (TypeKind::Bpchar, s.as_bytes().to_vec());
+        assert_classes(&[
+            &[t("ab"), bp("ab"), bp("ab   ")],
+            &[t("ab   ")],
+            &[t(""), bp(""), bp("   ")],
+            &[t(" ab"), bp(" ab ")],
+            &[t("ab\t"), bp("ab\t  ")],
+            &[t("\u{e9}")],
+            &[t("e\u{301}")],
+            &[t("日本語"), bp("日本語 ")],
+        ]);
+    }
+
+    #[test]
+    fn byte_kinds_compare_their_bytes() {
+        let b = |kind: TypeKind, raw: &[u8]| (kind, raw.to_vec());
+        let timetz = |micros: i64, zone: i32| {
+            let mut raw = micros.to_be_bytes().to_vec();
+            raw.extend_from_slice(&zone.to_be_bytes());
+            (TypeKind::TimeTz, raw)
+        };
+        let interval = |micros: i64, days: i32, months: i32| {
+            let mut raw = micros.to_be_bytes().to_vec();
+            raw.extend_from_slice(&days.to_be_bytes());
+            raw.extend_from_slice(&months.to_be_bytes());
+            (TypeKind::Interval, raw)
+        };
+        assert_classes(&[
+            &[b(TypeKind::Bytea, b"")],
+            &[b(TypeKind::Bytea, b"\0")],
+            &[b(TypeKind::Bytea, b"\0\0")],
+            &[b(TypeKind::Bytea, &[0xde, 0xad])],
+        ]);
+        // 12:00+01 and 11:00+00 are the same instant, but timetz `=` also wants the same zone.
+        assert_classes(&[
+            &[timetz(12 * 3_600_000_000, -3600)],
+            &[timetz(11 * 3_600_000_000, 0)],
+        ]);
+        // 1 mon, 30 days and 720 hours are `=` in PostgreSQL; here they differ (see module doc).
+        assert_classes(&[
+            &[interval(0, 0, 1)],
+            &[interval(0, 30, 0)],
+            &[interval(720 * 3_600_000_000, 0, 0)],
+            &[interval(0, 0, 0)],
+        ]);
+        let kinds = [
+            (TypeKind::Date, 4),
+            (TypeKind::Time, 8),
+            (TypeKind::TimeTz, 12),
+            (TypeKind::Timestamp, 8),
+            (TypeKind::TimestampTz, 8),
+            (TypeKind::Interval, 16),
+            (TypeKind::Uuid, 16),
+            (TypeKind::Bool, 1),
+            (TypeKind::Float4, 4),
+            (TypeKind::Float8, 8),
+        ];
+        for (kind, len) in kinds {
+            assert!(
+                encode_value(&kind, &vec![7; len], &mut Vec::new()).is_ok(),
+                "{kind:?}"
+            );
+            assert!(
+                encode_value(&kind, &vec![7; len + 1], &mut Vec::new()).is_err(),
+                "{kind:?}"
+            );
+            assert!(
+                encode_value(&kind, &vec![7; len - 1], &mut Vec::new()).is_err(),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(canon(&TypeKind::Bool, &[1]), canon(&TypeKind::Bool, &[7]));
+        assert_ne!(canon(&TypeKind::Bool, &[1]), canon(&TypeKind::Bool, &[0]));
+        assert_eq!(canon(&TypeKind::Other, b"\x01\x02"), [1, 2, 0, 0, 0, 1, 2]);
+    }
+
+    #[test]
+    fn json_and_jsonb_compare_by_jsonb_meaning() {
+        let j = |s: &str| (TypeKind::Json, s.as_bytes().to_vec());
+        let jb = |s: &str| (TypeKind::Jsonb, jsonb(s));
+        assert_classes(&[
+            &[
+                j(r#"{"b": [1, 2.0], "a": null}"#),
+                jb(r#"{"a":null,"b":[1.00,2]}"#),
+            ],
+            &[j(r#"{"a": 1, "a": 2}"#), jb(r#"{"a": 2}"#)],
+            &[j(r#""\u0041""#), jb(r#""A""#)],
+            &[j("1e2"), jb("100"), j(" 100.000 ")],
+            &[j("[]"), jb("[]")],
+            &[j("{}"), jb("{}")],
+            &[j("null")],
+            &[j(r#""null""#)],
+        ]);
+        let err = encode_value(&TypeKind::Jsonb, b"\x02{}", &mut Vec::new()).unwrap_err();
+        assert_eq!(err.reason, "unknown jsonb version");
+        assert!(encode_value(&TypeKind::Jsonb, b"", &mut Vec::new()).is_err());
+        assert!(encode_value(&TypeKind::Json, b"{", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn inet_ignores_the_cidr_flag() {
+        let inet = |family, bits, cidr, addr: &[u8]| {
+            (TypeKind::Inet, inet_bytes(family, bits, cidr, addr))
+        };
+        let v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_classes(&[
+            &[
+                inet(2, 8, true, &[10, 0, 0, 0]),
+                inet(2, 8, false, &[10, 0, 0, 0]),
+            ],
+            &[inet(2, 16, false, &[10, 0, 0, 0])],
+            &[inet(2, 8, false, &[10, 0, 0, 1])],
+            &[inet(2, 32, false, &[10, 0, 0, 1])],
+            &[inet(3, 32, true, &v6), inet(3, 32, false, &v6)],
+            &[inet(3, 128, false, &v6)],
+        ]);
+        for bad in [
+            inet_bytes(2, 33, false, &[1, 2, 3, 4]),
+            inet_bytes(3, 8, false, &[1, 2, 3, 4]),
+            inet_bytes(4, 8, false, &[1, 2, 3, 4]),
+            vec![2, 8, 0, 4, 1, 2, 3],
+            vec![2, 8, 0],
+        ] {
+            assert!(
+                encode_value(&TypeKind::Inet, &bad, &mut Vec::new()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn arrays_compare_shape_bounds_and_elements() {
+        let a4 = TypeKind::Array(Box::new(INT4));
+        let a8 = TypeKind::Array(Box::new(INT8));
+        let an = TypeKind::Array(Box::new(TypeKind::Numeric));
+        let ints4 = |dims: &[(i32, i32)], v: &[Option<i64>]| {
+            (
+                a4.clone(),
+                array_bytes(
+                    23,
+                    dims,
+                    &v.iter().map(|x| x.map(|x| int(4, x))).collect::<Vec<_>>(),
+                ),
+            )
+        };
+        let ints8 = |dims: &[(i32, i32)], v: &[Option<i64>]| {
+            (
+                a8.clone(),
+                array_bytes(
+                    20,
+                    dims,
+                    &v.iter().map(|x| x.map(|x| int(8, x))).collect::<Vec<_>>(),
+                ),
+            )
+        };
+        assert_classes(&[
+            &[
+                ints4(&[(2, 1)], &[Some(1), Some(2)]),
+                ints8(&[(2, 1)], &[Some(1), Some(2)]),
+            ],
+            &[ints4(&[(2, 0)], &[Some(1), Some(2)])],
+            &[ints4(&[(1, 1), (2, 1)], &[Some(1), Some(2)])],
+            &[ints4(&[(2, 1), (1, 1)], &[Some(1), Some(2)])],
+            &[ints4(&[(2, 1)], &[Some(2), Some(1)])],
+            &[
+                ints4(&[], &[]),
+                ints8(&[], &[]),
+                ints4(&[(0, 1)], &[]),
+                ints4(&[(2, 1), (0, 1)], &[]),
+            ],
+            &[ints4(&[(1, 1)], &[None])],
+            &[ints4(&[(2, 2), (2, 1)], &[Some(1), None, None, Some(4)])],
+            &[ints4(&[(2, 1), (2, 1)], &[Some(1), None, None, Some(4)])],
+            &[
+                (
+                    an.clone(),
+                    array_bytes(1700, &[(1, 1)], &[Some(num("1.0"))]),
+                ),
+                (an.clone(), array_bytes(1700, &[(1, 1)], &[Some(num("1"))])),
+            ],
+        ]);
+        assert!(canon(&a4, &ints4(&[], &[]).1) != vec![0]);
+        let truncated = &ints4(&[(2, 1)], &[Some(1), Some(2)]).1[..30];
+        assert!(encode_value(&a4, truncated, &mut Vec::new()).is_err());
+        let mut trailing = ints4(&[(1, 1)], &[Some(1)]).1;
+        trailing.push(0);
+        assert!(encode_value(&a4, &trailing, &mut Vec::new()).is_err());
+        let wrong_element = array_bytes(23, &[(1, 1)], &[Some(vec![1, 2])]);
+        assert!(encode_value(&a4, &wrong_element, &mut Vec::new()).is_err());
+        let seven_dims = array_bytes(23, &[(1, 1); 7], &[Some(int(4, 1))]);
+        assert!(encode_value(&a4, &seven_dims, &mut Vec::new()).is_err());
+        let huge = array_bytes(23, &[(i32::MAX, 1), (i32::MAX, 1)], &[]);
+        assert!(encode_value(&a4, &huge, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn composites_compare_fields_by_their_kinds() {
+        let kind = TypeKind::Composite(vec![INT8, TypeKind::Bpchar]);
+        let row = |oid: u32, a: Option<i64>, b: Option<&str>| {
+            let fields = [
+                (oid, a.map(|a| int(8, a))),
+                (25, b.map(|b| b.as_bytes().to_vec())),
+            ];
+            (kind.clone(), composite_bytes(&fields))
+        };
+        assert_classes(&[
+            &[
+                row(20, Some(1), Some("x")),
+                row(99999, Some(1), Some("x  ")),
+            ],
+            &[row(20, Some(1), None)],
+            &[row(20, None, Some("x"))],
+            &[row(20, None, None)],
+            &[row(20, Some(1), Some(""))],
+        ]);
+        let short = composite_bytes(&[(20, Some(int(8, 1)))]);
+        let err = encode_value(&kind, &short, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.reason, "field count does not match the type");
+        let mut trailing = row(20, Some(1), None).1;
+        trailing.push(9);
+        assert!(encode_value(&kind, &trailing, &mut Vec::new()).is_err());
+    }
+
+    /// A decimal string for `mantissa × 10^-scale`, written with exactly `scale` fraction digits.
+    pub(crate) fn decimal_string(mantissa: i64, scale: u32) -> String {
+        let digits = mantissa.unsigned_abs().to_string();
+        let sign = if mantissa < 0 { "-" } else { "" };
+        let scale = scale as usize;
+        if scale == 0 {
+            return format!("{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (int, frac) = padded.split_at(padded.len() - scale);
+        format!("{sign}{int}.{frac}")
+    }
+
+    proptest! {
+        #[test]
+        fn numeric_scale_is_not_significant(m in any::<i64>(), scale in 0u32..20, extra in 0usize..9, lead in 0usize..3, trail in 0usize..3) {
+            let plain = decimal_string(m, scale);
+            let longer = format!("{}{}", decimal_string(m, scale), if scale == 0 { "." } else { "" }) + &"0".repeat(extra);
+            let a = canon(&TypeKind::Numeric, &numeric_from_str(&plain));
+            let b = canon(&TypeKind::Numeric, &numeric_padded(longer.trim_end_matches('.'), lead, trail));
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn different_numerics_encode_differently(a in any::<i64>(), sa in 0u32..19, b in any::<i64>(), sb in 0u32..19, derive in 0u32..4) {
+            // Often make b a rescaling of a (equal), or a rescaling off by one unit (unequal).
+            let (b, sb) = match a.checked_mul(10i64.pow(derive)) {
+                Some(scaled) if derive > 0 && sa + derive <= 18 => (scaled + i64::from(b % 2 == 0), sa + derive),
+                _ => (b, sb),
+            };
+            let same = i128::from(a) * 10i128.pow(18 - sa) == i128::from(b) * 10i128.pow(18 - sb);
+            let ea = canon(&TypeKind::Numeric, &numeric_from_str(&decimal_string(a, sa)));
+            let eb = canon(&TypeKind::Numeric, &numeric_from_str(&decimal_string(b, sb)));
+            prop_assert_eq!(same, ea == eb);
+        }
+
+        #[test]
+        fn floats_encode_equal_iff_float_equality(a in any::<u64>(), b in any::<u64>()) {
+            let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+            let same = x == y || (x.is_nan() && y.is_nan());
+            let ea = canon(&TypeKind::Float8, &a.to_be_bytes());
+            let eb = canon(&TypeKind::Float8, &b.to_be_bytes());
+            prop_assert_eq!(same, ea == eb);
+        }
+    }
 }

@@ -8,12 +8,15 @@
 //! sorted by their bytes; strings are compared after unescaping; numbers are compared as exact
 //! decimals (`1.0` = `1` = `10E-1`, `-0` = `0`), never through floats and at any length.
 //!
-//! Every node starts with a tag byte and strings, digit runs and containers carry their length or
-//! count, so no two different trees share an encoding.
+//! Every node starts with a tag byte, and strings, digit runs and containers carry their length or
+//! count (as LEB128 varints, which have one form per number), so no two different trees share an
+//! encoding.
 //!
-//! The parser is iterative (an explicit stack of open containers), so nesting is limited by memory
-//! only, never by the thread's stack: jsonb itself accepts nesting as deep as its stack-depth check
-//! allows, and refusing a value the server stored would stop a diff for no good reason.
+//! The parser is iterative (an explicit stack of open containers) and writes the tree once at the
+//! end, splicing nested containers in, so time and memory stay linear in the text and nesting is
+//! limited by memory only, never by the thread's stack: jsonb itself accepts nesting as deep as
+//! its stack-depth check allows, and refusing a value the server stored would stop a diff for no
+//! good reason.
 //!
 //! The `json` type accepts texts that jsonb refuses: `\u0000` (kept as a 0 byte: no text can
 //! contain one, so it cannot collide) and lone UTF-16 surrogate escapes (kept as their 3-byte
@@ -37,147 +40,177 @@ fn err(reason: &'static str) -> ValueError {
 /// Appends the canonical encoding of the JSON text `text`; on error `out` is left as it was.
 pub fn canonicalize(text: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let start = out.len();
-    let result = Parser {
+    let mut parser = Parser {
         cur: Cursor { text, pos: 0 },
-        stack: Vec::new(),
-    }
-    .run(out);
+        arena: Vec::new(),
+        open: Vec::new(),
+        scratch: Vec::new(),
+    };
+    let result = parser.run(out);
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
-/// An open array or object: its children's encodings so far.
-struct Frame {
+/// An array or object as parsed. Scalars and keys are encoded into `buf` as they are read; nested
+/// containers stay separate nodes of the arena and are spliced in when the tree is written, so no
+/// byte is copied once per nesting level.
+struct Container {
     object: bool,
     buf: Vec<u8>,
-    /// Where the value being parsed starts in `buf`.
-    slot: usize,
+    /// Arrays: the element count, and where in `buf` each nested container goes.
     count: usize,
-    /// Objects only: the current key's range in `buf`, and every finished member.
+    splices: Vec<(usize, usize)>,
+    /// Objects: the key being filled, and every member so far in text order.
     key: (usize, usize),
     members: Vec<Member>,
 }
 
 struct Member {
     key: (usize, usize),
-    value: (usize, usize),
+    value: Value,
 }
 
-/// What parsing the start of a value left behind.
+/// A complete value: a range of its container's `buf` (or of the output, at the top level), or a
+/// container of the arena.
+#[derive(Clone, Copy)]
+enum Value {
+    Bytes(usize, usize),
+    Node(usize),
+}
+
 enum Step {
-    /// A scalar or an empty container: the value is complete.
-    Complete,
+    Complete(Value),
     /// A container was opened and its first value comes next.
     Opened,
 }
 
+/// One piece of the output still to be written, in order.
+enum Work {
+    Node(usize),
+    Bytes(usize, usize, usize),
+    Key(usize, usize, usize),
+}
+
 struct Parser<'a> {
     cur: Cursor<'a>,
-    stack: Vec<Frame>,
+    arena: Vec<Container>,
+    /// The open containers, innermost last.
+    open: Vec<usize>,
+    /// A string value being unescaped (its length is written before it).
+    scratch: Vec<u8>,
 }
 
 impl Parser<'_> {
-    fn run(mut self, out: &mut Vec<u8>) -> Result<(), ValueError> {
-        loop {
-            if let Step::Opened = self.value(out)? {
-                continue;
+    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), ValueError> {
+        let root = loop {
+            if let Step::Complete(value) = self.value(out)? {
+                if let Some(root) = self.after_value(value)? {
+                    break root;
+                }
             }
-            if !self.after_value(out)? {
-                break;
-            }
-        }
+        };
         self.cur.skip_ws();
         if !self.cur.at_end() {
             return Err(err("text after the value"));
         }
+        match root {
+            Value::Node(id) => self.emit(id, out),
+            Value::Bytes(..) => {}
+        }
         Ok(())
     }
 
-    /// Closes the containers that end after a completed value; true when another value follows.
-    fn after_value(&mut self, out: &mut Vec<u8>) -> Result<bool, ValueError> {
-        while let Some(frame) = self.stack.last_mut() {
-            finish_slot(frame);
+    /// Files a completed value into its container and closes the containers that end after it;
+    /// the root value once the top level is complete, `None` when another value follows.
+    fn after_value(&mut self, mut value: Value) -> Result<Option<Value>, ValueError> {
+        while let Some(&id) = self.open.last() {
+            attach(&mut self.arena[id], value);
             self.cur.skip_ws();
-            let object = frame.object;
+            let object = self.arena[id].object;
             match self.cur.peek() {
                 Some(b',') => {
                     self.cur.pos += 1;
                     if object {
                         self.key()?;
                     }
-                    return Ok(true);
+                    return Ok(None);
                 }
-                Some(b']') if !object => self.close(out)?,
-                Some(b'}') if object => self.close(out)?,
+                Some(b']') if !object => self.cur.pos += 1,
+                Some(b'}') if object => self.cur.pos += 1,
                 _ => return Err(err("expected ',' or the end of a container")),
             }
+            self.open.pop();
+            value = Value::Node(id);
         }
-        Ok(false)
+        Ok(Some(value))
     }
 
     fn value(&mut self, out: &mut Vec<u8>) -> Result<Step, ValueError> {
         self.cur.skip_ws();
         let first = self.cur.peek();
         if let Some(open @ (b'{' | b'[')) = first {
-            return self.open(open == b'{', out);
+            return self.open(open == b'{');
         }
-        let target = target(&mut self.stack, out);
+        let target = match self.open.last() {
+            Some(&id) => &mut self.arena[id].buf,
+            None => out,
+        };
+        let start = target.len();
         match first {
             Some(b'"') => {
+                self.scratch.clear();
+                self.cur.string(&mut self.scratch)?;
                 target.push(TAG_STRING);
-                let at = target.len();
-                target.extend_from_slice(&[0; 4]);
-                self.cur.string(target)?;
-                patch_len(target, at)?;
+                put_len(target, self.scratch.len());
+                target.extend_from_slice(&self.scratch);
             }
             Some(b't') => self.cur.literal(b"true", TAG_TRUE, target)?,
             Some(b'f') => self.cur.literal(b"false", TAG_FALSE, target)?,
             Some(b'n') => self.cur.literal(b"null", TAG_NULL, target)?,
-            Some(b'-' | b'0'..=b'9') => self.cur.number()?.encode(target)?,
+            Some(b'-' | b'0'..=b'9') => self.cur.number()?.encode(target),
             _ => return Err(err("expected a value")),
         }
-        Ok(Step::Complete)
+        Ok(Step::Complete(Value::Bytes(start, target.len())))
     }
 
-    fn open(&mut self, object: bool, out: &mut Vec<u8>) -> Result<Step, ValueError> {
+    fn open(&mut self, object: bool) -> Result<Step, ValueError> {
         self.cur.pos += 1;
-        let frame = Frame {
+        let id = self.arena.len();
+        self.arena.push(Container {
             object,
             buf: Vec::new(),
-            slot: 0,
             count: 0,
+            splices: Vec::new(),
             key: (0, 0),
             members: Vec::new(),
-        };
-        self.stack.push(frame);
+        });
         self.cur.skip_ws();
-        let end = if object { b'}' } else { b']' };
-        if self.cur.peek() == Some(end) {
-            self.close(out)?;
-            return Ok(Step::Complete);
+        if self.cur.eat(if object { b'}' } else { b']' }) {
+            return Ok(Step::Complete(Value::Node(id)));
         }
+        self.open.push(id);
         if object {
             self.key()?;
         }
         Ok(Step::Opened)
     }
 
-    /// Parses `"key" :` into the open object and marks where its value starts.
+    /// Parses `"key" :` into the innermost (object) container.
     fn key(&mut self) -> Result<(), ValueError> {
         self.cur.skip_ws();
         if self.cur.peek() != Some(b'"') {
             return Err(err("expected an object key"));
         }
-        let frame = self
-            .stack
-            .last_mut()
+        let id = *self
+            .open
+            .last()
             .ok_or_else(|| err("key outside an object"))?;
-        let start = frame.buf.len();
-        self.cur.string(&mut frame.buf)?;
-        frame.key = (start, frame.buf.len());
-        frame.slot = frame.buf.len();
+        let container = &mut self.arena[id];
+        let start = container.buf.len();
+        self.cur.string(&mut container.buf)?;
+        container.key = (start, container.buf.len());
         self.cur.skip_ws();
         if !self.cur.eat(b':') {
             return Err(err("expected ':' after an object key"));
@@ -185,78 +218,93 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// Pops the innermost container (its closing bracket is next) and encodes it into its parent.
-    fn close(&mut self, out: &mut Vec<u8>) -> Result<(), ValueError> {
-        self.cur.pos += 1;
-        let frame = self
-            .stack
-            .pop()
-            .ok_or_else(|| err("unbalanced container"))?;
-        let target = target(&mut self.stack, out);
-        if frame.object {
-            return emit_object(frame, target);
+    /// Writes the tree under container `root`, children in order, object members sorted.
+    fn emit(&self, root: usize, out: &mut Vec<u8>) {
+        let mut work = vec![Work::Node(root)];
+        while let Some(item) = work.pop() {
+            match item {
+                Work::Node(id) => self.emit_container(id, out, &mut work),
+                Work::Bytes(id, start, end) => {
+                    out.extend_from_slice(&self.arena[id].buf[start..end])
+                }
+                Work::Key(id, start, end) => {
+                    put_len(out, end - start);
+                    out.extend_from_slice(&self.arena[id].buf[start..end]);
+                }
+            }
         }
-        target.push(TAG_ARRAY);
-        put_len(target, frame.count)?;
-        target.extend_from_slice(&frame.buf);
-        Ok(())
+    }
+
+    /// Writes a container's tag and count, and queues its children (reversed: `work` is a stack).
+    fn emit_container(&self, id: usize, out: &mut Vec<u8>, work: &mut Vec<Work>) {
+        let container = &self.arena[id];
+        let slot = |value: Value| match value {
+            Value::Bytes(start, end) => Work::Bytes(id, start, end),
+            Value::Node(child) => Work::Node(child),
+        };
+        if container.object {
+            let members = sorted_members(container);
+            out.push(TAG_OBJECT);
+            put_len(out, members.len());
+            for member in members.iter().rev() {
+                work.push(slot(member.value));
+                work.push(Work::Key(id, member.key.0, member.key.1));
+            }
+            return;
+        }
+        out.push(TAG_ARRAY);
+        put_len(out, container.count);
+        let mut end = container.buf.len();
+        for &(at, child) in container.splices.iter().rev() {
+            work.push(Work::Bytes(id, at, end));
+            work.push(Work::Node(child));
+            end = at;
+        }
+        work.push(Work::Bytes(id, 0, end));
     }
 }
 
-/// Where a finished value goes: the innermost open container, or the output at the top level.
-fn target<'v>(stack: &'v mut [Frame], out: &'v mut Vec<u8>) -> &'v mut Vec<u8> {
-    match stack.last_mut() {
-        Some(frame) => &mut frame.buf,
-        None => out,
-    }
-}
-
-/// Records the value just parsed as the container's next element or member.
-fn finish_slot(frame: &mut Frame) {
-    frame.count += 1;
-    if frame.object {
-        frame.members.push(Member {
-            key: frame.key,
-            value: (frame.slot, frame.buf.len()),
+/// Records a completed value as the container's next element or member.
+fn attach(container: &mut Container, value: Value) {
+    container.count += 1;
+    if container.object {
+        container.members.push(Member {
+            key: container.key,
+            value,
         });
+    } else if let Value::Node(child) = value {
+        container.splices.push((container.buf.len(), child));
     }
-    frame.slot = frame.buf.len();
 }
 
-/// Writes an object with its members sorted by key, keeping the last of duplicate keys (jsonb).
-fn emit_object(frame: Frame, out: &mut Vec<u8>) -> Result<(), ValueError> {
-    let buf = &frame.buf;
-    let key = |m: &Member| &buf[m.key.0..m.key.1];
-    let mut members = frame.members;
+/// An object's members sorted by key bytes, keeping the last of duplicate keys (as jsonb does).
+fn sorted_members(container: &Container) -> Vec<&Member> {
+    let key = |m: &Member| &container.buf[m.key.0..m.key.1];
+    let mut members: Vec<&Member> = container.members.iter().collect();
     // Stable, so duplicates keep their text order and the last one of each run wins.
     members.sort_by(|a, b| key(a).cmp(key(b)));
-    let kept: Vec<&Member> = members
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| members.get(i + 1).is_none_or(|next| key(next) != key(m)))
-        .map(|(_, m)| m)
-        .collect();
-    out.push(TAG_OBJECT);
-    put_len(out, kept.len())?;
-    for member in kept {
-        put_len(out, member.key.1 - member.key.0)?;
-        out.extend_from_slice(key(member));
-        out.extend_from_slice(&buf[member.value.0..member.value.1]);
+    let mut kept: Vec<&Member> = Vec::with_capacity(members.len());
+    for member in members {
+        match kept.last_mut() {
+            Some(last) if key(last) == key(member) => *last = member,
+            _ => kept.push(member),
+        }
     }
-    Ok(())
+    kept
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), ValueError> {
-    let len = u32::try_from(len).map_err(|_| err("value too large"))?;
-    out.extend_from_slice(&len.to_le_bytes());
-    Ok(())
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    put_varint(out, len as u64);
 }
 
-/// Fills the 4-byte length reserved at `at` with the count of bytes written after it.
-fn patch_len(out: &mut [u8], at: usize) -> Result<(), ValueError> {
-    let len = u32::try_from(out.len() - at - 4).map_err(|_| err("value too large"))?;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(())
+/// A LEB128 varint: self-delimiting, and one form per number.
+fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let mut rest = value;
+    while rest >= 0x80 {
+        out.push((rest as u8) | 0x80);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
 }
 
 /// Appends a code point as UTF-8; a lone surrogate gets the same 3-byte pattern (see module doc).
@@ -448,31 +496,46 @@ struct Number<'a> {
 impl Number<'_> {
     /// Writes the value as sign, exponent and significant digits: `digits × 10^exponent` with no
     /// leading or trailing zero digit, so equal values (at any scale) write equal bytes.
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), ValueError> {
+    fn encode(&self, out: &mut Vec<u8>) {
         out.push(TAG_NUMBER);
         let all = || self.int.iter().chain(self.frac);
         let Some(first) = all().position(|&d| d != b'0') else {
             out.push(b'0');
-            return Ok(());
+            return;
         };
         let len = self.int.len() + self.frac.len();
         let last = len - 1 - all().rev().position(|&d| d != b'0').unwrap_or(0);
         out.push(if self.negative { b'-' } else { b'+' });
         // value = digits[first..=last] × 10^(exp − frac.len() + trailing zeros dropped)
         let shift = (len - 1 - last) as i128 - self.frac.len() as i128;
-        let (exp_negative, magnitude) = exponent(self.exp_negative, self.exp, shift);
-        out.push(if exp_negative { b'-' } else { b'+' });
-        put_len(out, magnitude.len())?;
-        out.extend_from_slice(&magnitude);
-        put_len(out, last + 1 - first)?;
+        match exponent(self.exp_negative, self.exp, shift) {
+            Exponent::Small(e) => {
+                out.push(0);
+                // Zigzag: small exponents of either sign take one byte.
+                put_varint(out, ((e << 1) ^ (e >> 63)) as u64);
+            }
+            Exponent::Huge { negative, digits } => {
+                out.extend_from_slice(&[1, u8::from(negative)]);
+                put_len(out, digits.len());
+                out.extend_from_slice(&digits);
+            }
+        }
+        put_len(out, last + 1 - first);
         out.extend(all().skip(first).take(last + 1 - first));
-        Ok(())
     }
 }
 
-/// `±digits + shift` as a sign and decimal magnitude without leading zeros ("0" for zero), exact
-/// for exponents of any length.
-fn exponent(negative: bool, digits: &[u8], shift: i128) -> (bool, Vec<u8>) {
+/// A number's exact decimal exponent: zigzag-varint sized when it fits in i64 (always, outside
+/// of contrived `json` texts), else its sign and decimal digits. Which form is used depends on
+/// the value only, so each exponent has one encoding.
+#[derive(Debug, PartialEq)]
+enum Exponent {
+    Small(i64),
+    Huge { negative: bool, digits: Vec<u8> },
+}
+
+/// The exponent `±digits + shift`, exact for exponents of any length.
+fn exponent(negative: bool, digits: &[u8], shift: i128) -> Exponent {
     let digits = &digits[digits
         .iter()
         .position(|&d| d != b'0')
@@ -482,11 +545,20 @@ fn exponent(negative: bool, digits: &[u8], shift: i128) -> (bool, Vec<u8>) {
             .iter()
             .fold(0i128, |v, &d| v * 10 + i128::from(d - b'0'));
         let value = if negative { -value } else { value } + shift;
-        return (value < 0, value.unsigned_abs().to_string().into_bytes());
+        return match i64::try_from(value) {
+            Ok(small) => Exponent::Small(small),
+            Err(_) => Exponent::Huge {
+                negative: value < 0,
+                digits: value.unsigned_abs().to_string().into_bytes(),
+            },
+        };
     }
     // |shift| < 10^30 <= |exponent|: the sign stays and the magnitude moves by ±shift.
     let delta = if negative { -shift } else { shift };
-    (negative, add_small(digits, delta))
+    Exponent::Huge {
+        negative,
+        digits: add_small(digits, delta),
+    }
 }
 
 /// Adds `delta` to the decimal `digits`, whose value exceeds `|delta|`.
@@ -509,4 +581,369 @@ fn add_small(digits: &[u8], delta: i128) -> Vec<u8> {
         result.pop();
     }
     result.iter().rev().map(|&d| b'0' + d as u8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn canon(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        canonicalize(text.as_bytes(), &mut out).unwrap_or_else(|e| panic!("{text}: {e}"));
+        out
+    }
+
+    #[test]
+    fn encodes_tagged_length_prefixed_trees() {
+        assert_eq!(canon("null"), b"n");
+        assert_eq!(canon(" true "), b"t");
+        assert_eq!(canon("\"ab\""), b"s\x02ab");
+        assert_eq!(canon("[false, []]"), b"a\x02fa\x00");
+        assert_eq!(canon("{\"k\": 0}"), b"o\x01\x01kd0");
+        // 12.50 = 125 × 10^-1 (zigzag -1 = 1); 1e-64 has exponent zigzag 127; 1e64 128 (2 bytes).
+        assert_eq!(canon("12.50"), b"d+\x00\x01\x03125");
+        assert_eq!(canon("-1e-64"), b"d-\x00\x7f\x011");
+        assert_eq!(canon("1e64"), b"d+\x00\x80\x01\x011");
+        assert_eq!(
+            canon(&format!("\"{}\"", "x".repeat(300))).len(),
+            1 + 2 + 300
+        );
+    }
+
+    /// Each row holds texts of one jsonb value; different rows hold different values.
+    const CLASSES: &[&[&str]] = &[
+        &[
+            "1",
+            "1.0",
+            "1.00",
+            "1e0",
+            "10E-1",
+            "0.1e1",
+            "100e-2",
+            "1E+0",
+            "0.00001e5",
+        ],
+        &["-1", "-1.000", "-0.1e1"],
+        &["0", "-0", "0.0", "-0.0e5", "0e-7", "0E0"],
+        &["10", "1e1", "1.0e+1", "100e-1"],
+        &["0.1", "1e-1", "0.10"],
+        &["12"],
+        &["1.2"],
+        &[
+            "123456789012345678901234567890",
+            "1.23456789012345678901234567890e29",
+        ],
+        &["123456789012345678901234567891"],
+        &[
+            "1e100000000000000000000000000000000000",
+            "10e99999999999999999999999999999999999",
+        ],
+        &["1e99999999999999999999999999999999999"],
+        &[
+            "1e-100000000000000000000000000000000000",
+            "0.1e-99999999999999999999999999999999999",
+        ],
+        &["true"],
+        &["false"],
+        &["null"],
+        &["\"1\""],
+        &["\"\""],
+        &["\"A\"", "\"\\u0041\"", "\"\\u0041\""],
+        &["\"é\"", "\"\\u00e9\"", "\"\\u00E9\""],
+        &["\"e\u{301}\""],
+        &["\"😀\"", "\"\\ud83d\\ude00\"", "\"\\uD83D\\uDE00\""],
+        &["\"\\ud83d\""],
+        &["\"\\ude00\""],
+        &["\"\\ude00\\ud83d\""],
+        &["\"\\u0000\""],
+        &[
+            "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
+            "\"a\\u0022b\\u005cc/d\\u0008\\u000c\\u000a\\u000d\\u0009\"",
+        ],
+        &["[]", "[ ]", " [\n\t] "],
+        &["{}", "{ }"],
+        &["[[]]"],
+        &["[{}]"],
+        &["[1,2]", "[1.0, 2.00]", "[ 1 , 2 ]"],
+        &["[2,1]"],
+        &["[1,[2]]"],
+        &["[[1],2]"],
+        &["[\"a\",\"b\"]"],
+        &["[\"ab\"]"],
+        &[
+            "{\"a\":1,\"b\":2}",
+            "{\"b\":2,\"a\":1}",
+            "{\"b\":2,\"a\":1,\"b\":2}",
+            "{\"a\":5,\"b\":2,\"a\":1}",
+        ],
+        &["{\"a\":1}", "{\"a\":{\"x\":1},\"a\":1}"],
+        &["{\"a\":1,\"b\":null}"],
+        &["{\"a\":\"1\"}"],
+        &["{\"\":1}"],
+        &["{\"ab\":1}", "{\"a\\u0062\":1}"],
+        &[
+            "{\"a\":{\"b\":[1,{\"c\":true}]}}",
+            "{\"a\":{\"b\":[1e0,{\"c\":false,\"c\":true}]}}",
+        ],
+    ];
+
+    #[test]
+    fn equal_values_encode_alike_and_different_ones_differ() {
+        let encoded: Vec<Vec<Vec<u8>>> = CLASSES
+            .iter()
+            .map(|class| class.iter().map(|t| canon(t)).collect())
+            .collect();
+        for (i, class) in encoded.iter().enumerate() {
+            for (j, value) in class.iter().enumerate() {
+                assert_eq!(value, &class[0], "{} vs {}", CLASSES[i][j], CLASSES[i][0]);
+            }
+            for (k, other) in encoded.iter().enumerate().skip(i + 1) {
+                assert_ne!(class[0], other[0], "{} vs {}", CLASSES[i][0], CLASSES[k][0]);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_postgresql_refuses() {
+        let invalid = [
+            "",
+            " ",
+            "01",
+            "-01",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "1e+",
+            "-",
+            "--1",
+            "0x10",
+            "1 2",
+            "[1 2]",
+            "[1,]",
+            "[,1]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":1,}",
+            "{1:1}",
+            "[",
+            "]",
+            "{",
+            "}",
+            "[}",
+            "{]",
+            "[1}",
+            "\"abc",
+            "\"a\\x\"",
+            "\"\\u12\"",
+            "\"\\uZZZZ\"",
+            "\"a\tb\"",
+            "\"a\nb\"",
+            "tru",
+            "truex",
+            "nul",
+            "True",
+            "NaN",
+            "Infinity",
+            "'a'",
+            "[1]]",
+            "{}{}",
+            "1true",
+            "\"\\",
+            "[\"a\"",
+            "{\"a\":1",
+        ];
+        for text in invalid {
+            let mut out = vec![42];
+            assert!(
+                canonicalize(text.as_bytes(), &mut out).is_err(),
+                "accepted {text:?}"
+            );
+            assert_eq!(out, [42], "{text:?} left output behind");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_exhaust_the_stack() {
+        let depth = 200_000;
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let out = canon(&text);
+        assert_eq!(out.len(), 2 * depth);
+        let text = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        assert!(!canon(&text).is_empty());
+        assert!(canonicalize(
+            format!("{}1", "[".repeat(depth)).as_bytes(),
+            &mut Vec::new()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn adds_small_shifts_to_long_exponents() {
+        assert_eq!(add_small(b"999", 5), b"1004");
+        assert_eq!(add_small(b"1000", -1), b"999");
+        assert_eq!(add_small(b"1000", -999), b"1");
+        assert_eq!(exponent(true, b"0005", 2), Exponent::Small(-3));
+        assert_eq!(exponent(false, b"", -3), Exponent::Small(-3));
+        let max = i64::MAX.to_string();
+        assert_eq!(
+            exponent(false, max.as_bytes(), 0),
+            Exponent::Small(i64::MAX)
+        );
+        let huge = Exponent::Huge {
+            negative: false,
+            digits: b"9223372036854775808".to_vec(),
+        };
+        assert_eq!(exponent(false, max.as_bytes(), 1), huge);
+        // -(10^40) + 9 = -(999…991).
+        let long = format!("1{}", "0".repeat(40));
+        let digits = format!("{}1", "9".repeat(39)).into_bytes();
+        assert_eq!(
+            exponent(true, long.as_bytes(), 9),
+            Exponent::Huge {
+                negative: true,
+                digits
+            }
+        );
+    }
+
+    /// A model of a jsonb value, kept normalized: numbers as (mantissa without trailing zeros,
+    /// exponent), objects as sorted maps.
+    #[derive(Clone, Debug, PartialEq)]
+    enum Model {
+        Null,
+        Bool(bool),
+        Number(i64, i32),
+        Str(String),
+        Array(Vec<Model>),
+        Object(BTreeMap<String, Model>),
+    }
+
+    fn model() -> impl Strategy<Value = Model> {
+        let number = (-1000i64..1000, -3i32..3).prop_map(|(m, e)| normalize_number(m, e));
+        let leaf = prop_oneof![
+            Just(Model::Null),
+            any::<bool>().prop_map(Model::Bool),
+            number,
+            "[a-c\"\\\\é😀\u{1}]{0,3}".prop_map(Model::Str),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Model::Array),
+                prop::collection::btree_map("[a-c]{0,2}", inner, 0..4).prop_map(Model::Object),
+            ]
+        })
+    }
+
+    fn normalize_number(mut m: i64, mut e: i32) -> Model {
+        if m == 0 {
+            return Model::Number(0, 0);
+        }
+        while m % 10 == 0 {
+            m /= 10;
+            e += 1;
+        }
+        Model::Number(m, e)
+    }
+
+    /// Writes the model as JSON text, spelled in one of several equivalent ways chosen by `style`.
+    fn write(model: &Model, style: u32, out: &mut String) {
+        let ws = if style % 2 == 1 { " \n" } else { "" };
+        match model {
+            Model::Null => out.push_str("null"),
+            Model::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Model::Number(m, e) => write_number(*m, *e, style, out),
+            Model::Str(s) => write_string(s, style, out),
+            Model::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    out.push_str(if i > 0 { "," } else { "" });
+                    out.push_str(ws);
+                    write(item, style.rotate_left(3) ^ i as u32, out);
+                }
+                out.push_str(ws);
+                out.push(']');
+            }
+            Model::Object(members) => write_object(members, style, out),
+        }
+    }
+
+    fn write_object(members: &BTreeMap<String, Model>, style: u32, out: &mut String) {
+        out.push('{');
+        let mut entries: Vec<_> = members.iter().collect();
+        if style % 3 == 0 {
+            entries.reverse();
+        }
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if style % 5 == 0 {
+                // A shadowed duplicate first: the last occurrence wins.
+                write_string(key, style, out);
+                out.push_str(":[\"shadowed\"],");
+            }
+            write_string(key, style.rotate_left(5), out);
+            out.push_str(if style % 2 == 1 { " : " } else { ":" });
+            write(value, style.rotate_left(7) ^ i as u32, out);
+        }
+        out.push('}');
+    }
+
+    fn write_number(m: i64, e: i32, style: u32, out: &mut String) {
+        let extra = (style % 4) as i32;
+        let sign = if m < 0 { "-" } else { "" };
+        let digits = format!("{}{}", m.unsigned_abs(), "0".repeat(extra as usize));
+        match style % 3 {
+            0 => out.push_str(&format!("{sign}{digits}e{}", e - extra)),
+            1 if e - extra < 0 => {
+                let frac = (extra - e) as usize;
+                let padded = format!("{digits:0>width$}", width = frac + 1);
+                let (int, frac) = padded.split_at(padded.len() - frac);
+                out.push_str(&format!("{sign}{int}.{frac}"));
+            }
+            _ => out.push_str(&format!("{sign}{digits}E{:+}", e - extra)),
+        }
+    }
+
+    fn write_string(s: &str, style: u32, out: &mut String) {
+        out.push('"');
+        for (i, c) in s.chars().enumerate() {
+            let escape = (style >> (i % 16)) & 1 == 1;
+            match c {
+                '"' | '\\' => out.extend(['\\', c]),
+                '\u{1}' => out.push_str("\\u0001"),
+                c if escape => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    proptest! {
+        #[test]
+        fn spellings_of_one_value_encode_alike(value in model(), a in any::<u32>(), b in any::<u32>()) {
+            let (mut x, mut y) = (String::new(), String::new());
+            write(&value, a, &mut x);
+            write(&value, b, &mut y);
+            prop_assert_eq!(canon(&x), canon(&y), "{} vs {}", x, y);
+        }
+
+        #[test]
+        fn different_values_encode_differently(p in model(), q in model(), a in any::<u32>(), b in any::<u32>()) {
+            let (mut x, mut y) = (String::new(), String::new());
+            write(&p, a, &mut x);
+            write(&q, b, &mut y);
+            prop_assert_eq!(p == q, canon(&x) == canon(&y), "{} vs {}", x, y);
+        }
+    }
 }

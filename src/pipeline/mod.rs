@@ -115,12 +115,15 @@ async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
         .map_err(|e| e.context(format!("reading the catalog of {}", source.role)))
 }
 
+/// Tables that cannot be compared, with why.
+type Refused = Vec<(TableName, Error)>;
+
 /// Reconciles every selected table; tables that cannot be compared are returned apart with why.
 fn plan_tables(
     settings: &VerifySettings,
     roles: &[Role],
     catalogs: &[Vec<TableShape>],
-) -> Result<(Vec<TablePlan>, Vec<(TableName, Error)>)> {
+) -> Result<(Vec<TablePlan>, Refused)> {
     let names: BTreeSet<&TableName> = catalogs
         .iter()
         .flatten()

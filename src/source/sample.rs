@@ -26,13 +26,25 @@ pub async fn boundaries(client: &Client, plan: &TablePlan, ranges: usize) -> Res
         return Ok(Vec::new());
     }
     let want = (ranges as u64 * SAMPLE_PER_RANGE).min(200_000);
-    let percent = (want as f64 * 100.0 / plan.est_rows.max(1) as f64).clamp(0.0001, 100.0);
+    // SYSTEM sampling picks whole pages, so a small percentage of a small table can return
+    // nothing: oversample, and retry once with ten times more when too few keys came back.
+    let mut percent =
+        (4.0 * want as f64 * 100.0 / plan.est_rows.max(1) as f64).clamp(0.0001, 100.0);
+    let mut sample = sample_keys(client, plan, percent).await?;
+    if sample.len() < ranges * 4 && percent < 100.0 {
+        percent = (percent * 10.0).min(100.0);
+        sample = sample_keys(client, plan, percent).await?;
+    }
+    Ok(pick_boundaries(sample, ranges))
+}
+
+async fn sample_keys(client: &Client, plan: &TablePlan, percent: f64) -> Result<Vec<KeyBound>> {
     let keys = plan.key_exprs();
+    // No ORDER BY: the boundaries are sorted by order key on the client.
     let query = format!(
-        "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6}) ORDER BY {}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6})) TO STDOUT (FORMAT binary)",
         keys.join(", "),
         plan.name.sql(),
-        keys.join(", ")
     );
     let at = || format!("sampling keys of {}", plan.name);
     let rows = read_all(client, &query, plan.nkey)
@@ -44,7 +56,7 @@ pub async fn boundaries(client: &Client, plan: &TablePlan, ranges: usize) -> Res
             sample.push(bound_of(plan, batch, row)?);
         }
     }
-    Ok(pick_boundaries(sample, ranges))
+    Ok(sample)
 }
 
 /// A sampled key as a boundary: literals typed with the reference's column types.
