@@ -31,8 +31,10 @@
 
 use crate::shape::{TypeKind, ValueError};
 
-/// Appends one field: NULL → byte 0; a value → byte 1, the u32 little-endian length of its
-/// canonical bytes, then those bytes. On error `out` is left as it was.
+/// Appends one field: NULL → byte 0; a value → LEB128 varint of (length + 1), then its canonical
+/// bytes. The NULL flag and the length share one varint, so a field costs one byte of framing in
+/// the common case (values under 127 bytes): framing bytes are hashed bytes, and blake3's cost per
+/// row grows with every 64 of them. On error `out` is left as it was.
 pub fn encode_field(
     kind: &TypeKind,
     raw: Option<&[u8]>,
@@ -43,18 +45,35 @@ pub fn encode_field(
         return Ok(());
     };
     let start = out.len();
-    out.push(1);
-    out.extend_from_slice(&[0; 4]);
-    let result = encode_value(kind, raw, out).and_then(|()| {
-        let len = u32::try_from(out.len() - start - 5)
-            .map_err(|_| ValueError::new(kind_name(kind), "value too large"))?;
-        out[start + 1..start + 5].copy_from_slice(&len.to_le_bytes());
-        Ok(())
-    });
-    if result.is_err() {
+    out.push(0);
+    if let Err(e) = encode_value(kind, raw, out) {
         out.truncate(start);
+        return Err(e);
     }
-    result
+    let len = out.len() - start - 1;
+    if len < 127 {
+        out[start] = len as u8 + 1;
+    } else {
+        let mut prefix = [0u8; 10];
+        let n = varint(len as u64 + 1, &mut prefix);
+        out.splice(start..start + 1, prefix[..n].iter().copied());
+    }
+    Ok(())
+}
+
+/// LEB128: seven bits a byte, low bits first, high bit set on all but the last byte.
+fn varint(mut value: u64, out: &mut [u8; 10]) -> usize {
+    let mut n = 0;
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out[n] = byte;
+            return n + 1;
+        }
+        out[n] = byte | 0x80;
+        n += 1;
+    }
 }
 
 /// Appends the canonical encoding of one non-NULL value of `kind` from its binary form.
@@ -657,10 +676,30 @@ pub(crate) mod tests {
         encode_field(&INT4, None, &mut out).unwrap();
         encode_field(&TypeKind::Text, Some(b"ab"), &mut out).unwrap();
         encode_field(&TypeKind::Text, Some(b""), &mut out).unwrap();
-        assert_eq!(out, [0, 1, 2, 0, 0, 0, b'a', b'b', 1, 0, 0, 0, 0]);
+        assert_eq!(out, [0, 3, b'a', b'b', 1]);
         // A failed field leaves the row buffer as it was.
         assert!(encode_field(&INT4, Some(&[1, 2, 3]), &mut out).is_err());
-        assert_eq!(out.len(), 13);
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn long_fields_get_multi_byte_lengths() {
+        for len in [125usize, 126, 127, 128, 16_383, 16_384, 3_000_000] {
+            let mut out = vec![9];
+            encode_field(&TypeKind::Bytea, Some(&vec![7u8; len]), &mut out).unwrap();
+            let (mut value, mut shift, mut i) = (0u64, 0, 1);
+            loop {
+                value |= u64::from(out[i] & 0x7f) << shift;
+                shift += 7;
+                i += 1;
+                if out[i - 1] & 0x80 == 0 {
+                    break;
+                }
+            }
+            assert_eq!(value as usize, len + 1, "length {len}");
+            assert_eq!(out.len() - i, len);
+            assert!(out[i..].iter().all(|&b| b == 7));
+        }
     }
 
     #[test]
@@ -882,7 +921,7 @@ pub(crate) mod tests {
         }
         assert_eq!(canon(&TypeKind::Bool, &[1]), canon(&TypeKind::Bool, &[7]));
         assert_ne!(canon(&TypeKind::Bool, &[1]), canon(&TypeKind::Bool, &[0]));
-        assert_eq!(canon(&TypeKind::Other, b"\x01\x02"), [1, 2, 0, 0, 0, 1, 2]);
+        assert_eq!(canon(&TypeKind::Other, b"\x01\x02"), [3, 1, 2]);
     }
 
     #[test]
