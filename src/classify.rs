@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::hash::digest::Digest;
 
 /// What is wrong with one key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// On the base only.
@@ -53,6 +55,45 @@ pub struct Finding {
     pub key: String,
     /// Indexes of the differing compared columns (divergent rows only).
     pub columns: Vec<u16>,
+    /// What a restore needs (recover runs only).
+    pub restore: Option<Box<RestoreKey>>,
+}
+
+/// What recovering one key takes: where it is, what the target holds now, what it will hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreKey {
+    pub action: Action,
+    /// The key as typed SQL literals (`'42'::bigint`), one per key column.
+    pub literals: Vec<String>,
+    /// The order-preserving key bytes (`key::encode`), to match rows read back by key.
+    pub order_key: Vec<u8>,
+    /// The digest of the target's row at diff time (`None`: no row), guarded by `apply`.
+    pub before: Option<Digest>,
+    /// The digest the target's row will have after the restore (`None`: no row).
+    pub after: Option<Digest>,
+}
+
+/// What a restore does to one key of the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Insert,
+    Update,
+    Delete,
+    /// Left as it is (an extra row under `--no-delete`), listed.
+    Keep,
+}
+
+impl Action {
+    /// The default action for a two-way class.
+    pub fn for_class(class: Class, no_delete: bool) -> Action {
+        match class {
+            Class::Missing => Action::Insert,
+            Class::Divergent => Action::Update,
+            Class::Extra if no_delete => Action::Keep,
+            Class::Extra => Action::Delete,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 //! The pure stages (key, rows, hash, tree, compare, classify) do no I/O and are tested without a
 //! server; `pipeline` and `source` are where the sockets are.
 
+pub mod apply;
 pub mod classify;
 pub mod cli;
 pub mod cluster;
@@ -34,10 +35,12 @@ pub mod hash;
 pub mod key;
 pub mod pipeline;
 pub mod progress;
+pub mod recover;
 pub mod report;
 pub mod rows;
 pub mod settings;
 pub mod shape;
+pub mod sink;
 pub mod source;
 pub mod tree;
 

@@ -46,6 +46,19 @@ pub struct VerifySettings {
     pub max_findings: usize,
     pub findings_csv: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// Set for recover runs: what to restore, and where the per-key records go.
+    pub restore: Option<RestoreSpec>,
+}
+
+/// What a recover run restores.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreSpec {
+    /// `--columns`: on divergent rows of these tables, restore only these columns.
+    pub columns: HashMap<TableName, Vec<String>>,
+    /// `--no-delete`: keep extra rows (listed, not deleted).
+    pub no_delete: bool,
+    /// Directory receiving `keys/<table index>.jsonl`, one record per differing key.
+    pub keys_dir: PathBuf,
 }
 
 impl VerifySettings {
@@ -60,6 +73,7 @@ impl VerifySettings {
             max_findings: 10_000,
             findings_csv: None,
             json: None,
+            restore: None,
         }
     }
 }

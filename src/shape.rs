@@ -218,6 +218,10 @@ pub struct Column {
     /// Whether the column's effective collation orders by bytes (C or POSIX); false for
     /// non-collatable types.
     pub bytewise: bool,
+    /// A stored generated column: never written by a restore.
+    pub generated: bool,
+    /// `GENERATED ALWAYS AS IDENTITY`: inserts need `OVERRIDING SYSTEM VALUE`.
+    pub identity_always: bool,
 }
 
 /// A table as one source's catalog describes it.
@@ -229,6 +233,8 @@ pub struct TableShape {
     pub key: Vec<usize>,
     /// The planner's row estimate (`reltuples`, or from the size when never analyzed).
     pub est_rows: u64,
+    /// Tables this one references through foreign keys (its parents), self-references excluded.
+    pub parents: Vec<TableName>,
 }
 
 impl TableShape {

@@ -3,8 +3,10 @@
 //!
 //! Exit status: 0 identical, 1 differences found, 2 an error or anything left unverified.
 
+pub mod apply;
 pub mod bars;
 pub mod demo;
+pub mod recover;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,12 +45,26 @@ pub enum Command {
     ///
     /// Exit status: 0 identical, 1 differences, 2 error or anything not verified.
     Verify(VerifyArgs),
+    /// Compare, then write restore batches that put lost and damaged rows back.
+    ///
+    /// Writes into --out: plan.json (review it first), restore.sql (one transaction, tables in
+    /// foreign-key order), undo.sql (reverts restore.sql), keys/ (what apply guards with).
+    /// Exit status: 0 nothing to restore, 1 a restore was written, 2 error.
+    Recover(recover::RecoverArgs),
+    /// Apply a recovery to the target in one transaction, guarded and re-verified.
+    ///
+    /// Every row the restore touches must still be as it was when recover compared it; rows
+    /// changed since are conflicts (abort, or skip them with --skip-changed). --dry-run does all
+    /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
+    /// differences remain, 2 error or aborted.
+    Apply(apply::ApplyArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
 }
 
+/// The sources and what to compare: shared by verify and recover.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub struct CompareArgs {
     /// The known-good side, e.g. a restored pre-migration backup.
     ///
     /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
@@ -107,6 +123,12 @@ pub struct VerifyArgs {
     /// COPY data per hashing batch, in KiB (bounds memory per worker).
     #[arg(long, default_value_t = 512, value_name = "KIB", hide = true)]
     pub batch_kib: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub compare: CompareArgs,
 
     /// Write the full report as JSON (schema pgsalvage.verify/1) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -137,6 +159,17 @@ pub struct VerifyArgs {
 impl VerifyArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
+        let mut settings = self.compare.settings()?;
+        settings.max_findings = self.max_findings;
+        settings.findings_csv = self.findings.clone();
+        settings.json = self.json.clone();
+        Ok(settings)
+    }
+}
+
+impl CompareArgs {
+    /// Resolves the flags into settings; every mistake is reported before connecting.
+    pub fn settings(&self) -> Result<VerifySettings> {
         let base = resolve(&self.base, &ProcessEnv).map_err(|e| e.context("--base"))?;
         let target = resolve(&self.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         if self.jobs == 0 {
@@ -147,9 +180,6 @@ impl VerifyArgs {
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.jobs;
         settings.batch_bytes = self.batch_kib.max(4) * 1024;
-        settings.max_findings = self.max_findings;
-        settings.findings_csv = self.findings.clone();
-        settings.json = self.json.clone();
         Ok(settings)
     }
 
@@ -166,7 +196,7 @@ impl VerifyArgs {
     }
 }
 
-fn parse_table(text: &str) -> Result<TableName> {
+pub(crate) fn parse_table(text: &str) -> Result<TableName> {
     TableName::parse(text.trim()).ok_or_else(|| {
         Error::usage(format!("invalid table name \"{text}\""))
             .with_hint("write schema.table, quoting parts with \"\" if needed")
@@ -197,6 +227,8 @@ fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
 pub fn run(cli: Cli) -> i32 {
     let outcome = match cli.command {
         Command::Verify(args) => run_verify(&args),
+        Command::Recover(args) => recover::run(&args),
+        Command::Apply(args) => apply::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match outcome {

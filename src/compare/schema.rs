@@ -47,6 +47,8 @@ pub struct TablePlan {
     pub native_order: bool,
     pub schema_diffs: Vec<SchemaDiff>,
     pub est_rows: u64,
+    /// Each source's shape of the table (`None` where it is absent), for the restore writers.
+    pub shapes: Vec<Option<TableShape>>,
 }
 
 impl TablePlan {
@@ -126,6 +128,7 @@ pub fn reconcile(
         native_order,
         schema_diffs: diffs,
         est_rows,
+        shapes: shapes.iter().map(|s| s.cloned()).collect(),
     })
 }
 

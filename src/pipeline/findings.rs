@@ -61,11 +61,19 @@ pub async fn collect(
         .as_deref()
         .map(CsvSink::create)
         .transpose()?;
+    let mut keys = settings
+        .restore
+        .as_ref()
+        .map(|r| KeySink::new(&r.keys_dir))
+        .transpose()?;
     let mut kept = Vec::new();
     let mut truncated = false;
     while let Some(chunk) = rx.recv().await {
         if let Some(csv) = csv.as_mut() {
             csv.write_all(&layout, &chunk)?;
+        }
+        if let Some(keys) = keys.as_mut() {
+            keys.write_all(&layout, &chunk)?;
         }
         let room = settings.max_findings.saturating_sub(kept.len());
         truncated |= chunk.len() > room;
@@ -73,6 +81,9 @@ pub async fn collect(
     }
     if let (Some(csv), Some(path)) = (csv, settings.findings_csv.as_deref()) {
         csv.persist(path)?;
+    }
+    if let Some(keys) = keys {
+        keys.finish()?;
     }
     Ok(Listed {
         layout,
@@ -119,6 +130,87 @@ impl CsvSink {
             .map_err(|e| Error::io(path.display(), e.error))?;
         Ok(())
     }
+}
+
+/// One line of `keys/<table>.jsonl`: a differing key and what its restore does.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    pub action: crate::classify::Action,
+    pub class: crate::classify::Class,
+    /// The key as typed SQL literals.
+    pub key: Vec<String>,
+    /// The key as exact JSON values.
+    pub key_json: Box<serde_json::value::RawValue>,
+    /// Hex of the order-preserving key bytes, to match rows read back by key.
+    pub okey: String,
+    /// Hex digest of the target's row at diff time; null when the target has no row.
+    pub before: Option<String>,
+    /// Hex digest the row will have after the restore; null when it will have none.
+    pub after: Option<String>,
+    /// Differing columns (divergent rows).
+    pub columns: Vec<String>,
+}
+
+/// Per-table JSON-lines files of [`KeyRecord`]s, for the recover writers and `apply`'s guard.
+struct KeySink {
+    dir: std::path::PathBuf,
+    files: std::collections::HashMap<usize, BufWriter<std::fs::File>>,
+}
+
+impl KeySink {
+    fn new(dir: &Path) -> Result<KeySink> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+        Ok(KeySink {
+            dir: dir.to_path_buf(),
+            files: Default::default(),
+        })
+    }
+
+    fn write_all(&mut self, layout: &Layout, chunk: &[Finding]) -> Result<()> {
+        for f in chunk {
+            let Some(r) = f.restore.as_deref() else {
+                continue;
+            };
+            let record = KeyRecord {
+                action: r.action,
+                class: f.class,
+                key: r.literals.clone(),
+                key_json: serde_json::value::RawValue::from_string(f.key.clone())
+                    .map_err(|e| Error::internal(e.to_string()))?,
+                okey: r.order_key.iter().map(|b| format!("{b:02x}")).collect(),
+                before: r.before.as_ref().map(crate::tree::hex),
+                after: r.after.as_ref().map(crate::tree::hex),
+                columns: layout.columns(f).into_iter().map(str::to_string).collect(),
+            };
+            let out = self.file(f.table)?;
+            serde_json::to_writer(&mut *out, &record)
+                .map_err(|e| Error::io("writing keys", e.into()))?;
+            out.write_all(b"\n")
+                .map_err(|e| Error::io("writing keys", e))?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, table: usize) -> Result<&mut BufWriter<std::fs::File>> {
+        if !self.files.contains_key(&table) {
+            let path = key_file(&self.dir, table);
+            let file = std::fs::File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+            self.files.insert(table, BufWriter::new(file));
+        }
+        Ok(self.files.get_mut(&table).expect("just inserted"))
+    }
+
+    fn finish(self) -> Result<()> {
+        for (_, mut out) in self.files {
+            out.flush().map_err(|e| Error::io("writing keys", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the key records of one table go.
+pub fn key_file(dir: &Path, table: usize) -> std::path::PathBuf {
+    dir.join(format!("{table}.jsonl"))
 }
 
 /// A temporary file in the target's directory, so the final rename stays on one filesystem.

@@ -37,6 +37,8 @@ pub struct TableRun {
     pub plan: TablePlan,
     pub ranges: Vec<KeyRange>,
     pub tree_bits: u8,
+    /// Recover runs with `--columns`: which compared columns divergent rows restore.
+    pub restore_mask: Option<Vec<bool>>,
 }
 
 /// What every worker shares.
@@ -45,6 +47,8 @@ pub struct RunContext {
     pub sources: Vec<Source>,
     pub tables: Vec<TableRun>,
     pub batch_bytes: usize,
+    /// Recover runs: `Some(no_delete)`; findings then carry restore records.
+    pub capture: Option<bool>,
     pub findings: mpsc::Sender<Vec<Finding>>,
     pub reporter: Arc<dyn Reporter>,
     tallies: Mutex<Vec<TableTally>>,
@@ -57,35 +61,48 @@ pub async fn verify(
     settings: &VerifySettings,
     reporter: Arc<dyn Reporter>,
 ) -> Result<VerifyReport> {
+    Ok(run(settings, reporter).await?.report)
+}
+
+/// A finished comparison whose sources are still open on their snapshots (recover reads the
+/// differing rows from them afterwards).
+pub struct Run {
+    pub report: VerifyReport,
+    pub sources: Vec<Source>,
+    pub tables: Vec<TableRun>,
+}
+
+/// Runs a comparison and keeps the sources open.
+pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<Run> {
     let started = Instant::now();
     let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
-    let sources = try_join_all(
-        settings
-            .sources
-            .iter()
-            .map(|(r, i)| Source::open(*r, i.clone())),
-    )
-    .await?;
+    let opening = settings
+        .sources
+        .iter()
+        .map(|(r, i)| Source::open(*r, i.clone()));
+    let sources = try_join_all(opening).await?;
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
     let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
     for (name, err) in &refused {
         reporter.message(&format!("{name}: {err}"));
     }
-    let tables = plan_ranges(&sources, plans, settings.jobs).await?;
+    let mut tables = plan_ranges(&sources, plans, settings.jobs).await?;
+    if let Some(spec) = &settings.restore {
+        restore_masks(&mut tables, spec)?;
+    }
     let (tx, rx) = mpsc::channel(64);
-    let collector = tokio::spawn(findings::collect(
-        rx,
-        findings::Layout::of(&tables),
-        settings.clone(),
-    ));
-    let ctx = Arc::new(RunContext::new(
-        roles,
+    let layout = findings::Layout::of(&tables);
+    let collector = tokio::spawn(findings::collect(rx, layout, settings.clone()));
+    let mut ctx = RunContext::new(
+        roles.clone(),
         sources,
         tables,
         settings.batch_bytes,
         tx,
         reporter,
-    ));
+    );
+    ctx.capture = settings.restore.as_ref().map(|r| r.no_delete);
+    let ctx = Arc::new(ctx);
     let workers: Vec<_> = (0..settings.jobs.max(1))
         .map(|_| tokio::spawn(worker(ctx.clone())))
         .collect();
@@ -94,19 +111,25 @@ pub async fn verify(
             .map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
     }
     let ctx = Arc::into_inner(ctx).ok_or_else(|| Error::internal("workers still hold the run"))?;
-    let (tallies, snapshots, tables) = ctx.into_parts();
+    let (tallies, sources, tables) = ctx.into_parts();
     let listed = collector
         .await
         .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
-    Ok(report::build(report::Parts {
-        roles: &settings.sources.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+    let snapshots = sources.iter().map(|s| s.snapshot.clone()).collect();
+    let parts = report::Parts {
+        roles: &roles,
         snapshots,
         tables: &tables,
         tallies,
         refused,
         listed,
         started,
-    }))
+    };
+    Ok(Run {
+        report: report::build(parts),
+        sources,
+        tables,
+    })
 }
 
 async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
@@ -176,9 +199,41 @@ async fn plan_ranges(
             plan,
             ranges: plan_ranges_of(bounds),
             tree_bits,
+            restore_mask: None,
         });
     }
     Ok(runs)
+}
+
+/// Turns `--columns` into per-table masks over the compared columns.
+fn restore_masks(tables: &mut [TableRun], spec: &crate::settings::RestoreSpec) -> Result<()> {
+    for (name, cols) in &spec.columns {
+        let run = tables
+            .iter_mut()
+            .find(|t| &t.plan.name == name)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--columns names table {name}, which is not compared"
+                ))
+            })?;
+        let mut mask = vec![false; run.plan.columns.len()];
+        for col in cols {
+            let i = run
+                .plan
+                .columns
+                .iter()
+                .position(|c| c == col)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--columns: column {col} of {name} is not a compared column"
+                    ))
+                    .with_hint("name columns that exist on both sides with comparable types")
+                })?;
+            mask[i] = true;
+        }
+        run.restore_mask = Some(mask);
+    }
+    Ok(())
 }
 
 fn plan_ranges_of(bounds: Vec<crate::key::range::KeyBound>) -> Vec<KeyRange> {
@@ -227,6 +282,7 @@ impl RunContext {
             sources,
             tables,
             batch_bytes,
+            capture: None,
             findings,
             reporter,
             tallies: Mutex::new(tallies),
@@ -267,17 +323,10 @@ impl RunContext {
         }
     }
 
-    fn into_parts(
-        self,
-    ) -> (
-        Vec<TableTally>,
-        Vec<crate::source::SnapshotInfo>,
-        Vec<TableRun>,
-    ) {
-        let snapshots = self.sources.into_iter().map(|s| s.snapshot).collect();
+    fn into_parts(self) -> (Vec<TableTally>, Vec<Source>, Vec<TableRun>) {
         (
             self.tallies.into_inner().expect("tally lock"),
-            snapshots,
+            self.sources,
             self.tables,
         )
     }

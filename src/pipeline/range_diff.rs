@@ -17,6 +17,7 @@ use super::tally::RangeTally;
 use super::RunContext;
 use crate::classify::{two_way, Finding};
 use crate::compare::merge::{merge, Cursor, OrderError, Present, Step};
+use crate::compare::restore::restore_key;
 use crate::compare::schema::TablePlan;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_on_pool, DigestBatch, RowCodec};
@@ -76,7 +77,7 @@ pub async fn diff_range(
     let mut found = Vec::new();
     loop {
         let step = merge(&mut cursors, &mut |cs, present| {
-            on_key(plan, table, cs, present, &mut tally, &mut found)
+            on_key(ctx, table, cs, present, &mut tally, &mut found)
         })
         .map_err(|e| order_error(ctx, table, range, e))?;
         if let Some(err) = tally.take_error() {
@@ -125,7 +126,7 @@ fn order_error(ctx: &RunContext, table: usize, range: &KeyRange, err: OrderError
 
 /// Classifies one key and records it.
 fn on_key(
-    plan: &TablePlan,
+    ctx: &RunContext,
     table: usize,
     cursors: &[Cursor],
     present: &Present,
@@ -142,33 +143,57 @@ fn on_key(
     let Some(class) = two_way(digests[0], digests[1]) else {
         return;
     };
-    let columns = match (cursors[0].current(), cursors[cursors.len() - 1].current()) {
-        (Some(a), Some(b)) if present[0].is_some() && present[cursors.len() - 1].is_some() => {
-            differing_columns(plan, a, b)
-        }
-        _ => Ok(Vec::new()),
-    };
-    let holder = present
-        .iter()
-        .position(Option::is_some)
-        .expect("a key has a holder");
-    let (batch, row) = cursors[holder].current().expect("holder has a row");
-    let codec = plan.codecs[holder].as_ref().expect("holder has the table");
-    let finding = columns.and_then(|columns| {
-        Ok(Finding {
-            table,
-            class,
-            key: key_json(codec, batch, row)?,
-            columns,
-        })
-    });
-    match finding {
+    match finding(ctx, table, class, cursors, present) {
         Ok(f) => {
             tally.add_finding(&f);
             found.push(f);
         }
         Err(e) => tally.set_error(e),
     }
+}
+
+/// The finding of a differing key, with its restore record in recover runs.
+fn finding(
+    ctx: &RunContext,
+    table: usize,
+    class: crate::classify::Class,
+    cursors: &[Cursor],
+    present: &Present,
+) -> Result<Finding, ValueError> {
+    let run = &ctx.tables[table];
+    let plan = &run.plan;
+    let last = cursors.len() - 1;
+    let row = |i: usize| present[i].and(cursors[i].current());
+    let (base, target) = (row(0), row(last));
+    let columns = match (base, target) {
+        (Some(a), Some(b)) => differing_columns(plan, a, b)?,
+        _ => Vec::new(),
+    };
+    let holder = if base.is_some() { 0 } else { last };
+    let (batch, r) = base.or(target).expect("a key has a holder");
+    let key = key_json(
+        plan.codecs[holder].as_ref().expect("holder has the table"),
+        batch,
+        r,
+    )?;
+    let restore = match ctx.capture {
+        Some(no_delete) => Some(Box::new(restore_key(
+            plan,
+            run.restore_mask.as_deref(),
+            class,
+            no_delete,
+            base,
+            target,
+        )?)),
+        None => None,
+    };
+    Ok(Finding {
+        table,
+        class,
+        key,
+        columns,
+        restore,
+    })
 }
 
 /// The compared columns whose canonical values differ between two rows.

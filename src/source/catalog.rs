@@ -28,7 +28,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
 
 const COLUMNS: &str = "
 SELECT a.attrelid, a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod),
-       format_type(a.atttypid, NULL), a.attnotnull, coalesce(co.collname, '')
+       format_type(a.atttypid, NULL), a.attnotnull, coalesce(co.collname, ''),
+       a.attgenerated <> '', a.attidentity = 'a'
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
@@ -40,6 +41,12 @@ SELECT i.indrelid, a.attname
   FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
  WHERE i.indisprimary AND a.attrelid = i.indrelid AND a.attnum = k.attnum
  ORDER BY i.indrelid, k.ord";
+
+const PARENTS: &str = "
+SELECT c.conrelid, pn.nspname, p.relname
+  FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+ WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
+ ORDER BY c.conrelid, pn.nspname, p.relname";
 
 const TYPES: &str = "
 SELECT t.oid, t.typname, t.typtype::text, t.typbasetype, t.typelem, t.typcategory::text,
@@ -66,6 +73,7 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
     let bytewise_default = database_is_bytewise(client).await?;
     let columns = read_columns(client).await?;
     let keys = read_keys(client).await?;
+    let mut parents = read_parents(client).await?;
     let resolver = Resolver {
         types: &types,
         columns: &columns,
@@ -85,11 +93,13 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
             .map(|c| resolver.column(c, bytewise_default))
             .collect();
         let key = key_indexes(&columns, keys.get(&oid));
+        let parents = parents.remove(&oid).unwrap_or_default();
         tables.push(TableShape {
             name,
             columns,
             key,
             est_rows: est.max(0.0) as u64,
+            parents,
         });
     }
     tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -112,6 +122,8 @@ struct RawColumn {
     base_name: String,
     not_null: bool,
     collation: String,
+    generated: bool,
+    identity_always: bool,
 }
 
 async fn read_columns(client: &Client) -> Result<HashMap<u32, Vec<RawColumn>>> {
@@ -128,6 +140,8 @@ async fn read_columns(client: &Client) -> Result<HashMap<u32, Vec<RawColumn>>> {
             base_name: row.get(4),
             not_null: row.get(5),
             collation: row.get(6),
+            generated: row.get(7),
+            identity_always: row.get(8),
         });
     }
     Ok(map)
@@ -141,6 +155,22 @@ async fn read_keys(client: &Client) -> Result<HashMap<u32, Vec<String>>> {
     let mut map: HashMap<u32, Vec<String>> = HashMap::new();
     for row in rows {
         map.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    Ok(map)
+}
+
+async fn read_parents(client: &Client) -> Result<HashMap<u32, Vec<TableName>>> {
+    let rows = client
+        .query(PARENTS, &[])
+        .await
+        .context(|| "reading foreign keys".into())?;
+    let mut map: HashMap<u32, Vec<TableName>> = HashMap::new();
+    for row in rows {
+        let parent = TableName::new(row.get::<_, String>(1), row.get::<_, String>(2));
+        let list = map.entry(row.get(0)).or_default();
+        if !list.contains(&parent) {
+            list.push(parent);
+        }
     }
     Ok(map)
 }
@@ -198,6 +228,8 @@ impl Resolver<'_> {
             kind,
             not_null: raw.not_null,
             bytewise,
+            generated: raw.generated,
+            identity_always: raw.identity_always,
         }
     }
 

@@ -22,7 +22,9 @@ pub use conninfo::ConnInfo;
 use crate::error::{Context, Result};
 
 /// Which side of the comparison a source stands on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The known-good side: a restored pre-migration backup.
@@ -44,7 +46,7 @@ impl fmt::Display for Role {
 }
 
 /// What the report records about the state a source was read in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SnapshotInfo {
     /// `user@host:port/db`, never the password.
     pub connection: String,

@@ -6,5 +6,6 @@ mod cluster_test;
 mod concurrency;
 mod keys;
 mod random;
+mod recover;
 mod support;
 mod types;

@@ -31,7 +31,7 @@ impl Rng {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum KeyShape {
+pub enum KeyShape {
     Bigint,
     Composite,
     Text,
@@ -42,7 +42,7 @@ impl KeyShape {
     fn columns(self) -> &'static str {
         match self {
             KeyShape::Bigint => "id bigint, PRIMARY KEY (id)",
-            KeyShape::Composite => "a int, b text, PRIMARY KEY (a, b)",
+            KeyShape::Composite => "ka int, kb text, PRIMARY KEY (ka, kb)",
             KeyShape::Text => "k text, PRIMARY KEY (k)",
             KeyShape::Uuid => "u uuid, PRIMARY KEY (u)",
         }
@@ -86,14 +86,14 @@ const PALETTE: &[(&str, &str, &str, &str)] = &[
 
 const ROWS: u64 = 60_000;
 
-struct Case {
+pub struct Case {
     shape: KeyShape,
     columns: Vec<usize>,
     ratio: f64,
     seed: u64,
 }
 
-fn create_sql(case: &Case) -> String {
+pub fn create_sql(case: &Case) -> String {
     let cols: Vec<String> = case
         .columns
         .iter()
@@ -112,7 +112,7 @@ fn create_sql(case: &Case) -> String {
 }
 
 /// Applies random damage to the target and returns the findings it must produce.
-fn damage(case: &Case, target: &str, rng: &mut Rng) -> BTreeSet<Found> {
+pub fn damage(case: &Case, target: &str, rng: &mut Rng) -> BTreeSet<Found> {
     let touched = ((ROWS as f64 * case.ratio).round() as u64).max(3);
     let mut picked = BTreeSet::new();
     while (picked.len() as u64) < touched * 2 / 3 {
@@ -202,7 +202,7 @@ fn run_case(case: Case) {
     }
 }
 
-fn random_case(seed: u64, shape: KeyShape, ratio: f64) -> Case {
+pub fn random_case(seed: u64, shape: KeyShape, ratio: f64) -> Case {
     let mut rng = Rng::new(seed);
     let mut columns: Vec<usize> = (0..PALETTE.len()).filter(|_| rng.below(2) == 0).collect();
     if columns.is_empty() {

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use crate::support::*;
 
-const MATRIX: &str = include_str!("../../fixtures/types/matrix.sql");
+pub const MATRIX: &str = include_str!("../../fixtures/types/matrix.sql");
 
 /// One change per column, each on its own typical row (id 100 + index).
-const CHANGES: &[(&str, &str)] = &[
+pub const CHANGES: &[(&str, &str)] = &[
     ("c_int2", "8"),
     ("c_int4", "c_int4 + 1"),
     ("c_int8", "9007199254740992"),

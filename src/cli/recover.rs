@@ -1,0 +1,112 @@
+//! `pgsalvage recover`: flags → [`RecoverSettings`], then the run and its summary.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{finish, parse_table, reporter_for, runtime, CompareArgs};
+use crate::error::{Error, Result};
+use crate::recover::{recover, RecoverSettings};
+use crate::settings::RestoreSpec;
+use crate::shape::TableName;
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub compare: CompareArgs,
+
+    /// The directory to write the recovery into; it must not exist (see --force).
+    #[arg(long, value_name = "DIR", help_heading = "Restore")]
+    pub out: PathBuf,
+
+    /// Replace --out if it exists.
+    #[arg(long, help_heading = "Restore")]
+    pub force: bool,
+
+    /// On divergent rows of a table, restore only these columns:
+    /// --columns public.orders:status,total (repeatable). Other columns keep the target's values.
+    #[arg(long, value_name = "TABLE:COLS", help_heading = "Restore")]
+    pub columns: Vec<String>,
+
+    /// Keep rows that exist only on the target (they are listed in plan.json, not deleted).
+    #[arg(long, help_heading = "Restore")]
+    pub no_delete: bool,
+
+    /// Also write the comparison report as JSON (schema pgsalvage.verify/1).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub json: Option<PathBuf>,
+
+    /// Print only the verdict and the plan summary; no progress bars.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+
+    /// Do not draw progress bars.
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}
+
+impl RecoverArgs {
+    pub fn settings(&self) -> Result<RecoverSettings> {
+        let mut verify = self.compare.settings()?;
+        verify.json = self.json.clone();
+        verify.restore = Some(RestoreSpec {
+            columns: parse_columns(&self.columns)?,
+            no_delete: self.no_delete,
+            keys_dir: PathBuf::new(),
+        });
+        Ok(RecoverSettings {
+            verify,
+            out: self.out.clone(),
+            parquet: false,
+            force: self.force,
+        })
+    }
+}
+
+fn parse_columns(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
+    let mut map = HashMap::new();
+    for spec in specs {
+        let (table, cols) = spec.rsplit_once(':').ok_or_else(|| {
+            Error::usage(format!("invalid --columns \"{spec}\""))
+                .with_hint("write --columns schema.table:col1,col2")
+        })?;
+        let cols: Vec<String> = cols
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if cols.is_empty() {
+            return Err(Error::usage(format!(
+                "--columns \"{spec}\" names no columns"
+            )));
+        }
+        map.insert(parse_table(table)?, cols);
+    }
+    Ok(map)
+}
+
+pub fn run(args: &RecoverArgs) -> Result<i32> {
+    let settings = args.settings()?;
+    let reporter = reporter_for(args.quiet || args.no_progress);
+    let outcome = runtime()?.block_on(recover(&settings, reporter))?;
+    let code = finish(&outcome.report, &settings.verify, args.quiet)?;
+    let t = &outcome.plan.totals;
+    println!(
+        "\nrecovery written to {}: insert {}, update {}, delete {}, keep {}",
+        settings.out.display(),
+        t.insert,
+        t.update,
+        t.delete,
+        t.keep
+    );
+    for line in &outcome.plan.summary {
+        println!("  {line}");
+    }
+    println!(
+        "review {}/plan.json, then: pgsalvage apply {} --target <URL> --dry-run",
+        settings.out.display(),
+        settings.out.display()
+    );
+    Ok(code)
+}

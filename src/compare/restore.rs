@@ -1,0 +1,101 @@
+//! What restoring one differing key takes, computed in the merge while both rows are at hand.
+//!
+//! For recover runs the merge attaches a [`RestoreKey`] to each finding: the key as typed SQL
+//! literals (to fetch and address the row later), the digest of the target's row now (the guard
+//! `apply` checks before touching it) and the digest the row will have after the restore (what
+//! `apply` re-verifies). The "after" digest of a partial update (`--columns`) is the hash of the
+//! row the update produces: base values in the restored columns, target values elsewhere.
+
+use crate::classify::{Action, Class, RestoreKey};
+use crate::compare::schema::TablePlan;
+use crate::hash::canonical::encode_field;
+use crate::hash::digest::{Digest, DigestBatch};
+use crate::key::render::render_text;
+use crate::shape::ValueError;
+
+/// One source's row of the current key: its batch and row index, `None` when absent.
+pub type Row<'a> = Option<(&'a DigestBatch, usize)>;
+
+/// Builds the restore record of one key from the base and target rows.
+pub fn restore_key(
+    plan: &TablePlan,
+    mask: Option<&[bool]>,
+    class: Class,
+    no_delete: bool,
+    base: Row<'_>,
+    target: Row<'_>,
+) -> Result<RestoreKey, ValueError> {
+    let action = Action::for_class(class, no_delete);
+    let (holder, holder_source) = match (base, target) {
+        (Some(b), _) => (b, 0),
+        (None, Some(t)) => (t, plan.codecs.len() - 1),
+        (None, None) => return Err(ValueError::new("key", "a finding without rows")),
+    };
+    let literals = key_literals(plan, holder_source, holder)?;
+    let order_key = holder.0.key(holder.1).to_vec();
+    let before = target.map(|(b, i)| b.digests[i]);
+    let after = match (action, base, target) {
+        (Action::Insert, Some((b, i)), _) => Some(b.digests[i]),
+        (Action::Update, Some(b), Some(t)) => Some(updated_digest(plan, mask, b, t)?),
+        (Action::Keep, _, _) => before,
+        _ => None,
+    };
+    Ok(RestoreKey {
+        action,
+        literals,
+        order_key,
+        before,
+        after,
+    })
+}
+
+/// The key columns of a row as `'<text>'::type` literals.
+fn key_literals(
+    plan: &TablePlan,
+    source: usize,
+    (batch, row): (&DigestBatch, usize),
+) -> Result<Vec<String>, ValueError> {
+    let codec = plan.codecs[source]
+        .as_ref()
+        .expect("the holder has the table");
+    let mut literals = Vec::with_capacity(plan.nkey);
+    for (col, column) in plan.key_columns.iter().enumerate() {
+        let raw = batch
+            .rows
+            .field(row, col)
+            .ok_or(ValueError::new("key", "NULL in a key column"))?;
+        let mut text = String::new();
+        render_text(&codec.kinds[col], raw, &mut text)?;
+        literals.push(format!(
+            "{}::{}",
+            postgres_protocol::escape::escape_literal(&text),
+            column.type_name
+        ));
+    }
+    Ok(literals)
+}
+
+/// The digest of the target row after a (possibly partial) update from the base row.
+fn updated_digest(
+    plan: &TablePlan,
+    mask: Option<&[bool]>,
+    (bb, bi): (&DigestBatch, usize),
+    (tb, ti): (&DigestBatch, usize),
+) -> Result<Digest, ValueError> {
+    let Some(mask) = mask else {
+        return Ok(bb.digests[bi]);
+    };
+    let (base, target) = (
+        plan.codecs[0].as_ref().expect("base"),
+        plan.codecs[plan.codecs.len() - 1].as_ref().expect("target"),
+    );
+    let mut row = Vec::with_capacity(256);
+    for (col, &restored) in mask.iter().enumerate() {
+        if col < plan.nkey || restored {
+            encode_field(&base.kinds[col], bb.rows.field(bi, col), &mut row)?;
+        } else {
+            encode_field(&target.kinds[col], tb.rows.field(ti, col), &mut row)?;
+        }
+    }
+    Ok(*blake3::hash(&row).as_bytes())
+}

@@ -1,0 +1,345 @@
+//! `recover`: the comparison, then the batches that put the lost and damaged rows back.
+//!
+//! It runs the verify pipeline in capture mode, which records for every differing key its action
+//! (insert the base row, update from it, delete the extra row, or keep it under `--no-delete`),
+//! the key as typed literals and the target row's digest before and after. With the sources still
+//! on their snapshots, it reads just those rows again by key and writes, into a fresh directory:
+//! `plan.json` (what will happen and why), `restore.sql` (one transaction, tables in foreign-key
+//! order, bulk `COPY` into temporary tables), `undo.sql` (the target's current version of
+//! everything the restore changes), `keys/` (the per-key records `apply` guards with) and, on
+//! request, `parquet/`. Everything is written into a temporary directory beside `--out` and
+//! renamed into place at the end, so a failed run leaves nothing that looks like a recovery.
+//! An incomplete comparison writes nothing.
+
+pub mod fetch;
+pub mod order;
+pub mod plan;
+
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+
+use crate::classify::Action;
+use crate::error::{Error, Result};
+use crate::pipeline::findings::key_file;
+use crate::pipeline::{self, TableRun};
+use crate::progress::Reporter;
+use crate::report::{Verdict, VerifyReport};
+use crate::settings::VerifySettings;
+use crate::sink::sql::{temp_name, Script};
+use fetch::{copy_keys, KeyChunks};
+use plan::RecoverPlan;
+
+/// One `recover` run.
+#[derive(Clone, Debug)]
+pub struct RecoverSettings {
+    /// The comparison; its `restore` spec says what to restore.
+    pub verify: VerifySettings,
+    pub out: PathBuf,
+    pub parquet: bool,
+    /// Replace an existing `--out` directory.
+    pub force: bool,
+}
+
+/// What a recover run produced.
+pub struct RecoverOutcome {
+    pub report: VerifyReport,
+    pub plan: RecoverPlan,
+}
+
+/// Runs the comparison and writes the recovery directory.
+pub async fn recover(
+    settings: &RecoverSettings,
+    reporter: Arc<dyn Reporter>,
+) -> Result<RecoverOutcome> {
+    check_out(&settings.out, settings.force)?;
+    let staging = staging_dir(&settings.out)?;
+    let mut verify = settings.verify.clone();
+    let keys = staging.path().join("keys");
+    verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
+    let run = pipeline::run(&verify, reporter).await?;
+    if run.report.verdict == Verdict::Incomplete {
+        return Err(
+            Error::source("the comparison was incomplete, so no restore was written")
+                .with_hint("fix the errors above and run recover again"),
+        );
+    }
+    let tables = plan::restores(&run.tables, &keys)?;
+    let plan = RecoverPlan::new(&run.report, &run.tables, tables);
+    let (base, target) = (
+        run.sources[0].client(),
+        run.sources[run.sources.len() - 1].client(),
+    );
+    let dir = staging.path();
+    write_restore(
+        base,
+        target,
+        &run.tables,
+        &plan,
+        &keys,
+        &dir.join("restore.sql"),
+    )
+    .await?;
+    write_undo(
+        base,
+        target,
+        &run.tables,
+        &plan,
+        &keys,
+        &dir.join("undo.sql"),
+    )
+    .await?;
+    plan.write(&dir.join("plan.json"))?;
+    finish_dir(staging, &settings.out, settings.force)?;
+    Ok(RecoverOutcome {
+        report: run.report,
+        plan,
+    })
+}
+
+fn check_out(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !force {
+        return Err(Error::usage(format!("{} already exists", out.display()))
+            .with_hint("choose a new --out directory, or add --force to replace it"));
+    }
+    Ok(())
+}
+
+/// A temporary directory beside `out`, so the final rename stays on one filesystem.
+fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".pgsalvage-recover-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(format!("creating a directory in {}", parent.display()), e))
+}
+
+fn finish_dir(staging: tempfile::TempDir, out: &Path, force: bool) -> Result<()> {
+    if force && out.exists() {
+        std::fs::remove_dir_all(out)
+            .map_err(|e| Error::io(format!("replacing {}", out.display()), e))?;
+    }
+    let path = staging.keep();
+    std::fs::rename(&path, out)
+        .map_err(|e| Error::io(format!("moving the recovery to {}", out.display()), e))
+}
+
+fn create(path: &Path) -> Result<Script<BufWriter<std::fs::File>>> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+    Ok(Script::new(BufWriter::with_capacity(1 << 20, file)))
+}
+
+fn close(script: Script<BufWriter<std::fs::File>>, path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut out = script.into_inner();
+    out.flush().map_err(|e| Error::io(path.display(), e))?;
+    out.get_ref()
+        .sync_all()
+        .map_err(|e| Error::io(path.display(), e))
+}
+
+/// restore.sql: inserts and updates parents first, then deletes children first.
+async fn write_restore(
+    base: &Client,
+    target: &Client,
+    runs: &[TableRun],
+    plan: &RecoverPlan,
+    keys: &Path,
+    path: &Path,
+) -> Result<()> {
+    let mut s = create(path)?;
+    s.comment(&plan.header("restore", "puts the base's rows back on the target"))?;
+    s.begin()?;
+    for t in plan.parents_first() {
+        let (run, tr) = (&runs[t.index], t);
+        let file = key_file(keys, tr.index);
+        if tr.insert > 0 {
+            s.comment(&format!(
+                "{}: insert {} rows missing on the target",
+                tr.table, tr.insert
+            ))?;
+            let temp = temp_name(tr.index, "ins");
+            load(
+                &mut s,
+                base,
+                &run.plan.name.sql(),
+                &temp,
+                &tr.insert_columns,
+                &tr.key,
+                KeyChunks::open(&file, &[Action::Insert])?,
+            )
+            .await?;
+            s.insert_from(
+                &run.plan.name.sql(),
+                &temp,
+                &tr.insert_columns,
+                &tr.key,
+                tr.overriding,
+            )?;
+        }
+        if tr.update > 0 && !tr.update_columns.is_empty() {
+            s.comment(&format!(
+                "{}: update {} divergent rows ({})",
+                tr.table,
+                tr.update,
+                tr.update_columns.join(", ")
+            ))?;
+            let temp = temp_name(tr.index, "upd");
+            let cols = [tr.key.clone(), tr.update_columns.clone()].concat();
+            load(
+                &mut s,
+                base,
+                &run.plan.name.sql(),
+                &temp,
+                &cols,
+                &tr.key,
+                KeyChunks::open(&file, &[Action::Update])?,
+            )
+            .await?;
+            s.update_from(&run.plan.name.sql(), &temp, &tr.update_columns, &tr.key)?;
+        }
+    }
+    for t in plan.children_first() {
+        if t.delete > 0 {
+            s.comment(&format!(
+                "{}: delete {} rows extra on the target",
+                t.table, t.delete
+            ))?;
+            let temp = temp_name(t.index, "del");
+            let table = runs[t.index].plan.name.sql();
+            load(
+                &mut s,
+                target,
+                &table,
+                &temp,
+                &t.key,
+                &t.key,
+                KeyChunks::open(&key_file(keys, t.index), &[Action::Delete])?,
+            )
+            .await?;
+            s.delete_using(&table, &temp, &t.key)?;
+        }
+    }
+    s.commit()?;
+    close(s, path)
+}
+
+/// undo.sql: the target as it is now, for everything restore.sql changes.
+async fn write_undo(
+    base: &Client,
+    target: &Client,
+    runs: &[TableRun],
+    plan: &RecoverPlan,
+    keys: &Path,
+    path: &Path,
+) -> Result<()> {
+    let mut s = create(path)?;
+    s.comment(&plan.header(
+        "undo",
+        "reverts restore.sql: the target's rows as they were at diff time",
+    ))?;
+    s.begin()?;
+    for t in plan.parents_first() {
+        let table = runs[t.index].plan.name.sql();
+        let file = key_file(keys, t.index);
+        if t.delete > 0 {
+            s.comment(&format!(
+                "{}: re-insert {} rows restore.sql deletes",
+                t.table, t.delete
+            ))?;
+            let temp = temp_name(t.index, "undel");
+            load(
+                &mut s,
+                target,
+                &table,
+                &temp,
+                &t.target_columns,
+                &t.key,
+                KeyChunks::open(&file, &[Action::Delete])?,
+            )
+            .await?;
+            s.insert_from(
+                &table,
+                &temp,
+                &t.target_columns,
+                &t.key,
+                t.target_overriding,
+            )?;
+        }
+        if t.update > 0 && !t.update_columns.is_empty() {
+            s.comment(&format!(
+                "{}: put back {} rows restore.sql updates",
+                t.table, t.update
+            ))?;
+            let temp = temp_name(t.index, "unupd");
+            let cols = [t.key.clone(), t.update_columns.clone()].concat();
+            load(
+                &mut s,
+                target,
+                &table,
+                &temp,
+                &cols,
+                &t.key,
+                KeyChunks::open(&file, &[Action::Update])?,
+            )
+            .await?;
+            s.update_from(&table, &temp, &t.update_columns, &t.key)?;
+        }
+    }
+    for t in plan.children_first() {
+        if t.insert > 0 {
+            s.comment(&format!(
+                "{}: delete {} rows restore.sql inserts",
+                t.table, t.insert
+            ))?;
+            let temp = temp_name(t.index, "unins");
+            let table = runs[t.index].plan.name.sql();
+            load(
+                &mut s,
+                base,
+                &table,
+                &temp,
+                &t.key,
+                &t.key,
+                KeyChunks::open(&key_file(keys, t.index), &[Action::Insert])?,
+            )
+            .await?;
+            s.delete_using(&table, &temp, &t.key)?;
+        }
+    }
+    s.commit()?;
+    close(s, path)
+}
+
+/// A temporary table filled with the given rows of `source`, read by key.
+async fn load(
+    s: &mut Script<BufWriter<std::fs::File>>,
+    source: &Client,
+    table_sql: &str,
+    temp: &str,
+    cols: &[String],
+    key: &[String],
+    keys: KeyChunks,
+) -> Result<()> {
+    s.temp_table(temp, table_sql, cols)?;
+    s.copy_begin(temp, cols)?;
+    copy_keys(
+        source,
+        table_sql,
+        cols,
+        key,
+        keys,
+        false,
+        |piece| match piece {
+            Some(bytes) => s.copy_data(&bytes),
+            None => Ok(()),
+        },
+    )
+    .await?;
+    s.copy_end()
+}

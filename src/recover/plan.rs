@@ -1,0 +1,311 @@
+//! `plan.json`: what a recovery will do, per table, and why; read back by `apply`.
+//!
+//! Built from the comparison's tables and the per-key records: for each table the key, the
+//! columns compared (the row digest `apply` guards with covers exactly these), the columns an
+//! insert writes (generated columns left to the server), the columns an update sets (`--columns`
+//! or all, never the key, identity or generated columns), the counts per action and per class,
+//! and its place in foreign-key order. The summary lines are also what `recover` prints.
+//!
+//! # Schema `pgsalvage.recover/1`
+//! ```text
+//! { "format": "pgsalvage.recover/1", "created_at": "…Z",
+//!   "sources": { "<role>": { snapshot info as in the verify report } },
+//!   "totals": { "insert": n, "update": n, "delete": n, "keep": n },
+//!   "fk_cycle": false,                      // true when FK order had to break a cycle
+//!   "summary": [ "public.orders: insert 3 (missing), update 2 (divergent: status), …" ],
+//!   "tables": [ { "index": 0, "table": "public.orders", "schema": "public", "name": "orders",
+//!       "key": ["id"], "columns": ["id", …], "insert_columns": […], "update_columns": […],
+//!       "target_columns": […], "overriding": false, "target_overriding": false,
+//!       "insert": n, "update": n, "delete": n, "keep": n,
+//!       "classes": { "missing": n, "extra": n, "divergent": n },
+//!       "insert_order": 0, "delete_order": 3 } ] }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::fetch::for_each_record;
+use super::order::parents_first;
+use crate::classify::Action;
+use crate::error::{Error, Result};
+use crate::pipeline::findings::key_file;
+use crate::pipeline::TableRun;
+use crate::report::VerifyReport;
+use crate::shape::Column;
+use crate::source::{Role, SnapshotInfo};
+
+pub const FORMAT: &str = "pgsalvage.recover/1";
+
+/// What the recovery does to one table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TableRestore {
+    pub index: usize,
+    pub table: String,
+    pub schema: String,
+    pub name: String,
+    pub key: Vec<String>,
+    /// The compared columns, key first: what the guard digests cover.
+    pub columns: Vec<String>,
+    pub insert_columns: Vec<String>,
+    pub update_columns: Vec<String>,
+    /// The target's writable columns, for undo's re-inserts.
+    pub target_columns: Vec<String>,
+    pub overriding: bool,
+    pub target_overriding: bool,
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub keep: u64,
+    pub classes: BTreeMap<String, u64>,
+    pub insert_order: usize,
+    pub delete_order: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub keep: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecoverPlan {
+    pub format: String,
+    pub created_at: String,
+    pub sources: BTreeMap<Role, SnapshotInfo>,
+    pub totals: Totals,
+    pub fk_cycle: bool,
+    pub summary: Vec<String>,
+    pub tables: Vec<TableRestore>,
+}
+
+/// The restore of every table of the run that has differing keys.
+pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>> {
+    let mut out = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        let mut t = table_restore(index, run);
+        for_each_record(&key_file(keys_dir, index), |r| {
+            *match r.action {
+                Action::Insert => &mut t.insert,
+                Action::Update => &mut t.update,
+                Action::Delete => &mut t.delete,
+                Action::Keep => &mut t.keep,
+            } += 1;
+            *t.classes
+                .entry(format!("{:?}", r.class).to_lowercase())
+                .or_default() += 1;
+            Ok(())
+        })?;
+        if t.insert + t.update + t.delete + t.keep > 0 {
+            out.push(t);
+        }
+    }
+    let edges: Vec<_> = runs
+        .iter()
+        .map(|r| (r.plan.name.clone(), parents_of(r)))
+        .collect();
+    let (order, _) = parents_first(&edges);
+    for t in &mut out {
+        t.insert_order = order.iter().position(|&i| i == t.index).unwrap_or(0);
+        t.delete_order = order.len() - 1 - t.insert_order;
+    }
+    Ok(out)
+}
+
+fn parents_of(run: &TableRun) -> Vec<crate::shape::TableName> {
+    let mut parents: Vec<_> = run
+        .plan
+        .shapes
+        .iter()
+        .flatten()
+        .flat_map(|s| s.parents.clone())
+        .collect();
+    parents.sort();
+    parents.dedup();
+    parents
+}
+
+fn table_restore(index: usize, run: &TableRun) -> TableRestore {
+    let plan = &run.plan;
+    let target = plan.shapes.last().and_then(Option::as_ref);
+    let target_col = |name: &str| target.and_then(|s| s.column(name)).map(|(_, c)| c);
+    let writable = |c: &&String| !target_col(c).is_some_and(|c| c.generated);
+    let key: Vec<String> = plan.columns[..plan.nkey].to_vec();
+    let insert_columns: Vec<String> = plan.columns.iter().filter(writable).cloned().collect();
+    let settable = |(i, c): &(usize, &String)| {
+        *i >= plan.nkey
+            && run.restore_mask.as_ref().is_none_or(|m| m[*i])
+            && !target_col(c).is_some_and(|c| c.generated || c.identity_always)
+    };
+    let update_columns = plan
+        .columns
+        .iter()
+        .enumerate()
+        .filter(settable)
+        .map(|(_, c)| c.clone())
+        .collect();
+    let target_columns: Vec<String> = target
+        .map(|s| {
+            s.columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let always = |cols: &[String]| {
+        cols.iter()
+            .any(|c| target_col(c).is_some_and(|c: &Column| c.identity_always))
+    };
+    TableRestore {
+        index,
+        table: plan.name.to_string(),
+        schema: plan.name.schema.clone(),
+        name: plan.name.name.clone(),
+        key,
+        columns: plan.columns.clone(),
+        overriding: always(&insert_columns),
+        target_overriding: always(&target_columns),
+        insert_columns,
+        update_columns,
+        target_columns,
+        insert: 0,
+        update: 0,
+        delete: 0,
+        keep: 0,
+        classes: BTreeMap::new(),
+        insert_order: 0,
+        delete_order: 0,
+    }
+}
+
+impl RecoverPlan {
+    pub fn new(report: &VerifyReport, runs: &[TableRun], tables: Vec<TableRestore>) -> Self {
+        let mut totals = Totals::default();
+        for t in &tables {
+            totals.insert += t.insert;
+            totals.update += t.update;
+            totals.delete += t.delete;
+            totals.keep += t.keep;
+        }
+        let edges: Vec<_> = runs
+            .iter()
+            .map(|r| (r.plan.name.clone(), parents_of(r)))
+            .collect();
+        let (_, fk_cycle) = parents_first(&edges);
+        let summary = tables.iter().map(summary_line).collect();
+        RecoverPlan {
+            format: FORMAT.into(),
+            created_at: now_utc(),
+            sources: report.sources.clone(),
+            totals,
+            fk_cycle,
+            summary,
+            tables,
+        }
+    }
+
+    pub fn parents_first(&self) -> Vec<&TableRestore> {
+        let mut t: Vec<&TableRestore> = self.tables.iter().collect();
+        t.sort_by_key(|t| t.insert_order);
+        t
+    }
+
+    pub fn children_first(&self) -> Vec<&TableRestore> {
+        let mut t = self.parents_first();
+        t.reverse();
+        t
+    }
+
+    /// The comment block atop a script.
+    pub fn header(&self, what: &str, purpose: &str) -> String {
+        let mut lines = vec![
+            format!("pgsalvage {what} script ({FORMAT}), created {}: {purpose}.", self.created_at),
+            "Review plan.json first. Run: psql -X -v ON_ERROR_STOP=1 -f <this file> <target URL>, or pgsalvage apply.".into(),
+        ];
+        for (role, s) in &self.sources {
+            lines.push(format!(
+                "{role}: {} (PostgreSQL {}, WAL {}, snapshot at {})",
+                s.connection, s.server_version, s.wal_lsn, s.taken_at
+            ));
+        }
+        lines.extend(self.summary.iter().cloned());
+        lines.join("\n")
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::internal(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| Error::io(path.display(), e))
+    }
+
+    pub fn read(dir: &Path) -> Result<RecoverPlan> {
+        let path = dir.join("plan.json");
+        let text = std::fs::read(&path).map_err(|e| {
+            Error::io(path.display(), e)
+                .with_hint("point apply at a directory written by pgsalvage recover")
+        })?;
+        let plan: RecoverPlan = serde_json::from_slice(&text)
+            .map_err(|e| Error::usage(format!("{} is not a valid plan: {e}", path.display())))?;
+        if plan.format != FORMAT {
+            return Err(Error::usage(format!(
+                "{} has format {}, this pgsalvage reads {FORMAT}",
+                path.display(),
+                plan.format
+            )));
+        }
+        Ok(plan)
+    }
+}
+
+fn summary_line(t: &TableRestore) -> String {
+    let mut parts = Vec::new();
+    if t.insert > 0 {
+        parts.push(format!("insert {} (missing)", t.insert));
+    }
+    if t.update > 0 {
+        parts.push(format!(
+            "update {} (divergent: {})",
+            t.update,
+            t.update_columns.join(", ")
+        ));
+    }
+    if t.delete > 0 {
+        parts.push(format!("delete {} (extra)", t.delete));
+    }
+    if t.keep > 0 {
+        parts.push(format!("keep {} (extra, --no-delete)", t.keep));
+    }
+    format!("{}: {}", t.table, parts.join(", "))
+}
+
+/// The current time, UTC, ISO 8601 (seconds), without a date library.
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}

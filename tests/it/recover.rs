@@ -1,0 +1,278 @@
+//! recover and apply, end to end on real clusters: restore.sql and undo.sql round trips over
+//! random damage and the type matrix, apply with its guard, foreign-key order, hostile names
+//! and values, --columns and --no-delete.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pgsalvage::apply::{apply, ApplySettings};
+use pgsalvage::progress::NullReporter;
+use pgsalvage::recover::{recover, RecoverOutcome, RecoverSettings};
+use pgsalvage::settings::RestoreSpec;
+use pgsalvage::source::conninfo::{resolve, ProcessEnv};
+
+use crate::random::{damage, random_case, KeyShape, Rng};
+use crate::support::*;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn recover_into(base: &str, target: &str, out: &Path, spec: RestoreSpec) -> RecoverOutcome {
+    let mut verify = settings(base, target);
+    verify.restore = Some(spec);
+    let s = RecoverSettings {
+        verify,
+        out: out.to_path_buf(),
+        parquet: false,
+        force: false,
+    };
+    rt().block_on(recover(&s, Arc::new(NullReporter)))
+        .unwrap_or_else(|e| panic!("recover: {e}"))
+}
+
+fn apply_dir(
+    target: &str,
+    dir: &Path,
+    dry_run: bool,
+    skip_changed: bool,
+) -> pgsalvage::apply::ApplyReport {
+    let s = ApplySettings {
+        dir: dir.to_path_buf(),
+        target: resolve(&url(target), &ProcessEnv).unwrap(),
+        dry_run,
+        skip_changed,
+    };
+    rt().block_on(apply(&s))
+        .unwrap_or_else(|e| panic!("apply: {e}"))
+}
+
+fn run_script(db: &str, path: PathBuf) {
+    cluster()
+        .psql_file(db, &path)
+        .unwrap_or_else(|e| panic!("psql -f {}: {e}", path.display()));
+}
+
+/// restore.sql makes the target identical; undo.sql brings back exactly the original differences.
+fn round_trip(base: &str, target: &str) {
+    let before = found(&verify(base, target));
+    assert!(!before.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recovery");
+    let outcome = recover_into(base, target, &out, RestoreSpec::default());
+    assert_eq!(outcome.report.exit_code, 1);
+    run_script(target, out.join("restore.sql"));
+    let after = verify(base, target);
+    assert_eq!(found(&after), BTreeSet::new(), "restore left differences");
+    assert_eq!(after.exit_code, 0);
+    run_script(target, out.join("undo.sql"));
+    assert_eq!(
+        found(&verify(base, target)),
+        before,
+        "undo did not bring back the original state"
+    );
+}
+
+#[test]
+fn restore_and_undo_round_trip_over_random_damage() {
+    for (seed, shape, ratio) in [
+        (21, KeyShape::Bigint, 0.0001),
+        (22, KeyShape::Composite, 0.01),
+        (23, KeyShape::Uuid, 0.5),
+        (24, KeyShape::Text, 0.1),
+    ] {
+        let case = random_case(seed, shape, ratio);
+        let (base, target) = pair("rt_random", &crate::random::create_sql(&case));
+        damage(&case, &target, &mut Rng::new(seed));
+        round_trip(&base, &target);
+    }
+}
+
+#[test]
+fn restore_and_undo_round_trip_over_every_type() {
+    let (base, target) = pair("rt_matrix", crate::types::MATRIX);
+    let mut sql = String::from("DELETE FROM matrix WHERE id IN (1, 2, 3, 300);\n");
+    for (i, (column, value)) in crate::types::CHANGES.iter().enumerate() {
+        sql.push_str(&format!(
+            "UPDATE matrix SET {column} = {value} WHERE id = {};\n",
+            100 + i
+        ));
+    }
+    sql.push_str("INSERT INTO matrix SELECT id + 1000, c_int2, c_int4, c_int8, c_num, c_num_s, c_f4, c_f8, c_text, c_varchar, c_bpchar, c_bytea, c_bool, c_date, c_time, c_timetz, c_ts, c_tstz, c_interval, c_uuid, c_json, c_jsonb, c_inet, c_cidr, c_enum, c_domain, c_int_arr, c_text_arr, c_num_2d, c_enum_arr, c_money, c_point, c_range FROM matrix WHERE id IN (4, 100, 301);\n");
+    psql(&target, &sql);
+    round_trip(&base, &target);
+}
+
+#[test]
+fn apply_restores_guards_and_reverifies() {
+    let case = random_case(31, KeyShape::Bigint, 0.01);
+    let (base, target) = pair("apply", &crate::random::create_sql(&case));
+    damage(&case, &target, &mut Rng::new(31));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let outcome = recover_into(&base, &target, &out, RestoreSpec::default());
+    let planned =
+        outcome.plan.totals.insert + outcome.plan.totals.update + outcome.plan.totals.delete;
+
+    let dry = apply_dir(&target, &out, true, false);
+    assert!(!dry.committed && dry.conflicts.is_empty());
+    assert_eq!(dry.statements.iter().map(|s| s.rows).sum::<u64>(), planned);
+    assert!(
+        !found(&verify(&base, &target)).is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let applied = apply_dir(&target, &out, false, false);
+    assert!(applied.committed, "{applied:?}");
+    assert_eq!(applied.exit_code, 0, "{:?}", applied.reverify_mismatches);
+    assert_eq!(applied.reverified_keys, planned);
+    assert_eq!(verify(&base, &target).exit_code, 0);
+}
+
+#[test]
+fn apply_refuses_rows_changed_since_the_diff() {
+    let (base, target) = pair(
+        "guard",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;",
+    );
+    psql(&target, "DELETE FROM t WHERE id IN (1, 2); UPDATE t SET v = 'bad' WHERE id IN (3, 4); INSERT INTO t VALUES (101, 'x'), (102, 'y');");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    recover_into(&base, &target, &out, RestoreSpec::default());
+    // Legitimate writes after the diff, on rows the restore would touch.
+    psql(&target, "UPDATE t SET v = 'newer' WHERE id = 3; INSERT INTO t VALUES (1, 'reborn'); DELETE FROM t WHERE id = 101;");
+
+    let refused = apply_dir(&target, &out, false, false);
+    assert_eq!(refused.exit_code, 2);
+    assert!(!refused.committed);
+    let keys: BTreeSet<String> = refused
+        .conflicts
+        .iter()
+        .map(|c| c.key.get().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["[1]".to_string(), "[3]".to_string(), "[101]".to_string()])
+    );
+    assert_eq!(
+        psql(&target, "SELECT v FROM t WHERE id = 4").trim(),
+        "bad",
+        "nothing was applied"
+    );
+
+    let skipped = apply_dir(&target, &out, false, true);
+    assert!(skipped.committed);
+    assert_eq!(skipped.conflicts.len(), 3);
+    assert!(
+        skipped.reverify_mismatches.is_empty(),
+        "{:?}",
+        skipped.reverify_mismatches
+    );
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT id, v FROM t WHERE id IN (1, 2, 3, 4, 101, 102) ORDER BY id"
+        )
+        .trim(),
+        "1|reborn\n2|v2\n3|newer\n4|v4"
+    );
+}
+
+#[test]
+fn foreign_key_order_without_deferring_constraints() {
+    let schema = "CREATE TABLE regions (id int PRIMARY KEY, name text);
+         CREATE TABLE customers (id int PRIMARY KEY, region_id int NOT NULL REFERENCES regions, name text);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, total numeric);
+         INSERT INTO regions SELECT g, 'r' || g FROM generate_series(1, 5) g;
+         INSERT INTO customers SELECT g, 1 + g % 5, 'c' || g FROM generate_series(1, 50) g;
+         INSERT INTO orders SELECT g, 1 + g % 50, g FROM generate_series(1, 500) g;";
+    let (base, target) = pair("fk", schema);
+    psql(
+        &target,
+        "DELETE FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE region_id = 2);
+         DELETE FROM customers WHERE region_id = 2;
+         DELETE FROM regions WHERE id = 2;
+         INSERT INTO regions VALUES (9, 'new');
+         INSERT INTO customers VALUES (99, 9, 'new');
+         INSERT INTO orders VALUES (999, 99, 1);
+         UPDATE orders SET customer_id = 99 WHERE id = 7;",
+    );
+    round_trip(&base, &target);
+}
+
+#[test]
+fn hostile_identifiers_and_values_apply_exactly() {
+    let (base, target) = pair(
+        "hostile",
+        r#"CREATE TYPE "my ""mood""" AS ENUM ('it''s', 'a"b', 'tab	x', 'ünï');
+           CREATE TABLE "Order ""Lines"", ünï" ("select" int, "key with space" text, "from" "my ""mood""", "val\ue" text, b bytea,
+               PRIMARY KEY ("select", "key with space"));
+           INSERT INTO "Order ""Lines"", ünï" VALUES
+             (1, 'a''b', 'it''s', E'line1\nline2', '\x00'),
+             (2, E'back\\slash', 'a"b', E'\\.\n\\.', '\x5c2e0a'),
+             (3, 'tab	in', 'tab	x', E'\r\n;--', ''),
+             (4, '\.', 'ünï', NULL, NULL),
+             (5, ''';DROP TABLE x;--', 'it''s', 'Robert''); DROP TABLE students;--', '\xdeadbeef');"#,
+    );
+    psql(
+        &target,
+        r#"DELETE FROM "Order ""Lines"", ünï" WHERE "select" IN (1, 2, 4);
+           UPDATE "Order ""Lines"", ünï" SET "val\ue" = 'x', "from" = 'ünï' WHERE "select" = 3;
+           INSERT INTO "Order ""Lines"", ünï" VALUES (6, E'\\.', 'a"b', E'\\.', '\x2e');"#,
+    );
+    round_trip(&base, &target);
+}
+
+#[test]
+fn columns_and_no_delete_limit_the_restore() {
+    let (base, target) = pair(
+        "partial",
+        "CREATE TABLE t (id int PRIMARY KEY, status text, total int, note text);
+         INSERT INTO t SELECT g, 's', g, 'n' FROM generate_series(1, 20) g;",
+    );
+    psql(
+        &target,
+        "UPDATE t SET status = NULL, note = 'legit' WHERE id <= 5;
+         INSERT INTO t VALUES (21, 'new', 0, 'legit new');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let spec = RestoreSpec {
+        columns: [(
+            pgsalvage::shape::TableName::new("public", "t"),
+            vec!["status".to_string()],
+        )]
+        .into(),
+        no_delete: true,
+        keys_dir: PathBuf::new(),
+    };
+    let outcome = recover_into(&base, &target, &out, spec);
+    assert_eq!(
+        (
+            outcome.plan.totals.update,
+            outcome.plan.totals.delete,
+            outcome.plan.totals.keep
+        ),
+        (5, 0, 1)
+    );
+    let applied = apply_dir(&target, &out, false, false);
+    assert_eq!(applied.exit_code, 0, "{:?}", applied.reverify_mismatches);
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT count(*) FROM t WHERE status = 's' AND note = 'legit'"
+        )
+        .trim(),
+        "5"
+    );
+    assert_eq!(
+        psql(&target, "SELECT note FROM t WHERE id = 21").trim(),
+        "legit new"
+    );
+}
