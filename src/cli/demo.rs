@@ -3,14 +3,18 @@
 //! It starts a private PostgreSQL cluster (see [`crate::cluster`]), creates a shop database as the
 //! "backup", copies it as the "primary" and damages the copy the way a failed migration does
 //! (deleted rows, nulled columns, a stray column, plus legitimate new orders), then runs the real
-//! `verify` on the two and prints the result. The cluster is removed when the demo ends.
+//! `verify` on the two and prints the result; then it writes a recovery, applies it and verifies
+//! again. The cluster is removed when the demo ends.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::apply::{apply, ApplySettings};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::recover::{recover, RecoverSettings};
+use crate::settings::RestoreSpec;
 use crate::settings::VerifySettings;
 use crate::source::conninfo::{resolve, ProcessEnv};
 use crate::source::Role;
@@ -64,11 +68,68 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
     settings.json = args.json.clone();
     settings.findings_csv = args.findings.clone();
-    let reporter = super::reporter_for(false);
-    let report = super::runtime()?.block_on(crate::pipeline::verify(&settings, reporter))?;
-    let code = super::finish(&report, &settings, false)?;
+    let rt = super::runtime()?;
+    let report = rt.block_on(crate::pipeline::verify(
+        &settings,
+        super::reporter_for(false),
+    ))?;
+    super::finish(&report, &settings, false)?;
     print_examples(&report);
-    Ok(code)
+    recover_and_apply(&rt, &cluster, settings)
+}
+
+/// The rest of the story: write a recovery (keeping the primary's extra rows, which two sources
+/// cannot tell from damage), apply it, and verify again.
+fn recover_and_apply(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    mut verify: VerifySettings,
+) -> Result<i32> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a directory", e))?;
+    let out = dir.path().join("recovery");
+    eprintln!(
+        "\nrunning: pgsalvage recover ... --no-delete --out {}",
+        out.display()
+    );
+    verify.json = None;
+    verify.findings_csv = None;
+    verify.restore = Some(RestoreSpec {
+        no_delete: true,
+        ..RestoreSpec::default()
+    });
+    let settings = RecoverSettings {
+        verify: verify.clone(),
+        out: out.clone(),
+        parquet: false,
+        force: false,
+    };
+    let outcome = rt.block_on(recover(&settings, super::reporter_for(true)))?;
+    for line in &outcome.plan.summary {
+        println!("  {line}");
+    }
+    eprintln!(
+        "running: pgsalvage apply {} --target {}",
+        out.display(),
+        cluster.url("app_primary")
+    );
+    let target = verify.sources[1].1.clone();
+    let applied = rt.block_on(apply(&ApplySettings {
+        dir: out,
+        target,
+        dry_run: false,
+        skip_changed: false,
+    }))?;
+    println!(
+        "applied; re-verified {} keys, {} not as planned",
+        applied.reverified_keys,
+        applied.reverify_mismatches.len()
+    );
+    eprintln!("running: pgsalvage verify again\n");
+    verify.restore = None;
+    let report = rt.block_on(crate::pipeline::verify(&verify, super::reporter_for(true)))?;
+    super::finish(&report, &verify, false)?;
+    println!("(the extra rows left are the primary's legitimate new orders, kept by --no-delete,\n and the column the migration added)");
+    Ok(report.exit_code)
 }
 
 fn print_examples(report: &crate::report::VerifyReport) {

@@ -300,3 +300,122 @@ fn a_connection_lost_mid_run_is_never_reported_clean() {
         t.errors
     );
 }
+
+#[test]
+fn recover_then_apply_through_the_binary() {
+    let (base, target) = shop();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recovery");
+    let out_s = out.to_str().unwrap();
+    let same = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        out_s,
+        "-q",
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert!(
+        text(&same.stdout).contains("insert 0, update 0, delete 0, keep 0"),
+        "{}",
+        text(&same.stdout)
+    );
+
+    psql(
+        &target,
+        "DELETE FROM customers WHERE id = 5; UPDATE customers SET name = NULL WHERE id = 6",
+    );
+    let exists = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        out_s,
+        "-q",
+    ]);
+    assert_eq!(exists.status.code(), Some(2));
+    assert!(
+        text(&exists.stderr).starts_with(&format!("error: {out_s} already exists")),
+        "{}",
+        text(&exists.stderr)
+    );
+    assert!(text(&exists.stderr).contains("hint: choose a new --out directory, or add --force"));
+
+    let rec = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        out_s,
+        "-q",
+        "--force",
+    ]);
+    assert_eq!(rec.status.code(), Some(1), "{}", text(&rec.stderr));
+    let stdout = text(&rec.stdout);
+    assert!(
+        stdout.contains("public.customers: insert 1 (missing), update 1 (divergent: name)"),
+        "{stdout}"
+    );
+    for file in ["plan.json", "restore.sql", "undo.sql", "keys"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let leftovers = dir
+        .path()
+        .read_dir()
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".pgsalvage")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "staging directories left behind");
+
+    let dry = pgsalvage(&["apply", out_s, "--target", &url(&target), "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).contains("dry run: rolled back, nothing changed"));
+    let applied = pgsalvage(&["apply", out_s, "--target", &url(&target)]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    assert!(
+        text(&applied.stdout).contains("re-verified 2 keys: 0 not as planned"),
+        "{}",
+        text(&applied.stdout)
+    );
+    let after = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "-q",
+    ]);
+    assert_eq!(after.status.code(), Some(0));
+
+    let not_a_recovery = pgsalvage(&[
+        "apply",
+        dir.path().to_str().unwrap(),
+        "--target",
+        &url(&target),
+    ]);
+    assert_eq!(not_a_recovery.status.code(), Some(2));
+    assert!(
+        text(&not_a_recovery.stderr).contains("plan.json"),
+        "{}",
+        text(&not_a_recovery.stderr)
+    );
+}
