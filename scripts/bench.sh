@@ -5,6 +5,7 @@
 #   ROWS=10000000 scripts/bench.sh   # 1e7 rows
 #   JOBS=4 DAMAGE=0.001 scripts/bench.sh
 #   KEEP=1 scripts/bench.sh          # leave the clusters running for profiling
+#   ROWS=2000000 RESTORE="100000 1000000" scripts/bench.sh   # restore sizes for recover/apply
 #
 # Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
 # mixed columns on both, damages ~DAMAGE of the target's rows (a third deleted, a third updated, a
@@ -25,6 +26,7 @@ ROWS=${ROWS:-1000000}
 JOBS=${JOBS:-2}
 DAMAGE=${DAMAGE:-0.001}
 REPEAT=${REPEAT:-3}
+RESTORE=${RESTORE:-100000}
 
 cargo build --locked --release --bin pgsalvage 2>&1 | tail -1
 BIN=$PWD/target/release/pgsalvage
@@ -121,7 +123,15 @@ seq_copy() {
   wait
 }
 
-timed() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+# Wall seconds of a command (its output discarded; exit 1, "differences", is fine).
+timed() {
+  local t0 t1 rc=0
+  t0=$(date +%s.%N)
+  "$@" >/dev/null || rc=$?
+  t1=$(date +%s.%N)
+  [ "$rc" -le 1 ] || { echo "command failed ($rc): $*" >&2; exit 1; }
+  echo "$t1 - $t0" | bc
+}
 best() { sort -g | head -1; }
 
 BASE_URL="postgresql://postgres@127.0.0.1:$BASE_PORT/bench"
@@ -163,3 +173,25 @@ for name, secs in [("raw COPY, key ranges, both sources", raw),
     print(f"{name:<34}{secs:>9.2f}{total_rows/secs:>14,.0f}{total_mb/secs:>9.0f}{secs/raw:>8.2f}")
 print(f"pgsalvage peak RSS: {rss_kb/1024:.0f} MB")
 PY
+
+# ---------------------------------------------------------------------------------------------
+# recover + apply: delete N rows on the target, write the recovery, apply it; compare the apply
+# with a plain COPY of the same N rows (text, from a file) into an empty copy of the table.
+echo
+echo "== recover/apply benchmark (restored rows: $RESTORE)"
+printf '%-12s%12s%12s%14s%12s%8s\n' "rows" "recover s" "apply s" "COPY into s" "files MB" "ratio"
+for n in $RESTORE; do
+  if [ "$n" -ge "$ROWS" ]; then echo "skip $n: needs ROWS > $n"; continue; fi
+  step=$(( ROWS / n ))
+  psql_on "$TARGET_PORT" -qc "DELETE FROM orders WHERE id % $step = 0 AND id <= $(( n * step ))" >/dev/null
+  out=$WORK/recovery-$n
+  t_rec=$(timed "$BIN" recover --base "$BASE_URL" --target "$TARGET_URL" --jobs "$JOBS" --quiet --out "$out")
+  t_apply=$(timed "$BIN" apply "$out" --target "$TARGET_URL")
+  mb=$(du -sm "$out" | cut -f1)
+  psql_on "$BASE_PORT" -qc "COPY (SELECT * FROM orders WHERE id % $step = 0 AND id <= $(( n * step ))) TO STDOUT" >"$WORK/rows-$n.txt"
+  psql_on "$TARGET_PORT" -qc "DROP TABLE IF EXISTS orders_copy; CREATE TABLE orders_copy (LIKE orders INCLUDING ALL)"
+  t_copy=$(timed bash -c "psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $TARGET_PORT -U postgres -d bench -c 'COPY orders_copy FROM STDIN' <'$WORK/rows-$n.txt'")
+  psql_on "$TARGET_PORT" -qc "DROP TABLE orders_copy"
+  printf '%-12s%12.2f%12.2f%14.2f%12s%8.2f\n' "$n" "$t_rec" "$t_apply" "$t_copy" "$mb" "$(echo "$t_apply / $t_copy" | bc -l)"
+  rm -rf "$out" "$WORK/rows-$n.txt"
+done

@@ -65,6 +65,8 @@ pub struct RestoreKey {
     pub action: Action,
     /// The key as typed SQL literals (`'42'::bigint`), one per key column.
     pub literals: Vec<String>,
+    /// The key values as PostgreSQL prints them (unescaped), one per key column.
+    pub texts: Vec<String>,
     /// The order-preserving key bytes (`key::encode`), to match rows read back by key.
     pub order_key: Vec<u8>,
     /// The digest of the target's row at diff time (`None`: no row), guarded by `apply`.

@@ -10,16 +10,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::Client;
 
 use crate::classify::Action;
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::hash::digest::{digest_batch, RowCodec};
 use crate::pipeline::findings::KeyRecord;
-use crate::recover::fetch::{copy_chunk, KeyChunks};
+use crate::recover::fetch::KeyChunks;
 use crate::recover::plan::TableRestore;
 use crate::rows::batch::CopyDecoder;
-use crate::shape::TableName;
+use crate::shape::{quote_ident, TableName};
+use crate::sink::sql::{qualified_list, select_list};
 use crate::tree::hex;
 
 /// Which expected state to check against.
@@ -40,8 +43,12 @@ pub struct Mismatch {
     pub found: Option<String>,
 }
 
+/// Keys checked per round trip: the keys go into a temporary table with one COPY and the rows
+/// come back through one join, so the cost is per chunk, not per key.
+const GUARD_CHUNK: usize = 20_000;
+
 /// Checks every record of one table, a chunk of keys at a time; returns the keys that differ
-/// from `expect`.
+/// from `expect`. Runs inside a transaction (its key table is dropped at commit).
 pub async fn check_table(
     client: &Client,
     table: &TableRestore,
@@ -51,10 +58,11 @@ pub async fn check_table(
     skip: &dyn Fn(&KeyRecord) -> bool,
 ) -> Result<Vec<Mismatch>> {
     let all = [Action::Insert, Action::Update, Action::Delete, Action::Keep];
-    let mut chunks = KeyChunks::open(keys_file, &all)?;
+    let mut chunks = KeyChunks::open(keys_file, &all)?.with_chunk(GUARD_CHUNK);
+    let keys_table = key_table(client, table).await?;
     let mut mismatches = Vec::new();
     while let Some(records) = chunks.next_records()? {
-        let found = current_digests(client, table, &codec, &records).await?;
+        let found = current_digests(client, table, &codec, &keys_table, &records).await?;
         for r in records.into_iter().filter(|r| !skip(r)) {
             let wanted = match expect {
                 Expect::Before => r.before,
@@ -74,29 +82,67 @@ pub async fn check_table(
     Ok(mismatches)
 }
 
+/// A temporary table shaped like the table's key, dropped at commit.
+async fn key_table(client: &Client, table: &TableRestore) -> Result<String> {
+    let name = quote_ident(&format!("pgsalvage_guard_{}", table.index));
+    let sql = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
+        select_list(&table.key),
+        table_sql(table)
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .context(|| format!("preparing the guard of {}", table.table))?;
+    Ok(name)
+}
+
+fn table_sql(table: &TableRestore) -> String {
+    TableName::new(&table.schema, &table.name).sql()
+}
+
 /// Order key (hex) → digest (hex) of the target's current rows for a chunk of records.
 async fn current_digests(
     client: &Client,
     table: &TableRestore,
     codec: &RowCodec,
+    keys_table: &str,
     records: &[KeyRecord],
 ) -> Result<HashMap<String, String>> {
-    let table_sql = TableName::new(&table.schema, &table.name).sql();
-    let literals: Vec<Vec<String>> = records.iter().map(|r| r.key.clone()).collect();
+    let at = || format!("checking rows of {}", table.table);
+    client
+        .batch_execute(&format!("TRUNCATE {keys_table}"))
+        .await
+        .context(at)?;
+    let sink = client
+        .copy_in(&format!(
+            "COPY {keys_table} ({}) FROM STDIN",
+            select_list(&table.key)
+        ))
+        .await
+        .context(at)?;
+    let mut sink = std::pin::pin!(sink);
+    sink.send(Bytes::from(copy_text_rows(records)))
+        .await
+        .context(at)?;
+    sink.as_mut().finish().await.context(at)?;
+    let join: Vec<String> = table
+        .key
+        .iter()
+        .map(|k| format!("t.{0} = g.{0}", quote_ident(k)))
+        .collect();
+    let query = format!(
+        "COPY (SELECT {} FROM {} t JOIN {keys_table} g ON {}) TO STDOUT (FORMAT binary)",
+        qualified_list("t", &table.columns),
+        table_sql(table),
+        join.join(" AND ")
+    );
+    let stream = client.copy_out(&query).await.context(at)?;
+    let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(table.columns.len());
-    copy_chunk(
-        client,
-        &table_sql,
-        &table.columns,
-        &table.key,
-        &literals,
-        true,
-        &mut |piece| match piece {
-            Some(bytes) => Ok(decoder.push(&bytes)?),
-            None => Ok(()),
-        },
-    )
-    .await?;
+    while let Some(piece) = stream.next().await {
+        decoder.push(&piece.context(at)?)?;
+    }
     let mut found = HashMap::with_capacity(records.len());
     if let Some(batch) = decoder.finish()? {
         let digests = digest_batch(codec, batch)?;
@@ -107,6 +153,46 @@ async fn current_digests(
     Ok(found)
 }
 
+/// The records' key values as text COPY rows.
+fn copy_text_rows(records: &[KeyRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 16);
+    for r in records {
+        for (i, value) in r.key_text.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            copy_escape(value, &mut out);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Text COPY escaping: backslash, tab, newline and carriage return.
+fn copy_escape(value: &str, out: &mut Vec<u8>) {
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b => out.push(b),
+        }
+    }
+}
+
 fn hex_bytes(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_escape;
+
+    #[test]
+    fn escapes_copy_text() {
+        let mut out = Vec::new();
+        copy_escape("a\\b\tc\nd\re", &mut out);
+        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
+    }
 }

@@ -113,7 +113,16 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         .await
         .context(|| "committing the restore".into())?;
     report.committed = true;
+    // The re-verify reads in a transaction of its own: its key tables drop when it ends.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .context(|| "re-verifying".into())?;
     reverify(&client, &plan, &codecs, &settings.dir, &mut report).await?;
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .context(|| "re-verifying".into())?;
     Ok(report)
 }
 

@@ -31,7 +31,19 @@ pub fn restore_key(
         (None, Some(t)) => (t, plan.codecs.len() - 1),
         (None, None) => return Err(ValueError::new("key", "a finding without rows")),
     };
-    let literals = key_literals(plan, holder_source, holder)?;
+    let texts = key_texts(plan, holder_source, holder)?;
+    let literals = plan
+        .key_columns
+        .iter()
+        .zip(&texts)
+        .map(|(c, t)| {
+            format!(
+                "{}::{}",
+                postgres_protocol::escape::escape_literal(t),
+                c.type_name
+            )
+        })
+        .collect();
     let order_key = holder.0.key(holder.1).to_vec();
     let before = target.map(|(b, i)| b.digests[i]);
     let after = match (action, base, target) {
@@ -43,14 +55,15 @@ pub fn restore_key(
     Ok(RestoreKey {
         action,
         literals,
+        texts,
         order_key,
         before,
         after,
     })
 }
 
-/// The key columns of a row as `'<text>'::type` literals.
-fn key_literals(
+/// The key columns of a row as PostgreSQL's text output.
+fn key_texts(
     plan: &TablePlan,
     source: usize,
     (batch, row): (&DigestBatch, usize),
@@ -58,21 +71,17 @@ fn key_literals(
     let codec = plan.codecs[source]
         .as_ref()
         .expect("the holder has the table");
-    let mut literals = Vec::with_capacity(plan.nkey);
-    for (col, column) in plan.key_columns.iter().enumerate() {
+    let mut texts = Vec::with_capacity(plan.nkey);
+    for col in 0..plan.nkey {
         let raw = batch
             .rows
             .field(row, col)
             .ok_or(ValueError::new("key", "NULL in a key column"))?;
         let mut text = String::new();
         render_text(&codec.kinds[col], raw, &mut text)?;
-        literals.push(format!(
-            "{}::{}",
-            postgres_protocol::escape::escape_literal(&text),
-            column.type_name
-        ));
+        texts.push(text);
     }
-    Ok(literals)
+    Ok(texts)
 }
 
 /// The digest of the target row after a (possibly partial) update from the base row.

@@ -139,6 +139,8 @@ pub struct KeyRecord {
     pub class: crate::classify::Class,
     /// The key as typed SQL literals.
     pub key: Vec<String>,
+    /// The key values as PostgreSQL prints them (for COPY into a key table).
+    pub key_text: Vec<String>,
     /// The key as exact JSON values.
     pub key_json: Box<serde_json::value::RawValue>,
     /// Hex of the order-preserving key bytes, to match rows read back by key.
@@ -175,6 +177,7 @@ impl KeySink {
                 action: r.action,
                 class: f.class,
                 key: r.literals.clone(),
+                key_text: r.texts.clone(),
                 key_json: serde_json::value::RawValue::from_string(f.key.clone())
                     .map_err(|e| Error::internal(e.to_string()))?,
                 okey: r.order_key.iter().map(|b| format!("{b:02x}")).collect(),

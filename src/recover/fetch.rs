@@ -44,6 +44,7 @@ pub struct KeyChunks {
     lines: Option<std::io::Lines<std::io::BufReader<std::fs::File>>>,
     actions: Vec<Action>,
     path: std::path::PathBuf,
+    chunk: usize,
 }
 
 impl KeyChunks {
@@ -57,7 +58,14 @@ impl KeyChunks {
             lines,
             actions: actions.to_vec(),
             path: path.to_path_buf(),
+            chunk: KEYS_PER_QUERY,
         })
+    }
+
+    /// Chunks of `n` records instead of one query's worth.
+    pub fn with_chunk(mut self, n: usize) -> Self {
+        self.chunk = n.max(1);
+        self
     }
 
     /// The next chunk of records, `None` at the end.
@@ -73,7 +81,7 @@ impl KeyChunks {
             })?;
             if self.actions.contains(&record.action) {
                 chunk.push(record);
-                if chunk.len() >= KEYS_PER_QUERY {
+                if chunk.len() >= self.chunk {
                     break;
                 }
             }
