@@ -5,8 +5,9 @@
 //! was at diff time ([`guard`]), then run `restore.sql`'s statements and COPY blocks. A row that
 //! changed since the diff is a conflict: the default aborts before anything is written;
 //! `--skip-changed` removes those keys from the loaded batches and lists them. `--dry-run` does
-//! all of it and rolls back. After a real commit the touched keys are read again and compared with
-//! the digests the plan expects, so the result is verified, not assumed.
+//! all of it and rolls back. Before committing, the touched keys are read again and compared with
+//! the digests the plan expects; a restore that did not produce exactly the planned rows is rolled
+//! back, so what is committed is verified, not assumed.
 
 pub mod guard;
 
@@ -100,12 +101,17 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         return Ok(report);
     }
     report.statements = run_steps(&client, &plan, &steps, &report.conflicts, &settings.dir).await?;
-    if settings.dry_run {
+    // Verify inside the transaction: a restore that did not produce exactly the planned rows is
+    // rolled back instead of committed; a dry run shows the same check.
+    reverify(&client, &plan, &codecs, &settings.dir, &mut report).await?;
+    if settings.dry_run || !report.reverify_mismatches.is_empty() {
         client
             .batch_execute("ROLLBACK")
             .await
-            .context(|| "rolling back the dry run".into())?;
-        report.exit_code = i32::from(!report.conflicts.is_empty());
+            .context(|| "rolling back".into())?;
+        if !settings.dry_run {
+            report.exit_code = 2;
+        }
         return Ok(report);
     }
     client
@@ -113,16 +119,6 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         .await
         .context(|| "committing the restore".into())?;
     report.committed = true;
-    // The re-verify reads in a transaction of its own: its key tables drop when it ends.
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .context(|| "re-verifying".into())?;
-    reverify(&client, &plan, &codecs, &settings.dir, &mut report).await?;
-    client
-        .batch_execute("ROLLBACK")
-        .await
-        .context(|| "re-verifying".into())?;
     Ok(report)
 }
 

@@ -895,7 +895,8 @@ mod tests {
     }
 
     fn write_number(m: i64, e: i32, style: u32, out: &mut String) {
-        let extra = (style % 4) as i32;
+        // Zero takes no padding: "0000" is not a JSON number.
+        let extra = if m == 0 { 0 } else { (style % 4) as i32 };
         let sign = if m < 0 { "-" } else { "" };
         let digits = format!("{}{}", m.unsigned_abs(), "0".repeat(extra as usize));
         match style % 3 {

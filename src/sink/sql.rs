@@ -270,16 +270,17 @@ mod tests {
         s.commit().unwrap();
         let text = s.into_inner();
         let steps = parse_script(&text).unwrap();
-        assert_eq!(steps.len(), 9, "{steps:#?}");
+        assert_eq!(steps.len(), 10, "{steps:#?}");
+        assert_eq!(steps[5], Step::Statement("BEGIN".into()));
         assert_eq!(
-            steps[6],
+            steps[7],
             Step::Copy {
                 statement: "COPY \"pgsalvage_0_ins\" (\"id\", \"na\"\"me\") FROM STDIN".into(),
                 data: b"1\tx;\n2\t\\\\.\n".to_vec()
             }
         );
         assert_eq!(
-            steps[7],
+            steps[8],
             Step::Statement(
                 "INSERT INTO \"public\".\"t\" AS t (\"id\", \"na\"\"me\") SELECT \"id\", \"na\"\"me\" FROM \"pgsalvage_0_ins\" ON CONFLICT (\"id\") DO UPDATE SET \"na\"\"me\" = EXCLUDED.\"na\"\"me\"".into()
             )
