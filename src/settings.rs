@@ -33,7 +33,7 @@ impl TableFilter {
 /// One `verify` run.
 #[derive(Clone, Debug)]
 pub struct VerifySettings {
-    /// The sources, base first and target last.
+    /// The sources: base first, target last, the replica between them in a three-way run.
     pub sources: Vec<(Role, ConnInfo)>,
     pub filter: TableFilter,
     /// `--key` overrides: key columns per table.
@@ -57,6 +57,8 @@ pub struct RestoreSpec {
     pub columns: HashMap<TableName, Vec<String>>,
     /// `--no-delete`: keep extra rows (listed, not deleted).
     pub no_delete: bool,
+    /// `--on-conflict`: what to do with three-way conflicts.
+    pub on_conflict: crate::classify::ConflictPolicy,
     /// Directory receiving `keys/<table index>.jsonl`, one record per differing key.
     pub keys_dir: PathBuf,
 }

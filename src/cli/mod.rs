@@ -87,6 +87,17 @@ pub struct CompareArgs {
     )]
     pub target: String,
 
+    /// A copy that saw the legitimate writes after the backup but not the damage (a delayed or
+    /// paused standby, a later backup). With it, differences are classified three ways: lost,
+    /// damaged, changed legitimately since the backup, new since the backup, conflict, ...
+    #[arg(
+        long,
+        env = "PGSALVAGE_REPLICA",
+        value_name = "URL",
+        help_heading = "Sources"
+    )]
+    pub replica: Option<String>,
+
     /// Compare only these tables (schema.table, comma-separated).
     #[arg(
         long,
@@ -175,7 +186,13 @@ impl CompareArgs {
         if self.jobs == 0 {
             return Err(Error::usage("--jobs must be at least 1"));
         }
-        let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
+        let mut sources = vec![(Role::Base, base)];
+        if let Some(replica) = &self.replica {
+            let replica = resolve(replica, &ProcessEnv).map_err(|e| e.context("--replica"))?;
+            sources.push((Role::Replica, replica));
+        }
+        sources.push((Role::Target, target));
+        let mut settings = VerifySettings::new(sources);
         settings.filter = self.filter()?;
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.jobs;

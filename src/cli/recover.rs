@@ -6,10 +6,18 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{finish, parse_table, reporter_for, runtime, CompareArgs};
+use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
 use crate::recover::{recover, RecoverSettings};
 use crate::settings::RestoreSpec;
 use crate::shape::TableName;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OnConflict {
+    KeepTarget,
+    TakeReplica,
+    Fail,
+}
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -33,6 +41,17 @@ pub struct RecoverArgs {
     #[arg(long, help_heading = "Restore")]
     pub no_delete: bool,
 
+    /// Three-way conflicts (the target differs from both the backup and the replica):
+    /// keep-target leaves them (listed, exit 1), take-replica restores the replica's row,
+    /// fail writes no recovery.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "keep-target",
+        help_heading = "Restore"
+    )]
+    pub on_conflict: OnConflict,
+
     /// Also write the comparison report as JSON (schema pgsalvage.verify/1).
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub json: Option<PathBuf>,
@@ -53,6 +72,11 @@ impl RecoverArgs {
         verify.restore = Some(RestoreSpec {
             columns: parse_columns(&self.columns)?,
             no_delete: self.no_delete,
+            on_conflict: match self.on_conflict {
+                OnConflict::KeepTarget => ConflictPolicy::KeepTarget,
+                OnConflict::TakeReplica => ConflictPolicy::TakeReplica,
+                OnConflict::Fail => ConflictPolicy::Fail,
+            },
             keys_dir: PathBuf::new(),
         });
         Ok(RecoverSettings {

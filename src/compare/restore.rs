@@ -3,10 +3,12 @@
 //! For recover runs the merge attaches a [`RestoreKey`] to each finding: the key as typed SQL
 //! literals (to fetch and address the row later), the digest of the target's row now (the guard
 //! `apply` checks before touching it) and the digest the row will have after the restore (what
-//! `apply` re-verifies). The "after" digest of a partial update (`--columns`) is the hash of the
-//! row the update produces: base values in the restored columns, target values elsewhere.
+//! `apply` re-verifies). Rows are restored from the restore source: the base in a two-way run,
+//! the replica in a three-way one. The "after" digest of a partial update (`--columns`) is the
+//! hash of the row the update produces: source values in the restored columns, target values
+//! elsewhere.
 
-use crate::classify::{Action, Class, RestoreKey};
+use crate::classify::{Action, Class, ConflictPolicy, RestoreKey};
 use crate::compare::schema::TablePlan;
 use crate::hash::canonical::encode_field;
 use crate::hash::digest::{Digest, DigestBatch};
@@ -16,22 +18,38 @@ use crate::shape::ValueError;
 /// One source's row of the current key: its batch and row index, `None` when absent.
 pub type Row<'a> = Option<(&'a DigestBatch, usize)>;
 
-/// Builds the restore record of one key from the base and target rows.
+/// How a recover run turns classes into actions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureSpec {
+    pub no_delete: bool,
+    pub on_conflict: ConflictPolicy,
+    /// The source whose rows are restored: the replica in a three-way run, else the base.
+    pub source: usize,
+}
+
+/// Builds the restore record of one key from every source's row (`rows[last]` is the target).
 pub fn restore_key(
     plan: &TablePlan,
     mask: Option<&[bool]>,
     class: Class,
-    no_delete: bool,
-    base: Row<'_>,
-    target: Row<'_>,
+    spec: CaptureSpec,
+    rows: &[Row<'_>],
 ) -> Result<RestoreKey, ValueError> {
-    let action = Action::for_class(class, no_delete);
-    let (holder, holder_source) = match (base, target) {
-        (Some(b), _) => (b, 0),
-        (None, Some(t)) => (t, plan.codecs.len() - 1),
-        (None, None) => return Err(ValueError::new("key", "a finding without rows")),
-    };
-    let texts = key_texts(plan, holder_source, holder)?;
+    let last = rows.len() - 1;
+    let (source, target) = (rows[spec.source], rows[last]);
+    let action = Action::for_class(
+        class,
+        spec.no_delete,
+        spec.on_conflict,
+        source.is_some(),
+        target.is_some(),
+    );
+    let holder_index = rows
+        .iter()
+        .position(Option::is_some)
+        .ok_or(ValueError::new("key", "a finding without rows"))?;
+    let holder = rows[holder_index].expect("present");
+    let texts = key_texts(plan, holder_index, holder)?;
     let literals = plan
         .key_columns
         .iter()
@@ -46,9 +64,9 @@ pub fn restore_key(
         .collect();
     let order_key = holder.0.key(holder.1).to_vec();
     let before = target.map(|(b, i)| b.digests[i]);
-    let after = match (action, base, target) {
+    let after = match (action, source, target) {
         (Action::Insert, Some((b, i)), _) => Some(b.digests[i]),
-        (Action::Update, Some(b), Some(t)) => Some(updated_digest(plan, mask, b, t)?),
+        (Action::Update, Some(s), Some(t)) => Some(updated_digest(plan, mask, spec.source, s, t)?),
         (Action::Keep, _, _) => before,
         _ => None,
     };
@@ -88,6 +106,7 @@ fn key_texts(
 fn updated_digest(
     plan: &TablePlan,
     mask: Option<&[bool]>,
+    source: usize,
     (bb, bi): (&DigestBatch, usize),
     (tb, ti): (&DigestBatch, usize),
 ) -> Result<Digest, ValueError> {
@@ -95,7 +114,7 @@ fn updated_digest(
         return Ok(bb.digests[bi]);
     };
     let (base, target) = (
-        plan.codecs[0].as_ref().expect("base"),
+        plan.codecs[source].as_ref().expect("the restore source"),
         plan.codecs[plan.codecs.len() - 1].as_ref().expect("target"),
     );
     let mut row = Vec::with_capacity(256);

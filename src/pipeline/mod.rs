@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use crate::classify::Finding;
+use crate::compare::restore::CaptureSpec;
 use crate::compare::schema::{reconcile, TablePlan};
 use crate::error::{Error, Result};
 use crate::key::range::{plan, KeyRange};
@@ -47,8 +48,8 @@ pub struct RunContext {
     pub sources: Vec<Source>,
     pub tables: Vec<TableRun>,
     pub batch_bytes: usize,
-    /// Recover runs: `Some(no_delete)`; findings then carry restore records.
-    pub capture: Option<bool>,
+    /// Recover runs: how classes become actions; findings then carry restore records.
+    pub capture: Option<CaptureSpec>,
     pub findings: mpsc::Sender<Vec<Finding>>,
     pub reporter: Arc<dyn Reporter>,
     tallies: Mutex<Vec<TableTally>>,
@@ -101,7 +102,11 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         tx,
         reporter,
     );
-    ctx.capture = settings.restore.as_ref().map(|r| r.no_delete);
+    ctx.capture = settings.restore.as_ref().map(|r| CaptureSpec {
+        no_delete: r.no_delete,
+        on_conflict: r.on_conflict,
+        source: if settings.sources.len() == 3 { 1 } else { 0 },
+    });
     let ctx = Arc::new(ctx);
     let workers: Vec<_> = (0..settings.jobs.max(1))
         .map(|_| tokio::spawn(worker(ctx.clone())))
@@ -316,7 +321,7 @@ impl RunContext {
         if tally.finished() {
             let done = TableDone {
                 rows: tally.rows.iter().copied().max().unwrap_or(0),
-                differences: tally.classes.total(),
+                differences: tally.classes.actionable(),
                 failed: !tally.complete(),
             };
             self.reporter.table_finished(table, &done);

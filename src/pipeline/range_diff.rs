@@ -15,9 +15,9 @@ use tokio_postgres::{Client, CopyOutStream};
 
 use super::tally::RangeTally;
 use super::RunContext;
-use crate::classify::{two_way, Finding};
+use crate::classify::{three_way, two_way, Class, Finding};
 use crate::compare::merge::{merge, Cursor, OrderError, Present, Step};
-use crate::compare::restore::restore_key;
+use crate::compare::restore::{restore_key, Row};
 use crate::compare::schema::TablePlan;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_on_pool, DigestBatch, RowCodec};
@@ -133,16 +133,18 @@ fn on_key(
     tally: &mut RangeTally,
     found: &mut Vec<Finding>,
 ) {
-    let mut digests = [None; 2];
+    let mut digests = [None; 3];
     for (i, cursor) in cursors.iter().enumerate() {
         if let (Some(_), Some((batch, row))) = (present[i], cursor.current()) {
             tally.add_row(i, batch.key(row), &batch.digests[row]);
-            digests[i.min(1)] = Some(&batch.digests[row]);
+            digests[i] = Some(&batch.digests[row]);
         }
     }
-    let Some(class) = two_way(digests[0], digests[1]) else {
-        return;
+    let class = match cursors.len() {
+        3 => three_way(digests[0], digests[1], digests[2]),
+        _ => two_way(digests[0], digests[1]),
     };
+    let Some(class) = class else { return };
     match finding(ctx, table, class, cursors, present) {
         Ok(f) => {
             tally.add_finding(&f);
@@ -156,34 +158,43 @@ fn on_key(
 fn finding(
     ctx: &RunContext,
     table: usize,
-    class: crate::classify::Class,
+    class: Class,
     cursors: &[Cursor],
     present: &Present,
 ) -> Result<Finding, ValueError> {
     let run = &ctx.tables[table];
     let plan = &run.plan;
-    let last = cursors.len() - 1;
-    let row = |i: usize| present[i].and(cursors[i].current());
-    let (base, target) = (row(0), row(last));
-    let columns = match (base, target) {
-        (Some(a), Some(b)) => differing_columns(plan, a, b)?,
+    let rows: Vec<Row<'_>> = (0..cursors.len())
+        .map(|i| present[i].and(cursors[i].current()))
+        .collect();
+    let last = rows.len() - 1;
+    // Columns are named against the row a restore would write: the replica's in a three-way run.
+    let reference = if rows.len() == 3 && rows[1].is_some() {
+        1
+    } else {
+        0
+    };
+    let columns = match (rows[reference], rows[last]) {
+        (Some(a), Some(b)) => differing_columns(plan, reference, a, b)?,
         _ => Vec::new(),
     };
-    let holder = if base.is_some() { 0 } else { last };
-    let (batch, r) = base.or(target).expect("a key has a holder");
+    let holder = rows
+        .iter()
+        .position(Option::is_some)
+        .expect("a key has a holder");
+    let (batch, r) = rows[holder].expect("present");
     let key = key_json(
         plan.codecs[holder].as_ref().expect("holder has the table"),
         batch,
         r,
     )?;
     let restore = match ctx.capture {
-        Some(no_delete) => Some(Box::new(restore_key(
+        Some(spec) => Some(Box::new(restore_key(
             plan,
             run.restore_mask.as_deref(),
             class,
-            no_delete,
-            base,
-            target,
+            spec,
+            &rows,
         )?)),
         None => None,
     };
@@ -199,11 +210,12 @@ fn finding(
 /// The compared columns whose canonical values differ between two rows.
 fn differing_columns(
     plan: &TablePlan,
+    reference: usize,
     a: (&DigestBatch, usize),
     b: (&DigestBatch, usize),
 ) -> Result<Vec<u16>, ValueError> {
     let (ca, cb) = (
-        plan.codecs[0].as_ref().expect("base"),
+        plan.codecs[reference].as_ref().expect("reference"),
         plan.codecs[plan.codecs.len() - 1].as_ref().expect("target"),
     );
     let mut cols = Vec::new();

@@ -15,29 +15,43 @@ use crate::tree::ChecksumTree;
 
 /// Counts by class, in `Class` order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClassCounts {
-    pub missing: u64,
-    pub extra: u64,
-    pub divergent: u64,
-}
+pub struct ClassCounts([u64; Class::COUNT]);
 
 impl ClassCounts {
     fn add(&mut self, class: Class) {
-        match class {
-            Class::Missing => self.missing += 1,
-            Class::Extra => self.extra += 1,
-            Class::Divergent => self.divergent += 1,
-        }
+        self.0[class as usize] += 1;
     }
 
+    pub fn get(&self, class: Class) -> u64 {
+        self.0[class as usize]
+    }
+
+    /// Every differing key, legitimate or not.
     pub fn total(&self) -> u64 {
-        self.missing + self.extra + self.divergent
+        self.0.iter().sum()
+    }
+
+    /// Keys that are damage or conflicts: what makes a verify report differences.
+    pub fn actionable(&self) -> u64 {
+        Class::ALL
+            .iter()
+            .filter(|c| !c.legitimate())
+            .map(|&c| self.get(c))
+            .sum()
+    }
+
+    /// The non-zero counts by class.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
+        Class::ALL
+            .iter()
+            .map(|&c| (c, self.get(c)))
+            .filter(|(_, n)| *n > 0)
     }
 
     fn merge(&mut self, other: &ClassCounts) {
-        self.missing += other.missing;
-        self.extra += other.extra;
-        self.divergent += other.divergent;
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
     }
 }
 

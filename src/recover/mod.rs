@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
-use crate::classify::Action;
+use crate::classify::{Action, ConflictPolicy};
 use crate::error::{Error, Result};
 use crate::pipeline::findings::key_file;
 use crate::pipeline::{self, TableRun};

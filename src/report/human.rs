@@ -54,6 +54,15 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
         t.divergent,
         rate(t.rows_per_sec)
     );
+    let three_way: Vec<String> = t
+        .classes
+        .iter()
+        .filter(|(c, _)| !matches!(**c, "missing" | "extra" | "divergent"))
+        .map(|(c, n)| format!("{} {n}", c.replace('_', " ")))
+        .collect();
+    if !three_way.is_empty() {
+        let _ = writeln!(out, "    classes: {}", three_way.join(", "));
+    }
     if !t.divergent_columns.is_empty() {
         let cols: Vec<String> = t
             .divergent_columns

@@ -18,6 +18,8 @@
 //!       "status": "identical" | "differences" | "error",
 //!       "rows": { "<role>": 123 },              // rows read per source
 //!       "missing": 0, "extra": 0, "divergent": 0,   // exact, never capped
+//!       "classes": { "lost": 3, "changed_since_backup": 10, … },   // non-zero classes
+//!                                               // (three-way classes: see classify.rs)
 //!       "divergent_columns": [ { "column": "status", "rows": 3 } ],
 //!       "schema_differences": [ { "kind": "column_absent" | "column_extra" | "type_changed"
 //!             | "type_incomparable" | "table_absent" | "key_changed",
@@ -30,7 +32,8 @@
 //!   } ],
 //!   "totals": { "tables": 5, "tables_differing": 1, "tables_failed": 0,
 //!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1 },
-//!   "findings": [ { "table": "public.orders", "key": [42], "kind": "missing" | "extra" | "divergent",
+//!   "findings": [ { "table": "public.orders", "key": [42], "kind": "missing" | "extra" | "divergent"
+//!                   | a three-way class,
 //!                   "columns": ["status"] } ],
 //!   "findings_truncated": false,                // true when --max-findings cut the list
 //!   "errors": [ { "table": "public.t" | null, "message": "…", "hint": "…" | null } ],
@@ -49,6 +52,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::classify::Class;
 use crate::compare::schema::SchemaDiff;
 use crate::error::Error;
 use crate::pipeline::findings::Listed;
@@ -109,6 +113,8 @@ pub struct TableReport {
     pub missing: u64,
     pub extra: u64,
     pub divergent: u64,
+    /// Every non-zero class count (two-way: missing/extra/divergent; three-way: lost, damaged, …).
+    pub classes: BTreeMap<&'static str, u64>,
     pub divergent_columns: Vec<ColumnCount>,
     pub schema_differences: Vec<SchemaDiff>,
     pub key: Vec<String>,
@@ -141,6 +147,8 @@ pub struct Totals {
     pub extra: u64,
     pub divergent: u64,
     pub schema_differences: usize,
+    /// Every non-zero class count over all tables.
+    pub classes: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,7 +228,7 @@ pub fn build(parts: Parts<'_>) -> VerifyReport {
 fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableReport {
     check_roots(&mut tally);
     let plan = &run.plan;
-    let differs = tally.classes.total() > 0 || !plan.schema_diffs.is_empty();
+    let differs = tally.classes.actionable() > 0 || !plan.schema_diffs.is_empty();
     let status = match (tally.complete(), differs) {
         (false, _) => TableStatus::Error,
         (true, true) => TableStatus::Differences,
@@ -253,9 +261,14 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
             .copied()
             .zip(tally.rows.iter().copied())
             .collect(),
-        missing: tally.classes.missing,
-        extra: tally.classes.extra,
-        divergent: tally.classes.divergent,
+        missing: tally.classes.get(Class::Missing),
+        extra: tally.classes.get(Class::Extra),
+        divergent: tally.classes.get(Class::Divergent),
+        classes: tally
+            .classes
+            .nonzero()
+            .map(|(c, n)| (c.as_str(), n))
+            .collect(),
         divergent_columns,
         schema_differences: plan.schema_diffs.clone(),
         key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
@@ -300,6 +313,7 @@ fn refused_report(name: &TableName, err: &Error) -> TableReport {
         missing: 0,
         extra: 0,
         divergent: 0,
+        classes: BTreeMap::new(),
         divergent_columns: Vec::new(),
         schema_differences: Vec::new(),
         key: Vec::new(),
@@ -327,6 +341,9 @@ fn totals(tables: &[TableReport]) -> Totals {
         t.extra += table.extra;
         t.divergent += table.divergent;
         t.schema_differences += table.schema_differences.len();
+        for (class, n) in &table.classes {
+            *t.classes.entry(class).or_default() += n;
+        }
     }
     t
 }

@@ -250,7 +250,7 @@ fn columns_and_no_delete_limit_the_restore() {
         )]
         .into(),
         no_delete: true,
-        keys_dir: PathBuf::new(),
+        ..RestoreSpec::default()
     };
     let outcome = recover_into(&base, &target, &out, spec);
     assert_eq!(
