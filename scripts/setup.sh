@@ -30,3 +30,10 @@ ensure_system_packages() {
     exit 2
   fi
 }
+
+ensure_python_readers() {
+  if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
+    echo "installing pyarrow and duckdb (independent Parquet readers for the tests)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+  fi
+}

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Runs the whole pgsalvage test suite on a fresh machine: installs what is missing (PostgreSQL
-# server, OpenSSL headers, the Rust toolchain's components), then `cargo test`. The integration
-# tests start their own throwaway PostgreSQL clusters; none is skipped for lack of a server.
+# server, OpenSSL headers, pyarrow and DuckDB for the independent Parquet check), then
+# `cargo test`, then reads the Parquet files the tests exported with pyarrow and DuckDB. The
+# integration tests start their own throwaway PostgreSQL clusters; none is skipped for lack of a
+# server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 ensure_system_packages
+ensure_python_readers
 export RUST_BACKTRACE=1
+export PGSALVAGE_PARQUET_EXPORT
+PGSALVAGE_PARQUET_EXPORT=$(mktemp -d /tmp/pgsalvage-parquet.XXXXXX)
+trap 'rm -rf "$PGSALVAGE_PARQUET_EXPORT"' EXIT
 cargo test --locked --all-targets "$@"
+echo "== independent Parquet readers (pyarrow, DuckDB)"
+python3 scripts/check_parquet.py "$PGSALVAGE_PARQUET_EXPORT/every_kind.parquet" "$PGSALVAGE_PARQUET_EXPORT/every_kind.expected.json"
+python3 scripts/check_parquet.py "$PGSALVAGE_PARQUET_EXPORT/pg_types.parquet" tests/fixtures/pg_types.expected.json

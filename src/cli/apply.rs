@@ -71,17 +71,20 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
     for s in &report.statements {
         println!("{:>10} rows  {}", s.rows, s.statement);
     }
+    for m in &report.reverify_mismatches {
+        println!("  not as planned: {} key {}", m.table, m.key.get());
+    }
+    let checked = format!(
+        "re-verified {} keys: {} not as planned",
+        report.reverified_keys,
+        report.reverify_mismatches.len()
+    );
     if report.dry_run {
-        println!("dry run: rolled back, nothing changed");
+        println!("dry run: {checked}; rolled back, nothing changed");
+    } else if report.committed {
+        println!("committed; {checked}");
     } else {
-        println!(
-            "committed; re-verified {} keys: {} not as planned",
-            report.reverified_keys,
-            report.reverify_mismatches.len()
-        );
-        for m in &report.reverify_mismatches {
-            println!("  not as planned: {} key {}", m.table, m.key.get());
-        }
+        eprintln!("error: the restore did not produce the planned rows ({checked}); rolled back, nothing changed");
     }
     Ok(report.exit_code)
 }

@@ -12,6 +12,12 @@ use crate::recover::{recover, RecoverSettings};
 use crate::settings::RestoreSpec;
 use crate::shape::TableName;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Sql,
+    Parquet,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum OnConflict {
     KeepTarget,
@@ -27,6 +33,17 @@ pub struct RecoverArgs {
     /// The directory to write the recovery into; it must not exist (see --force).
     #[arg(long, value_name = "DIR", help_heading = "Restore")]
     pub out: PathBuf,
+
+    /// Output formats: sql (always written: apply reads it) and parquet
+    /// (parquet/<schema>.<table>.parquet with the rows to restore).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sql",
+        help_heading = "Restore"
+    )]
+    pub format: Vec<Format>,
 
     /// Replace --out if it exists.
     #[arg(long, help_heading = "Restore")]
@@ -82,7 +99,7 @@ impl RecoverArgs {
         Ok(RecoverSettings {
             verify,
             out: self.out.clone(),
-            parquet: false,
+            parquet: self.format.contains(&Format::Parquet),
             force: self.force,
         })
     }

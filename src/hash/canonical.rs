@@ -298,7 +298,7 @@ fn hides_digits(d: &Decimal<'_>) -> bool {
     let last = d.digit(d.len() - 1);
     let zeros = [10, 100, 1000]
         .iter()
-        .take_while(|&&p| last % p == 0)
+        .take_while(|&&p| last.is_multiple_of(p))
         .count() as i64;
     let last_power = i64::from(d.weight) - (d.len() as i64 - 1);
     -last_power * 4 - zeros > i64::from(d.dscale)

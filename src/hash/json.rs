@@ -875,14 +875,14 @@ mod tests {
     fn write_object(members: &BTreeMap<String, Model>, style: u32, out: &mut String) {
         out.push('{');
         let mut entries: Vec<_> = members.iter().collect();
-        if style % 3 == 0 {
+        if style.is_multiple_of(3) {
             entries.reverse();
         }
         for (i, (key, value)) in entries.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            if style % 5 == 0 {
+            if style.is_multiple_of(5) {
                 // A shadowed duplicate first: the last occurrence wins.
                 write_string(key, style, out);
                 out.push_str(":[\"shadowed\"],");

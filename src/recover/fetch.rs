@@ -43,6 +43,7 @@ pub fn for_each_record(path: &Path, mut each: impl FnMut(KeyRecord) -> Result<()
 pub struct KeyChunks {
     lines: Option<std::io::Lines<std::io::BufReader<std::fs::File>>>,
     actions: Vec<Action>,
+    class: Option<crate::classify::Class>,
     path: std::path::PathBuf,
     chunk: usize,
 }
@@ -57,9 +58,16 @@ impl KeyChunks {
         Ok(KeyChunks {
             lines,
             actions: actions.to_vec(),
+            class: None,
             path: path.to_path_buf(),
             chunk: KEYS_PER_QUERY,
         })
+    }
+
+    /// Only records of this class.
+    pub fn of_class(mut self, class: crate::classify::Class) -> Self {
+        self.class = Some(class);
+        self
     }
 
     /// Chunks of `n` records instead of one query's worth.
@@ -79,7 +87,8 @@ impl KeyChunks {
             let record: KeyRecord = serde_json::from_str(&line).map_err(|e| {
                 Error::usage(format!("{}: corrupt key record: {e}", self.path.display()))
             })?;
-            if self.actions.contains(&record.action) {
+            if self.actions.contains(&record.action) && self.class.is_none_or(|c| c == record.class)
+            {
                 chunk.push(record);
                 if chunk.len() >= self.chunk {
                     break;

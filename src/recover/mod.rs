@@ -13,6 +13,7 @@
 
 pub mod fetch;
 pub mod order;
+pub mod parquet_out;
 pub mod plan;
 
 use std::io::BufWriter;
@@ -66,10 +67,32 @@ pub async fn recover(
                 .with_hint("fix the errors above and run recover again"),
         );
     }
+    let conflicts = run
+        .report
+        .totals
+        .classes
+        .get("conflict")
+        .copied()
+        .unwrap_or(0);
+    let policy = verify
+        .restore
+        .as_ref()
+        .map(|r| r.on_conflict)
+        .unwrap_or_default();
+    if conflicts > 0 && policy == ConflictPolicy::Fail {
+        return Err(Error::usage(format!(
+            "{conflicts} keys are in conflict, so no restore was written (--on-conflict fail)"
+        ))
+        .with_hint(
+            "review them in the report, then choose --on-conflict keep-target or take-replica",
+        ));
+    }
     let tables = plan::restores(&run.tables, &keys)?;
     let plan = RecoverPlan::new(&run.report, &run.tables, tables);
+    // Rows are restored from the replica in a three-way run, else from the base.
+    let source = if run.sources.len() == 3 { 1 } else { 0 };
     let (base, target) = (
-        run.sources[0].client(),
+        run.sources[source].client(),
         run.sources[run.sources.len() - 1].client(),
     );
     let dir = staging.path();
@@ -91,6 +114,14 @@ pub async fn recover(
         &dir.join("undo.sql"),
     )
     .await?;
+    if settings.parquet {
+        let pq = dir.join("parquet");
+        std::fs::create_dir_all(&pq).map_err(|e| Error::io(pq.display(), e))?;
+        for t in &plan.tables {
+            parquet_out::write_table((base, source), target, &run.tables[t.index], t, &keys, &pq)
+                .await?;
+        }
+    }
     plan.write(&dir.join("plan.json"))?;
     finish_dir(staging, &settings.out, settings.force)?;
     Ok(RecoverOutcome {

@@ -349,8 +349,7 @@ fn totals(tables: &[TableReport]) -> Totals {
 }
 
 fn verdict(totals: &Totals, errors: &[ErrorOut]) -> Verdict {
-    let differs =
-        totals.missing + totals.extra + totals.divergent > 0 || totals.schema_differences > 0;
+    let differs = totals.tables_differing > 0;
     if totals.tables_failed > 0 || !errors.is_empty() {
         Verdict::Incomplete
     } else if differs {

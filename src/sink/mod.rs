@@ -1,3 +1,5 @@
-//! Where restore rows go: psql-runnable SQL scripts ([`sql`]); Parquet files follow.
+//! Where restore rows go: psql-runnable SQL scripts ([`sql`]) and Parquet files ([`parquet`]),
+//! the same rows in two encodings.
 
+pub mod parquet;
 pub mod sql;
