@@ -8,4 +8,5 @@ mod keys;
 mod random;
 mod recover;
 mod support;
+mod three_way;
 mod types;
