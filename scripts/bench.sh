@@ -5,6 +5,7 @@
 #   ROWS=10000000 scripts/bench.sh   # 1e7 rows
 #   JOBS=4 DAMAGE=0.001 scripts/bench.sh
 #   KEEP=1 scripts/bench.sh          # leave the clusters running for profiling
+#   THREE_WAY=1 scripts/bench.sh     # a third cluster as --replica (three-way verify)
 #   ROWS=2000000 RESTORE="100000 1000000" scripts/bench.sh   # restore sizes for recover/apply
 #
 # Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
@@ -44,7 +45,7 @@ cleanup() {
     echo "kept: $BASE_URL $TARGET_URL (stop: pg_ctl -D $WORK/base stop; pg_ctl -D $WORK/target stop)"
     return
   fi
-  for dir in "$WORK"/base "$WORK"/target; do
+  for dir in "$WORK"/base "$WORK"/target "$WORK"/replica; do
     [ -d "$dir" ] && as_pg "$BINDIR/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
   done
   rm -rf "$WORK"
@@ -87,11 +88,18 @@ CHECKPOINT;"
 echo "== setting up two clusters with $ROWS rows (jobs $JOBS, damage $DAMAGE)"
 BASE_PORT=$(start_cluster base)
 TARGET_PORT=$(start_cluster target)
-for port in $BASE_PORT $TARGET_PORT; do
+PORTS=("$BASE_PORT" "$TARGET_PORT")
+if [ "${THREE_WAY:-0}" = 1 ]; then
+  REPLICA_PORT=$(start_cluster replica)
+  PORTS+=("$REPLICA_PORT")
+fi
+for port in "${PORTS[@]}"; do
   psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE bench"
 done
 t0=$(date +%s.%N)
-psql_on "$BASE_PORT" <<<"$FILL" & p1=$!; psql_on "$TARGET_PORT" <<<"$FILL" & p2=$!; wait $p1; wait $p2
+pids=()
+for port in "${PORTS[@]}"; do psql_on "$port" <<<"$FILL" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p"; done
 echo "   filled in $(echo "$(date +%s.%N) - $t0" | bc) s"
 third=$(python3 -c "print(max(1, int($ROWS * $DAMAGE / 3)))")
 psql_on "$TARGET_PORT" <<<"
@@ -106,7 +114,7 @@ COPY_BYTES=$(psql_on "$BASE_PORT" -Atc "COPY (SELECT 1) TO STDOUT" >/dev/null; \
 
 raw_copy() { # run JOBS slices per source, both sources at once
   local pids=() lo hi step=$(( (ROWS + JOBS - 1) / JOBS ))
-  for port in $BASE_PORT $TARGET_PORT; do
+  for port in "${PORTS[@]}"; do
     for ((j = 0; j < JOBS; j++)); do
       lo=$(( j * step )); hi=$(( (j + 1) * step ))
       [ "$j" -eq $((JOBS - 1)) ] && hi=$(( ROWS * 2 ))
@@ -118,8 +126,9 @@ raw_copy() { # run JOBS slices per source, both sources at once
 }
 
 seq_copy() {
-  psql_on "$BASE_PORT" -c "COPY orders TO STDOUT (FORMAT binary)" >/dev/null &
-  psql_on "$TARGET_PORT" -c "COPY orders TO STDOUT (FORMAT binary)" >/dev/null &
+  for port in "${PORTS[@]}"; do
+    psql_on "$port" -c "COPY orders TO STDOUT (FORMAT binary)" >/dev/null &
+  done
   wait
 }
 
@@ -136,9 +145,11 @@ best() { sort -g | head -1; }
 
 BASE_URL="postgresql://postgres@127.0.0.1:$BASE_PORT/bench"
 TARGET_URL="postgresql://postgres@127.0.0.1:$TARGET_PORT/bench"
+REPLICA_ARGS=()
+[ -n "${REPLICA_PORT:-}" ] && REPLICA_ARGS=(--replica "postgresql://postgres@127.0.0.1:$REPLICA_PORT/bench")
 run_verify() {
   /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" verify --base "$BASE_URL" --target "$TARGET_URL" \
-    --jobs "$JOBS" --quiet --json "$WORK/report.json" >"$WORK/verify.out" || [ $? -eq 1 ]
+    "${REPLICA_ARGS[@]}" --jobs "$JOBS" --quiet --json "$WORK/report.json" >"$WORK/verify.out" || [ $? -eq 1 ]
 }
 
 echo "== warm-up"
@@ -159,16 +170,17 @@ seq=$(printf '%s\n' "${SEQ[@]}" | best)
 ver=$(printf '%s\n' "${VER[@]}" | best)
 rss=$(printf '%s\n' "${RSS[@]}" | sort -g | tail -1)
 
-python3 - "$ROWS" "$JOBS" "$COPY_BYTES" "$BYTES" "$raw" "$seq" "$ver" "$rss" <<'PY'
+python3 - "$ROWS" "$JOBS" "$COPY_BYTES" "$BYTES" "$raw" "$seq" "$ver" "$rss" "${#PORTS[@]}" <<'PY'
 import sys
 rows, jobs, copy_bytes, rel_bytes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 raw, seq, ver, rss_kb = map(float, sys.argv[5:9])
-total_rows, total_mb = 2 * rows, 2 * copy_bytes / 1e6
-print(f"\n== pgsalvage verify benchmark: {rows:,} rows x 2 sources, jobs {jobs}, "
+n = int(sys.argv[9])
+total_rows, total_mb = n * rows, n * copy_bytes / 1e6
+print(f"\n== pgsalvage verify benchmark: {rows:,} rows x {n} sources, jobs {jobs}, "
       f"COPY size {copy_bytes/1e6:.0f} MB per source, table {rel_bytes/1e6:.0f} MB")
 print(f"{'measure':<34}{'wall s':>9}{'rows/s':>14}{'MB/s':>9}{'ratio':>8}")
-for name, secs in [("raw COPY, key ranges, both sources", raw),
-                   ("seq COPY, whole table, both", seq),
+for name, secs in [("raw COPY, key ranges, all sources", raw),
+                   ("seq COPY, whole table, all", seq),
                    ("pgsalvage verify", ver)]:
     print(f"{name:<34}{secs:>9.2f}{total_rows/secs:>14,.0f}{total_mb/secs:>9.0f}{secs/raw:>8.2f}")
 print(f"pgsalvage peak RSS: {rss_kb/1024:.0f} MB")
@@ -181,6 +193,7 @@ echo
 echo "== recover/apply benchmark (restored rows: $RESTORE)"
 printf '%-12s%12s%12s%14s%12s%8s\n' "rows" "recover s" "apply s" "COPY into s" "files MB" "ratio"
 for n in $RESTORE; do
+  [ "$n" -gt 0 ] || continue
   if [ "$n" -ge "$ROWS" ]; then echo "skip $n: needs ROWS > $n"; continue; fi
   step=$(( ROWS / n ))
   psql_on "$TARGET_PORT" -qc "DELETE FROM orders WHERE id % $step = 0 AND id <= $(( n * step ))" >/dev/null

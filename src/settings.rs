@@ -57,6 +57,9 @@ pub struct RestoreSpec {
     pub columns: HashMap<TableName, Vec<String>>,
     /// `--no-delete`: keep extra rows (listed, not deleted).
     pub no_delete: bool,
+    /// `--changed-after`: per table, a predicate on the target's rows marking legitimate writes
+    /// after the replica; those rows are kept, never overwritten.
+    pub changed_after: HashMap<TableName, String>,
     /// `--on-conflict`: what to do with three-way conflicts.
     pub on_conflict: crate::classify::ConflictPolicy,
     /// Directory receiving `keys/<table index>.jsonl`, one record per differing key.

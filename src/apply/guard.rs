@@ -146,12 +146,22 @@ async fn current_digests(
         table_sql(table),
         join.join(" AND ")
     );
+    // Probe the key index once per key: a hash join would read the whole table for every chunk,
+    // which for a large table and a small recovery costs far more than the recovery itself.
+    client
+        .batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+        .await
+        .context(at)?;
     let stream = client.copy_out(&query).await.context(at)?;
     let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(table.columns.len());
     while let Some(piece) = stream.next().await {
         decoder.push(&piece.context(at)?)?;
     }
+    client
+        .batch_execute("RESET enable_hashjoin; RESET enable_mergejoin")
+        .await
+        .context(at)?;
     let mut found = HashMap::with_capacity(records.len());
     if let Some(batch) = decoder.finish()? {
         let digests = digest_batch(codec, batch)?;

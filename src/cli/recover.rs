@@ -58,6 +58,12 @@ pub struct RecoverArgs {
     #[arg(long, help_heading = "Restore")]
     pub no_delete: bool,
 
+    /// Mark target rows written legitimately after the replica, so they are never overwritten:
+    /// --changed-after "public.orders:updated_at > '2026-11-24 03:00+00'" (repeatable; the
+    /// predicate is SQL evaluated on the target's rows of that table).
+    #[arg(long, value_name = "TABLE:PREDICATE", help_heading = "Restore")]
+    pub changed_after: Vec<String>,
+
     /// Three-way conflicts (the target differs from both the backup and the replica):
     /// keep-target leaves them (listed, exit 1), take-replica restores the replica's row,
     /// fail writes no recovery.
@@ -95,6 +101,7 @@ impl RecoverArgs {
                 OnConflict::Fail => ConflictPolicy::Fail,
             },
             keys_dir: PathBuf::new(),
+            changed_after: parse_predicates(&self.changed_after)?,
         });
         Ok(RecoverSettings {
             verify,
@@ -123,6 +130,22 @@ fn parse_columns(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
             )));
         }
         map.insert(parse_table(table)?, cols);
+    }
+    Ok(map)
+}
+
+fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {
+    let mut map = HashMap::new();
+    for spec in specs {
+        let (table, predicate) = spec
+            .split_once(':')
+            .filter(|(_, p)| !p.trim().is_empty())
+            .ok_or_else(|| {
+                Error::usage(format!("invalid --changed-after \"{spec}\"")).with_hint(
+                    "write --changed-after \"schema.table:updated_at > '2026-11-24 03:00+00'\"",
+                )
+            })?;
+        map.insert(parse_table(table)?, predicate.trim().to_string());
     }
     Ok(map)
 }

@@ -25,6 +25,8 @@ pub struct CaptureSpec {
     pub on_conflict: ConflictPolicy,
     /// The source whose rows are restored: the replica in a three-way run, else the base.
     pub source: usize,
+    /// Keep this key whatever its class (a target row written after the replica).
+    pub keep_all: bool,
 }
 
 /// Builds the restore record of one key from every source's row (`rows[last]` is the target).
@@ -37,13 +39,16 @@ pub fn restore_key(
 ) -> Result<RestoreKey, ValueError> {
     let last = rows.len() - 1;
     let (source, target) = (rows[spec.source], rows[last]);
-    let action = Action::for_class(
-        class,
-        spec.no_delete,
-        spec.on_conflict,
-        source.is_some(),
-        target.is_some(),
-    );
+    let action = match spec.keep_all {
+        true => Action::Keep,
+        false => Action::for_class(
+            class,
+            spec.no_delete,
+            spec.on_conflict,
+            source.is_some(),
+            target.is_some(),
+        ),
+    };
     let holder_index = rows
         .iter()
         .position(Option::is_some)

@@ -40,6 +40,9 @@ pub struct TableRun {
     pub tree_bits: u8,
     /// Recover runs with `--columns`: which compared columns divergent rows restore.
     pub restore_mask: Option<Vec<bool>>,
+    /// Recover runs with `--changed-after`: the predicate marking target rows written after the
+    /// replica (kept, never overwritten).
+    pub changed_after: Option<String>,
 }
 
 /// What every worker shares.
@@ -106,6 +109,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         no_delete: r.no_delete,
         on_conflict: r.on_conflict,
         source: if settings.sources.len() == 3 { 1 } else { 0 },
+        keep_all: false,
     });
     let ctx = Arc::new(ctx);
     let workers: Vec<_> = (0..settings.jobs.max(1))
@@ -205,6 +209,7 @@ async fn plan_ranges(
             ranges: plan_ranges_of(bounds),
             tree_bits,
             restore_mask: None,
+            changed_after: None,
         });
     }
     Ok(runs)
@@ -237,6 +242,17 @@ fn restore_masks(tables: &mut [TableRun], spec: &crate::settings::RestoreSpec) -
             mask[i] = true;
         }
         run.restore_mask = Some(mask);
+    }
+    for (name, predicate) in &spec.changed_after {
+        let run = tables
+            .iter_mut()
+            .find(|t| &t.plan.name == name)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--changed-after names table {name}, which is not compared"
+                ))
+            })?;
+        run.changed_after = Some(predicate.clone());
     }
     Ok(())
 }

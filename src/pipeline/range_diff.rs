@@ -36,15 +36,17 @@ enum Item {
     End,
 }
 
-/// The COPY statement of one range on one source.
-pub fn copy_query(plan: &TablePlan, range: &KeyRange) -> String {
+/// The COPY statement of one range on one source; `flag` adds a trailing boolean column (the
+/// target's `--changed-after` predicate), which the digest leaves out.
+pub fn copy_query(plan: &TablePlan, range: &KeyRange, flag: Option<&str>) -> String {
     let keys = plan.key_exprs();
     let filter = range
         .predicate(&keys)
         .map(|p| format!(" WHERE {p}"))
         .unwrap_or_default();
+    let flag = flag.map(|f| format!(", ({f}) IS TRUE")).unwrap_or_default();
     format!(
-        "COPY (SELECT {} FROM {}{filter} ORDER BY {}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {}{flag} FROM {}{filter} ORDER BY {}) TO STDOUT (FORMAT binary)",
         plan.select_list(),
         plan.name.sql(),
         keys.join(", ")
@@ -61,9 +63,13 @@ pub async fn diff_range(
     let plan = &ctx.tables[table].plan;
     let mut readers = Vec::with_capacity(clients.len());
     for (i, client) in clients.iter().enumerate() {
+        let flag = ctx.tables[table]
+            .changed_after
+            .as_deref()
+            .filter(|_| i == clients.len() - 1);
         let reader = match &plan.codecs[i] {
             Some(codec) => {
-                Some(start_reader(client, plan, range, codec.clone(), ctx.batch_bytes).await)
+                Some(start_reader(client, plan, range, codec.clone(), ctx.batch_bytes, flag).await)
             }
             None => None,
         };
@@ -188,14 +194,21 @@ fn finding(
         batch,
         r,
     )?;
+    // A target row the `--changed-after` predicate marks as written after the replica is never
+    // overwritten: its key is kept, whatever its class.
+    let written_after = run.changed_after.is_some()
+        && rows[last].is_some_and(|(b, i)| b.rows.field(i, plan.columns.len()) == Some(&[1][..]));
     let restore = match ctx.capture {
-        Some(spec) => Some(Box::new(restore_key(
-            plan,
-            run.restore_mask.as_deref(),
-            class,
-            spec,
-            &rows,
-        )?)),
+        Some(mut spec) => {
+            spec.keep_all |= written_after;
+            Some(Box::new(restore_key(
+                plan,
+                run.restore_mask.as_deref(),
+                class,
+                spec,
+                &rows,
+            )?))
+        }
         None => None,
     };
     Ok(Finding {
@@ -252,13 +265,15 @@ async fn start_reader(
     range: &KeyRange,
     codec: Arc<RowCodec>,
     batch_bytes: usize,
+    flag: Option<&str>,
 ) -> Result<Reader> {
     let stream = client
-        .copy_out(&copy_query(plan, range))
+        .copy_out(&copy_query(plan, range, flag))
         .await
         .context(|| "starting COPY".into())?;
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    tokio::spawn(read_stream(stream, codec, batch_bytes, tx));
+    let ncols = codec.kinds.len() + usize::from(flag.is_some());
+    tokio::spawn(read_stream(stream, codec, ncols, batch_bytes, tx));
     Ok(rx)
 }
 
@@ -266,11 +281,12 @@ async fn start_reader(
 async fn read_stream(
     stream: CopyOutStream,
     codec: Arc<RowCodec>,
+    ncols: usize,
     batch_bytes: usize,
     tx: mpsc::Sender<Item>,
 ) {
     let mut stream = std::pin::pin!(stream);
-    let mut decoder = CopyDecoder::new(codec.kinds.len());
+    let mut decoder = CopyDecoder::new(ncols);
     while let Some(chunk) = stream.next().await {
         let pushed = chunk
             .map_err(Error::pg)

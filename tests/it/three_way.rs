@@ -309,3 +309,68 @@ fn random_three_way_scenarios_match_the_oracle() {
         }
     }
 }
+
+#[test]
+fn rows_written_after_the_replica_are_never_overwritten() {
+    let (base, replica) = pair(
+        "after",
+        "CREATE TABLE t (id int PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+         INSERT INTO t SELECT g, 'v' || g, '2025-01-01' FROM generate_series(1, 50) g;",
+    );
+    let target = format!("{replica}_t");
+    psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{target}\" TEMPLATE \"{replica}\""),
+    );
+    psql(
+        &target,
+        "UPDATE t SET v = 'broken' WHERE id = 1;
+         UPDATE t SET v = 'written after', updated_at = '2026-11-24 04:00+00' WHERE id = 2;
+         DELETE FROM t WHERE id = 3;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let mut verify = three(&url(&base), &url(&replica), &url(&target));
+    verify.restore = Some(RestoreSpec {
+        changed_after: [(
+            pgsalvage::shape::TableName::new("public", "t"),
+            "updated_at > '2026-11-24 03:00+00'".to_string(),
+        )]
+        .into(),
+        ..RestoreSpec::default()
+    });
+    let outcome = rt()
+        .block_on(recover(
+            &RecoverSettings {
+                verify,
+                out: out.clone(),
+                parquet: false,
+                force: false,
+            },
+            Arc::new(NullReporter),
+        ))
+        .unwrap();
+    // Both changed rows are "damaged" by class; only the one not written after the replica is restored.
+    assert_eq!(outcome.report.tables[0].classes["damaged"], 2);
+    assert_eq!(
+        (
+            outcome.plan.totals.insert,
+            outcome.plan.totals.update,
+            outcome.plan.totals.keep
+        ),
+        (1, 1, 1)
+    );
+    let applied = rt()
+        .block_on(apply(&ApplySettings {
+            dir: out,
+            target: resolve(&url(&target), &ProcessEnv).unwrap(),
+            dry_run: false,
+            skip_changed: false,
+        }))
+        .unwrap();
+    assert!(applied.committed && applied.reverify_mismatches.is_empty());
+    assert_eq!(
+        psql(&target, "SELECT id, v FROM t WHERE id <= 3 ORDER BY id").trim(),
+        "1|v1\n2|written after\n3|v3"
+    );
+}
