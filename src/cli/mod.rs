@@ -221,11 +221,20 @@ pub(crate) fn parse_table(text: &str) -> Result<TableName> {
 }
 
 fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
-    let mut keys = HashMap::new();
+    parse_table_columns(specs, "--key", '=')
+}
+
+/// Parses repeated `TABLE<sep>col1,col2` flags (`--key`, `--columns`) into columns per table.
+pub(crate) fn parse_table_columns(
+    specs: &[String],
+    flag: &str,
+    sep: char,
+) -> Result<HashMap<TableName, Vec<String>>> {
+    let mut map = HashMap::new();
     for spec in specs {
-        let (table, cols) = spec.split_once('=').ok_or_else(|| {
-            Error::usage(format!("invalid --key \"{spec}\""))
-                .with_hint("write --key schema.table=col1,col2")
+        let (table, cols) = spec.rsplit_once(sep).ok_or_else(|| {
+            Error::usage(format!("invalid {flag} \"{spec}\""))
+                .with_hint(format!("write {flag} schema.table{sep}col1,col2"))
         })?;
         let cols: Vec<String> = cols
             .split(',')
@@ -233,11 +242,11 @@ fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
             .filter(|c| !c.is_empty())
             .collect();
         if cols.is_empty() {
-            return Err(Error::usage(format!("--key \"{spec}\" names no columns")));
+            return Err(Error::usage(format!("{flag} \"{spec}\" names no columns")));
         }
-        keys.insert(parse_table(table)?, cols);
+        map.insert(parse_table(table)?, cols);
     }
-    Ok(keys)
+    Ok(map)
 }
 
 /// Runs a parsed command line; returns the exit status.

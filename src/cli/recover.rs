@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{finish, parse_table, reporter_for, runtime, CompareArgs};
+use super::{finish, parse_table, parse_table_columns, reporter_for, runtime, CompareArgs};
 use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
 use crate::recover::{recover, RecoverSettings};
@@ -113,25 +113,7 @@ impl RecoverArgs {
 }
 
 fn parse_columns(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
-    let mut map = HashMap::new();
-    for spec in specs {
-        let (table, cols) = spec.rsplit_once(':').ok_or_else(|| {
-            Error::usage(format!("invalid --columns \"{spec}\""))
-                .with_hint("write --columns schema.table:col1,col2")
-        })?;
-        let cols: Vec<String> = cols
-            .split(',')
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .collect();
-        if cols.is_empty() {
-            return Err(Error::usage(format!(
-                "--columns \"{spec}\" names no columns"
-            )));
-        }
-        map.insert(parse_table(table)?, cols);
-    }
-    Ok(map)
+    parse_table_columns(specs, "--columns", ':')
 }
 
 fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {

@@ -31,7 +31,7 @@ use crate::report::{Verdict, VerifyReport};
 use crate::settings::VerifySettings;
 use crate::sink::sql::{temp_name, Script};
 use fetch::{copy_keys, KeyChunks};
-use plan::RecoverPlan;
+use plan::{RecoverPlan, TableRestore};
 
 /// One `recover` run.
 #[derive(Clone, Debug)]
@@ -174,173 +174,194 @@ fn close(script: Script<BufWriter<std::fs::File>>, path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path.display(), e))
 }
 
-/// restore.sql: inserts and updates parents first, then deletes children first.
-async fn write_restore(
-    base: &Client,
-    target: &Client,
-    runs: &[TableRun],
-    plan: &RecoverPlan,
-    keys: &Path,
-    path: &Path,
-) -> Result<()> {
-    let mut s = create(path)?;
-    s.comment(&plan.header("restore", "puts the base's rows back on the target"))?;
-    s.begin()?;
-    for t in plan.parents_first() {
-        let (run, tr) = (&runs[t.index], t);
-        let file = key_file(keys, tr.index);
-        if tr.insert > 0 {
-            s.comment(&format!(
-                "{}: insert {} rows missing on the target",
-                tr.table, tr.insert
-            ))?;
-            let temp = temp_name(tr.index, "ins");
-            load(
-                &mut s,
-                base,
-                &run.plan.name.sql(),
-                &temp,
-                &tr.insert_columns,
-                &tr.key,
-                KeyChunks::open(&file, &[Action::Insert])?,
-            )
-            .await?;
-            s.insert_from(
-                &run.plan.name.sql(),
-                &temp,
-                &tr.insert_columns,
-                &tr.key,
-                tr.overriding,
-            )?;
-        }
-        if tr.update > 0 && !tr.update_columns.is_empty() {
-            s.comment(&format!(
-                "{}: update {} divergent rows ({})",
-                tr.table,
-                tr.update,
-                tr.update_columns.join(", ")
-            ))?;
-            let temp = temp_name(tr.index, "upd");
-            let cols = [tr.key.clone(), tr.update_columns.clone()].concat();
-            load(
-                &mut s,
-                base,
-                &run.plan.name.sql(),
-                &temp,
-                &cols,
-                &tr.key,
-                KeyChunks::open(&file, &[Action::Update])?,
-            )
-            .await?;
-            s.update_from(&run.plan.name.sql(), &temp, &tr.update_columns, &tr.key)?;
-        }
-    }
-    for t in plan.children_first() {
-        if t.delete > 0 {
-            s.comment(&format!(
-                "{}: delete {} rows extra on the target",
-                t.table, t.delete
-            ))?;
-            let temp = temp_name(t.index, "del");
-            let table = runs[t.index].plan.name.sql();
-            load(
-                &mut s,
-                target,
-                &table,
-                &temp,
-                &t.key,
-                &t.key,
-                KeyChunks::open(&key_file(keys, t.index), &[Action::Delete])?,
-            )
-            .await?;
-            s.delete_using(&table, &temp, &t.key)?;
-        }
-    }
-    s.commit()?;
-    close(s, path)
+/// What one section of a script does to its table after loading the rows.
+enum Dml {
+    /// Insert (or overwrite) the loaded rows.
+    Insert { overriding: bool },
+    /// Set these columns from the loaded rows.
+    Update(Vec<String>),
+    /// Delete the loaded keys.
+    Delete,
 }
 
-/// undo.sql: the target as it is now, for everything restore.sql changes.
-async fn write_undo(
-    base: &Client,
+/// One table section of a script: which keys, read from which source, into which statement.
+struct Section<'a> {
+    table: &'a TableRestore,
+    comment: String,
+    temp: &'static str,
+    from: &'a Client,
+    action: Action,
+    columns: Vec<String>,
+    dml: Dml,
+}
+
+/// restore.sql: inserts and updates parents first (from the restore source), then deletes
+/// children first (keys read from the target).
+async fn write_restore(
+    source: &Client,
     target: &Client,
     runs: &[TableRun],
     plan: &RecoverPlan,
     keys: &Path,
     path: &Path,
 ) -> Result<()> {
-    let mut s = create(path)?;
-    s.comment(&plan.header(
-        "undo",
-        "reverts restore.sql: the target's rows as they were at diff time",
-    ))?;
-    s.begin()?;
+    let mut sections = Vec::new();
     for t in plan.parents_first() {
-        let table = runs[t.index].plan.name.sql();
-        let file = key_file(keys, t.index);
-        if t.delete > 0 {
-            s.comment(&format!(
-                "{}: re-insert {} rows restore.sql deletes",
-                t.table, t.delete
-            ))?;
-            let temp = temp_name(t.index, "undel");
-            load(
-                &mut s,
-                target,
-                &table,
-                &temp,
-                &t.target_columns,
-                &t.key,
-                KeyChunks::open(&file, &[Action::Delete])?,
-            )
-            .await?;
-            s.insert_from(
-                &table,
-                &temp,
-                &t.target_columns,
-                &t.key,
-                t.target_overriding,
-            )?;
+        if t.insert > 0 {
+            let comment = format!(
+                "{}: insert {} rows missing on the target",
+                t.table, t.insert
+            );
+            let dml = Dml::Insert {
+                overriding: t.overriding,
+            };
+            sections.push(Section {
+                table: t,
+                comment,
+                temp: "ins",
+                from: source,
+                action: Action::Insert,
+                columns: t.insert_columns.clone(),
+                dml,
+            });
         }
         if t.update > 0 && !t.update_columns.is_empty() {
-            s.comment(&format!(
-                "{}: put back {} rows restore.sql updates",
-                t.table, t.update
-            ))?;
-            let temp = temp_name(t.index, "unupd");
-            let cols = [t.key.clone(), t.update_columns.clone()].concat();
-            load(
-                &mut s,
-                target,
-                &table,
-                &temp,
-                &cols,
-                &t.key,
-                KeyChunks::open(&file, &[Action::Update])?,
-            )
-            .await?;
-            s.update_from(&table, &temp, &t.update_columns, &t.key)?;
+            let comment = format!(
+                "{}: update {} divergent rows ({})",
+                t.table,
+                t.update,
+                t.update_columns.join(", ")
+            );
+            let columns = [t.key.clone(), t.update_columns.clone()].concat();
+            sections.push(Section {
+                table: t,
+                comment,
+                temp: "upd",
+                from: source,
+                action: Action::Update,
+                columns,
+                dml: Dml::Update(t.update_columns.clone()),
+            });
         }
     }
-    for t in plan.children_first() {
-        if t.insert > 0 {
-            s.comment(&format!(
-                "{}: delete {} rows restore.sql inserts",
-                t.table, t.insert
-            ))?;
-            let temp = temp_name(t.index, "unins");
-            let table = runs[t.index].plan.name.sql();
-            load(
-                &mut s,
-                base,
-                &table,
-                &temp,
-                &t.key,
-                &t.key,
-                KeyChunks::open(&key_file(keys, t.index), &[Action::Insert])?,
-            )
-            .await?;
-            s.delete_using(&table, &temp, &t.key)?;
+    for t in plan.children_first().into_iter().filter(|t| t.delete > 0) {
+        let comment = format!("{}: delete {} rows extra on the target", t.table, t.delete);
+        sections.push(Section {
+            table: t,
+            comment,
+            temp: "del",
+            from: target,
+            action: Action::Delete,
+            columns: t.key.clone(),
+            dml: Dml::Delete,
+        });
+    }
+    let header = plan.header(
+        "restore",
+        "puts the lost and damaged rows back on the target",
+    );
+    write_script(path, &header, runs, keys, sections).await
+}
+
+/// undo.sql: the target as it is now for everything restore.sql changes: re-inserts and updates
+/// parents first, then deletes of what restore.sql inserts, children first.
+async fn write_undo(
+    source: &Client,
+    target: &Client,
+    runs: &[TableRun],
+    plan: &RecoverPlan,
+    keys: &Path,
+    path: &Path,
+) -> Result<()> {
+    let mut sections = Vec::new();
+    for t in plan.parents_first() {
+        if t.delete > 0 {
+            let comment = format!(
+                "{}: re-insert {} rows restore.sql deletes",
+                t.table, t.delete
+            );
+            let dml = Dml::Insert {
+                overriding: t.target_overriding,
+            };
+            sections.push(Section {
+                table: t,
+                comment,
+                temp: "undel",
+                from: target,
+                action: Action::Delete,
+                columns: t.target_columns.clone(),
+                dml,
+            });
+        }
+        if t.update > 0 && !t.update_columns.is_empty() {
+            let comment = format!(
+                "{}: put back {} rows restore.sql updates",
+                t.table, t.update
+            );
+            let columns = [t.key.clone(), t.update_columns.clone()].concat();
+            sections.push(Section {
+                table: t,
+                comment,
+                temp: "unupd",
+                from: target,
+                action: Action::Update,
+                columns,
+                dml: Dml::Update(t.update_columns.clone()),
+            });
+        }
+    }
+    for t in plan.children_first().into_iter().filter(|t| t.insert > 0) {
+        let comment = format!("{}: delete {} rows restore.sql inserts", t.table, t.insert);
+        sections.push(Section {
+            table: t,
+            comment,
+            temp: "unins",
+            from: source,
+            action: Action::Insert,
+            columns: t.key.clone(),
+            dml: Dml::Delete,
+        });
+    }
+    let header = plan.header(
+        "undo",
+        "reverts restore.sql: the target's rows as they were at diff time",
+    );
+    write_script(path, &header, runs, keys, sections).await
+}
+
+/// Writes a script: the header, one transaction, each section's rows loaded and applied.
+async fn write_script(
+    path: &Path,
+    header: &str,
+    runs: &[TableRun],
+    keys: &Path,
+    sections: Vec<Section<'_>>,
+) -> Result<()> {
+    let mut s = create(path)?;
+    s.comment(header)?;
+    s.begin()?;
+    for sec in sections {
+        let t = sec.table;
+        let table = runs[t.index].plan.name.sql();
+        let temp = temp_name(t.index, sec.temp);
+        s.comment(&sec.comment)?;
+        let chunks = KeyChunks::open(&key_file(keys, t.index), &[sec.action])?;
+        load(
+            &mut s,
+            sec.from,
+            &table,
+            &temp,
+            &sec.columns,
+            &t.key,
+            chunks,
+        )
+        .await?;
+        match sec.dml {
+            Dml::Insert { overriding } => {
+                s.insert_from(&table, &temp, &sec.columns, &t.key, overriding)?
+            }
+            Dml::Update(set) => s.update_from(&table, &temp, &set, &t.key)?,
+            Dml::Delete => s.delete_using(&table, &temp, &t.key)?,
         }
     }
     s.commit()?;
