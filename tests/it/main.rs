@@ -9,4 +9,5 @@ mod random;
 mod recover;
 mod support;
 mod three_way;
+mod tls;
 mod types;
