@@ -140,9 +140,12 @@ fn on_key(
     found: &mut Vec<Finding>,
 ) {
     let mut digests = [None; 3];
+    // Every source holding this key holds the same key: hash it into a leaf once.
+    let mut leaf = None;
     for (i, cursor) in cursors.iter().enumerate() {
         if let (Some(_), Some((batch, row))) = (present[i], cursor.current()) {
-            tally.add_row(i, batch.key(row), &batch.digests[row]);
+            let leaf = *leaf.get_or_insert_with(|| tally.leaf_of(batch.key(row)));
+            tally.add_row(i, leaf, &batch.digests[row]);
             digests[i] = Some(&batch.digests[row]);
         }
     }

@@ -78,9 +78,15 @@ impl RangeTally {
     }
 
     #[inline]
-    pub fn add_row(&mut self, source: usize, key: &[u8], digest: &Digest) {
+    pub fn add_row(&mut self, source: usize, leaf: usize, digest: &Digest) {
         self.rows[source] += 1;
-        self.trees[source].add(key, digest);
+        self.trees[source].add_to_leaf(leaf, digest);
+    }
+
+    /// The leaf of a key in this range's trees (all of one shape).
+    #[inline]
+    pub fn leaf_of(&self, key: &[u8]) -> usize {
+        self.trees[0].leaf_of(key)
     }
 
     pub fn add_finding(&mut self, finding: &Finding) {

@@ -92,6 +92,12 @@ impl ChecksumTree {
     #[inline]
     pub fn add(&mut self, order_key: &[u8], digest: &Digest) {
         let leaf = self.leaf_of(order_key);
+        self.add_to_leaf(leaf, digest);
+    }
+
+    /// Adds a row whose leaf is already known (the same key in several trees of one shape).
+    #[inline]
+    pub fn add_to_leaf(&mut self, leaf: usize, digest: &Digest) {
         self.leaves[leaf].add_digest(digest);
     }
 
