@@ -289,7 +289,7 @@ async fn read_stream(
     tx: mpsc::Sender<Item>,
 ) {
     let mut stream = std::pin::pin!(stream);
-    let mut decoder = CopyDecoder::new(ncols);
+    let mut decoder = CopyDecoder::with_capacity(ncols, batch_bytes);
     while let Some(chunk) = stream.next().await {
         let pushed = chunk
             .map_err(Error::pg)

@@ -52,6 +52,7 @@ impl RowBatch {
 #[derive(Debug)]
 pub struct CopyDecoder {
     ncols: usize,
+    batch_bytes: usize,
     pending: BytesMut,
     /// Where the next unparsed row starts in `pending`.
     parsed: usize,
@@ -62,9 +63,16 @@ pub struct CopyDecoder {
 
 impl CopyDecoder {
     pub fn new(ncols: usize) -> Self {
+        Self::with_capacity(ncols, 64 * 1024)
+    }
+
+    /// A decoder whose buffer is sized for batches of about `batch_bytes`, so a batch fills one
+    /// allocation instead of growing (and copying) through several.
+    pub fn with_capacity(ncols: usize, batch_bytes: usize) -> Self {
         CopyDecoder {
             ncols,
-            pending: BytesMut::with_capacity(64 * 1024),
+            batch_bytes: batch_bytes.max(4096),
+            pending: BytesMut::with_capacity(batch_bytes.max(4096) + 64 * 1024),
             parsed: 0,
             fields: Vec::new(),
             header_done: false,
@@ -76,6 +84,12 @@ impl CopyDecoder {
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ValueError> {
         if self.trailer_seen && !chunk.is_empty() {
             return Err(copy_error("data after the end-of-copy trailer"));
+        }
+        if self.pending.capacity() - self.pending.len() < chunk.len() {
+            // The front of the buffer belongs to batches already cut: start a new one of a full
+            // batch's size rather than doubling a small remainder.
+            self.pending
+                .reserve(chunk.len().max(self.batch_bytes + 64 * 1024));
         }
         self.pending.extend_from_slice(chunk);
         if !self.header_done && !self.parse_header()? {
@@ -97,7 +111,8 @@ impl CopyDecoder {
         }
         let buf = self.pending.split_to(self.parsed).freeze();
         self.parsed = 0;
-        let fields = std::mem::take(&mut self.fields);
+        let capacity = self.fields.len();
+        let fields = std::mem::replace(&mut self.fields, Vec::with_capacity(capacity));
         Some(RowBatch {
             buf,
             fields,
