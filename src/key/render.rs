@@ -406,7 +406,7 @@ fn digit_at_power(d: &Decimal<'_>, power: i32) -> u16 {
 
 /// Howard Hinnant's civil_from_days: the proleptic Gregorian (year, month, day) of a day count
 /// from 1970-01-01, with astronomical years (0 is 1 BC).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
