@@ -106,6 +106,15 @@ fn connect_error(info: &ConnInfo, err: tokio_postgres::Error) -> Error {
         "check that the server is running and reachable at that host and port"
     };
     let inner = Error::pg(err);
+    let text = inner.to_string();
+    let tls = ["TLS", "SSL", "certificate"]
+        .iter()
+        .any(|w| text.contains(w));
+    let fallback = if tls {
+        "check sslmode and sslrootcert: the server's TLS or its certificate did not match what was asked"
+    } else {
+        fallback
+    };
     let hint = inner.hint().unwrap_or(fallback).to_string();
     Error::source(format!("cannot connect to {info}: {inner}")).with_hint(hint)
 }

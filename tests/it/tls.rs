@@ -61,8 +61,15 @@ fn tls_cluster(dir: &std::path::Path) -> (Cluster, std::path::PathBuf) {
         .unwrap();
     cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while cluster.psql("postgres", "SHOW ssl").map(|v| v.trim() != "on").unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "the server did not turn TLS on");
+    while cluster
+        .psql("postgres", "SHOW ssl")
+        .map(|v| v.trim() != "on")
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not turn TLS on"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     cluster
@@ -99,8 +106,16 @@ fn sslmodes_behave_like_libpq() {
         );
     }
     // The certificate names localhost, not 127.0.0.1.
-    let wrong_name = run(&with("127.0.0.1", "verify-full"));
+    // Failures put the bad source on the base side only, so the error names it deterministically.
+    let plain_target = url("postgres");
+    let fail = |u: &str| pgsalvage(&["verify", "--base", u, "--target", &plain_target, "-q"]);
+    let wrong_name = fail(&with("127.0.0.1", "verify-full"));
     assert_eq!(wrong_name.status.code(), Some(2));
+    assert!(
+        text(&wrong_name.stderr).contains("hint: check sslmode and sslrootcert"),
+        "{}",
+        text(&wrong_name.stderr)
+    );
     assert!(
         text(&wrong_name.stderr).starts_with("error: opening base"),
         "{}",
@@ -108,7 +123,7 @@ fn sslmodes_behave_like_libpq() {
     );
     // A server without TLS is refused when TLS is required.
     let plain = format!("{}?sslmode=require", url("postgres"));
-    let refused = run(&plain);
+    let refused = fail(&plain);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
     assert!(
         text(&refused.stderr).contains("error: opening base"),
@@ -116,7 +131,7 @@ fn sslmodes_behave_like_libpq() {
         text(&refused.stderr)
     );
     // A missing root certificate is a clear error, not a silent downgrade.
-    let missing = run(&format!("postgresql://postgres@localhost:{port}/postgres?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt"));
+    let missing = fail(&format!("postgresql://postgres@localhost:{port}/postgres?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt"));
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         text(&missing.stderr).contains("reading sslrootcert /nonexistent/root.crt"),
