@@ -17,7 +17,9 @@
 //!       "key": ["id"], "columns": ["id", …], "insert_columns": […], "update_columns": […],
 //!       "target_columns": […], "overriding": false, "target_overriding": false,
 //!       "insert": n, "update": n, "delete": n, "keep": n,
-//!       "classes": { "missing": n, "extra": n, "divergent": n },
+//!       "classes": { "missing": n, "extra": n, "divergent": n },   // or the three-way classes
+//!       "by_action": { "insert": { "lost": n, … }, "keep": { "conflict": n, … } },
+//!       "differing_columns": { "status": n },   // over the updated rows
 //!       "insert_order": 0, "delete_order": 3 } ] }
 //! ```
 
@@ -59,6 +61,10 @@ pub struct TableRestore {
     pub delete: u64,
     pub keep: u64,
     pub classes: BTreeMap<String, u64>,
+    /// Per action (`insert`, `update`, `delete`, `keep`), the classes behind it.
+    pub by_action: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per column, how many of the updated rows differ in it.
+    pub differing_columns: BTreeMap<String, u64>,
     pub insert_order: usize,
     pub delete_order: usize,
 }
@@ -94,9 +100,18 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
                 Action::Delete => &mut t.delete,
                 Action::Keep => &mut t.keep,
             } += 1;
-            *t.classes
-                .entry(format!("{:?}", r.class).to_lowercase())
+            *t.classes.entry(r.class.as_str().to_string()).or_default() += 1;
+            let action = format!("{:?}", r.action).to_lowercase();
+            *t.by_action
+                .entry(action)
+                .or_default()
+                .entry(r.class.as_str().to_string())
                 .or_default() += 1;
+            if r.action == Action::Update {
+                for c in r.columns {
+                    *t.differing_columns.entry(c).or_default() += 1;
+                }
+            }
             Ok(())
         })?;
         if t.insert + t.update + t.delete + t.keep > 0 {
@@ -177,6 +192,8 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         delete: 0,
         keep: 0,
         classes: BTreeMap::new(),
+        by_action: BTreeMap::new(),
+        differing_columns: BTreeMap::new(),
         insert_order: 0,
         delete_order: 0,
     }
@@ -261,22 +278,34 @@ impl RecoverPlan {
 }
 
 fn summary_line(t: &TableRestore) -> String {
+    let why = |action: &str| {
+        let classes = t.by_action.get(action).into_iter().flatten();
+        classes
+            .map(|(c, n)| format!("{} {n}", c.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut parts = Vec::new();
-    if t.insert > 0 {
-        parts.push(format!("insert {} (missing)", t.insert));
-    }
-    if t.update > 0 {
-        parts.push(format!(
-            "update {} (divergent: {})",
-            t.update,
-            t.update_columns.join(", ")
-        ));
-    }
-    if t.delete > 0 {
-        parts.push(format!("delete {} (extra)", t.delete));
-    }
-    if t.keep > 0 {
-        parts.push(format!("keep {} (extra, --no-delete)", t.keep));
+    for (action, n) in [
+        ("insert", t.insert),
+        ("update", t.update),
+        ("delete", t.delete),
+        ("keep", t.keep),
+    ] {
+        if n == 0 {
+            continue;
+        }
+        let mut part = format!("{action} {n} ({}", why(action));
+        if action == "update" && !t.differing_columns.is_empty() {
+            let cols: Vec<String> = t
+                .differing_columns
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            part.push_str(&format!("; columns differing: {}", cols.join(", ")));
+        }
+        part.push(')');
+        parts.push(part);
     }
     format!("{}: {}", t.table, parts.join(", "))
 }

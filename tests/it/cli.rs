@@ -360,7 +360,7 @@ fn recover_then_apply_through_the_binary() {
     assert_eq!(rec.status.code(), Some(1), "{}", text(&rec.stderr));
     let stdout = text(&rec.stdout);
     assert!(
-        stdout.contains("public.customers: insert 1 (missing), update 1 (divergent: name)"),
+        stdout.contains("public.customers: insert 1 (missing 1), update 1 (divergent 1; columns differing: name 1)"),
         "{stdout}"
     );
     for file in ["plan.json", "restore.sql", "undo.sql", "keys"] {
