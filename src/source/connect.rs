@@ -77,11 +77,21 @@ fn pg_config(info: &ConnInfo) -> Config {
 /// `verify-full` also the host name.
 fn tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
     let mut builder = TlsConnector::builder();
-    let root = info.sslrootcert.as_deref();
-    let verify_chain = matches!(info.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
-        || (info.sslmode == SslMode::Require && root.is_some());
-    if let Some(path) = root.filter(|_| verify_chain) {
-        builder.add_root_certificate(read_root_cert(path)?);
+    let verify_mode = matches!(info.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    // libpq trusts sslrootcert (default ~/.postgresql/root.crt), not the system store, unless
+    // told `sslrootcert=system`; not loading the system bundle also saves parsing it per session.
+    let root = match (info.sslrootcert.as_deref(), verify_mode) {
+        (Some(path), _) => Some(path.to_string()),
+        (None, true) => Some(default_root_cert()),
+        (None, false) => None,
+    };
+    let system = root.as_deref() == Some("system");
+    builder.disable_built_in_roots(!system);
+    let verify_chain = verify_mode || (info.sslmode == SslMode::Require && root.is_some());
+    if let Some(path) = root.as_deref().filter(|_| verify_chain && !system) {
+        for cert in read_root_certs(path)? {
+            builder.add_root_certificate(cert);
+        }
     }
     builder.danger_accept_invalid_certs(!verify_chain);
     builder.danger_accept_invalid_hostnames(info.sslmode != SslMode::VerifyFull);
@@ -91,11 +101,19 @@ fn tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
     Ok(MakeTlsConnector::new(connector))
 }
 
-fn read_root_cert(path: &str) -> Result<Certificate> {
+fn default_root_cert() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    format!("{home}/.postgresql/root.crt")
+}
+
+/// Every certificate of a PEM file (a root bundle may hold several).
+fn read_root_certs(path: &str) -> Result<Vec<Certificate>> {
     let pem = std::fs::read(path).map_err(|e| {
-        Error::io(format!("reading sslrootcert {path}"), e).with_hint("check the sslrootcert path")
+        Error::io(format!("reading sslrootcert {path}"), e).with_hint(
+            "give the CA certificate with sslrootcert=/path/root.crt, or sslrootcert=system",
+        )
     })?;
-    Certificate::from_pem(&pem)
+    Certificate::stack_from_pem(&pem)
         .map_err(|e| Error::usage(format!("sslrootcert {path} is not a PEM certificate: {e}")))
 }
 
