@@ -386,3 +386,15 @@ fn parquet_batches_hold_the_base_rows_exactly() {
     );
     assert_eq!(got, want);
 }
+
+#[test]
+fn identity_and_generated_columns_round_trip() {
+    let (base, target) = pair(
+        "gen",
+        "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, price numeric NOT NULL,
+                         qty int NOT NULL, total numeric GENERATED ALWAYS AS (price * qty) STORED);
+         INSERT INTO t (price, qty) SELECT g * 1.5, g FROM generate_series(1, 100) g;",
+    );
+    psql(&target, "DELETE FROM t WHERE id IN (3, 4); UPDATE t SET qty = 0 WHERE id = 7; INSERT INTO t (price, qty) VALUES (1, 1);");
+    round_trip(&base, &target);
+}
