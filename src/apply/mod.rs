@@ -187,6 +187,11 @@ async fn guard_all(
 }
 
 /// Runs the script's steps; with conflicts to skip, their keys leave each loaded batch first.
+///
+/// Without conflicts, rows to insert are copied straight into their table instead of through the
+/// temporary table and `INSERT ... ON CONFLICT`: the guard has just proven, under the table lock,
+/// that none of those keys exists, so the conflict clause cannot fire and the second pass over the
+/// rows is pure cost.
 async fn run_steps(
     client: &Client,
     plan: &RecoverPlan,
@@ -195,9 +200,17 @@ async fn run_steps(
     dir: &Path,
 ) -> Result<Vec<StatementCount>> {
     let mut counts = Vec::new();
+    let mut copied_directly: Option<String> = None;
     for step in steps {
         match step {
             Step::Statement(sql) if matches!(sql.as_str(), "BEGIN" | "COMMIT") => {}
+            Step::Statement(sql)
+                if copied_directly.as_ref().is_some_and(|temp| {
+                    sql.starts_with("INSERT ") && sql.contains(temp.as_str())
+                }) =>
+            {
+                copied_directly = None;
+            }
             Step::Statement(sql) => {
                 let rows = client
                     .execute(sql.as_str(), &[])
@@ -211,12 +224,36 @@ async fn run_steps(
                 }
             }
             Step::Copy { statement, data } => {
-                copy_in(client, statement, data).await?;
-                drop_conflicts(client, plan, statement, conflicts, dir).await?;
+                match direct_insert(plan, statement).filter(|_| conflicts.is_empty()) {
+                    Some((temp, direct)) => {
+                        let rows = copy_in(client, &direct, data).await?;
+                        counts.push(StatementCount {
+                            statement: short(&direct),
+                            rows,
+                        });
+                        copied_directly = Some(format!("FROM {temp} ON CONFLICT"));
+                    }
+                    None => {
+                        copy_in(client, statement, data).await?;
+                        drop_conflicts(client, plan, statement, conflicts, dir).await?;
+                    }
+                }
             }
         }
     }
     Ok(counts)
+}
+
+/// For `COPY "pgsalvage_<t>_ins" (cols) FROM STDIN`: the temporary table's quoted name and the
+/// same COPY into the real table.
+fn direct_insert(plan: &RecoverPlan, statement: &str) -> Option<(String, String)> {
+    let temp = statement.split_whitespace().nth(1)?;
+    if !temp.trim_matches('"').ends_with("_ins") {
+        return None;
+    }
+    let table = temp_table_of(plan, statement)?;
+    let table_sql = TableName::new(&table.schema, &table.name).sql();
+    Some((temp.to_string(), statement.replacen(temp, &table_sql, 1)))
 }
 
 fn is_dml(sql: &str) -> bool {
@@ -234,7 +271,8 @@ fn short(sql: &str) -> String {
     }
 }
 
-async fn copy_in(client: &Client, statement: &str, data: &[u8]) -> Result<()> {
+/// Runs one `COPY ... FROM STDIN` with its data; returns the rows loaded.
+async fn copy_in(client: &Client, statement: &str, data: &[u8]) -> Result<u64> {
     let sink = client
         .copy_in(statement)
         .await
@@ -248,8 +286,7 @@ async fn copy_in(client: &Client, statement: &str, data: &[u8]) -> Result<()> {
     sink.as_mut()
         .finish()
         .await
-        .context(|| format!("loading: {}", short(statement)))?;
-    Ok(())
+        .context(|| format!("loading: {}", short(statement)))
 }
 
 /// Removes conflicting keys from a just-loaded temporary table (`pgsalvage_<table>_<what>`).
