@@ -423,3 +423,33 @@ fn recover_then_apply_through_the_binary() {
         text(&not_a_recovery.stderr)
     );
 }
+
+#[test]
+fn permission_denied_fails_that_table_with_its_name() {
+    let (base, target) = pair(
+        "perm",
+        "CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);
+         CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);",
+    );
+    for db in [&base, &target] {
+        psql(db, "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                  GRANT SELECT ON open TO reader;");
+    }
+    let as_reader = |db: &str| url(db).replace("postgres@", "reader@");
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &as_reader(&base),
+        "--target",
+        &as_reader(&target),
+        "--no-progress",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: reading public.secret from base, range (-inf, +inf): starting COPY: error: permission denied for table secret"), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("verdict: INCOMPLETE: 1 of 2 tables not fully verified"),
+        "{}",
+        text(&out.stdout)
+    );
+}
