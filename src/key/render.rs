@@ -122,7 +122,8 @@ fn push_padded(out: &mut String, value: i64, width: usize) {
     let _ = write!(out, "{value:0width$}");
 }
 
-fn push_json_string(out: &mut String, text: &str) {
+/// `text` as a JSON string literal.
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {

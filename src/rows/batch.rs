@@ -201,11 +201,11 @@ fn copy_error(reason: &'static str) -> ValueError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a binary COPY stream of rows of optional byte strings.
-    pub fn copy_stream(rows: &[Vec<Option<&[u8]>>]) -> Vec<u8> {
+    pub(crate) fn copy_stream<F: AsRef<[u8]>>(rows: &[Vec<Option<F>>]) -> Vec<u8> {
         let mut out = SIGNATURE.to_vec();
         out.extend_from_slice(&0i32.to_be_bytes());
         out.extend_from_slice(&0i32.to_be_bytes());
@@ -215,6 +215,7 @@ mod tests {
                 match field {
                     None => out.extend_from_slice(&(-1i32).to_be_bytes()),
                     Some(v) => {
+                        let v = v.as_ref();
                         out.extend_from_slice(&(v.len() as i32).to_be_bytes());
                         out.extend_from_slice(v);
                     }

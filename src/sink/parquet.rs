@@ -1229,29 +1229,11 @@ mod tests {
         values.iter().map(|v| v.and_then(text)).collect()
     }
 
-    /// A binary COPY stream of the rows.
-    fn copy_stream(rows: &[Vec<Raw>]) -> Vec<u8> {
-        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
-        out.extend_from_slice(&[0; 8]);
-        for row in rows {
-            out.extend_from_slice(&(row.len() as i16).to_be_bytes());
-            for field in row {
-                match field {
-                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                    Some(v) => {
-                        out.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                        out.extend_from_slice(v);
-                    }
-                }
-            }
-        }
-        out.extend_from_slice(&(-1i16).to_be_bytes());
-        out
-    }
-
     fn batch_of(rows: &[Vec<Raw>], ncols: usize) -> RowBatch {
         let mut decoder = CopyDecoder::new(ncols);
-        decoder.push(&copy_stream(rows)).unwrap();
+        decoder
+            .push(&crate::rows::batch::tests::copy_stream(rows))
+            .unwrap();
         decoder.finish().unwrap().unwrap()
     }
 
@@ -2418,20 +2400,7 @@ mod tests {
 
     // ---- the expected values as JSON, for scripts/check_parquet.py ----
 
-    fn push_json_string(out: &mut String, text: &str) {
-        out.push('"');
-        for c in text.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if c < ' ' => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
+    use crate::key::render::push_json_string;
 
     fn hex_string(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
