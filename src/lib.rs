@@ -26,6 +26,7 @@
 //! server; `pipeline` and `source` are where the sockets are.
 
 pub mod apply;
+pub mod baseline;
 pub mod classify;
 pub mod cli;
 pub mod cluster;
