@@ -37,8 +37,10 @@ use crate::source::sample::bound_of_fields;
 use crate::source::{catalog, Role, SnapshotInfo, Source};
 use crate::tree::leaves::{diff, total, Anchor, Leaf, SpanDiff};
 
-/// Rows of differing spans read per merge step: bounds memory when many spans differ.
+/// Rows of differing spans read per merge step (bounds memory), and spans per statement (saves
+/// round trips; each is one index range scan).
 const GROUP_ROWS: u64 = 50_000;
+const GROUP_SPANS: usize = 64;
 
 /// One side of the comparison.
 enum Side {
@@ -462,13 +464,19 @@ impl Rows<'_> {
     async fn take(
         &mut self,
         plan: &TablePlan,
-        range: &KeyRange,
+        ranges: &[KeyRange],
         batch_bytes: usize,
     ) -> Result<Vec<KeyedRow>> {
         match self {
-            Rows::Stored(rows) => rows.take(range),
+            Rows::Stored(rows) => {
+                let mut out = Vec::new();
+                for range in ranges {
+                    out.extend(rows.take(range)?);
+                }
+                Ok(out)
+            }
             Rows::Live(source, codec) => {
-                span_rows(source.client(), plan, *codec, range, batch_bytes).await
+                span_rows(source.client(), plan, *codec, ranges, batch_bytes).await
             }
         }
     }
@@ -495,12 +503,12 @@ async fn exact_rows(
         })
         .collect();
     let mut counts = [0u64; 3];
-    for range in groups(&c.plan, spans)? {
+    for group in groups(&c.plan, spans)? {
         let base = readers[0]
-            .take(&c.plan, &range, settings.batch_bytes)
+            .take(&c.plan, &group, settings.batch_bytes)
             .await?;
         let target = readers[1]
-            .take(&c.plan, &range, settings.batch_bytes)
+            .take(&c.plan, &group, settings.batch_bytes)
             .await?;
         let found = merge_rows(index, &base, &target, &mut counts);
         if !found.is_empty() {
@@ -510,8 +518,9 @@ async fn exact_rows(
     Ok(counts)
 }
 
-/// Differing spans joined into key ranges of at most about `GROUP_ROWS` rows, in key order.
-fn groups(plan: &TablePlan, spans: &[SpanDiff<'_>]) -> Result<Vec<KeyRange>> {
+/// Differing spans as key ranges, in groups of at most `GROUP_SPANS` spans and about
+/// `GROUP_ROWS` rows, in key order.
+fn groups(plan: &TablePlan, spans: &[SpanDiff<'_>]) -> Result<Vec<Vec<KeyRange>>> {
     let bound = |a: Option<&Anchor>| -> Result<Option<Arc<crate::key::range::KeyBound>>> {
         a.map(|a| {
             let fields = unframe_key(&a.payload)?;
@@ -519,22 +528,22 @@ fn groups(plan: &TablePlan, spans: &[SpanDiff<'_>]) -> Result<Vec<KeyRange>> {
         })
         .transpose()
     };
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < spans.len() {
-        let start = i;
-        let mut rows = spans[i].a.count.max(spans[i].b.count);
-        while i + 1 < spans.len()
-            && rows + spans[i + 1].a.count.max(spans[i + 1].b.count) <= GROUP_ROWS
-        {
-            i += 1;
-            rows += spans[i].a.count.max(spans[i].b.count);
+    let mut out: Vec<Vec<KeyRange>> = Vec::new();
+    let mut rows = 0;
+    for span in spans {
+        let n = span.a.count.max(span.b.count);
+        let full = out
+            .last()
+            .is_none_or(|g| g.len() >= GROUP_SPANS || rows + n > GROUP_ROWS);
+        if full {
+            out.push(Vec::new());
+            rows = 0;
         }
-        out.push(KeyRange {
-            lo: bound(spans[start].from)?,
-            hi: bound(spans[i].to)?,
+        rows += n;
+        out.last_mut().expect("a group").push(KeyRange {
+            lo: bound(span.from)?,
+            hi: bound(span.to)?,
         });
-        i += 1;
     }
     Ok(out)
 }

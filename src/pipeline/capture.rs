@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use super::range_diff::{next_batch, start_reader};
+use super::range_diff::{next_batch, start_query, start_reader};
 use crate::baseline::files::{frame_key, key_json, KeyedRow, RowsWriter};
 use crate::baseline::manifest::RowPart;
 use crate::compare::schema::TablePlan;
@@ -280,30 +280,64 @@ impl RangeState {
     }
 }
 
-/// The rows of one key range of a table on `client` as `(order key, digest, key JSON)`, in key
-/// order: the live side of a comparison with a `--rows` baseline, read only where spans differ.
+/// The rows of a few key ranges of a table on `client` as `(order key, digest, key JSON)`, in
+/// key order: the live side of a comparison with a `--rows` baseline, read only where spans
+/// differ, several spans per statement to save round trips.
 pub async fn span_rows(
     client: &tokio_postgres::Client,
     plan: &TablePlan,
     codec: usize,
-    range: &KeyRange,
+    ranges: &[KeyRange],
     batch_bytes: usize,
 ) -> Result<Vec<KeyedRow>> {
     let codec: Arc<RowCodec> = plan.codecs[codec]
         .clone()
         .ok_or_else(|| Error::internal("reading a table absent from its source"))?;
     let key_kinds = codec.kinds[..codec.nkey].to_vec();
-    let mut reader = Some(start_reader(client, plan, range, codec, batch_bytes, None).await?);
-    let mut rows = Vec::new();
+    let query = spans_query(plan, ranges);
+    let ncols = codec.kinds.len();
+    let mut reader = Some(start_query(client, &query, codec, ncols, batch_bytes).await?);
+    let mut rows: Vec<KeyedRow> = Vec::new();
     while let Some(batch) = next_batch(&mut reader).await? {
         for row in 0..batch.len() {
+            let key = batch.key(row);
+            let inside = ranges.iter().any(|r| r.contains(key));
+            if !inside
+                || rows
+                    .last()
+                    .is_some_and(|prev| prev.order_key.as_slice() >= key)
+            {
+                return Err(Error::internal(format!(
+                    "{} returned keys out of order or outside the spans asked for",
+                    plan.name
+                )));
+            }
             let framed = frame_key(&batch.rows, row, key_kinds.len());
             rows.push(KeyedRow {
-                order_key: batch.key(row).to_vec(),
+                order_key: key.to_vec(),
                 digest: batch.digests[row],
                 key: key_json(&key_kinds, &framed)?,
             });
         }
     }
     Ok(rows)
+}
+
+/// `COPY (SELECT … WHERE range1 OR range2 … ORDER BY key)`.
+fn spans_query(plan: &TablePlan, ranges: &[KeyRange]) -> String {
+    let keys = plan.key_exprs();
+    let predicates: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            r.predicate(&keys)
+                .map_or("TRUE".to_string(), |p| format!("({p})"))
+        })
+        .collect();
+    format!(
+        "COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT binary)",
+        plan.select_list(),
+        plan.name.sql(),
+        predicates.join(" OR "),
+        keys.join(", ")
+    )
 }

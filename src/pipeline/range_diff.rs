@@ -270,12 +270,30 @@ pub(super) async fn start_reader(
     batch_bytes: usize,
     flag: Option<&str>,
 ) -> Result<Reader> {
+    let ncols = codec.kinds.len() + usize::from(flag.is_some());
+    start_query(
+        client,
+        &copy_query(plan, range, flag),
+        codec,
+        ncols,
+        batch_bytes,
+    )
+    .await
+}
+
+/// Starts a reader over any binary COPY of `ncols` columns whose leading ones `codec` reads.
+pub(super) async fn start_query(
+    client: &Client,
+    query: &str,
+    codec: Arc<RowCodec>,
+    ncols: usize,
+    batch_bytes: usize,
+) -> Result<Reader> {
     let stream = client
-        .copy_out(&copy_query(plan, range, flag))
+        .copy_out(query)
         .await
         .context(|| "starting COPY".into())?;
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let ncols = codec.kinds.len() + usize::from(flag.is_some());
     tokio::spawn(read_stream(stream, codec, ncols, batch_bytes, tx));
     Ok(rx)
 }
