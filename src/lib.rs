@@ -20,6 +20,7 @@
 //! - [`pipeline`]: the conductor wiring the stages with bounded channels and per-source workers.
 //! - [`report`]: the JSON report (documented schema) and the human summary.
 //! - [`progress`]: the observer trait the binary draws bars with.
+//! - [`incident`]: `status`, the read-only incident view (migration tables, locks, replication).
 //! - [`cluster`]: throwaway local PostgreSQL clusters for the demo and the tests.
 //!
 //! The pure stages (key, rows, hash, tree, compare, classify) do no I/O and are tested without a
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod compare;
 pub mod error;
 pub mod hash;
+pub mod incident;
 pub mod key;
 pub mod pipeline;
 pub mod progress;

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bars;
 pub mod demo;
 pub mod recover;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +59,13 @@ pub enum Command {
     /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
     /// differences remain, 2 error or aborted.
     Apply(apply::ApplyArgs),
+    /// Look at a database in the first minutes of an incident, read-only.
+    ///
+    /// Reports migration tables (dirty, failed, locked), lock waits and who blocks whom, running
+    /// DDL, long transactions, replication (replicas, replay pause, lag, slots) and invalid
+    /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
+    /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read.
+    Status(status::StatusArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
 }
@@ -256,6 +264,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Recover(args) => recover::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match outcome {
         Ok(code) => code,
