@@ -79,7 +79,7 @@ const TS: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 /// The `Session` columns of `pg_stat_activity` aliased `a`, in [`session_at`]'s order.
 fn session_columns(a: &str) -> String {
     format!(
-        "{a}.pid, {a}.usename::text, {a}.application_name, {a}.client_addr::text, \
+        "{a}.pid, {a}.usename::text, {a}.application_name, host({a}.client_addr), \
          {a}.backend_type, {a}.state, {a}.wait_event_type, {a}.wait_event, \
          to_char({a}.xact_start AT TIME ZONE 'UTC', {TS}), \
          extract(epoch FROM now() - {a}.xact_start)::float8, \

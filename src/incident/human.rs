@@ -164,17 +164,22 @@ fn replication(out: &mut String, r: &Replication) {
         r.slots.len()
     );
     if let Some(s) = &r.standby {
+        let commit = match (&s.last_replay_at, s.last_replay_age_secs) {
+            (Some(at), Some(secs)) => format!(", last replayed commit {at} ({} ago)", age(secs)),
+            _ => String::new(),
+        };
+        let receiver = match (&s.wal_receiver, &s.upstream) {
+            (Some(status), Some(up)) => format!("receiver {status} from {up}"),
+            (Some(status), None) => format!("receiver {status}"),
+            _ => "no WAL receiver".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  replay {}: received {}, replayed {} ({} behind), last replayed commit {} ({} ago), receiver {} from {}",
+            "  replay {}: received {}, replayed {} ({} behind){commit}; {receiver}",
             s.pause_state.to_uppercase(),
             s.receive_lsn.as_deref().unwrap_or("?"),
             s.replay_lsn.as_deref().unwrap_or("?"),
             bytes(s.receive_replay_lag_bytes.unwrap_or(0)),
-            s.last_replay_at.as_deref().unwrap_or("?"),
-            s.last_replay_age_secs.map(age).unwrap_or_else(|| "?".into()),
-            s.wal_receiver.as_deref().unwrap_or("not running"),
-            s.upstream.as_deref().unwrap_or("?"),
         );
     }
     for p in &r.replicas {

@@ -68,7 +68,14 @@ pub fn classify(r: &StatusReport) -> Vec<Notable> {
     let mut out = Vec::new();
     out.extend(r.migrations.iter().flat_map(migration));
     out.extend(r.lock_waits.iter().map(lock_wait));
-    out.extend(r.long_transactions.iter().map(long_transaction));
+    // A waiter's open transaction is the lock wait's doing, already reported with it.
+    let waiting = |pid: i32| r.lock_waits.iter().any(|w| w.waiter.pid == pid);
+    out.extend(
+        r.long_transactions
+            .iter()
+            .filter(|s| !waiting(s.pid))
+            .map(long_transaction),
+    );
     let standby = r.server.in_recovery;
     out.extend(
         r.invalid_indexes

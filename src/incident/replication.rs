@@ -103,7 +103,7 @@ pub async fn read(client: &Client, in_recovery: bool, version_num: i32) -> Resul
 
 async fn replicas(client: &Client) -> Result<Vec<Replica>> {
     let sql = format!(
-        "SELECT pid, application_name, client_addr::text, state, sync_state,
+        "SELECT pid, application_name, host(client_addr), state, sync_state,
                 sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
                 pg_wal_lsn_diff({LOCAL_LSN}, replay_lsn)::int8,
                 extract(epoch FROM write_lag)::float8, extract(epoch FROM flush_lag)::float8,

@@ -50,7 +50,7 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 pub async fn status(settings: &StatusSettings) -> Result<StatusReport> {
     let started = Instant::now();
     let info = &settings.target;
-    let client = open(settings).await?;
+    let client = open_read_only(settings).await?;
     let server = server_info(&client, info).await?;
     let mut report = empty_report(server, settings.thresholds.clone());
     read_sections(&client, &mut report).await;
@@ -60,7 +60,7 @@ pub async fn status(settings: &StatusSettings) -> Result<StatusReport> {
 }
 
 /// Connects and makes the session read-only, with the timeouts status runs under.
-async fn open(settings: &StatusSettings) -> Result<Client> {
+pub async fn open_read_only(settings: &StatusSettings) -> Result<Client> {
     let info = &settings.target;
     let client = connect(info)
         .await
