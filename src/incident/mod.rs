@@ -35,10 +35,13 @@
 //!       "table": "public.schema_migrations",
 //!       "rows": 12,
 //!       "current_version": "42" | null,      // the latest applied version (alembic: heads, comma-separated)
-//!       "applied_at": "…Z" | null,           // when it was applied, where the table records it
+//!       "applied_at": "…" | null,            // when it was applied, where the table records it:
+//!                                            // UTC with "Z" for timestamptz columns (Django, sqlx),
+//!                                            // as stored, without zone, for timestamp ones
 //!       "dirty": false,                      // golang-migrate's dirty flag
-//!       "failed": [ { "version": "3", "description": "add orders" | null, "at": "…Z" | null } ],
-//!       "lock": { "locked_by": "host (10.0.0.1)" | null, "since": "…Z" | null } | null,
+//!       "failed": [ { "version": "3", "description": "add orders" | null, "at": "…" | null } ],
+//!                                            // flyway/sqlx success = false, liquibase FAILED
+//!       "lock": { "locked_by": "host (10.0.0.1)" | null, "since": "…" | null } | null,
 //!                                            // liquibase's databasechangeloglock when locked
 //!       "error": "…" | null                  // the table was found but could not be read
 //!   } ],

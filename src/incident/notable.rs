@@ -367,7 +367,7 @@ fn standby(s: &StandbyState, t: &Thresholds) -> Option<Notable> {
             kind: NotableKind::ReplayPaused,
             subject: "this standby".into(),
             summary: format!(
-                "WAL replay is {} at {at} ({} received and not replayed)",
+                "WAL replay {} at {at} ({} received and not replayed)",
                 s.pause_state,
                 bytes(behind)
             ),

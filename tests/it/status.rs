@@ -658,3 +658,23 @@ fn the_status_session_cannot_write() {
         "0\n"
     );
 }
+
+#[test]
+fn help_describes_status() {
+    let out = pgsalvage(&["status", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "--target",
+        "--long-after",
+        "--lag-after",
+        "--lag-bytes",
+        "--json",
+        "pgsalvage.status/1",
+        "Exit status",
+        "PGPASSWORD",
+        "read-only",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
