@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use super::activity::Session;
 use super::notable::session_state;
-use super::replication::{Replication, ReplicationRole};
+use super::replication::{Replica, Replication, ReplicationRole, Slot, StandbyState};
 use super::{StatusReport, StatusVerdict};
 
 /// Renders the summary.
@@ -164,55 +164,64 @@ fn replication(out: &mut String, r: &Replication) {
         r.slots.len()
     );
     if let Some(s) = &r.standby {
-        let commit = match (&s.last_replay_at, s.last_replay_age_secs) {
-            (Some(at), Some(secs)) => format!(", last replayed commit {at} ({} ago)", age(secs)),
-            _ => String::new(),
-        };
-        let receiver = match (&s.wal_receiver, &s.upstream) {
-            (Some(status), Some(up)) => format!("receiver {status} from {up}"),
-            (Some(status), None) => format!("receiver {status}"),
-            _ => "no WAL receiver".to_string(),
-        };
-        let _ = writeln!(
-            out,
-            "  replay {}: received {}, replayed {} ({} behind){commit}; {receiver}",
-            s.pause_state.to_uppercase(),
-            s.receive_lsn.as_deref().unwrap_or("?"),
-            s.replay_lsn.as_deref().unwrap_or("?"),
-            bytes(s.receive_replay_lag_bytes.unwrap_or(0)),
-        );
+        let _ = writeln!(out, "  {}", standby_line(s));
     }
     for p in &r.replicas {
-        let lsn = |l: &Option<String>| l.clone().unwrap_or_else(|| "?".into());
-        let _ = writeln!(
-            out,
-            "  {} ({}) {} {}: sent {} write {} flush {} replay {}, replay lag {}, {}",
-            p.application_name.as_deref().unwrap_or("?"),
-            p.client_addr.as_deref().unwrap_or("local"),
-            p.state.as_deref().unwrap_or("?"),
-            p.sync_state.as_deref().unwrap_or("?"),
-            lsn(&p.sent_lsn),
-            lsn(&p.write_lsn),
-            lsn(&p.flush_lsn),
-            lsn(&p.replay_lsn),
-            bytes(p.replay_lag_bytes.unwrap_or(0)),
-            p.replay_lag_secs.map(age).unwrap_or_else(|| "-".into()),
-        );
+        let _ = writeln!(out, "  {}", replica_line(p));
     }
     for s in &r.slots {
-        let _ = writeln!(
-            out,
-            "  slot {} ({}) {}, keeps {} of WAL{}",
-            s.slot_name,
-            s.slot_type.as_deref().unwrap_or("?"),
-            if s.active { "active" } else { "INACTIVE" },
-            bytes(s.retained_bytes.unwrap_or(0)),
-            s.wal_status
-                .as_deref()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(out, "  {}", slot_line(s));
     }
+}
+
+fn standby_line(s: &StandbyState) -> String {
+    let commit = match (&s.last_replay_at, s.last_replay_age_secs) {
+        (Some(at), Some(secs)) => format!(", last replayed commit {at} ({} ago)", age(secs)),
+        _ => String::new(),
+    };
+    let receiver = match (&s.wal_receiver, &s.upstream) {
+        (Some(status), Some(up)) => format!("receiver {status} from {up}"),
+        (Some(status), None) => format!("receiver {status}"),
+        _ => "no WAL receiver".to_string(),
+    };
+    format!(
+        "replay {}: received {}, replayed {} ({} behind){commit}; {receiver}",
+        s.pause_state.to_uppercase(),
+        s.receive_lsn.as_deref().unwrap_or("?"),
+        s.replay_lsn.as_deref().unwrap_or("?"),
+        bytes(s.receive_replay_lag_bytes.unwrap_or(0)),
+    )
+}
+
+fn replica_line(p: &Replica) -> String {
+    let lsn = |l: &Option<String>| l.clone().unwrap_or_else(|| "?".into());
+    format!(
+        "{} ({}) {} {}: sent {} write {} flush {} replay {}, replay lag {}, {}",
+        p.application_name.as_deref().unwrap_or("?"),
+        p.client_addr.as_deref().unwrap_or("local"),
+        p.state.as_deref().unwrap_or("?"),
+        p.sync_state.as_deref().unwrap_or("?"),
+        lsn(&p.sent_lsn),
+        lsn(&p.write_lsn),
+        lsn(&p.flush_lsn),
+        lsn(&p.replay_lsn),
+        bytes(p.replay_lag_bytes.unwrap_or(0)),
+        p.replay_lag_secs.map(age).unwrap_or_else(|| "-".into()),
+    )
+}
+
+fn slot_line(s: &Slot) -> String {
+    format!(
+        "slot {} ({}) {}, keeps {} of WAL{}",
+        s.slot_name,
+        s.slot_type.as_deref().unwrap_or("?"),
+        if s.active { "active" } else { "INACTIVE" },
+        bytes(s.retained_bytes.unwrap_or(0)),
+        s.wal_status
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default()
+    )
 }
 
 fn invalid_indexes(out: &mut String, r: &StatusReport) {

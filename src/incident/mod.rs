@@ -216,3 +216,110 @@ impl StatusReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::TableName;
+
+    fn empty() -> StatusReport {
+        StatusReport {
+            format: FORMAT,
+            verdict: StatusVerdict::Clean,
+            exit_code: 0,
+            server: ServerInfo {
+                connection: "postgres@h:5432/app".into(),
+                database: "app".into(),
+                server_version: "15.8".into(),
+                server_version_num: 150_008,
+                in_recovery: false,
+                time: "2026-11-24T03:00:00.000000Z".into(),
+                wal_lsn: Some("0/3000060".into()),
+                backend_pid: 1,
+            },
+            thresholds: Thresholds::default(),
+            migrations: Vec::new(),
+            lock_waits: Vec::new(),
+            running_ddl: Vec::new(),
+            long_transactions: Vec::new(),
+            replication: Replication {
+                role: ReplicationRole::Primary,
+                replicas: Vec::new(),
+                standby: None,
+                slots: Vec::new(),
+            },
+            invalid_indexes: Vec::new(),
+            notable: Vec::new(),
+            errors: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+
+    fn dirty_table() -> MigrationTable {
+        MigrationTable {
+            tool: Tool::GolangMigrate,
+            table: "public.schema_migrations".into(),
+            name: TableName::new("public", "schema_migrations"),
+            rows: 1,
+            current_version: Some("42".into()),
+            applied_at: None,
+            dirty: true,
+            failed: Vec::new(),
+            lock: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn nothing_seen_is_clean_and_says_so() {
+        let mut r = empty();
+        r.judge();
+        assert_eq!((r.verdict, r.exit_code), (StatusVerdict::Clean, 0));
+        let text = human::summary(&r);
+        assert!(text.starts_with("postgres@h:5432/app: PostgreSQL 15.8, primary, WAL 0/3000060"));
+        assert!(text.contains("migrations: no migration table recognized\n"));
+        assert!(text.contains("lock waits: none\n"));
+        assert_eq!(text.lines().last(), Some("status: CLEAN, nothing notable"));
+    }
+
+    #[test]
+    fn something_notable_is_exit_1_and_an_unread_section_exit_2() {
+        let mut r = empty();
+        r.migrations.push(dirty_table());
+        r.judge();
+        assert_eq!((r.verdict, r.exit_code), (StatusVerdict::Notable, 1));
+        let text = human::summary(&r);
+        assert!(text.contains("  golang-migrate  public.schema_migrations  version 42  DIRTY\n"));
+        assert!(text.contains("needs attention: 1\n"));
+        r.errors.push(SectionError::new(
+            "replication",
+            &Error::source("permission denied"),
+        ));
+        r.judge();
+        assert_eq!((r.verdict, r.exit_code), (StatusVerdict::Incomplete, 2));
+        assert_eq!(r.notable.len(), 1, "notable things are still listed");
+    }
+
+    #[test]
+    fn a_lock_waiter_is_not_also_a_long_transaction_finding() {
+        let mut r = empty();
+        let waiter = Session {
+            pid: 20,
+            state: Some("active".into()),
+            xact_age_secs: Some(900.0),
+            ..Session::default()
+        };
+        r.long_transactions.push(waiter.clone());
+        r.lock_waits.push(LockWait {
+            waiter,
+            lock_type: "relation".into(),
+            mode: "AccessShareLock".into(),
+            relation: Some("public.t".into()),
+            object: "relation public.t".into(),
+            blockers: Vec::new(),
+        });
+        r.judge();
+        let kinds: Vec<NotableKind> = r.notable.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![NotableKind::LockWait]);
+    }
+}

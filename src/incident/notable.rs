@@ -87,52 +87,69 @@ pub fn classify(r: &StatusReport) -> Vec<Notable> {
 }
 
 fn migration(m: &MigrationTable) -> Vec<Notable> {
-    let mut out = Vec::new();
-    let table = m.name.sql();
-    let note = |kind, summary: String, advice: Vec<String>| Notable {
-        kind,
-        subject: m.table.clone(),
-        summary,
-        advice,
-    };
-    if m.dirty {
-        let v = m.current_version.as_deref().unwrap_or("?");
-        out.push(note(
-            NotableKind::MigrationDirty,
-            format!("{} version {v} is dirty: that migration stopped part-way", m.tool),
-            vec![
-                format!("-- WARNING: first finish or undo the statements of migration {v} by hand; this only clears the flag"),
-                format!("-- (same as `migrate force {v}`; if you undid it, force the previous version instead)"),
-                format!("UPDATE {table} SET dirty = false WHERE version = {};", literal(v)),
-            ],
-        ));
+    [dirty(m), failed(m), locked(m)]
+        .into_iter()
+        .flatten()
+        .map(|(kind, summary, advice)| Notable {
+            kind,
+            subject: m.table.clone(),
+            summary,
+            advice,
+        })
+        .collect()
+}
+
+type Note = (NotableKind, String, Vec<String>);
+
+fn dirty(m: &MigrationTable) -> Option<Note> {
+    if !m.dirty {
+        return None;
     }
-    if !m.failed.is_empty() {
-        let list: Vec<String> = m.failed.iter().map(failed_text).collect();
-        out.push(note(
-            NotableKind::MigrationFailed,
+    let v = m.current_version.as_deref().unwrap_or("?");
+    Some((
+        NotableKind::MigrationDirty,
+        format!("{} version {v} is dirty: that migration stopped part-way", m.tool),
+        vec![
+            format!("-- WARNING: first finish or undo the statements of migration {v} by hand; this only clears the flag"),
+            format!("-- (same as `migrate force {v}`; if you undid it, force the previous version instead)"),
+            format!("UPDATE {} SET dirty = false WHERE version = {};", m.name.sql(), literal(v)),
+        ],
+    ))
+}
+
+fn failed(m: &MigrationTable) -> Option<Note> {
+    if m.failed.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = m.failed.iter().map(failed_text).collect();
+    Some((
+        NotableKind::MigrationFailed,
+        format!(
+            "{} recorded {} failed migration(s): {}",
+            m.tool,
+            list.len(),
+            list.join("; ")
+        ),
+        failed_advice(m.tool, &m.name.sql()),
+    ))
+}
+
+fn locked(m: &MigrationTable) -> Option<Note> {
+    let lock = m.lock.as_ref()?;
+    let by = lock.locked_by.as_deref().unwrap_or("unknown");
+    let since = lock.since.as_deref().unwrap_or("unknown");
+    Some((
+        NotableKind::MigrationLocked,
+        format!("{} lock is held by {by} since {since}", m.tool),
+        vec![
+            "-- WARNING: only if no Liquibase run is alive (same as `liquibase release-locks`)"
+                .into(),
             format!(
-                "{} recorded {} failed migration(s): {}",
-                m.tool,
-                list.len(),
-                list.join("; ")
+                "UPDATE {} SET locked = false, lockgranted = NULL, lockedby = NULL WHERE locked;",
+                m.name.sql()
             ),
-            failed_advice(m.tool, &table),
-        ));
-    }
-    if let Some(lock) = &m.lock {
-        let by = lock.locked_by.as_deref().unwrap_or("unknown");
-        let since = lock.since.as_deref().unwrap_or("unknown");
-        out.push(note(
-            NotableKind::MigrationLocked,
-            format!("{} lock is held by {by} since {since}", m.tool),
-            vec![
-                "-- WARNING: only if no Liquibase run is alive (same as `liquibase release-locks`)".into(),
-                format!("UPDATE {table} SET locked = false, lockgranted = NULL, lockedby = NULL WHERE locked;"),
-            ],
-        ));
-    }
-    out
+        ],
+    ))
 }
 
 fn failed_text(f: &super::migrations::FailedMigration) -> String {
