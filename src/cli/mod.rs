@@ -8,6 +8,7 @@ pub mod bars;
 pub mod baseline;
 pub mod demo;
 pub mod recover;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,6 +67,13 @@ pub enum Command {
     /// nothing installed on the source; a hot standby works. Later, pass the directory as
     /// --base or --target of verify to see which tables and key spans changed since.
     Baseline(baseline::BaselineArgs),
+    /// Look at a database in the first minutes of an incident, read-only.
+    ///
+    /// Reports migration tables (dirty, failed, locked), lock waits and who blocks whom, running
+    /// DDL, long transactions, replication (replicas, replay pause, lag, slots) and invalid
+    /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
+    /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read.
+    Status(status::StatusArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
 }
@@ -284,6 +292,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply(args) => apply::run(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -8,6 +8,7 @@ mod concurrency;
 mod keys;
 mod random;
 mod recover;
+mod status;
 mod support;
 mod three_way;
 mod tls;
