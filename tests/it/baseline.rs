@@ -491,3 +491,75 @@ for t in m["tables"]:
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Terminates a database's pgsalvage sessions when the first table starts.
+struct KillSessions {
+    db: String,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl pgsalvage::progress::Reporter for KillSessions {
+    fn table_started(&self, _id: usize, _table: &pgsalvage::shape::TableName, _est: u64) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            psql(
+                "postgres",
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'pgsalvage'", self.db),
+            );
+        }
+    }
+}
+
+fn killer(db: &str) -> std::sync::Arc<KillSessions> {
+    std::sync::Arc::new(KillSessions {
+        db: db.to_string(),
+        done: Default::default(),
+    })
+}
+
+#[test]
+fn a_connection_lost_while_taking_or_comparing_is_never_clean() {
+    use pgsalvage::settings::{BaselineSettings, VerifySettings};
+    use pgsalvage::source::conninfo::{resolve, ProcessEnv};
+    use pgsalvage::source::Role;
+    let db = fresh_db("bll");
+    psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 120000) g; ANALYZE t;",
+    );
+    let dir = scratch("bll");
+    let out = dir.join("b");
+    let settings = BaselineSettings {
+        source: resolve(&url(&db), &ProcessEnv).unwrap(),
+        out: out.clone(),
+        rows: true,
+        force: false,
+        filter: Default::default(),
+        keys: Default::default(),
+        jobs: 2,
+        batch_bytes: 64 * 1024,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(pgsalvage::baseline::take::take(&settings, killer(&db)))
+        .expect_err("a baseline whose connection was lost must fail");
+    assert!(err.to_string().contains("public.t"), "{err}");
+    assert!(!out.exists(), "a failed baseline left {}", out.display());
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(entries.is_empty(), "staging left behind: {entries:?}");
+
+    rt.block_on(pgsalvage::baseline::take::take(
+        &settings,
+        std::sync::Arc::new(pgsalvage::progress::NullReporter),
+    ))
+    .unwrap();
+    let mut compare = VerifySettings::new(vec![(Role::Target, settings.source.clone())]);
+    compare.baselines = vec![(Role::Base, out.clone())];
+    let report = crate::support::verify_with(&compare, killer(&db));
+    assert_eq!(report.exit_code, 2, "{:?}", report.tables[0].errors);
+    assert_eq!(
+        report.tables[0].status,
+        pgsalvage::report::TableStatus::Error
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
