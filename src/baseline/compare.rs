@@ -24,6 +24,7 @@ use super::manifest::{root_of, Baseline, TableEntry};
 use crate::classify::{two_way, Class, Finding};
 use crate::compare::schema::{reconcile, SchemaDiff, TablePlan};
 use crate::error::{Error, Result};
+use crate::hash::digest::on_pool;
 use crate::key::range::KeyRange;
 use crate::pipeline::capture::{capture, span_rows, CaptureTable};
 use crate::pipeline::findings::{self, Layout};
@@ -155,7 +156,12 @@ async fn open_sides(settings: &VerifySettings) -> Result<Vec<Side>> {
     let mut sides = Vec::new();
     for role in [Role::Base, Role::Target] {
         if let Some((_, dir)) = settings.baselines.iter().find(|(r, _)| *r == role) {
-            let baseline = Baseline::load(dir).map_err(|e| e.context(format!("--{role}")))?;
+            // Checking every file's digest is CPU work: it runs on the pool.
+            let dir = dir.clone();
+            let baseline = on_pool(move || Baseline::load(&dir))
+                .await
+                .map_err(|_| Error::internal("the pool dropped a job"))?
+                .map_err(|e| e.context(format!("--{role}")))?;
             sides.push(Side::Stored(baseline));
         } else {
             let (_, info) = settings
@@ -456,7 +462,7 @@ fn spans_out(plan: &TablePlan, spans: &[SpanDiff<'_>], exact: bool, cap: usize) 
 
 /// Where one side's rows of a span come from.
 enum Rows<'a> {
-    Stored(StoredRows),
+    Stored(Option<StoredRows>),
     Live(&'a Source, usize),
 }
 
@@ -468,12 +474,22 @@ impl Rows<'_> {
         batch_bytes: usize,
     ) -> Result<Vec<KeyedRow>> {
         match self {
-            Rows::Stored(rows) => {
-                let mut out = Vec::new();
-                for range in ranges {
-                    out.extend(rows.take(range)?);
-                }
-                Ok(out)
+            Rows::Stored(slot) => {
+                // Decoding Parquet is CPU work: the reader goes to the pool and comes back.
+                let mut rows = slot.take().expect("the reader is home between groups");
+                let ranges = ranges.to_vec();
+                let (rows, out) = on_pool(move || {
+                    let out = ranges
+                        .iter()
+                        .map(|r| rows.take(r))
+                        .collect::<Result<Vec<_>>>()
+                        .map(|v| v.concat());
+                    (rows, out)
+                })
+                .await
+                .map_err(|_| Error::internal("the pool dropped a job"))?;
+                *slot = Some(rows);
+                out
             }
             Rows::Live(source, codec) => {
                 span_rows(source.client(), plan, *codec, ranges, batch_bytes).await
@@ -497,7 +513,7 @@ async fn exact_rows(
         .map(|(role, side)| match side {
             Side::Stored(b) => {
                 let entry = b.manifest.table(&c.plan.name).expect("planned");
-                Rows::Stored(StoredRows::new(&b.dir, &entry.row_parts))
+                Rows::Stored(Some(StoredRows::new(&b.dir, &entry.row_parts)))
             }
             Side::Live(s) => Rows::Live(s, c.codec[role]),
         })

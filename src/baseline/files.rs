@@ -162,7 +162,7 @@ pub fn write_leaves(path: &Path, leaves: &[Leaf], key_kinds: &[TypeKind]) -> Res
     Ok(())
 }
 
-fn batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+fn batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send> {
     let file = File::open(path).map_err(|e| Error::io(path.display(), e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(READ_BATCH_ROWS).build())
@@ -312,7 +312,7 @@ pub struct StoredRows {
     dir: PathBuf,
     parts: Vec<RowPart>,
     next_part: usize,
-    current: Option<Box<dyn Iterator<Item = Result<RecordBatch>>>>,
+    current: Option<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>>,
     pending: std::collections::VecDeque<KeyedRow>,
     /// The start of the span being taken: parts that end before it are never opened.
     lo: Vec<u8>,

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -279,27 +280,32 @@ fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
             }
         }
     }
-    for entry in &manifest.files {
-        let path = dir.join(&entry.path);
-        if !path.is_file() {
-            return Err(corrupt(dir, format!("{} is missing", entry.path)));
-        }
-        let (bytes, digest) = digest_file(&path)?;
-        if bytes != entry.bytes {
-            return Err(corrupt(
-                dir,
-                format!(
-                    "{} has {bytes} bytes, the manifest says {}",
-                    entry.path, entry.bytes
-                ),
-            ));
-        }
-        if digest != entry.blake3 {
-            return Err(corrupt(
-                dir,
-                format!("{} does not match its digest", entry.path),
-            ));
-        }
+    manifest
+        .files
+        .par_iter()
+        .try_for_each(|entry| check_file(dir, entry))
+}
+
+fn check_file(dir: &Path, entry: &FileEntry) -> Result<()> {
+    let path = dir.join(&entry.path);
+    if !path.is_file() {
+        return Err(corrupt(dir, format!("{} is missing", entry.path)));
+    }
+    let (bytes, digest) = digest_file(&path)?;
+    if bytes != entry.bytes {
+        return Err(corrupt(
+            dir,
+            format!(
+                "{} has {bytes} bytes, the manifest says {}",
+                entry.path, entry.bytes
+            ),
+        ));
+    }
+    if digest != entry.blake3 {
+        return Err(corrupt(
+            dir,
+            format!("{} does not match its digest", entry.path),
+        ));
     }
     Ok(())
 }
