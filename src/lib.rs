@@ -20,12 +20,15 @@
 //! - [`pipeline`]: the conductor wiring the stages with bounded channels and per-source workers.
 //! - [`report`]: the JSON report (documented schema) and the human summary.
 //! - [`progress`]: the observer trait the binary draws bars with.
+//! - [`check`]: integrity rules on the target (NOT VALID constraints, orphans, sequences, drift)
+//!   and the fix-ups `recover` writes for them.
 //! - [`cluster`]: throwaway local PostgreSQL clusters for the demo and the tests.
 //!
 //! The pure stages (key, rows, hash, tree, compare, classify) do no I/O and are tested without a
 //! server; `pipeline` and `source` are where the sockets are.
 
 pub mod apply;
+pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod cluster;

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod bars;
+pub mod check;
 pub mod demo;
 pub mod recover;
 
@@ -58,6 +59,11 @@ pub enum Command {
     /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
     /// differences remain, 2 error or aborted.
     Apply(apply::ApplyArgs),
+    /// Check integrity on the target: constraints not validated, orphans, sequences behind
+    /// their tables, and with --base the NOT NULL and unique rules it lost and its schema drift.
+    ///
+    /// Read-only, in one snapshot. Exit status: 0 nothing found, 1 problems found, 2 error.
+    Check(check::CheckArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
 }
@@ -256,6 +262,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Recover(args) => recover::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Check(args) => check::run(&args),
     };
     match outcome {
         Ok(code) => code,

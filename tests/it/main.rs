@@ -1,6 +1,7 @@
 //! pgsalvage's integration tests: one binary, real PostgreSQL clusters started by the tests.
 //! Modules are listed here; shared helpers live in `support`.
 
+mod check;
 mod cli;
 mod cluster_test;
 mod concurrency;

@@ -1,0 +1,295 @@
+//! check and its fix-ups on real clusters: a failed migration that left orphans three levels
+//! deep, NOT VALID constraints, a sequence behind its table, a dropped column, a dropped unique
+//! index with duplicates, a NULL under a lost NOT NULL and a changed default. check finds each
+//! exactly; recover + apply (the binary) leave a database where check finds nothing and every
+//! constraint is validated.
+
+use pgsalvage::check::report::CheckReport;
+use pgsalvage::check::{check, CheckSettings};
+use pgsalvage::settings::TableFilter;
+use pgsalvage::source::conninfo::{resolve, ProcessEnv};
+use serde_json::Value;
+
+use crate::support::*;
+
+const BASE: &str = "
+CREATE TABLE grandparents (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE parents (id int PRIMARY KEY, gp_id int NOT NULL CONSTRAINT parents_gp_fk REFERENCES grandparents, name text);
+CREATE TABLE children (id bigint PRIMARY KEY, parent_id int CONSTRAINT children_parent_fk REFERENCES parents, note text);
+CREATE TABLE accounts (id int PRIMARY KEY, email text);
+CREATE TABLE orders (id int PRIMARY KEY, account_id int CONSTRAINT orders_account_fk REFERENCES accounts);
+CREATE TABLE items (id serial PRIMARY KEY, code text NOT NULL, qty int NOT NULL CONSTRAINT items_qty_check CHECK (qty >= 0),
+                    status text NOT NULL DEFAULT 'new', legacy text);
+CREATE UNIQUE INDEX items_code_key ON items (code);
+INSERT INTO grandparents SELECT g, 'gp' || g FROM generate_series(1, 4) g;
+INSERT INTO parents SELECT g, 1 + g % 4, 'p' || g FROM generate_series(1, 20) g;
+INSERT INTO children SELECT g, 1 + g % 20, 'c' || g FROM generate_series(1, 100) g;
+INSERT INTO children VALUES (1000, NULL, 'no parent: not an orphan under MATCH SIMPLE');
+INSERT INTO accounts SELECT g, 'a' || g || '@example.com' FROM generate_series(1, 10) g;
+INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g;
+INSERT INTO items (code, qty, legacy) SELECT 'code' || g, g, 'L' || g FROM generate_series(1, 30) g;
+SELECT setval('items_id_seq', 40);
+";
+
+/// What a migration that failed half way leaves: foreign keys dropped, rows deleted from the top
+/// of the hierarchy, constraints re-added NOT VALID, and the rest of the damage.
+const DAMAGE: &str = "
+ALTER TABLE parents DROP CONSTRAINT parents_gp_fk;
+ALTER TABLE children DROP CONSTRAINT children_parent_fk;
+ALTER TABLE orders DROP CONSTRAINT orders_account_fk;
+ALTER TABLE items DROP CONSTRAINT items_qty_check;
+DELETE FROM grandparents WHERE id IN (2, 3);
+DELETE FROM parents WHERE gp_id = 3;
+DELETE FROM parents WHERE id IN (5, 9);
+ALTER TABLE parents ADD CONSTRAINT parents_gp_fk FOREIGN KEY (gp_id) REFERENCES grandparents NOT VALID;
+ALTER TABLE children ADD CONSTRAINT children_parent_fk FOREIGN KEY (parent_id) REFERENCES parents NOT VALID;
+INSERT INTO orders VALUES (11, 99), (12, 98), (13, NULL);
+ALTER TABLE orders ADD CONSTRAINT orders_account_fk FOREIGN KEY (account_id) REFERENCES accounts NOT VALID;
+UPDATE items SET qty = -qty WHERE id IN (3, 7);
+ALTER TABLE items ADD CONSTRAINT items_qty_check CHECK (qty >= 0) NOT VALID;
+SELECT setval('items_id_seq', 10);
+ALTER TABLE items DROP COLUMN legacy;
+DROP INDEX items_code_key;
+UPDATE items SET code = 'code1' WHERE id = 2;
+ALTER TABLE items ALTER COLUMN status SET DEFAULT 'pending';
+ALTER TABLE items ALTER COLUMN status DROP NOT NULL;
+UPDATE items SET status = NULL WHERE id = 4;
+";
+
+fn damaged_pair(tag: &str) -> (String, String) {
+    let (base, target) = pair(tag, BASE);
+    psql(&target, DAMAGE);
+    (base, target)
+}
+
+fn run_check(target: &str, base: Option<&str>) -> CheckReport {
+    let settings = CheckSettings {
+        target: resolve(&url(target), &ProcessEnv).unwrap(),
+        base: base.map(|b| resolve(&url(b), &ProcessEnv).unwrap()),
+        filter: TableFilter::default(),
+        max_keys: 1000,
+        json: None,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(check(&settings))
+        .unwrap_or_else(|e| panic!("check: {e}"))
+}
+
+fn keys(list: &[Box<serde_json::value::RawValue>]) -> Vec<String> {
+    list.iter().map(|k| k.get().to_string()).collect()
+}
+
+fn ints(values: &[i64]) -> Vec<String> {
+    values.iter().map(|v| format!("[{v}]")).collect()
+}
+
+/// The children whose parent the damage deleted: parent_id = 1 + id % 20.
+fn orphaned_children() -> Vec<i64> {
+    let gone = [2, 5, 6, 9, 10, 14, 18];
+    (1..=100).filter(|g| gone.contains(&(1 + g % 20))).collect()
+}
+
+#[test]
+fn check_finds_each_problem_exactly() {
+    let (base, target) = damaged_pair("check_scenario");
+    let r = run_check(&target, Some(&base));
+    assert_eq!(r.exit_code, 1);
+
+    let nv: Vec<(&str, &str, u64)> = r
+        .not_validated
+        .iter()
+        .map(|f| {
+            let rows = f.violations.as_ref().unwrap().rows;
+            (f.table.as_str(), f.constraint.as_str(), rows)
+        })
+        .collect();
+    assert_eq!(
+        nv,
+        [
+            ("public.children", "children_parent_fk", 35),
+            ("public.items", "items_qty_check", 2),
+            ("public.orders", "orders_account_fk", 2),
+            ("public.parents", "parents_gp_fk", 3),
+        ]
+    );
+    let check_keys = keys(&r.not_validated[1].violations.as_ref().unwrap().keys);
+    assert_eq!(check_keys, ints(&[3, 7]));
+
+    assert_eq!(r.orphans.len(), 3, "{:#?}", r.orphans);
+    let children = &r.orphans[0];
+    assert_eq!(children.constraint, "children_parent_fk");
+    assert_eq!(children.orphans.rows, 35);
+    assert_eq!(keys(&children.orphans.keys), ints(&orphaned_children()));
+    assert_eq!(children.missing_parents, 7);
+    assert_eq!(keys(&children.parent_keys), ints(&[10, 14, 18, 2, 5, 6, 9]));
+    assert_eq!(
+        (children.restorable_parents, children.unrestorable_parents),
+        (Some(7), Some(0))
+    );
+    let orders = &r.orphans[1];
+    assert_eq!(
+        (orders.constraint.as_str(), orders.orphans.rows),
+        ("orders_account_fk", 2)
+    );
+    assert_eq!(keys(&orders.orphans.keys), ints(&[11, 12]));
+    assert_eq!(
+        (orders.restorable_parents, orders.unrestorable_parents),
+        (Some(0), Some(2))
+    );
+    let parents = &r.orphans[2];
+    assert_eq!(keys(&parents.orphans.keys), ints(&[1, 13, 17]));
+    assert_eq!(keys(&parents.parent_keys), ints(&[2]));
+
+    // Grandparent 3 lost all its parents: only the chain up from the children reaches it.
+    let chain: Vec<(&str, Vec<String>)> = r
+        .parent_restores
+        .iter()
+        .map(|p| (p.table.as_str(), keys(&p.keys)))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("public.grandparents", ints(&[2, 3])),
+            ("public.parents", ints(&[10, 14, 18, 2, 5, 6, 9])),
+        ]
+    );
+
+    assert_eq!(r.sequences.len(), 1);
+    let s = &r.sequences[0];
+    assert_eq!(s.sequence, "public.items_id_seq");
+    assert_eq!(
+        (
+            s.last_value,
+            s.next_value,
+            s.max,
+            s.base_last_value,
+            s.setval
+        ),
+        (Some(10), 11, 30, Some(40), 40)
+    );
+
+    assert_eq!(r.not_null.len(), 1);
+    assert_eq!(
+        (r.not_null[0].table.as_str(), r.not_null[0].column.as_str()),
+        ("public.items", "status")
+    );
+    assert_eq!(keys(&r.not_null[0].nulls.keys), ints(&[4]));
+
+    assert_eq!(r.duplicates.len(), 1);
+    let d = &r.duplicates[0];
+    assert_eq!((d.name.as_str(), d.groups), ("items_code_key", 1));
+    assert_eq!(keys(&d.duplicates.keys), ints(&[1, 2]));
+    assert_eq!(keys(&d.values), ["[\"code1\"]"]);
+
+    let drift: Vec<String> = r
+        .drift
+        .iter()
+        .map(|d| {
+            format!(
+                "{:?} {:?} {} {} {}",
+                d.object,
+                d.change,
+                d.name,
+                d.aspect.unwrap_or("-"),
+                d.ddl.join("; ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            "Column Different status nullability ALTER TABLE \"public\".\"items\" ALTER COLUMN \"status\" SET NOT NULL",
+            "Column Different status default ALTER TABLE \"public\".\"items\" ALTER COLUMN \"status\" SET DEFAULT 'new'::text",
+            "Column Missing legacy - ALTER TABLE \"public\".\"items\" ADD COLUMN \"legacy\" text",
+            "Index Missing items_code_key - CREATE UNIQUE INDEX items_code_key ON public.items USING btree (code)",
+        ]
+    );
+}
+
+#[test]
+fn check_without_a_base_reports_what_the_target_alone_shows() {
+    let (_base, target) = damaged_pair("check_alone");
+    let r = run_check(&target, None);
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.not_validated.len(), 4);
+    assert_eq!(r.orphans.len(), 3);
+    assert_eq!(r.orphans[0].restorable_parents, None);
+    assert!(r.parent_restores.is_empty() && r.drift.is_empty() && r.not_null.is_empty());
+    assert_eq!(r.sequences.len(), 1);
+    assert_eq!(
+        (r.sequences[0].base_last_value, r.sequences[0].setval),
+        (None, 30)
+    );
+}
+
+#[test]
+fn a_clean_pair_checks_clean_through_the_binary() {
+    let (base, target) = pair("check_clean", BASE);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("check.json");
+    let out = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--base",
+        &url(&base),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("check: clean\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["format"], "pgsalvage.check/1");
+    assert_eq!(report["verdict"], "clean");
+    assert_eq!(report["exit_code"], 0);
+    for list in [
+        "not_validated",
+        "orphans",
+        "sequences",
+        "not_null",
+        "duplicates",
+        "drift",
+    ] {
+        assert_eq!(report[list], Value::Array(vec![]), "{list}");
+    }
+    assert!(report["sources"]["base"]["snapshot_id"].is_string());
+}
+
+#[test]
+fn problems_exit_1_with_the_json_and_errors_exit_2() {
+    let (base, target) = damaged_pair("check_cli");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("c.json");
+    let out = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--base",
+        &url(&base),
+        "--json",
+        json.to_str().unwrap(),
+        "--max-keys",
+        "2",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("check: problems: 4 not validated, 40 orphans"));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let children = &report["orphans"][0]["orphans"];
+    assert_eq!(children["rows"], 35);
+    assert_eq!(children["keys"], serde_json::json!([[1], [4]]));
+    assert_eq!(children["keys_truncated"], true);
+    assert_eq!(report["totals"]["orphans"], 40);
+
+    let unreachable = pgsalvage(&["check", "--target", "postgresql://127.0.0.1:1/nothing"]);
+    assert_eq!(unreachable.status.code(), Some(2));
+    assert!(text(&unreachable.stderr).starts_with("error: "));
+}
