@@ -7,7 +7,9 @@
 //! `--skip-changed` removes those keys from the loaded batches and lists them. `--dry-run` does
 //! all of it and rolls back. Before committing, the touched keys are read again and compared with
 //! the digests the plan expects; a restore that did not produce exactly the planned rows is rolled
-//! back, so what is committed is verified, not assumed.
+//! back, so what is committed is verified, not assumed. restore.sql's fix-up steps (check's
+//! schema repairs, parent restores, validations, `setval`) run in the same transaction, in order;
+//! the guard and the re-verify cover the row restore's keys, not the fix-ups' rows.
 
 pub mod guard;
 
@@ -252,6 +254,11 @@ fn direct_insert(plan: &RecoverPlan, statement: &str) -> Option<(String, String)
         return None;
     }
     let table = temp_table_of(plan, statement)?;
+    // Fix-ups may have restored some of these rows already (missing parents): then the conflict
+    // clause is needed after all.
+    if plan.fixups.insert_tables.contains(&table.table) {
+        return None;
+    }
     let table_sql = TableName::new(&table.schema, &table.name).sql();
     Some((temp.to_string(), statement.replacen(temp, &table_sql, 1)))
 }

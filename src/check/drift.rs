@@ -57,6 +57,9 @@ pub struct Drift {
     pub target: Option<String>,
     /// Statements that put the base's version back, in order; empty when that needs a person.
     pub ddl: Vec<String>,
+    /// The table of a column, constraint or index; the table or sequence itself otherwise.
+    #[serde(skip)]
+    pub qualified: TableName,
 }
 
 /// Every difference, tables in name order, each table's objects after it.
@@ -85,6 +88,7 @@ fn table_drift(name: &TableName, change: Change) -> Drift {
         base: (change == Change::Missing).then(|| "table".into()),
         target: (change == Change::Extra).then(|| "table".into()),
         ddl: Vec::new(),
+        qualified: name.clone(),
     }
 }
 
@@ -106,6 +110,7 @@ fn item(object: Object, change: Change, table: &TableName, name: &str) -> Drift 
         base: None,
         target: None,
         ddl: Vec::new(),
+        qualified: table.clone(),
     }
 }
 
@@ -397,6 +402,7 @@ fn sequence_diff(base: &Schema, target: &Schema) -> Vec<Drift> {
         base: None,
         target: None,
         ddl: Vec::new(),
+        qualified: name.clone(),
     };
     let mut out = Vec::new();
     for (name, b) in &base.sequences {

@@ -84,7 +84,8 @@ pub struct CheckSettings {
     pub json: Option<PathBuf>,
 }
 
-/// What [`inspect`] found, with the schemas and parent chain the fix-ups build on.
+/// What [`inspect`] found, with the schemas (every table, whatever the filter) and parent chain
+/// the fix-ups build on.
 pub struct Inspection {
     pub report: CheckReport,
     pub target: Schema,
@@ -123,27 +124,32 @@ pub async fn inspect(
     filter: &TableFilter,
     max_keys: usize,
 ) -> Result<Inspection> {
-    let mut ts = catalog::read_schema(target)
+    let target_all = catalog::read_schema(target)
         .await
         .map_err(|e| e.context("reading the target's schema"))?;
-    ts.retain(|n| filter.accepts(n));
-    let bs = match base {
-        Some(client) => {
-            let mut s = catalog::read_schema(client)
+    let base_all = match base {
+        Some(client) => Some(
+            catalog::read_schema(client)
                 .await
-                .map_err(|e| e.context("reading the base's schema"))?;
-            s.retain(|n| filter.accepts(n));
-            Some(s)
-        }
+                .map_err(|e| e.context("reading the base's schema"))?,
+        ),
         None => None,
     };
+    // The filter says which tables are checked; parents are followed wherever they are.
+    let scoped = |s: &Schema| {
+        let mut s = s.clone();
+        s.retain(|n| filter.accepts(n));
+        s
+    };
+    let ts = scoped(&target_all);
+    let bs = base_all.as_ref().map(scoped);
     let mut report = empty_report(max_keys);
     for table in ts.tables.values() {
         constraint_findings(target, table, max_keys, &mut report).await?;
     }
     let mut parents = Vec::new();
-    if let (Some(client), Some(bs)) = (base, &bs) {
-        parents = parent_chain(client, target, bs, &ts, &mut report).await?;
+    if let (Some(client), Some(bs), Some(base_all)) = (base, &bs, &base_all) {
+        parents = parent_chain(client, target, base_all, &target_all, &mut report).await?;
         report.not_null = null_findings(target, bs, &ts, max_keys).await?;
         report.duplicates = duplicate_findings(target, bs, &ts, max_keys).await?;
         report.drift = drift::diff(bs, &ts);
@@ -152,8 +158,8 @@ pub async fn inspect(
     report.conclude();
     Ok(Inspection {
         report,
-        target: ts,
-        base: bs,
+        target: target_all,
+        base: base_all,
         parents,
     })
 }
@@ -200,6 +206,7 @@ async fn constraint_findings(
         if !con.validated {
             report.not_validated.push(ConstraintFinding {
                 table: table.name.to_string(),
+                table_name: table.name.clone(),
                 constraint: con.name.clone(),
                 kind: con.kind,
                 definition: con.definition.clone(),
@@ -220,6 +227,7 @@ async fn constraint_findings(
         let value_forms = forms(table, &con.columns);
         report.orphans.push(OrphanFinding {
             table: table.name.to_string(),
+            table_name: table.name.clone(),
             constraint: con.name.clone(),
             columns: con.columns.clone(),
             parent: foreign.parent.to_string(),
@@ -334,6 +342,7 @@ async fn sequence_findings(
             .and_then(|s| s.last_value);
         out.push(SequenceFinding {
             sequence: seq.name.to_string(),
+            name: seq.name.clone(),
             last_value: seq.last_value,
             next_value: seq.next_value(),
             columns,
@@ -365,6 +374,7 @@ async fn null_findings(
             if !rows.is_empty() {
                 out.push(NullFinding {
                     table: name.to_string(),
+                    table_name: name.clone(),
                     column: bc.name.clone(),
                     nulls: RowList::new(key.clone(), &forms(tt, &key), rows, max_keys),
                 });
@@ -435,6 +445,7 @@ async fn duplicate_findings(
             let value_forms = forms(tt, &cols);
             out.push(DuplicateFinding {
                 table: name.to_string(),
+                table_name: name.clone(),
                 name: rule,
                 columns: cols,
                 groups: groups.len() as u64,

@@ -63,6 +63,8 @@ impl RowList {
 #[derive(Clone, Debug, Serialize)]
 pub struct ConstraintFinding {
     pub table: String,
+    #[serde(skip)]
+    pub table_name: crate::shape::TableName,
     pub constraint: String,
     pub kind: ConstraintKind,
     pub definition: String,
@@ -73,6 +75,8 @@ pub struct ConstraintFinding {
 #[derive(Clone, Debug, Serialize)]
 pub struct OrphanFinding {
     pub table: String,
+    #[serde(skip)]
+    pub table_name: crate::shape::TableName,
     pub constraint: String,
     pub columns: Vec<String>,
     pub parent: String,
@@ -110,6 +114,8 @@ pub struct SequenceColumn {
 #[derive(Clone, Debug, Serialize)]
 pub struct SequenceFinding {
     pub sequence: String,
+    #[serde(skip)]
+    pub name: crate::shape::TableName,
     pub last_value: Option<i64>,
     pub next_value: i64,
     pub columns: Vec<SequenceColumn>,
@@ -122,6 +128,8 @@ pub struct SequenceFinding {
 #[derive(Clone, Debug, Serialize)]
 pub struct NullFinding {
     pub table: String,
+    #[serde(skip)]
+    pub table_name: crate::shape::TableName,
     pub column: String,
     pub nulls: RowList,
 }
@@ -129,6 +137,8 @@ pub struct NullFinding {
 #[derive(Clone, Debug, Serialize)]
 pub struct DuplicateFinding {
     pub table: String,
+    #[serde(skip)]
+    pub table_name: crate::shape::TableName,
     /// The base's constraint or unique index whose index the target lacks.
     pub name: String,
     pub columns: Vec<String>,

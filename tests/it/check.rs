@@ -293,3 +293,163 @@ fn problems_exit_1_with_the_json_and_errors_exit_2() {
     assert_eq!(unreachable.status.code(), Some(2));
     assert!(text(&unreachable.stderr).starts_with("error: "));
 }
+
+fn unvalidated(db: &str) -> String {
+    psql(
+        db,
+        "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+          WHERE n.nspname = 'public' AND NOT c.convalidated",
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn recover_and_apply_leave_nothing_for_check() {
+    let (base, target) = damaged_pair("check_fix");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recovery");
+    let out_str = out.to_str().unwrap();
+    let recovered = pgsalvage(&[
+        "recover", "--base", &url(&base), "--target", &url(&target), "--out", out_str, "--quiet",
+    ]);
+    assert_eq!(recovered.status.code(), Some(1), "{}", text(&recovered.stderr));
+
+    let plan: Value = serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
+    let steps: Vec<String> = plan["fixups"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {} {}", s["stage"].as_str().unwrap(), s["kind"].as_str().unwrap(), s["object"].as_str().unwrap(), s["active"]))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "before_rows add_column public.items.legacy true",
+            "before_rows set_default public.items.status true",
+            "before_rows restore_parents public.grandparents true",
+            "before_rows restore_parents public.parents true",
+            "after_rows copy_column public.items.legacy true",
+            "after_rows create_index public.items.items_code_key true",
+            "after_rows validate public.children.children_parent_fk true",
+            "after_rows validate public.items.items_qty_check true",
+            "after_rows validate public.orders.orders_account_fk true",
+            "after_rows validate public.parents.parents_gp_fk true",
+            "after_rows set_not_null public.items.status true",
+            "after_rows setval public.items_id_seq true",
+        ]
+    );
+    assert_eq!(plan["fixups"]["insert_tables"], serde_json::json!(["public.grandparents", "public.parents"]));
+
+    let applied = pgsalvage(&["apply", out_str, "--target", &url(&target)]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+
+    let after = pgsalvage(&["check", "--target", &url(&target), "--base", &url(&base)]);
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
+    assert_eq!(unvalidated(&target), "0");
+    assert_eq!(verify(&base, &target).exit_code, 0, "the rows are the base's again");
+    assert_eq!(
+        psql(&target, "SELECT string_agg(legacy, ',' ORDER BY id) FROM items WHERE id <= 3").trim(),
+        "L1,L2,L3",
+        "the dropped column has the base's values"
+    );
+    assert_eq!(psql(&target, "SELECT last_value FROM items_id_seq").trim(), "40");
+}
+
+fn recover_cli(base: &str, target: &str, out: &std::path::Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "recover".to_string(),
+        "--base".into(),
+        url(base),
+        "--target".into(),
+        url(target),
+        "--out".into(),
+        out.to_str().unwrap().into(),
+        "--quiet".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let recovered = pgsalvage(&args);
+    assert_eq!(recovered.status.code(), Some(1), "{}", text(&recovered.stderr));
+    serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap()
+}
+
+/// The check report as text without the sequence lines (setval is not undone, on purpose).
+fn findings_text(target: &str, base: &str) -> String {
+    run_check(target, Some(base))
+        .human()
+        .lines()
+        .filter(|l| !l.starts_with("sequence behind") && !l.starts_with("check: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn restore_sql_then_undo_sql_through_psql_round_trip() {
+    let (base, target) = damaged_pair("check_undo");
+    let before_rows = found(&verify(&base, &target));
+    let before = findings_text(&target, &base);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    recover_cli(&base, &target, &out, &[]);
+
+    cluster().psql_file(&target, &out.join("restore.sql")).unwrap();
+    assert_eq!(run_check(&target, Some(&base)).exit_code, 0);
+    assert_eq!(unvalidated(&target), "0");
+
+    cluster().psql_file(&target, &out.join("undo.sql")).unwrap();
+    assert_eq!(findings_text(&target, &base), before, "undo brings every finding back");
+    assert_eq!(found(&verify(&base, &target)), before_rows, "and every row");
+    assert_eq!(unvalidated(&target), "4");
+    assert_eq!(psql(&target, "SELECT last_value FROM items_id_seq").trim(), "40", "setval stays");
+}
+
+#[test]
+fn a_filtered_recover_restores_the_parent_chain_and_leaves_choices_for_the_rest() {
+    let (base, target) = damaged_pair("check_filtered");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let plan = recover_cli(
+        &base,
+        &target,
+        &out,
+        &["--tables", "public.children,public.orders", "--no-delete"],
+    );
+    let steps: Vec<String> = plan["fixups"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {} {}", s["kind"].as_str().unwrap(), s["object"].as_str().unwrap(), s["rows"], s["active"]))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "restore_parents public.grandparents 2 true",
+            "restore_parents public.parents 7 true",
+            "orphans public.orders.orders_account_fk 2 false",
+            "validate public.children.children_parent_fk null true",
+            "validate public.orders.orders_account_fk null false",
+        ]
+    );
+    let script = std::fs::read_to_string(out.join("restore.sql")).unwrap();
+    assert!(script.contains("\n-- DELETE FROM \"public\".\"orders\" AS c WHERE c.\"account_id\" IS NOT NULL AND NOT EXISTS"));
+    assert!(script.contains("\n-- UPDATE \"public\".\"orders\" AS c SET \"account_id\" = NULL WHERE"));
+    assert!(script.contains("\n-- ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders_account_fk\";\n"));
+
+    let applied = pgsalvage(&["apply", out.to_str().unwrap(), "--target", &url(&target)]);
+    assert_eq!(applied.status.code(), Some(0), "{}{}", text(&applied.stdout), text(&applied.stderr));
+    assert_eq!(psql(&target, "SELECT count(*) FROM parents").trim(), "20");
+    assert_eq!(psql(&target, "SELECT count(*) FROM grandparents").trim(), "4");
+    let still: Vec<String> = run_check(&target, Some(&base))
+        .not_validated
+        .iter()
+        .map(|f| f.constraint.clone())
+        .collect();
+    assert_eq!(still, ["items_qty_check", "orders_account_fk", "parents_gp_fk"]);
+}
