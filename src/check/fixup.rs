@@ -130,7 +130,13 @@ pub struct RowRestore {
 
 impl RowRestore {
     /// Whether the row restore deletes the row, or updates one of `columns` of it from the base.
-    fn fixes(&self, table: &TableName, key_columns: &[String], key: &[Option<String>], columns: &[String]) -> bool {
+    fn fixes(
+        &self,
+        table: &TableName,
+        key_columns: &[String],
+        key: &[Option<String>],
+        columns: &[String],
+    ) -> bool {
         let Some(t) = self.tables.get(table).filter(|t| t.key == key_columns) else {
             return false;
         };
@@ -216,9 +222,24 @@ impl Builder<'_> {
     }
 
     /// Records a step: into the script (run or commented) and into plan.json.
-    fn push(&mut self, after: bool, mut e: FixupEntry, steps: Vec<FixStep>) {
+    fn push(&mut self, after: bool, mut e: FixupEntry, mut steps: Vec<FixStep>) {
         e.stage = if after { "after_rows" } else { "before_rows" }.into();
-        let script = if after { &mut self.out.after_rows } else { &mut self.out.before_rows };
+        // Scripts hold one statement per line (apply reads them so); a definition with a line
+        // break in it (a default's literal) is left to a person.
+        for step in &mut steps {
+            if let FixStep::Run(sql) = step {
+                if sql.contains('\n') {
+                    *step = FixStep::Choice(std::mem::take(sql));
+                    e.active = false;
+                    e.note = Some("the statement spans lines: run it by hand".into());
+                }
+            }
+        }
+        let script = if after {
+            &mut self.out.after_rows
+        } else {
+            &mut self.out.before_rows
+        };
         let mut comment = format!("fix-up: {} {}", e.kind.replace('_', " "), e.object);
         if let Some(note) = &e.note {
             comment.push_str(&format!(" ({note})"));
@@ -230,7 +251,10 @@ impl Builder<'_> {
 
     /// Sequences, columns and defaults the target lost, and a lost primary key.
     fn schema_before(&mut self) {
-        let seqs: Vec<Drift> = self.drift(Object::Sequence, Change::Missing).cloned().collect();
+        let seqs: Vec<Drift> = self
+            .drift(Object::Sequence, Change::Missing)
+            .cloned()
+            .collect();
         for d in seqs {
             let mut e = entry("", "create_sequence", None, &d.name);
             e.statements = d.ddl.clone();
@@ -239,16 +263,30 @@ impl Builder<'_> {
             let drop = format!("DROP SEQUENCE {}", d.qualified.sql());
             self.out.undo_last.push(FixStep::Run(drop));
         }
-        let cols: Vec<Drift> = self.drift(Object::Column, Change::Missing).cloned().collect();
+        let cols: Vec<Drift> = self
+            .drift(Object::Column, Change::Missing)
+            .cloned()
+            .collect();
         for d in cols {
-            let Some(table) = Self::table_of(&d) else { continue };
-            let mut e = entry("", "add_column", Some(&table), &format!("{table}.{}", d.name));
+            let Some(table) = Self::table_of(&d) else {
+                continue;
+            };
+            let mut e = entry(
+                "",
+                "add_column",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+            );
             e.statements = d.ddl.clone();
             self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
             // Undo drops columns before the sequences their defaults use.
             self.out.undo_last.insert(
                 0,
-                FixStep::Run(format!("ALTER TABLE {} DROP COLUMN {}", table.sql(), quote_ident(&d.name))),
+                FixStep::Run(format!(
+                    "ALTER TABLE {} DROP COLUMN {}",
+                    table.sql(),
+                    quote_ident(&d.name)
+                )),
             );
         }
         let defaults: Vec<Drift> = self
@@ -257,11 +295,22 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in defaults {
-            let Some(table) = Self::table_of(&d) else { continue };
-            let mut e = entry("", "set_default", Some(&table), &format!("{table}.{}", d.name));
+            let Some(table) = Self::table_of(&d) else {
+                continue;
+            };
+            let mut e = entry(
+                "",
+                "set_default",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+            );
             e.statements = d.ddl.clone();
             self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
-            let alter = format!("ALTER TABLE {} ALTER COLUMN {}", table.sql(), quote_ident(&d.name));
+            let alter = format!(
+                "ALTER TABLE {} ALTER COLUMN {}",
+                table.sql(),
+                quote_ident(&d.name)
+            );
             let back = match &d.target {
                 Some(expr) => format!("{alter} SET DEFAULT {expr}"),
                 None => format!("{alter} DROP DEFAULT"),
@@ -301,26 +350,48 @@ impl Builder<'_> {
             .find(|d| &d.table_name == table && d.name == name)?;
         let mut left: BTreeMap<&Vec<Option<String>>, u64> = BTreeMap::new();
         for r in &d.duplicates.all {
-            if !self.rows.fixes(table, &d.duplicates.key_columns, &r.key, &d.columns) {
+            if !self
+                .rows
+                .fixes(table, &d.duplicates.key_columns, &r.key, &d.columns)
+            {
                 *left.entry(&r.values).or_default() += 1;
             }
         }
         Some(left.values().map(|n| n.saturating_sub(1)).sum())
     }
 
-    fn add_constraint(&mut self, after: bool, table: &TableName, con: &ConstraintDef, dups: Option<u64>) {
+    fn add_constraint(
+        &mut self,
+        after: bool,
+        table: &TableName,
+        con: &ConstraintDef,
+        dups: Option<u64>,
+    ) {
         let ddl = drift::add_constraint(table, con);
         let add = ddl[0].clone();
-        let mut e = entry("", "add_constraint", Some(table), &format!("{table}.{}", con.name));
+        let mut e = entry(
+            "",
+            "add_constraint",
+            Some(table),
+            &format!("{table}.{}", con.name),
+        );
         e.statements = vec![add.clone()];
         let blocked = match (con.kind, dups) {
-            (ConstraintKind::Exclusion, _) => Some("an exclusion constraint is checked as it is added".to_string()),
-            (_, Some(n)) if n > 0 => Some(format!("{n} duplicate rows remain after the row restore")),
+            (ConstraintKind::Exclusion, _) => {
+                Some("an exclusion constraint is checked as it is added".to_string())
+            }
+            (_, Some(n)) if n > 0 => {
+                Some(format!("{n} duplicate rows remain after the row restore"))
+            }
             _ => None,
         };
         e.active = blocked.is_none();
         e.note = blocked;
-        let step = if e.active { FixStep::Run(add) } else { FixStep::Choice(add) };
+        let step = if e.active {
+            FixStep::Run(add)
+        } else {
+            FixStep::Choice(add)
+        };
         self.push(after, e, vec![step]);
         self.out.undo_first.push(FixStep::Run(format!(
             "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
@@ -331,14 +402,22 @@ impl Builder<'_> {
 
     /// The missing parents, whole chain, parents first, from the base.
     fn parents(&mut self) {
-        let restorable: Vec<&ParentRows> = self.ins.parents.iter().filter(|p| !p.restore.is_empty()).collect();
+        let restorable: Vec<&ParentRows> = self
+            .ins
+            .parents
+            .iter()
+            .filter(|p| !p.restore.is_empty())
+            .collect();
         let mut names: Vec<TableName> = restorable.iter().map(|p| p.table.clone()).collect();
         names.sort();
         names.dedup();
         let edges: Vec<(TableName, Vec<TableName>)> = names
             .iter()
             .map(|n| {
-                let parents = self.bs.table(n).map(|t| t.foreign_keys().map(|(_, f)| f.parent.clone()).collect());
+                let parents = self
+                    .bs
+                    .table(n)
+                    .map(|t| t.foreign_keys().map(|(_, f)| f.parent.clone()).collect());
                 (n.clone(), parents.unwrap_or_default())
             })
             .collect();
@@ -363,14 +442,31 @@ impl Builder<'_> {
             .filter(|d| d.qualified == p.table)
             .filter_map(|d| bt.column(&d.name))
             .collect();
-        let exists = |c: &&ColumnDef| tt.column(&c.name).is_some() || added.iter().any(|a| a.name == c.name);
+        let exists =
+            |c: &&ColumnDef| tt.column(&c.name).is_some() || added.iter().any(|a| a.name == c.name);
         let target_col = |c: &ColumnDef| tt.column(&c.name).unwrap_or(c).clone();
-        let cols: Vec<ColumnDef> = bt.columns.iter().filter(exists).map(target_col).filter(|c| !c.generated).collect();
+        let cols: Vec<ColumnDef> = bt
+            .columns
+            .iter()
+            .filter(exists)
+            .map(target_col)
+            .filter(|c| !c.generated)
+            .collect();
         let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
-        let overriding = if cols.iter().any(|c| c.identity == Some('a')) { " OVERRIDING SYSTEM VALUE" } else { "" };
+        let overriding = if cols.iter().any(|c| c.identity == Some('a')) {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
         let queries: Vec<String> = scan::tuple_filters(bt, &p.columns, &p.restore)?
             .into_iter()
-            .map(|f| format!("SELECT {} FROM {} WHERE {f}", select_list(&names), p.table.sql()))
+            .map(|f| {
+                format!(
+                    "SELECT {} FROM {} WHERE {f}",
+                    select_list(&names),
+                    p.table.sql()
+                )
+            })
             .collect();
         let temp = self.temp("par");
         let insert = format!(
@@ -383,7 +479,12 @@ impl Builder<'_> {
         let mut e = entry("", "restore_parents", Some(&p.table), &p.table.to_string());
         e.rows = Some(p.restore.len() as u64);
         e.statements = vec![insert.clone()];
-        let load = FixStep::Load { temp, table: p.table.clone(), columns: names, queries };
+        let load = FixStep::Load {
+            temp,
+            table: p.table.clone(),
+            columns: names,
+            queries,
+        };
         self.push(false, e, vec![load, FixStep::Run(insert)]);
         self.out.plan.insert_tables.push(p.table.to_string());
         let untemp = self.temp("unpar");
@@ -394,8 +495,17 @@ impl Builder<'_> {
             key_match(&p.columns)
         );
         Some(vec![
-            FixStep::Comment(format!("undo: delete the {} parent rows restored into {}", p.restore.len(), p.table)),
-            FixStep::Rows { temp: untemp, table: p.table.clone(), columns: p.columns.clone(), rows: p.restore.iter().cloned().collect() },
+            FixStep::Comment(format!(
+                "undo: delete the {} parent rows restored into {}",
+                p.restore.len(),
+                p.table
+            )),
+            FixStep::Rows {
+                temp: untemp,
+                table: p.table.clone(),
+                columns: p.columns.clone(),
+                rows: p.restore.iter().cloned().collect(),
+            },
             FixStep::Run(delete),
         ])
     }
@@ -403,13 +513,28 @@ impl Builder<'_> {
     /// Added columns get the base's values (after the row restore, so inserted rows get them
     /// too).
     fn columns_after(&mut self) {
-        let cols: Vec<Drift> = self.drift(Object::Column, Change::Missing).cloned().collect();
+        let cols: Vec<Drift> = self
+            .drift(Object::Column, Change::Missing)
+            .cloned()
+            .collect();
         for d in cols {
-            let Some(table) = Self::table_of(&d) else { continue };
-            let (Some(bt), Some(tt)) = (self.bs.table(&table), self.ins.target.table(&table)) else { continue };
-            let Some(col) = bt.column(&d.name) else { continue };
+            let Some(table) = Self::table_of(&d) else {
+                continue;
+            };
+            let (Some(bt), Some(tt)) = (self.bs.table(&table), self.ins.target.table(&table))
+            else {
+                continue;
+            };
+            let Some(col) = bt.column(&d.name) else {
+                continue;
+            };
             let key = bt.primary_key();
-            let mut e = entry("", "copy_column", Some(&table), &format!("{table}.{}", d.name));
+            let mut e = entry(
+                "",
+                "copy_column",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+            );
             if col.generated || col.identity.is_some() {
                 continue;
             }
@@ -431,7 +556,12 @@ impl Builder<'_> {
                 key_match(&key)
             );
             e.statements = vec![update.clone()];
-            let load = FixStep::Load { temp, table: table.clone(), columns, queries: vec![query] };
+            let load = FixStep::Load {
+                temp,
+                table: table.clone(),
+                columns,
+                queries: vec![query],
+            };
             self.push(true, e, vec![load, FixStep::Run(update)]);
             if col.not_null {
                 let holds = col.default.is_some() || self.rows.all_from_base(&table);
@@ -457,34 +587,56 @@ impl Builder<'_> {
             let why = match left {
                 Some(0) => None,
                 Some(n) => Some(format!("{n} rows would still violate it")),
-                None => Some("its columns are not on the target yet, so its rows were not checked".into()),
+                None => Some(
+                    "its columns are not on the target yet, so its rows were not checked".into(),
+                ),
             };
             self.validate(&table, &con.name, why);
         }
         Ok(())
     }
 
-    async fn added_violations_left(&self, target: &Client, table: &TableName, con: &ConstraintDef) -> Result<Option<u64>> {
-        let Some(tt) = self.ins.target.table(table) else { return Ok(None) };
+    async fn added_violations_left(
+        &self,
+        target: &Client,
+        table: &TableName,
+        con: &ConstraintDef,
+    ) -> Result<Option<u64>> {
+        let Some(tt) = self.ins.target.table(table) else {
+            return Ok(None);
+        };
         if con.columns.iter().any(|c| tt.column(c).is_none()) {
             return Ok(None);
         }
-        let Some(cond) = scan::violation_condition(tt, con) else { return Ok(None) };
+        let Some(cond) = scan::violation_condition(tt, con) else {
+            return Ok(None);
+        };
         let key = scan::key_columns(tt, &con.columns);
-        let values = if con.foreign.is_some() { con.columns.clone() } else { Vec::new() };
+        let values = if con.foreign.is_some() {
+            con.columns.clone()
+        } else {
+            Vec::new()
+        };
         let found = scan::violations(target, tt, &key, &values, &cond).await?;
         Ok(Some(self.left_after(table, con, &key, &found.rows)))
     }
 
     /// Violating rows that nothing in the recovery fixes.
-    fn left_after(&self, table: &TableName, con: &ConstraintDef, key: &[String], rows: &[Violation]) -> u64 {
+    fn left_after(
+        &self,
+        table: &TableName,
+        con: &ConstraintDef,
+        key: &[String],
+        rows: &[Violation],
+    ) -> u64 {
         let restored = |v: &Violation| {
             let Some(fk) = &con.foreign else { return false };
-            let Some(tuple) = v.values.iter().cloned().collect::<Option<Vec<String>>>() else { return false };
-            self.ins
-                .parents
-                .iter()
-                .any(|p| p.table == fk.parent && p.columns == fk.parent_columns && p.restore.contains(&tuple))
+            let Some(tuple) = v.values.iter().cloned().collect::<Option<Vec<String>>>() else {
+                return false;
+            };
+            self.ins.parents.iter().any(|p| {
+                p.table == fk.parent && p.columns == fk.parent_columns && p.restore.contains(&tuple)
+            })
         };
         rows.iter()
             .filter(|v| !restored(v) && !self.rows.fixes(table, key, &v.key, &con.columns))
@@ -493,43 +645,87 @@ impl Builder<'_> {
 
     /// Indexes the target lost (not those of constraints, which come with them).
     fn indexes(&mut self) {
-        let missing: Vec<Drift> = self.drift(Object::Index, Change::Missing).cloned().collect();
+        let missing: Vec<Drift> = self
+            .drift(Object::Index, Change::Missing)
+            .cloned()
+            .collect();
         for d in missing {
-            let Some(table) = Self::table_of(&d) else { continue };
-            let Some(def) = d.ddl.first().cloned() else { continue };
-            let mut e = entry("", "create_index", Some(&table), &format!("{table}.{}", d.name));
+            let Some(table) = Self::table_of(&d) else {
+                continue;
+            };
+            let Some(def) = d.ddl.first().cloned() else {
+                continue;
+            };
+            let mut e = entry(
+                "",
+                "create_index",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+            );
             e.statements = vec![def.clone()];
             if let Some(n) = self.duplicates_left(&table, &d.name).filter(|n| *n > 0) {
                 e.active = false;
                 e.note = Some(format!("{n} duplicate rows remain after the row restore"));
             }
-            let step = if e.active { FixStep::Run(def) } else { FixStep::Choice(def) };
+            let step = if e.active {
+                FixStep::Run(def)
+            } else {
+                FixStep::Choice(def)
+            };
             self.push(true, e, vec![step]);
             let index = TableName::new(table.schema.clone(), d.name.clone());
-            self.out.undo_first.push(FixStep::Run(format!("DROP INDEX IF EXISTS {}", index.sql())));
+            self.out.undo_first.push(FixStep::Run(format!(
+                "DROP INDEX IF EXISTS {}",
+                index.sql()
+            )));
         }
     }
 
     /// Orphans nothing restores: the choices, commented out.
     fn orphan_choices(&mut self) {
         for o in &self.ins.report.orphans {
-            let Some(tt) = self.ins.target.table(&o.table_name) else { continue };
-            let Some(con) = tt.constraint(&o.constraint) else { continue };
+            let Some(tt) = self.ins.target.table(&o.table_name) else {
+                continue;
+            };
+            let Some(con) = tt.constraint(&o.constraint) else {
+                continue;
+            };
             let left = self.left_after(&tt.name, con, &o.orphans.key_columns, &o.orphans.all);
             if left == 0 {
                 continue;
             }
-            let Some(cond) = scan::violation_condition(tt, con) else { continue };
+            let Some(cond) = scan::violation_condition(tt, con) else {
+                continue;
+            };
             let mut choices = vec![format!("DELETE FROM {} AS c WHERE {cond}", tt.name.sql())];
-            let nullable = con.columns.iter().all(|c| tt.column(c).is_some_and(|c| !c.not_null));
+            let nullable = con
+                .columns
+                .iter()
+                .all(|c| tt.column(c).is_some_and(|c| !c.not_null));
             if nullable {
-                let set: Vec<String> = con.columns.iter().map(|c| format!("{} = NULL", quote_ident(c))).collect();
-                choices.push(format!("UPDATE {} AS c SET {} WHERE {cond}", tt.name.sql(), set.join(", ")));
+                let set: Vec<String> = con
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} = NULL", quote_ident(c)))
+                    .collect();
+                choices.push(format!(
+                    "UPDATE {} AS c SET {} WHERE {cond}",
+                    tt.name.sql(),
+                    set.join(", ")
+                ));
             }
-            let mut e = entry("", "orphans", Some(&tt.name), &format!("{}.{}", tt.name, con.name));
+            let mut e = entry(
+                "",
+                "orphans",
+                Some(&tt.name),
+                &format!("{}.{}", tt.name, con.name),
+            );
             e.active = false;
             e.rows = Some(left);
-            e.note = Some(format!("{left} rows reference {} rows that exist nowhere: choose one", o.parent));
+            e.note = Some(format!(
+                "{left} rows reference {} rows that exist nowhere: choose one",
+                o.parent
+            ));
             e.statements = choices.clone();
             let steps = choices.into_iter().map(FixStep::Choice).collect();
             self.push(true, e, steps);
@@ -541,7 +737,14 @@ impl Builder<'_> {
         let mut todo = Vec::new();
         for f in &self.ins.report.not_validated {
             let table = f.table_name.clone();
-            let Some(con) = self.ins.target.table(&table).and_then(|t| t.constraint(&f.constraint)) else { continue };
+            let Some(con) = self
+                .ins
+                .target
+                .table(&table)
+                .and_then(|t| t.constraint(&f.constraint))
+            else {
+                continue;
+            };
             let why = match &f.violations {
                 None => Some("its rows cannot be checked".to_string()),
                 Some(v) => match self.left_after(&table, con, &v.key_columns, &v.all) {
@@ -559,7 +762,12 @@ impl Builder<'_> {
             .filter(|o| o.restorable_parents.unwrap_or(0) > 0)
             .filter_map(|o| {
                 let table = o.table_name.clone();
-                let con = self.ins.target.table(&table)?.constraint(&o.constraint)?.clone();
+                let con = self
+                    .ins
+                    .target
+                    .table(&table)?
+                    .constraint(&o.constraint)?
+                    .clone();
                 Some((table, con))
             })
             .collect();
@@ -584,7 +792,11 @@ impl Builder<'_> {
         e.statements = vec![sql.clone()];
         e.active = why.is_none();
         e.note = why;
-        let step = if e.active { FixStep::Run(sql) } else { FixStep::Choice(sql) };
+        let step = if e.active {
+            FixStep::Run(sql)
+        } else {
+            FixStep::Choice(sql)
+        };
         self.push(true, e, vec![step]);
     }
 
@@ -594,9 +806,18 @@ impl Builder<'_> {
         for (table, con) in constraints {
             self.out.undo_first.insert(
                 0,
-                FixStep::Run(format!("ALTER TABLE {} DROP CONSTRAINT {}", table.sql(), quote_ident(&con.name))),
+                FixStep::Run(format!(
+                    "ALTER TABLE {} DROP CONSTRAINT {}",
+                    table.sql(),
+                    quote_ident(&con.name)
+                )),
             );
-            let mut add = format!("ALTER TABLE {} ADD CONSTRAINT {} {}", table.sql(), quote_ident(&con.name), con.definition);
+            let mut add = format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                table.sql(),
+                quote_ident(&con.name),
+                con.definition
+            );
             if !con.validated {
                 add.push_str(" NOT VALID");
             }
@@ -612,29 +833,68 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in lost {
-            let Some(table) = Self::table_of(&d) else { continue };
-            let nulls = self.ins.report.not_null.iter().find(|n| n.table_name == table && n.column == d.name);
+            let Some(table) = Self::table_of(&d) else {
+                continue;
+            };
+            let nulls = self
+                .ins
+                .report
+                .not_null
+                .iter()
+                .find(|n| n.table_name == table && n.column == d.name);
             let left = nulls.map_or(0, |n| {
                 let cols = [d.name.clone()];
-                n.nulls.all.iter().filter(|r| !self.rows.fixes(&table, &n.nulls.key_columns, &r.key, &cols)).count()
+                n.nulls
+                    .all
+                    .iter()
+                    .filter(|r| !self.rows.fixes(&table, &n.nulls.key_columns, &r.key, &cols))
+                    .count()
             });
             let why = format!("{left} rows would still hold NULL");
-            self.set_not_null(&table, &d.name, if left == 0 { Ok(()) } else { Err(why.as_str()) }, true);
+            self.set_not_null(
+                &table,
+                &d.name,
+                if left == 0 { Ok(()) } else { Err(why.as_str()) },
+                true,
+            );
         }
     }
 
-    fn set_not_null(&mut self, table: &TableName, column: &str, holds: std::result::Result<(), &str>, undo: bool) {
-        let sql = format!("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", table.sql(), quote_ident(column));
-        let mut e = entry("", "set_not_null", Some(table), &format!("{table}.{column}"));
+    fn set_not_null(
+        &mut self,
+        table: &TableName,
+        column: &str,
+        holds: std::result::Result<(), &str>,
+        undo: bool,
+    ) {
+        let sql = format!(
+            "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+            table.sql(),
+            quote_ident(column)
+        );
+        let mut e = entry(
+            "",
+            "set_not_null",
+            Some(table),
+            &format!("{table}.{column}"),
+        );
         e.statements = vec![sql.clone()];
         e.active = holds.is_ok();
         e.note = holds.err().map(str::to_string);
-        let step = if e.active { FixStep::Run(sql) } else { FixStep::Choice(sql) };
+        let step = if e.active {
+            FixStep::Run(sql)
+        } else {
+            FixStep::Choice(sql)
+        };
         self.push(true, e, vec![step]);
         if undo {
             self.out.undo_first.insert(
                 0,
-                FixStep::Run(format!("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL", table.sql(), quote_ident(column))),
+                FixStep::Run(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL",
+                    table.sql(),
+                    quote_ident(column)
+                )),
             );
         }
     }
@@ -643,7 +903,9 @@ impl Builder<'_> {
     fn sequences(&mut self) {
         for s in &self.ins.report.sequences {
             let name = s.name.clone();
-            let Some(seq) = self.ins.target.sequences.get(&name) else { continue };
+            let Some(seq) = self.ins.target.sequences.get(&name) else {
+                continue;
+            };
             let mut parts: Vec<String> = seq
                 .users
                 .iter()
@@ -652,21 +914,35 @@ impl Builder<'_> {
                 .collect();
             parts.extend(s.base_last_value.map(|v| v.to_string()));
             parts.push(format!("(SELECT last_value FROM {})", name.sql()));
-            let sql = format!("SELECT setval({}, greatest({}))", drift::regclass(&name), parts.join(", "));
+            let sql = format!(
+                "SELECT setval({}, greatest({}))",
+                drift::regclass(&name),
+                parts.join(", ")
+            );
             let mut e = entry("", "setval", None, &s.sequence);
             e.statements = vec![sql.clone()];
             e.note = Some(format!("at least {}", s.setval));
             self.push(true, e, vec![FixStep::Run(sql)]);
             let back = match s.last_value {
                 Some(v) => format!("SELECT setval({}, {v})", drift::regclass(&name)),
-                None => format!("SELECT setval({}, {}, false)", drift::regclass(&name), seq.start),
+                None => format!(
+                    "SELECT setval({}, {}, false)",
+                    drift::regclass(&name),
+                    seq.start
+                ),
             };
             self.out.undo_first.insert(0, FixStep::Choice(back));
             self.out.undo_first.insert(
                 0,
-                FixStep::Comment(format!("not undone: setval of {} (values may be in use since); to force it back:", s.sequence)),
+                FixStep::Comment(format!(
+                    "not undone: setval of {} (values may be in use since); to force it back:",
+                    s.sequence
+                )),
             );
-            self.out.plan.not_undone.push(format!("setval of {}", s.sequence));
+            self.out
+                .plan
+                .not_undone
+                .push(format!("setval of {}", s.sequence));
         }
     }
 
@@ -687,15 +963,17 @@ impl Builder<'_> {
             };
             let mut e = entry("", "manual", Self::table_of(&d).as_ref(), &object);
             e.active = false;
-            e.note = Some(format!(
-                "{:?} {:?}{}: base {}, target {}",
-                d.object,
-                d.change,
-                d.aspect.map(|a| format!(" ({a})")).unwrap_or_default(),
-                d.base.as_deref().unwrap_or("none"),
-                d.target.as_deref().unwrap_or("none")
-            )
-            .to_lowercase());
+            e.note = Some(
+                format!(
+                    "{:?} {:?}{}: base {}, target {}",
+                    d.object,
+                    d.change,
+                    d.aspect.map(|a| format!(" ({a})")).unwrap_or_default(),
+                    d.base.as_deref().unwrap_or("none"),
+                    d.target.as_deref().unwrap_or("none")
+                )
+                .to_lowercase(),
+            );
             self.push(true, e, Vec::new());
         }
     }
@@ -717,7 +995,12 @@ fn summary(plan: &FixupPlan) -> Vec<String> {
     plan.steps
         .iter()
         .map(|s| {
-            let mut line = format!("fix-up {}: {} {}", s.stage.replace('_', " "), s.kind.replace('_', " "), s.object);
+            let mut line = format!(
+                "fix-up {}: {} {}",
+                s.stage.replace('_', " "),
+                s.kind.replace('_', " "),
+                s.object
+            );
             if let Some(n) = s.rows {
                 line.push_str(&format!(", {n} rows"));
             }
@@ -760,7 +1043,10 @@ mod tests {
 
     #[test]
     fn copy_lines_escape_like_the_server() {
-        assert_eq!(copy_line(&["a\tb".into(), "c\\d\ne".into()]), "a\\tb\tc\\\\d\\ne\n");
+        assert_eq!(
+            copy_line(&["a\tb".into(), "c\\d\ne".into()]),
+            "a\\tb\tc\\\\d\\ne\n"
+        );
     }
 
     #[test]
@@ -770,9 +1056,15 @@ mod tests {
             key: vec!["id".into()],
             ..Default::default()
         };
-        actions.rows.insert(vec!["3".into()], (Action::Update, vec!["qty".into()]));
-        actions.rows.insert(vec!["4".into()], (Action::Update, vec!["note".into()]));
-        actions.rows.insert(vec!["5".into()], (Action::Delete, vec![]));
+        actions
+            .rows
+            .insert(vec!["3".into()], (Action::Update, vec!["qty".into()]));
+        actions
+            .rows
+            .insert(vec!["4".into()], (Action::Update, vec!["note".into()]));
+        actions
+            .rows
+            .insert(vec!["5".into()], (Action::Delete, vec![]));
         let rows = RowRestore {
             tables: BTreeMap::from([(t.clone(), actions)]),
         };
@@ -783,6 +1075,9 @@ mod tests {
         assert!(!rows.fixes(&t, &id, &key("4"), &qty));
         assert!(rows.fixes(&t, &id, &key("5"), &qty));
         assert!(!rows.fixes(&t, &id, &key("6"), &qty));
-        assert!(!rows.fixes(&t, &["code".to_string()], &key("3"), &qty), "another key matches nothing");
+        assert!(
+            !rows.fixes(&t, &["code".to_string()], &key("3"), &qty),
+            "another key matches nothing"
+        );
     }
 }

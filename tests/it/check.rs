@@ -311,16 +311,37 @@ fn recover_and_apply_leave_nothing_for_check() {
     let out = dir.path().join("recovery");
     let out_str = out.to_str().unwrap();
     let recovered = pgsalvage(&[
-        "recover", "--base", &url(&base), "--target", &url(&target), "--out", out_str, "--quiet",
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        out_str,
+        "--quiet",
     ]);
-    assert_eq!(recovered.status.code(), Some(1), "{}", text(&recovered.stderr));
+    assert_eq!(
+        recovered.status.code(),
+        Some(1),
+        "{}",
+        text(&recovered.stderr)
+    );
 
-    let plan: Value = serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
+    let plan: Value =
+        serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
     let steps: Vec<String> = plan["fixups"]["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{} {} {} {}", s["stage"].as_str().unwrap(), s["kind"].as_str().unwrap(), s["object"].as_str().unwrap(), s["active"]))
+        .map(|s| {
+            format!(
+                "{} {} {} {}",
+                s["stage"].as_str().unwrap(),
+                s["kind"].as_str().unwrap(),
+                s["object"].as_str().unwrap(),
+                s["active"]
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -339,7 +360,10 @@ fn recover_and_apply_leave_nothing_for_check() {
             "after_rows setval public.items_id_seq true",
         ]
     );
-    assert_eq!(plan["fixups"]["insert_tables"], serde_json::json!(["public.grandparents", "public.parents"]));
+    assert_eq!(
+        plan["fixups"]["insert_tables"],
+        serde_json::json!(["public.grandparents", "public.parents"])
+    );
 
     let applied = pgsalvage(&["apply", out_str, "--target", &url(&target)]);
     assert_eq!(
@@ -353,13 +377,24 @@ fn recover_and_apply_leave_nothing_for_check() {
     let after = pgsalvage(&["check", "--target", &url(&target), "--base", &url(&base)]);
     assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
     assert_eq!(unvalidated(&target), "0");
-    assert_eq!(verify(&base, &target).exit_code, 0, "the rows are the base's again");
     assert_eq!(
-        psql(&target, "SELECT string_agg(legacy, ',' ORDER BY id) FROM items WHERE id <= 3").trim(),
+        verify(&base, &target).exit_code,
+        0,
+        "the rows are the base's again"
+    );
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT string_agg(legacy, ',' ORDER BY id) FROM items WHERE id <= 3"
+        )
+        .trim(),
         "L1,L2,L3",
         "the dropped column has the base's values"
     );
-    assert_eq!(psql(&target, "SELECT last_value FROM items_id_seq").trim(), "40");
+    assert_eq!(
+        psql(&target, "SELECT last_value FROM items_id_seq").trim(),
+        "40"
+    );
 }
 
 fn recover_cli(base: &str, target: &str, out: &std::path::Path, extra: &[&str]) -> Value {
@@ -376,7 +411,12 @@ fn recover_cli(base: &str, target: &str, out: &std::path::Path, extra: &[&str]) 
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let recovered = pgsalvage(&args);
-    assert_eq!(recovered.status.code(), Some(1), "{}", text(&recovered.stderr));
+    assert_eq!(
+        recovered.status.code(),
+        Some(1),
+        "{}",
+        text(&recovered.stderr)
+    );
     serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap()
 }
 
@@ -399,15 +439,25 @@ fn restore_sql_then_undo_sql_through_psql_round_trip() {
     let out = dir.path().join("r");
     recover_cli(&base, &target, &out, &[]);
 
-    cluster().psql_file(&target, &out.join("restore.sql")).unwrap();
+    cluster()
+        .psql_file(&target, &out.join("restore.sql"))
+        .unwrap();
     assert_eq!(run_check(&target, Some(&base)).exit_code, 0);
     assert_eq!(unvalidated(&target), "0");
 
     cluster().psql_file(&target, &out.join("undo.sql")).unwrap();
-    assert_eq!(findings_text(&target, &base), before, "undo brings every finding back");
+    assert_eq!(
+        findings_text(&target, &base),
+        before,
+        "undo brings every finding back"
+    );
     assert_eq!(found(&verify(&base, &target)), before_rows, "and every row");
     assert_eq!(unvalidated(&target), "4");
-    assert_eq!(psql(&target, "SELECT last_value FROM items_id_seq").trim(), "40", "setval stays");
+    assert_eq!(
+        psql(&target, "SELECT last_value FROM items_id_seq").trim(),
+        "40",
+        "setval stays"
+    );
 }
 
 #[test]
@@ -425,7 +475,15 @@ fn a_filtered_recover_restores_the_parent_chain_and_leaves_choices_for_the_rest(
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{} {} {} {}", s["kind"].as_str().unwrap(), s["object"].as_str().unwrap(), s["rows"], s["active"]))
+        .map(|s| {
+            format!(
+                "{} {} {} {}",
+                s["kind"].as_str().unwrap(),
+                s["object"].as_str().unwrap(),
+                s["rows"],
+                s["active"]
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -439,17 +497,33 @@ fn a_filtered_recover_restores_the_parent_chain_and_leaves_choices_for_the_rest(
     );
     let script = std::fs::read_to_string(out.join("restore.sql")).unwrap();
     assert!(script.contains("\n-- DELETE FROM \"public\".\"orders\" AS c WHERE c.\"account_id\" IS NOT NULL AND NOT EXISTS"));
-    assert!(script.contains("\n-- UPDATE \"public\".\"orders\" AS c SET \"account_id\" = NULL WHERE"));
-    assert!(script.contains("\n-- ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders_account_fk\";\n"));
+    assert!(
+        script.contains("\n-- UPDATE \"public\".\"orders\" AS c SET \"account_id\" = NULL WHERE")
+    );
+    assert!(script.contains(
+        "\n-- ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders_account_fk\";\n"
+    ));
 
     let applied = pgsalvage(&["apply", out.to_str().unwrap(), "--target", &url(&target)]);
-    assert_eq!(applied.status.code(), Some(0), "{}{}", text(&applied.stdout), text(&applied.stderr));
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
     assert_eq!(psql(&target, "SELECT count(*) FROM parents").trim(), "20");
-    assert_eq!(psql(&target, "SELECT count(*) FROM grandparents").trim(), "4");
+    assert_eq!(
+        psql(&target, "SELECT count(*) FROM grandparents").trim(),
+        "4"
+    );
     let still: Vec<String> = run_check(&target, Some(&base))
         .not_validated
         .iter()
         .map(|f| f.constraint.clone())
         .collect();
-    assert_eq!(still, ["items_qty_check", "orders_account_fk", "parents_gp_fk"]);
+    assert_eq!(
+        still,
+        ["items_qty_check", "orders_account_fk", "parents_gp_fk"]
+    );
 }
