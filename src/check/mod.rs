@@ -149,7 +149,8 @@ pub async fn inspect(
     }
     let mut parents = Vec::new();
     if let (Some(client), Some(bs), Some(base_all)) = (base, &bs, &base_all) {
-        parents = parent_chain(client, target, base_all, &target_all, &mut report).await?;
+        let added = added_fk_seeds(target, bs, &ts, &target_all).await?;
+        parents = parent_chain(client, target, (base_all, &target_all), added, &mut report).await?;
         report.not_null = null_findings(target, bs, &ts, max_keys).await?;
         report.duplicates = duplicate_findings(target, bs, &ts, max_keys).await?;
         report.drift = drift::diff(bs, &ts);
@@ -249,15 +250,19 @@ async fn constraint_findings(
 }
 
 /// The missing parents of every orphan, looked up on the base up the chain.
+///
+/// `added` are the parents missing under the base's foreign keys the target lost: the fix-ups
+/// add those constraints back, so their parents are restored too.
 async fn parent_chain(
     base: &Client,
     target: &Client,
-    bs: &Schema,
-    ts: &Schema,
+    (bs, ts): (&Schema, &Schema),
+    added: Vec<Seed>,
     report: &mut CheckReport,
 ) -> Result<Vec<ParentRows>> {
     let seeds: Vec<Seed> = report.orphans.iter().map(seed_of).collect();
-    let chain = parents::resolve(base, target, bs, ts, seeds.clone()).await?;
+    let all = seeds.iter().cloned().chain(added).collect();
+    let chain = parents::resolve(base, target, bs, ts, all).await?;
     for (o, seed) in report.orphans.iter_mut().zip(&seeds) {
         let entry = chain
             .iter()
@@ -298,6 +303,42 @@ async fn parent_chain(
         })
         .collect();
     Ok(chain)
+}
+
+/// Parent keys the target's rows reference under the base's foreign keys the target lacks.
+async fn added_fk_seeds(
+    client: &Client,
+    bs: &Schema,
+    ts: &Schema,
+    target_all: &Schema,
+) -> Result<Vec<Seed>> {
+    let mut seeds = Vec::new();
+    for (name, bt) in &bs.tables {
+        let Some(tt) = ts.table(name) else { continue };
+        for (con, fk) in bt.foreign_keys() {
+            let on_target = tt.constraint(&con.name).is_some();
+            let parent = target_all.table(&fk.parent);
+            let parent_columns =
+                parent.is_some_and(|p| fk.parent_columns.iter().all(|c| p.column(c).is_some()));
+            if on_target || !parent_columns || con.columns.iter().any(|c| tt.column(c).is_none()) {
+                continue;
+            }
+            let cond = scan::orphan_condition(fk, &con.columns);
+            let rows = violations(client, tt, &[], &con.columns, &cond).await?.rows;
+            let tuples: BTreeSet<Vec<String>> = rows
+                .into_iter()
+                .filter_map(|r| r.values.into_iter().collect())
+                .collect();
+            if !tuples.is_empty() {
+                seeds.push(Seed {
+                    table: fk.parent.clone(),
+                    columns: fk.parent_columns.clone(),
+                    tuples,
+                });
+            }
+        }
+    }
+    Ok(seeds)
 }
 
 fn seed_of(o: &OrphanFinding) -> Seed {

@@ -203,6 +203,11 @@ fn row_actions(
     wanted.extend(report.not_validated.iter().map(|f| &f.table_name));
     wanted.extend(report.not_null.iter().map(|f| &f.table_name));
     wanted.extend(report.duplicates.iter().map(|f| &f.table_name));
+    let lost = |d: &&crate::check::drift::Drift| {
+        d.object == crate::check::drift::Object::Constraint
+            && d.change == crate::check::drift::Change::Missing
+    };
+    wanted.extend(report.drift.iter().filter(lost).map(|d| &d.qualified));
     let mut out = RowRestore::default();
     for (index, run) in runs.iter().enumerate() {
         let keep_rows = wanted.contains(&run.plan.name);

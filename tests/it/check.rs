@@ -527,3 +527,94 @@ fn a_filtered_recover_restores_the_parent_chain_and_leaves_choices_for_the_rest(
         ["items_qty_check", "orders_account_fk", "parents_gp_fk"]
     );
 }
+
+#[test]
+fn lost_constraints_and_a_lost_serial_column_come_back_validated() {
+    let (base, target) = pair(
+        "check_lost",
+        "CREATE TABLE owners (id int PRIMARY KEY, name text);
+         CREATE TABLE pets (id int PRIMARY KEY, owner_id int CONSTRAINT pets_owner_fk REFERENCES owners,
+                            age int CONSTRAINT pets_age_check CHECK (age >= 0), tag bigserial);
+         INSERT INTO owners SELECT g, 'o' || g FROM generate_series(1, 5) g;
+         INSERT INTO pets (id, owner_id, age) SELECT g, 1 + g % 5, g FROM generate_series(1, 20) g;",
+    );
+    psql(
+        &target,
+        "ALTER TABLE pets DROP CONSTRAINT pets_owner_fk, DROP CONSTRAINT pets_age_check, DROP COLUMN tag;
+         DELETE FROM owners WHERE id = 3;
+         UPDATE pets SET age = -1 WHERE id = 4;",
+    );
+    let before = run_check(&target, Some(&base));
+    let drift: Vec<String> = before
+        .drift
+        .iter()
+        .map(|d| format!("{:?} {:?} {}", d.object, d.change, d.name))
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            "Column Missing tag",
+            "Constraint Missing pets_age_check",
+            "Constraint Missing pets_owner_fk",
+            "Sequence Missing public.pets_tag_seq",
+        ]
+    );
+    // The lost foreign key's parents are found on the base all the same.
+    let chain: Vec<(&str, Vec<String>)> = before
+        .parent_restores
+        .iter()
+        .map(|p| (p.table.as_str(), keys(&p.keys)))
+        .collect();
+    assert_eq!(chain, [("public.owners", ints(&[3]))]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let plan = recover_cli(&base, &target, &out, &[]);
+    let steps: Vec<String> = plan["fixups"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {}",
+                s["kind"].as_str().unwrap(),
+                s["object"].as_str().unwrap(),
+                s["active"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "create_sequence public.pets_tag_seq true",
+            "add_column public.pets.tag true",
+            "restore_parents public.owners true",
+            "copy_column public.pets.tag true",
+            "set_not_null public.pets.tag true",
+            "add_constraint public.pets.pets_age_check true",
+            "validate public.pets.pets_age_check true",
+            "add_constraint public.pets.pets_owner_fk true",
+            "validate public.pets.pets_owner_fk true",
+        ]
+    );
+    let applied = pgsalvage(&["apply", out.to_str().unwrap(), "--target", &url(&target)]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    let after = pgsalvage(&["check", "--target", &url(&target), "--base", &url(&base)]);
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
+    assert_eq!(unvalidated(&target), "0");
+    assert_eq!(verify(&base, &target).exit_code, 0);
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT string_agg(tag::text, ',' ORDER BY id) FROM pets WHERE id <= 4"
+        )
+        .trim(),
+        "1,2,3,4"
+    );
+}
