@@ -189,9 +189,10 @@ struct Builder<'a> {
     temps: usize,
 }
 
-fn entry(stage: &str, kind: &str, table: Option<&TableName>, object: &str) -> FixupEntry {
+/// A fix-up's listing; `push` sets its stage.
+fn entry(kind: &str, table: Option<&TableName>, object: &str) -> FixupEntry {
     FixupEntry {
-        stage: stage.into(),
+        stage: String::new(),
         kind: kind.into(),
         table: table.map(|t| t.to_string()),
         object: object.into(),
@@ -214,10 +215,6 @@ impl Builder<'_> {
             .drift
             .iter()
             .filter(move |d| d.object == object && d.change == change)
-    }
-
-    fn table_of(d: &Drift) -> Option<TableName> {
-        Some(d.qualified.clone())
     }
 
     /// Records a step: into the script (run or commented) and into plan.json.

@@ -87,7 +87,7 @@ impl Builder<'_> {
             select_list(&names),
             quote_ident(&temp)
         );
-        let mut e = entry("", "restore_parents", Some(&p.table), &p.table.to_string());
+        let mut e = entry("restore_parents", Some(&p.table), &p.table.to_string());
         e.rows = Some(p.restore.len() as u64);
         e.statements = vec![insert.clone()];
         let load = FixStep::Load {
@@ -177,7 +177,6 @@ impl Builder<'_> {
                 ));
             }
             let mut e = entry(
-                "",
                 "orphans",
                 Some(&tt.name),
                 &format!("{}.{}", tt.name, con.name),
@@ -250,7 +249,7 @@ impl Builder<'_> {
 
     pub(super) fn validate(&mut self, table: &TableName, name: &str, why: Option<String>) {
         let sql = drift::validate(table, name);
-        let mut e = entry("", "validate", Some(table), &format!("{table}.{name}"));
+        let mut e = entry("validate", Some(table), &format!("{table}.{name}"));
         e.statements = vec![sql.clone()];
         e.active = why.is_none();
         e.note = why;
@@ -307,7 +306,7 @@ impl Builder<'_> {
                 drift::regclass(&name),
                 parts.join(", ")
             );
-            let mut e = entry("", "setval", None, &s.sequence);
+            let mut e = entry("setval", None, &s.sequence);
             e.statements = vec![sql.clone()];
             e.note = Some(format!("at least {}", s.setval));
             self.push(true, e, vec![FixStep::Run(sql)]);

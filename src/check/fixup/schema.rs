@@ -24,7 +24,7 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in seqs {
-            let mut e = entry("", "create_sequence", None, &d.name);
+            let mut e = entry("create_sequence", None, &d.name);
             e.statements = d.ddl.clone();
             let steps = d.ddl.iter().cloned().map(FixStep::Run).collect();
             self.push(false, e, steps);
@@ -36,15 +36,8 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in cols {
-            let Some(table) = Self::table_of(&d) else {
-                continue;
-            };
-            let mut e = entry(
-                "",
-                "add_column",
-                Some(&table),
-                &format!("{table}.{}", d.name),
-            );
+            let table = d.qualified.clone();
+            let mut e = entry("add_column", Some(&table), &format!("{table}.{}", d.name));
             e.statements = d.ddl.clone();
             self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
             // Undo drops columns before the sequences their defaults use.
@@ -63,15 +56,8 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in defaults {
-            let Some(table) = Self::table_of(&d) else {
-                continue;
-            };
-            let mut e = entry(
-                "",
-                "set_default",
-                Some(&table),
-                &format!("{table}.{}", d.name),
-            );
+            let table = d.qualified.clone();
+            let mut e = entry("set_default", Some(&table), &format!("{table}.{}", d.name));
             e.statements = d.ddl.clone();
             self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
             let alter = format!(
@@ -100,7 +86,7 @@ impl Builder<'_> {
     pub(super) fn missing_constraints(&self) -> Vec<(TableName, ConstraintDef)> {
         self.drift(Object::Constraint, Change::Missing)
             .filter_map(|d| {
-                let table = Self::table_of(d)?;
+                let table = d.qualified.clone();
                 let con = self.bs.table(&table)?.constraint(&d.name)?.clone();
                 Some((table, con))
             })
@@ -138,7 +124,6 @@ impl Builder<'_> {
         let ddl = drift::add_constraint(table, con);
         let add = ddl[0].clone();
         let mut e = entry(
-            "",
             "add_constraint",
             Some(table),
             &format!("{table}.{}", con.name),
@@ -182,9 +167,7 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in cols {
-            let Some(table) = Self::table_of(&d) else {
-                continue;
-            };
+            let table = d.qualified.clone();
             let (Some(bt), Some(tt)) = (self.bs.table(&table), self.ins.target.table(&table))
             else {
                 continue;
@@ -193,12 +176,7 @@ impl Builder<'_> {
                 continue;
             };
             let key = bt.primary_key();
-            let mut e = entry(
-                "",
-                "copy_column",
-                Some(&table),
-                &format!("{table}.{}", d.name),
-            );
+            let mut e = entry("copy_column", Some(&table), &format!("{table}.{}", d.name));
             if col.generated || col.identity.is_some() {
                 continue;
             }
@@ -292,18 +270,11 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in missing {
-            let Some(table) = Self::table_of(&d) else {
-                continue;
-            };
+            let table = d.qualified.clone();
             let Some(def) = d.ddl.first().cloned() else {
                 continue;
             };
-            let mut e = entry(
-                "",
-                "create_index",
-                Some(&table),
-                &format!("{table}.{}", d.name),
-            );
+            let mut e = entry("create_index", Some(&table), &format!("{table}.{}", d.name));
             e.statements = vec![def.clone()];
             if let Some(n) = self.duplicates_left(&table, &d.name).filter(|n| *n > 0) {
                 e.active = false;
@@ -331,9 +302,7 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in lost {
-            let Some(table) = Self::table_of(&d) else {
-                continue;
-            };
+            let table = d.qualified.clone();
             let nulls = self
                 .ins
                 .report
@@ -370,12 +339,7 @@ impl Builder<'_> {
             table.sql(),
             quote_ident(column)
         );
-        let mut e = entry(
-            "",
-            "set_not_null",
-            Some(table),
-            &format!("{table}.{column}"),
-        );
+        let mut e = entry("set_not_null", Some(table), &format!("{table}.{column}"));
         e.statements = vec![sql.clone()];
         e.active = holds.is_ok();
         e.note = holds.err().map(str::to_string);
@@ -412,7 +376,7 @@ impl Builder<'_> {
                 Some(t) => format!("{t}.{}", d.name),
                 None => d.name.clone(),
             };
-            let mut e = entry("", "manual", Self::table_of(&d).as_ref(), &object);
+            let mut e = entry("manual", Some(&d.qualified), &object);
             e.active = false;
             e.note = Some(
                 format!(
