@@ -21,10 +21,11 @@
 //!   "orphans": [ { "table": "public.children", "constraint": "children_parent_fk",
 //!       "columns": ["parent_id"], "parent": "public.parents", "parent_columns": ["id"],
 //!       "validated": false, "orphans": <rows>,
-//!       "missing_parents": 3, "parent_keys": [[3], [5]],          // capped list
+//!       "missing_parents": 3, "parent_keys": [[3], [5]],   // capped, in the values' text order
 //!       "restorable_parents": 3 | null, "unrestorable_parents": 0 | null } ],   // null: no base
 //!   "parent_restores": [ { "table": "public.parents", "columns": ["id"], "rows": 3,
-//!       "keys": [[3], [5], [9]], "keys_truncated": false, "unresolved": 0 } ],  // whole chain
+//!       "keys": [[3], [5], [9]], "keys_truncated": false, "unresolved": 0 } ],  // whole chain,
+//!                                                             // keys in the values' text order
 //!   "sequences": [ { "sequence": "public.items_id_seq", "last_value": 10 | null, "next_value": 11,
 //!       "columns": [ { "table": "public.items", "column": "id", "max": 30 } ], "max": 30,
 //!       "base_last_value": 40 | null, "setval": 40 } ],

@@ -365,6 +365,16 @@ fn recover_and_apply_leave_nothing_for_check() {
         serde_json::json!(["public.grandparents", "public.parents"])
     );
 
+    let dry = pgsalvage(&["apply", out_str, "--target", &url(&target), "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).contains("not run in a dry run: SELECT setval("));
+    assert_eq!(unvalidated(&target), "4", "a dry run changes nothing");
+    assert_eq!(
+        psql(&target, "SELECT last_value FROM items_id_seq").trim(),
+        "10",
+        "not even the sequence"
+    );
+
     let applied = pgsalvage(&["apply", out_str, "--target", &url(&target)]);
     assert_eq!(
         applied.status.code(),
