@@ -63,7 +63,8 @@ SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisuniqu
 
 const SEQUENCES: &str = "
 SELECT schemaname::text, sequencename::text, format_type(data_type, NULL), start_value,
-       increment_by, min_value, max_value, cycle, last_value
+       increment_by, min_value, max_value, cycle, last_value,
+       has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT, USAGE')
   FROM pg_sequences
  ORDER BY 1, 2";
 
@@ -249,6 +250,8 @@ pub struct SequenceDef {
     pub cycle: bool,
     /// `None` before the first `nextval` (or without the privilege to read it).
     pub last_value: Option<i64>,
+    /// Whether this session may read it (else `last_value` says nothing).
+    pub readable: bool,
     /// The columns it feeds (table, column).
     pub users: Vec<(TableName, String)>,
 }
@@ -405,6 +408,7 @@ async fn read_sequences(client: &Client) -> Result<BTreeMap<TableName, SequenceD
                 max: r.get(6),
                 cycle: r.get(7),
                 last_value: r.get(8),
+                readable: r.get(9),
                 users: Vec::new(),
             };
             (name, def)
@@ -453,6 +457,7 @@ mod tests {
             max: i64::MAX,
             cycle: false,
             last_value: None,
+            readable: true,
             users: Vec::new(),
         };
         assert_eq!(s.next_value(), 1);

@@ -629,6 +629,7 @@ mod tests {
             max: 2147483647,
             cycle: false,
             last_value: Some(40),
+            readable: true,
             users: Vec::new(),
         };
         base.sequences.insert(seq.name.clone(), seq);

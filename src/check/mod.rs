@@ -363,7 +363,12 @@ async fn sequence_findings(
     bs: Option<&Schema>,
 ) -> Result<Vec<SequenceFinding>> {
     let mut out = Vec::new();
-    for seq in ts.sequences.values().filter(|s| s.increment > 0) {
+    // Descending sequences and those this session cannot read are not judged.
+    for seq in ts
+        .sequences
+        .values()
+        .filter(|s| s.increment > 0 && s.readable)
+    {
         let mut columns = Vec::new();
         for (table, column) in seq.users.iter().filter(|(t, _)| ts.table(t).is_some()) {
             let max = scan::column_max(client, table, column).await?;
