@@ -7,6 +7,7 @@
 #   KEEP=1 scripts/bench.sh          # leave the clusters running for profiling
 #   THREE_WAY=1 scripts/bench.sh     # a third cluster as --replica (three-way verify)
 #   ROWS=2000000 RESTORE="100000 1000000" scripts/bench.sh   # restore sizes for recover/apply
+#   RESTORE=0 BASELINE_ONLY=1 scripts/bench.sh  # only the baseline section (below)
 #
 # Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
 # mixed columns on both, damages ~DAMAGE of the target's rows (a third deleted, a third updated, a
@@ -16,7 +17,10 @@
 #              TO STDOUT (FORMAT binary) > /dev/null
 #   seq COPY   one plain `COPY t TO STDOUT (FORMAT binary)` per source, both at once (reference)
 #   pgsalvage  verify --jobs JOBS, wall time and peak RSS (GNU time)
-# and prints a table with rows/s, MB/s and the ratio pgsalvage / raw COPY. Nothing is left behind.
+# and prints a table with rows/s, MB/s and the ratio pgsalvage / raw COPY. Then the baseline
+# section: taking a baseline of the base (with and without --rows) against the raw COPY of that
+# one source, the sizes per 1e6 rows, and the time to compare a baseline with the unchanged
+# database and with a baseline of the damaged target. Nothing is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -154,6 +158,7 @@ run_verify() {
 
 echo "== warm-up"
 seq_copy
+if [ "${BASELINE_ONLY:-0}" != 1 ]; then
 run_verify
 cat "$WORK/verify.out"
 
@@ -185,6 +190,73 @@ for name, secs in [("raw COPY, key ranges, all sources", raw),
     print(f"{name:<34}{secs:>9.2f}{total_rows/secs:>14,.0f}{total_mb/secs:>9.0f}{secs/raw:>8.2f}")
 print(f"pgsalvage peak RSS: {rss_kb/1024:.0f} MB")
 PY
+fi
+
+# ---------------------------------------------------------------------------------------------
+# baselines: one source's raw COPY in JOBS key-range slices vs `pgsalvage baseline --jobs JOBS`.
+raw_copy_base() {
+  local pids=() lo hi step=$(( (ROWS + JOBS - 1) / JOBS ))
+  for ((j = 0; j < JOBS; j++)); do
+    lo=$(( j * step )); hi=$(( (j + 1) * step ))
+    [ "$j" -eq $((JOBS - 1)) ] && hi=$(( ROWS * 2 ))
+    psql_on "$BASE_PORT" -c "COPY (SELECT * FROM orders WHERE id >= $lo AND id < $hi ORDER BY id) TO STDOUT (FORMAT binary)" >/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+take_baseline() { # url, out, extra args
+  local url=$1 out=$2; shift 2
+  rm -rf "$out"
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" baseline --source "$url" --out "$out" --jobs "$JOBS" -q "$@" >/dev/null
+  tail -1 "$WORK/time.txt"
+}
+compare_time() { # base, target
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" verify --base "$1" --target "$2" --jobs "$JOBS" -q >"$WORK/cmp.out" || [ $? -eq 1 ]
+  echo "$(tail -1 "$WORK/time.txt") $(tail -1 "$WORK/cmp.out")"
+}
+if [ "${BASELINE:-1}" = 1 ]; then
+  echo
+  echo "== baseline benchmark: $ROWS rows, jobs $JOBS"
+  RAWB=(); BL=(); BLR=()
+  for ((i = 0; i < REPEAT; i++)); do
+    RAWB+=("$(timed raw_copy_base)")
+    read -r s kb < <(take_baseline "$BASE_URL" "$WORK/bl-plain"); BL+=("$s $kb")
+    read -r s kb < <(take_baseline "$BASE_URL" "$WORK/bl-rows" --rows); BLR+=("$s $kb")
+  done
+  rawb=$(printf '%s\n' "${RAWB[@]}" | best)
+  bl=$(printf '%s\n' "${BL[@]}" | sort -g | head -1)
+  blr=$(printf '%s\n' "${BLR[@]}" | sort -g | head -1)
+  size_plain=$(du -sb "$WORK/bl-plain" | cut -f1)
+  size_rows=$(du -sb "$WORK/bl-rows" | cut -f1)
+  take_baseline "$TARGET_URL" "$WORK/bl-target" >/dev/null
+  take_baseline "$TARGET_URL" "$WORK/bl-target-rows" --rows >/dev/null
+  c_db=$(compare_time "$WORK/bl-plain" "$BASE_URL")
+  c_dbr=$(compare_time "$WORK/bl-rows" "$TARGET_URL")
+  c_bb=$(compare_time "$WORK/bl-plain" "$WORK/bl-target")
+  c_bbr=$(compare_time "$WORK/bl-rows" "$WORK/bl-target-rows")
+  python3 - "$ROWS" "$rawb" "$bl" "$blr" "$size_plain" "$size_rows" "$c_db" "$c_dbr" "$c_bb" "$c_bbr" "$DAMAGE" <<'PY'
+import sys
+rows, raw = int(sys.argv[1]), float(sys.argv[2])
+bl, blr = sys.argv[3].split(), sys.argv[4].split()
+plain, withrows = int(sys.argv[5]), int(sys.argv[6])
+def row(name, secs, kb=None, ratio=True, note=""):
+    r = f"{float(secs)/raw:>8.2f}" if ratio else f"{'':>8}"
+    m = f"{int(kb)/1024:>9.0f}" if kb else f"{'':>9}"
+    print(f"{name:<46}{float(secs):>9.2f}{r}{m}  {note}")
+print(f"{'measure':<46}{'wall s':>9}{'ratio':>8}{'RSS MB':>9}")
+row("raw COPY of the source, key ranges", raw)
+row("baseline (leaves only)", bl[0], bl[1])
+row("baseline --rows", blr[0], blr[1])
+for name, arg in [("compare: baseline vs unchanged database", 7),
+                  ("compare: --rows baseline vs damaged database", 8),
+                  (f"compare: two baselines ({float(sys.argv[11])*100:g} % changed)", 9),
+                  ("compare: two --rows baselines", 10)]:
+    parts = sys.argv[arg].split(maxsplit=2)
+    row(name, parts[0], parts[1], ratio=False, note=parts[2] if len(parts) > 2 else "")
+per = 1e6 / rows
+print(f"baseline size per 1e6 rows: {plain*per/1e6:.2f} MB without --rows, {withrows*per/1e6:.1f} MB with --rows")
+PY
+fi
 
 # ---------------------------------------------------------------------------------------------
 # recover + apply: delete N rows on the target, write the recovery, apply it; compare the apply
@@ -192,7 +264,7 @@ PY
 echo
 echo "== recover/apply benchmark (restored rows: $RESTORE)"
 printf '%-12s%12s%12s%14s%12s%8s\n' "rows" "recover s" "apply s" "COPY into s" "files MB" "ratio"
-for n in $RESTORE; do
+for n in ${RESTORE}; do
   [ "$n" -gt 0 ] || continue
   if [ "$n" -ge "$ROWS" ]; then echo "skip $n: needs ROWS > $n"; continue; fi
   step=$(( ROWS / n ))

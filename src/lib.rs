@@ -14,12 +14,14 @@
 //! - [`key`]: order-preserving key encoding, value rendering, half-open range planning.
 //! - [`rows`]: binary COPY frames into byte-bounded batches.
 //! - [`hash`]: the canonical typed row encoding and its blake3 digests, on rayon.
-//! - [`tree`]: the additive checksum tree (the future baseline store).
+//! - [`tree`]: the additive checksum tree, and the content-defined leaves baselines store.
+//! - [`baseline`]: checksum baselines on disk (manifest + Parquet), taken and compared.
 //! - [`compare`]: schema reconciliation and the N-way merge by key.
 //! - [`classify`]: keys → findings.
 //! - [`pipeline`]: the conductor wiring the stages with bounded channels and per-source workers.
 //! - [`report`]: the JSON report (documented schema) and the human summary.
 //! - [`progress`]: the observer trait the binary draws bars with.
+//! - [`incident`]: `status`, the read-only incident view (migration tables, locks, replication).
 //! - [`check`]: integrity rules on the target (NOT VALID constraints, orphans, sequences, drift)
 //!   and the fix-ups `recover` writes for them.
 //! - [`cluster`]: throwaway local PostgreSQL clusters for the demo and the tests.
@@ -28,6 +30,7 @@
 //! server; `pipeline` and `source` are where the sockets are.
 
 pub mod apply;
+pub mod baseline;
 pub mod check;
 pub mod classify;
 pub mod cli;
@@ -35,6 +38,7 @@ pub mod cluster;
 pub mod compare;
 pub mod error;
 pub mod hash;
+pub mod incident;
 pub mod key;
 pub mod pipeline;
 pub mod progress;

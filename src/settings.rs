@@ -48,6 +48,23 @@ pub struct VerifySettings {
     pub json: Option<PathBuf>,
     /// Set for recover runs: what to restore, and where the per-key records go.
     pub restore: Option<RestoreSpec>,
+    /// Sides given as baseline directories instead of databases (`--base DIR`, `--target DIR`).
+    pub baselines: Vec<(Role, PathBuf)>,
+}
+
+/// One `baseline` run: a source read into a baseline directory.
+#[derive(Clone, Debug)]
+pub struct BaselineSettings {
+    pub source: ConnInfo,
+    pub out: PathBuf,
+    /// `--rows`: also store every row's key and digest.
+    pub rows: bool,
+    /// `--force`: replace an existing baseline at `out`.
+    pub force: bool,
+    pub filter: TableFilter,
+    pub keys: HashMap<TableName, Vec<String>>,
+    pub jobs: usize,
+    pub batch_bytes: usize,
 }
 
 /// What a recover run restores.
@@ -79,6 +96,7 @@ impl VerifySettings {
             findings_csv: None,
             json: None,
             restore: None,
+            baselines: Vec::new(),
         }
     }
 }

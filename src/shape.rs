@@ -8,8 +8,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A schema-qualified table name, kept unquoted; [`TableName::sql`] quotes it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableName {
     pub schema: String,
     pub name: String,
@@ -77,7 +79,7 @@ pub fn quote_ident(ident: &str) -> String {
 /// binary COPY bytes mean. Types that change their family across a migration (int4 → text) make a
 /// column incomparable; types that stay inside one (int4 → int8, varchar → text, json → jsonb,
 /// cidr → inet) compare by value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TypeKind {
     Bool,
     /// int2, int4 or int8; the payload is the width in bytes (2, 4 or 8).
@@ -113,7 +115,7 @@ pub enum TypeKind {
 }
 
 /// The comparison family of a kind: two columns are comparable when their families are equal.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Family {
     Bool,
     Int,
@@ -206,7 +208,7 @@ impl ValueError {
 }
 
 /// One column as a source's catalog describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// `format_type(atttypid, atttypmod)`, schema-qualified where the type is not in pg_catalog.
@@ -225,7 +227,7 @@ pub struct Column {
 }
 
 /// A table as one source's catalog describes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableShape {
     pub name: TableName,
     pub columns: Vec<Column>,

@@ -5,9 +5,11 @@
 
 pub mod apply;
 pub mod bars;
+pub mod baseline;
 pub mod check;
 pub mod demo;
 pub mod recover;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::baseline::manifest::looks_like_baseline;
 use crate::error::{Error, Result};
 use crate::progress::{NullReporter, Reporter};
 use crate::report::{human, VerifyReport};
@@ -59,6 +62,19 @@ pub enum Command {
     /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
     /// differences remain, 2 error or aborted.
     Apply(apply::ApplyArgs),
+    /// Take a checksum baseline of a database (or inspect one: baseline inspect DIR).
+    ///
+    /// Writes a directory (manifest.json and Parquet files) from one consistent snapshot, with
+    /// nothing installed on the source; a hot standby works. Later, pass the directory as
+    /// --base or --target of verify to see which tables and key spans changed since.
+    Baseline(baseline::BaselineArgs),
+    /// Look at a database in the first minutes of an incident, read-only.
+    ///
+    /// Reports migration tables (dirty, failed, locked), lock waits and who blocks whom, running
+    /// DDL, long transactions, replication (replicas, replay pause, lag, slots) and invalid
+    /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
+    /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read.
+    Status(status::StatusArgs),
     /// Check integrity on the target: constraints not validated, orphans, sequences behind
     /// their tables, and with --base the NOT NULL and unique rules it lost and its schema drift.
     ///
@@ -71,7 +87,7 @@ pub enum Command {
 /// The sources and what to compare: shared by verify and recover.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The known-good side, e.g. a restored pre-migration backup.
+    /// The known-good side, e.g. a restored pre-migration backup, or a baseline directory.
     ///
     /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
     /// string; missing parts come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE and
@@ -84,7 +100,8 @@ pub struct CompareArgs {
     )]
     pub base: String,
 
-    /// The side under suspicion, e.g. the primary after a failed migration.
+    /// The side under suspicion, e.g. the primary after a failed migration, or a baseline
+    /// directory.
     #[arg(
         long,
         env = "PGSALVAGE_TARGET",
@@ -187,18 +204,32 @@ impl VerifyArgs {
 impl CompareArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
-        let base = resolve(&self.base, &ProcessEnv).map_err(|e| e.context("--base"))?;
-        let target = resolve(&self.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         if self.jobs == 0 {
             return Err(Error::usage("--jobs must be at least 1"));
         }
-        let mut sources = vec![(Role::Base, base)];
-        if let Some(replica) = &self.replica {
-            let replica = resolve(replica, &ProcessEnv).map_err(|e| e.context("--replica"))?;
-            sources.push((Role::Replica, replica));
+        let mut sources = Vec::new();
+        let mut baselines = Vec::new();
+        let sides = [
+            (Role::Base, Some(&self.base)),
+            (Role::Replica, self.replica.as_ref()),
+            (Role::Target, Some(&self.target)),
+        ];
+        for (role, text) in sides {
+            let Some(text) = text else { continue };
+            if looks_like_baseline(text) {
+                baselines.push((role, PathBuf::from(text)));
+            } else {
+                let info =
+                    resolve(text, &ProcessEnv).map_err(|e| e.context(format!("--{role}")))?;
+                sources.push((role, info));
+            }
         }
-        sources.push((Role::Target, target));
+        if !baselines.is_empty() && self.replica.is_some() {
+            return Err(Error::usage("--replica cannot be combined with a baseline")
+                .with_hint("compare a baseline with one database or another baseline"));
+        }
         let mut settings = VerifySettings::new(sources);
+        settings.baselines = baselines;
         settings.filter = self.filter()?;
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.jobs;
@@ -207,16 +238,20 @@ impl CompareArgs {
     }
 
     fn filter(&self) -> Result<TableFilter> {
-        let tables = self
-            .tables
-            .iter()
-            .map(|t| parse_table(t))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TableFilter {
-            tables: (!tables.is_empty()).then_some(tables),
-            schemas: (!self.schemas.is_empty()).then(|| self.schemas.clone()),
-        })
+        table_filter(&self.tables, &self.schemas)
     }
+}
+
+/// `--tables` and `--schema` as a filter.
+pub(crate) fn table_filter(tables: &[String], schemas: &[String]) -> Result<TableFilter> {
+    let tables = tables
+        .iter()
+        .map(|t| parse_table(t))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TableFilter {
+        tables: (!tables.is_empty()).then_some(tables),
+        schemas: (!schemas.is_empty()).then(|| schemas.to_vec()),
+    })
 }
 
 pub(crate) fn parse_table(text: &str) -> Result<TableName> {
@@ -226,7 +261,7 @@ pub(crate) fn parse_table(text: &str) -> Result<TableName> {
     })
 }
 
-fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
+pub(crate) fn parse_keys(specs: &[String]) -> Result<HashMap<TableName, Vec<String>>> {
     parse_table_columns(specs, "--key", '=')
 }
 
@@ -261,7 +296,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => run_verify(&args),
         Command::Recover(args) => recover::run(&args),
         Command::Apply(args) => apply::run(&args),
+        Command::Baseline(args) => baseline::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
     };
     match outcome {

@@ -91,6 +91,10 @@ pub struct RecoverArgs {
 impl RecoverArgs {
     pub fn settings(&self) -> Result<RecoverSettings> {
         let mut verify = self.compare.settings()?;
+        if !verify.baselines.is_empty() {
+            return Err(Error::usage("recover needs databases: a baseline holds digests, not rows")
+                .with_hint("compare with the baseline using verify, then recover from a restored backup database"));
+        }
         verify.json = self.json.clone();
         verify.restore = Some(RestoreSpec {
             columns: parse_columns(&self.columns)?,

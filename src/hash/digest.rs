@@ -100,15 +100,23 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
     })
 }
 
-/// Hands a batch to the rayon pool and returns where its digests will arrive: the one place
-/// where CPU work leaves the tokio runtime, so that no tokio worker thread is ever blocked hashing.
+/// Hands a batch to the rayon pool and returns where its digests will arrive.
 pub fn digest_on_pool(
     codec: Arc<RowCodec>,
     rows: RowBatch,
 ) -> oneshot::Receiver<Result<DigestBatch, ValueError>> {
+    on_pool(move || digest_batch(&codec, rows))
+}
+
+/// Runs CPU work on the rayon pool and returns where its result will arrive: the one place where
+/// CPU work leaves the tokio runtime, so that no tokio worker thread is ever blocked hashing or
+/// encoding.
+pub fn on_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> oneshot::Receiver<T> {
     let (tx, rx) = oneshot::channel();
     rayon::spawn(move || {
-        let _ = tx.send(digest_batch(&codec, rows));
+        let _ = tx.send(work());
     });
     rx
 }

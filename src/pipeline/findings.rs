@@ -23,6 +23,11 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Per table: its name and compared columns.
+    pub fn new(tables: Vec<(String, Vec<String>)>) -> Self {
+        Layout { tables }
+    }
+
     pub fn of(tables: &[TableRun]) -> Self {
         let tables = tables
             .iter()

@@ -8,6 +8,7 @@
 //! findings flow to one collector task ([`findings`]) that writes the CSV and keeps the capped
 //! listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
 
+pub mod capture;
 pub mod findings;
 pub mod range_diff;
 pub mod tally;
@@ -65,6 +66,9 @@ pub async fn verify(
     settings: &VerifySettings,
     reporter: Arc<dyn Reporter>,
 ) -> Result<VerifyReport> {
+    if !settings.baselines.is_empty() {
+        return crate::baseline::compare::run(settings, reporter).await;
+    }
     Ok(run(settings, reporter).await?.report)
 }
 
@@ -255,6 +259,16 @@ fn restore_masks(tables: &mut [TableRun], spec: &crate::settings::RestoreSpec) -
         run.changed_after = Some(predicate.clone());
     }
     Ok(())
+}
+
+/// The key ranges of one table, sampled on `client`: what a capture of one source uses.
+pub(crate) async fn ranges_of(
+    client: &Client,
+    plan: &TablePlan,
+    jobs: usize,
+) -> Result<Vec<KeyRange>> {
+    let bounds = sample::boundaries(client, plan, ranges_for(plan.est_rows, jobs)).await?;
+    Ok(plan_ranges_of(bounds))
 }
 
 fn plan_ranges_of(bounds: Vec<crate::key::range::KeyBound>) -> Vec<KeyRange> {

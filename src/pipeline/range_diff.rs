@@ -30,7 +30,7 @@ use crate::shape::ValueError;
 const QUEUE_DEPTH: usize = 4;
 
 /// What a reader passes to the merge.
-enum Item {
+pub(super) enum Item {
     Batch(oneshot::Receiver<Result<DigestBatch, ValueError>>),
     Failed(Error),
     End,
@@ -260,9 +260,9 @@ fn key_json(codec: &RowCodec, batch: &DigestBatch, row: usize) -> Result<String,
     Ok(out)
 }
 
-type Reader = mpsc::Receiver<Item>;
+pub(super) type Reader = mpsc::Receiver<Item>;
 
-async fn start_reader(
+pub(super) async fn start_reader(
     client: &Client,
     plan: &TablePlan,
     range: &KeyRange,
@@ -270,12 +270,30 @@ async fn start_reader(
     batch_bytes: usize,
     flag: Option<&str>,
 ) -> Result<Reader> {
+    let ncols = codec.kinds.len() + usize::from(flag.is_some());
+    start_query(
+        client,
+        &copy_query(plan, range, flag),
+        codec,
+        ncols,
+        batch_bytes,
+    )
+    .await
+}
+
+/// Starts a reader over any binary COPY of `ncols` columns whose leading ones `codec` reads.
+pub(super) async fn start_query(
+    client: &Client,
+    query: &str,
+    codec: Arc<RowCodec>,
+    ncols: usize,
+    batch_bytes: usize,
+) -> Result<Reader> {
     let stream = client
-        .copy_out(&copy_query(plan, range, flag))
+        .copy_out(query)
         .await
         .context(|| "starting COPY".into())?;
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let ncols = codec.kinds.len() + usize::from(flag.is_some());
     tokio::spawn(read_stream(stream, codec, ncols, batch_bytes, tx));
     Ok(rx)
 }
@@ -323,7 +341,7 @@ async fn read_stream(
 }
 
 /// The next digested batch of a source, `None` at its end (or when the table is absent there).
-async fn next_batch(reader: &mut Option<Reader>) -> Result<Option<DigestBatch>> {
+pub(super) async fn next_batch(reader: &mut Option<Reader>) -> Result<Option<DigestBatch>> {
     let Some(rx) = reader else { return Ok(None) };
     match rx.recv().await {
         Some(Item::Batch(pending)) => {

@@ -83,8 +83,40 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
             d.kind, d.expected, d.found, d.source
         );
     }
+    if let Some(spans) = &t.spans {
+        span_lines(out, spans);
+    }
     for e in &t.errors {
         let _ = writeln!(out, "    error: {e}");
+    }
+}
+
+/// The differing key spans of a comparison with a baseline, the first few spelled out.
+fn span_lines(out: &mut String, spans: &super::SpansOut) {
+    if spans.count == 0 {
+        return;
+    }
+    let how = if spans.exact_keys {
+        "rows named exactly"
+    } else {
+        "rows not named: the baseline has no --rows"
+    };
+    let _ = writeln!(out, "    changed key spans: {} ({how})", spans.count);
+    for span in spans.listed.iter().take(5) {
+        let end = |k: &Option<Box<serde_json::value::RawValue>>, open: &str| {
+            k.as_ref().map_or(open.to_string(), |k| k.get().to_string())
+        };
+        let rows: Vec<String> = span.rows.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "      [{}, {}): {} rows",
+            end(&span.from, "start"),
+            end(&span.to, "end"),
+            rows.join(" / ")
+        );
+    }
+    if spans.count > 5 {
+        let _ = writeln!(out, "      … {} more (see --json)", spans.count - 5);
     }
 }
 
@@ -102,10 +134,13 @@ fn verdict_line(r: &VerifyReport) -> String {
         "{} missing, {} extra, {} divergent rows",
         t.missing, t.extra, t.divergent
     );
-    let schema = match t.schema_differences {
+    let mut schema = match t.schema_differences {
         0 => String::new(),
         n => format!("; {n} schema difference{}", if n == 1 { "" } else { "s" }),
     };
+    if t.changed_spans > 0 {
+        let _ = write!(schema, "; {} changed key spans", t.changed_spans);
+    }
     match r.verdict {
         Verdict::Identical => format!(
             "verdict: IDENTICAL ({} tables compared, no differences)",

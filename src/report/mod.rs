@@ -28,10 +28,14 @@
 //!       "roots": { "<role>": "<64 hex digits>" },  // checksum tree roots
 //!       "ranges": { "planned": 8, "verified": 8 },
 //!       "elapsed_ms": 812, "rows_per_sec": 250000,
-//!       "errors": [ "…" ]
+//!       "errors": [ "…" ],
+//!       "spans": { "count": 2, "exact_keys": false,   // only when a side is a baseline
+//!                  "listed": [ { "from": [1000] | null, "to": [2000] | null,
+//!                                "rows": { "<role>": 12 } } ], "truncated": false }
 //!   } ],
 //!   "totals": { "tables": 5, "tables_differing": 1, "tables_failed": 0,
-//!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1 },
+//!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1,
+//!               "changed_spans": 0 },
 //!   "findings": [ { "table": "public.orders", "key": [42], "kind": "missing" | "extra" | "divergent"
 //!                   | a three-way class,
 //!                   "columns": ["status"] } ],
@@ -43,6 +47,14 @@
 //! `<role>` is `base`, `replica` or `target`. Keys are JSON arrays of exact values: integers and
 //! numerics as JSON numbers written digit for digit (never through a float), everything else as
 //! strings in PostgreSQL's text form (UTC, ISO dates).
+//!
+//! When a side is a baseline directory (`baseline`), its source entry's `connection` reads
+//! `baseline <dir> of <connection>`, and each table carries `spans`: the key spans whose rows
+//! differ. Without stored rows (`baseline` without `--rows`) the rows of those spans cannot be
+//! named, so `missing`/`extra`/`divergent` stay 0 and `exact_keys` is false; with them, the
+//! differing keys are listed as usual, but divergent rows carry no column names (a baseline keeps
+//! one digest per row). A table whose compared columns changed since the baseline is reported
+//! by its `schema_differences` and its rows are not compared.
 
 pub mod human;
 
@@ -124,6 +136,30 @@ pub struct TableReport {
     pub elapsed_ms: u64,
     pub rows_per_sec: u64,
     pub errors: Vec<String>,
+    /// Comparisons with a baseline: the key spans whose rows differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spans: Option<SpansOut>,
+}
+
+/// The key spans where a baseline and the other side differ.
+#[derive(Debug, Serialize)]
+pub struct SpansOut {
+    /// Differing spans, exact.
+    pub count: u64,
+    /// Whether the differing rows were named exactly (both sides hold row digests); otherwise
+    /// `missing`/`extra`/`divergent` are 0 and only the spans say where to look.
+    pub exact_keys: bool,
+    /// The first spans, in key order (capped by --max-findings).
+    pub listed: Vec<SpanOut>,
+    pub truncated: bool,
+}
+
+/// `[from, to)`; a `null` end is open. Keys as in findings.
+#[derive(Debug, Serialize)]
+pub struct SpanOut {
+    pub from: Option<Box<RawValue>>,
+    pub to: Option<Box<RawValue>>,
+    pub rows: BTreeMap<Role, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +183,8 @@ pub struct Totals {
     pub extra: u64,
     pub divergent: u64,
     pub schema_differences: usize,
+    /// Differing key spans over all tables (comparisons with a baseline).
+    pub changed_spans: u64,
     /// Every non-zero class count over all tables.
     pub classes: BTreeMap<&'static str, u64>,
 }
@@ -185,7 +223,7 @@ pub fn build(parts: Parts<'_>) -> VerifyReport {
         .zip(parts.tallies)
         .map(|(run, tally)| table_report(roles, run, tally))
         .collect();
-    let mut errors: Vec<ErrorOut> = parts
+    let errors: Vec<ErrorOut> = parts
         .refused
         .iter()
         .map(|(name, e)| ErrorOut {
@@ -200,6 +238,27 @@ pub fn build(parts: Parts<'_>) -> VerifyReport {
             .iter()
             .map(|(name, e)| refused_report(name, e)),
     );
+    let sources = roles.iter().copied().zip(parts.snapshots).collect();
+    let findings = findings_out(&parts.listed);
+    assemble(
+        sources,
+        tables,
+        errors,
+        findings,
+        parts.listed.truncated,
+        parts.started,
+    )
+}
+
+/// The report of finished tables: sorted, totals, errors gathered, the verdict.
+pub fn assemble(
+    sources: BTreeMap<Role, SnapshotInfo>,
+    mut tables: Vec<TableReport>,
+    mut errors: Vec<ErrorOut>,
+    findings: Vec<FindingOut>,
+    findings_truncated: bool,
+    started: Instant,
+) -> VerifyReport {
     tables.sort_by(|a, b| a.table.cmp(&b.table));
     for t in &tables {
         errors.extend(t.errors.iter().map(|m| ErrorOut {
@@ -215,13 +274,13 @@ pub fn build(parts: Parts<'_>) -> VerifyReport {
         format: FORMAT,
         verdict,
         exit_code: verdict.exit_code(),
-        sources: roles.iter().copied().zip(parts.snapshots).collect(),
-        findings: findings_out(&parts.listed),
-        findings_truncated: parts.listed.truncated,
+        sources,
+        findings,
+        findings_truncated,
         tables,
         totals,
         errors,
-        elapsed_ms: parts.started.elapsed().as_millis() as u64,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -285,6 +344,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         elapsed_ms: elapsed.as_millis() as u64,
         rows_per_sec: (rows_read as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
         errors: tally.errors,
+        spans: None,
     }
 }
 
@@ -305,7 +365,7 @@ fn check_roots(tally: &mut TableTally) {
     }
 }
 
-fn refused_report(name: &TableName, err: &Error) -> TableReport {
+pub fn refused_report(name: &TableName, err: &Error) -> TableReport {
     TableReport {
         table: name.to_string(),
         status: TableStatus::Error,
@@ -326,6 +386,7 @@ fn refused_report(name: &TableName, err: &Error) -> TableReport {
         elapsed_ms: 0,
         rows_per_sec: 0,
         errors: vec![err.to_string()],
+        spans: None,
     }
 }
 
@@ -341,6 +402,7 @@ fn totals(tables: &[TableReport]) -> Totals {
         t.extra += table.extra;
         t.divergent += table.divergent;
         t.schema_differences += table.schema_differences.len();
+        t.changed_spans += table.spans.as_ref().map_or(0, |s| s.count);
         for (class, n) in &table.classes {
             *t.classes.entry(class).or_default() += n;
         }
@@ -359,7 +421,7 @@ fn verdict(totals: &Totals, errors: &[ErrorOut]) -> Verdict {
     }
 }
 
-fn findings_out(listed: &Listed) -> Vec<FindingOut> {
+pub fn findings_out(listed: &Listed) -> Vec<FindingOut> {
     listed
         .findings
         .iter()

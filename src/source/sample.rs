@@ -61,13 +61,25 @@ async fn sample_keys(client: &Client, plan: &TablePlan, percent: f64) -> Result<
 
 /// A sampled key as a boundary: literals typed with the reference's column types.
 fn bound_of(plan: &TablePlan, batch: &RowBatch, row: usize) -> Result<KeyBound> {
+    let fields = (0..plan.nkey)
+        .map(|col| {
+            batch
+                .field(row, col)
+                .ok_or_else(|| Error::internal("NULL in a sampled key"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    bound_of_fields(plan, &fields)
+}
+
+/// A key given as its binary COPY fields, as a boundary.
+pub fn bound_of_fields(plan: &TablePlan, fields: &[&[u8]]) -> Result<KeyBound> {
+    if fields.len() != plan.nkey {
+        return Err(Error::internal("a key with the wrong number of fields"));
+    }
     let mut order_key = Vec::new();
     let mut literals = Vec::with_capacity(plan.nkey);
     let mut shown = Vec::with_capacity(plan.nkey);
-    for (col, column) in plan.key_columns.iter().enumerate() {
-        let raw = batch
-            .field(row, col)
-            .ok_or_else(|| Error::internal("NULL in a sampled key"))?;
+    for (column, raw) in plan.key_columns.iter().zip(fields) {
         encode_key_part(&column.kind, raw, &mut order_key)?;
         let mut text = String::new();
         render_text(&column.kind, raw, &mut text)?;

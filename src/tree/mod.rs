@@ -8,6 +8,8 @@
 //! levels and the root are blake3 over their children, so equal roots mean equal multisets of
 //! (key, row) with overwhelming probability, and unequal leaves say where to look.
 
+pub mod leaves;
+
 use crate::hash::digest::Digest;
 
 /// Count and additive wide sum of a set of row digests.

@@ -94,4 +94,36 @@ fn a_hot_standby_is_a_valid_source() {
         ]
         .into()
     );
+    // A baseline taken off the standby's back matches the primary, and records the standby.
+    let dir = std::env::temp_dir().join(format!("pgsalvage-standby-bl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let taken = pgsalvage(&[
+        "baseline",
+        "--source",
+        &standby.url(&target),
+        "--out",
+        out,
+        "--rows",
+        "-q",
+    ]);
+    assert_eq!(taken.status.code(), Some(0), "{}", text(&taken.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["source"]["in_recovery"], true);
+    let same = pgsalvage(&["verify", "--base", out, "--target", &url(&target), "-q"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
+    let against_base = pgsalvage(&["verify", "--base", out, "--target", &url(&base), "-q"]);
+    assert_eq!(
+        against_base.status.code(),
+        Some(1),
+        "{}",
+        text(&against_base.stdout)
+    );
+    let verdict = text(&against_base.stdout);
+    assert!(
+        verdict.contains("0 missing, 1 extra, 1 divergent rows"),
+        "{verdict}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

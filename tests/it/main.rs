@@ -1,6 +1,7 @@
 //! pgsalvage's integration tests: one binary, real PostgreSQL clusters started by the tests.
 //! Modules are listed here; shared helpers live in `support`.
 
+mod baseline;
 mod check;
 mod cli;
 mod cluster_test;
@@ -8,6 +9,7 @@ mod concurrency;
 mod keys;
 mod random;
 mod recover;
+mod status;
 mod support;
 mod three_way;
 mod tls;

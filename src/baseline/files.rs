@@ -1,0 +1,458 @@
+//! Leaves and rows ⇄ Parquet: the data files of a baseline (layout in the module doc above).
+//!
+//! Keys travel in two forms: the order key (`key::encode`), which the comparison sorts and
+//! cuts by, and the key's binary COPY fields (each with an i32 length), from which typed SQL
+//! literals and the exact JSON are rendered; the JSON is also stored so that any Parquet reader
+//! can see which key a leaf or a row is. Row files are written one per key range as the range is
+//! read, in row groups of bounded size, and read back forward only, span after span.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{BinaryBuilder, FixedSizeBinaryBuilder, StringBuilder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::manifest::RowPart;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::digest::{Digest, DigestBatch};
+use crate::key::range::KeyRange;
+use crate::key::render::render_json;
+use crate::rows::batch::RowBatch;
+use crate::shape::{TypeKind, ValueError};
+use crate::tree::leaves::{Anchor, Leaf};
+use crate::tree::Fingerprint;
+
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+const READ_BATCH_ROWS: usize = 8192;
+
+fn parquet_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Io, format!("{}: {e}", path.display()))
+}
+
+/// The key fields of one row, each as an i32 length and its bytes.
+pub fn frame_key(rows: &RowBatch, row: usize, nkey: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nkey * 12);
+    for col in 0..nkey {
+        let raw = rows.field(row, col).unwrap_or_default();
+        out.extend_from_slice(&(raw.len() as i32).to_be_bytes());
+        out.extend_from_slice(raw);
+    }
+    out
+}
+
+/// The fields of a framed key.
+pub fn unframe_key(framed: &[u8]) -> Result<Vec<&[u8]>, ValueError> {
+    let mut fields = Vec::new();
+    let mut rest = framed;
+    while !rest.is_empty() {
+        let bad = || ValueError::new("key", "truncated key fields");
+        let len = rest.get(..4).ok_or_else(bad)?;
+        let len = i32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let field = rest.get(4..4 + len).ok_or_else(bad)?;
+        fields.push(field);
+        rest = &rest[4 + len..];
+    }
+    Ok(fields)
+}
+
+/// The exact JSON array of a framed key.
+pub fn key_json(kinds: &[TypeKind], framed: &[u8]) -> Result<String, ValueError> {
+    let fields = unframe_key(framed)?;
+    if fields.len() != kinds.len() {
+        return Err(ValueError::new(
+            "key",
+            "key fields do not match the key columns",
+        ));
+    }
+    let mut out = String::from("[");
+    for (i, (kind, raw)) in kinds.iter().zip(fields).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        render_json(kind, raw, &mut out)?;
+    }
+    out.push(']');
+    Ok(out)
+}
+
+fn properties(digest_column: &str) -> Result<WriterProperties> {
+    let zstd = ZstdLevel::try_new(1).map_err(|e| Error::internal(e.to_string()))?;
+    // Digests are random bytes: dictionaries, statistics and compression only cost time there.
+    let digest = ColumnPath::from(digest_column);
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(digest.clone(), false)
+        .set_column_statistics_enabled(digest.clone(), EnabledStatistics::None)
+        .set_column_compression(digest, Compression::UNCOMPRESSED)
+        .build())
+}
+
+fn leaves_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("anchor_order_key", DataType::Binary, true),
+        Field::new("anchor_key", DataType::Utf8, true),
+        Field::new("anchor_key_fields", DataType::Binary, true),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("sum", DataType::FixedSizeBinary(32), false),
+    ]))
+}
+
+fn rows_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("order_key", DataType::Binary, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("digest", DataType::FixedSizeBinary(32), false),
+    ]))
+}
+
+fn sum_bytes(fp: &Fingerprint) -> [u8; 32] {
+    fp.to_bytes()[8..].try_into().expect("32 bytes")
+}
+
+/// Writes a table's leaves; anchors' payloads are framed keys of `key_kinds`.
+pub fn write_leaves(path: &Path, leaves: &[Leaf], key_kinds: &[TypeKind]) -> Result<()> {
+    let (mut okey, mut json, mut fields) = (
+        BinaryBuilder::new(),
+        StringBuilder::new(),
+        BinaryBuilder::new(),
+    );
+    let mut rows = UInt64Builder::with_capacity(leaves.len());
+    let mut sums = FixedSizeBinaryBuilder::with_capacity(leaves.len(), 32);
+    for leaf in leaves {
+        match &leaf.anchor {
+            Some(a) => {
+                okey.append_value(&a.order_key);
+                json.append_value(key_json(key_kinds, &a.payload)?);
+                fields.append_value(&a.payload);
+            }
+            None => {
+                okey.append_null();
+                json.append_null();
+                fields.append_null();
+            }
+        }
+        rows.append_value(leaf.fp.count);
+        sums.append_value(sum_bytes(&leaf.fp))
+            .map_err(|e| Error::internal(e.to_string()))?;
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(okey.finish()),
+        Arc::new(json.finish()),
+        Arc::new(fields.finish()),
+        Arc::new(rows.finish()),
+        Arc::new(sums.finish()),
+    ];
+    let batch =
+        RecordBatch::try_new(leaves_schema(), columns).map_err(|e| parquet_error(path, e))?;
+    let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
+    let mut writer = ArrowWriter::try_new(file, leaves_schema(), Some(properties("sum")?))
+        .map_err(|e| parquet_error(path, e))?;
+    writer.write(&batch).map_err(|e| parquet_error(path, e))?;
+    writer.close().map_err(|e| parquet_error(path, e))?;
+    Ok(())
+}
+
+fn batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send> {
+    let file = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(READ_BATCH_ROWS).build())
+        .map_err(|e| parquet_error(path, e))?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| b.map_err(|e| parquet_error(&path, e))))
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| parquet_error(path, format!("no column {name}")))
+}
+
+/// Reads a table's leaves back.
+pub fn read_leaves(path: &Path) -> Result<Vec<Leaf>> {
+    let mut leaves = Vec::new();
+    for batch in batches(path)? {
+        let batch = batch?;
+        let okey = column(&batch, "anchor_order_key", path)?.as_binary::<i32>();
+        let fields = column(&batch, "anchor_key_fields", path)?.as_binary::<i32>();
+        let rows = column(&batch, "rows", path)?.as_primitive::<UInt64Type>();
+        let sums = column(&batch, "sum", path)?.as_fixed_size_binary();
+        for i in 0..batch.num_rows() {
+            let anchor = (!okey.is_null(i)).then(|| Anchor {
+                order_key: okey.value(i).to_vec(),
+                payload: fields.value(i).to_vec(),
+            });
+            let mut fp = Fingerprint {
+                count: rows.value(i),
+                sum: [0; 4],
+            };
+            for (l, limb) in fp.sum.iter_mut().enumerate() {
+                *limb = u64::from_le_bytes(sums.value(i)[l * 8..l * 8 + 8].try_into().expect("8"));
+            }
+            leaves.push(Leaf { anchor, fp });
+        }
+    }
+    if leaves.first().is_none_or(|l| l.anchor.is_some()) {
+        return Err(parquet_error(path, "the head leaf is missing"));
+    }
+    Ok(leaves)
+}
+
+/// Writes one key range's `(key, digest)` rows as they stream by.
+pub struct RowsWriter {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    part: RowPart,
+}
+
+impl RowsWriter {
+    pub fn create(path: PathBuf, name: String) -> Result<RowsWriter> {
+        let file = File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+        let writer = ArrowWriter::try_new(file, rows_schema(), Some(properties("digest")?))
+            .map_err(|e| parquet_error(&path, e))?;
+        Ok(RowsWriter {
+            path,
+            writer,
+            part: RowPart {
+                file: name,
+                rows: 0,
+                first_key: None,
+                last_key: None,
+            },
+        })
+    }
+
+    /// Appends a batch of digested rows (in key order).
+    pub fn write(&mut self, batch: &DigestBatch, key_kinds: &[TypeKind]) -> Result<()> {
+        let n = batch.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut okey = BinaryBuilder::with_capacity(n, n * 12);
+        let mut json = StringBuilder::with_capacity(n, n * 12);
+        let mut digests = FixedSizeBinaryBuilder::with_capacity(n, 32);
+        let mut text = String::new();
+        for row in 0..n {
+            okey.append_value(batch.key(row));
+            text.clear();
+            text.push('[');
+            for (col, kind) in key_kinds.iter().enumerate() {
+                if col > 0 {
+                    text.push(',');
+                }
+                let raw = batch.rows.field(row, col).unwrap_or_default();
+                render_json(kind, raw, &mut text)?;
+            }
+            text.push(']');
+            json.append_value(&text);
+            digests
+                .append_value(batch.digests[row])
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(okey.finish()),
+            Arc::new(json.finish()),
+            Arc::new(digests.finish()),
+        ];
+        let record = RecordBatch::try_new(rows_schema(), columns)
+            .map_err(|e| parquet_error(&self.path, e))?;
+        self.writer
+            .write(&record)
+            .map_err(|e| parquet_error(&self.path, e))?;
+        if self.part.first_key.is_none() {
+            self.part.first_key = Some(hex_bytes(batch.key(0)));
+        }
+        self.part.last_key = Some(hex_bytes(batch.key(n - 1)));
+        self.part.rows += n as u64;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<RowPart> {
+        self.writer
+            .close()
+            .map_err(|e| parquet_error(&self.path, e))?;
+        Ok(self.part)
+    }
+}
+
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+/// One stored row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedRow {
+    pub order_key: Vec<u8>,
+    pub digest: Digest,
+    /// The key as an exact JSON array.
+    pub key: String,
+}
+
+/// Reads a table's stored rows forward, one key span after another (spans in key order).
+pub struct StoredRows {
+    dir: PathBuf,
+    parts: Vec<RowPart>,
+    next_part: usize,
+    current: Option<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>>,
+    pending: std::collections::VecDeque<KeyedRow>,
+    /// The start of the span being taken: parts that end before it are never opened.
+    lo: Vec<u8>,
+}
+
+impl StoredRows {
+    pub fn new(dir: &Path, parts: &[RowPart]) -> Self {
+        StoredRows {
+            dir: dir.to_path_buf(),
+            parts: parts.to_vec(),
+            next_part: 0,
+            current: None,
+            pending: Default::default(),
+            lo: Vec::new(),
+        }
+    }
+
+    /// The stored rows inside `range`; rows before it are passed over for good.
+    pub fn take(&mut self, range: &KeyRange) -> Result<Vec<KeyedRow>> {
+        let mut out = Vec::new();
+        self.lo = range
+            .lo
+            .as_ref()
+            .map(|b| b.order_key.clone())
+            .unwrap_or_default();
+        while let Some(row) = self.peek()? {
+            let below_hi = range
+                .hi
+                .as_ref()
+                .is_none_or(|b| row.order_key < b.order_key);
+            if !below_hi {
+                break;
+            }
+            let row = self.pending.pop_front().expect("peeked");
+            if range.contains(&row.order_key) {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn peek(&mut self) -> Result<Option<&KeyedRow>> {
+        while self.pending.is_empty() {
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+        Ok(self.pending.front())
+    }
+
+    /// Loads the next record batch; false at the end of the last part.
+    fn fill(&mut self) -> Result<bool> {
+        loop {
+            if let Some(batch) = self.current.as_mut().and_then(|it| it.next()) {
+                self.push_batch(&batch?)?;
+                return Ok(true);
+            }
+            let Some(part) = self.parts.get(self.next_part) else {
+                return Ok(false);
+            };
+            self.next_part += 1;
+            let ends_before = part
+                .last_key
+                .as_deref()
+                .and_then(unhex)
+                .is_none_or(|last| last < self.lo);
+            if ends_before {
+                continue;
+            }
+            self.current = Some(Box::new(batches(&self.dir.join(&part.file))?));
+        }
+    }
+
+    fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let path = &self.dir;
+        let okey = column(batch, "order_key", path)?.as_binary::<i32>();
+        let key = column(batch, "key", path)?.as_string::<i32>();
+        let digest = column(batch, "digest", path)?.as_fixed_size_binary();
+        for i in 0..batch.num_rows() {
+            self.pending.push_back(KeyedRow {
+                order_key: okey.value(i).to_vec(),
+                key: key.value(i).to_string(),
+                digest: digest
+                    .value(i)
+                    .try_into()
+                    .map_err(|_| parquet_error(path, "digest width"))?,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_frame_and_unframe() {
+        let framed = [
+            &1i32.to_be_bytes()[..],
+            b"a",
+            &0i32.to_be_bytes(),
+            &2i32.to_be_bytes(),
+            b"bc",
+        ]
+        .concat();
+        assert_eq!(unframe_key(&framed).unwrap(), vec![&b"a"[..], b"", b"bc"]);
+        assert!(unframe_key(&framed[..framed.len() - 1]).is_err());
+        let json = key_json(
+            &[TypeKind::Int(4)],
+            &[&4i32.to_be_bytes()[..], &42i32.to_be_bytes()].concat(),
+        );
+        assert_eq!(json.unwrap(), "[42]");
+    }
+
+    #[test]
+    fn leaves_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.parquet");
+        let payload = [&8i32.to_be_bytes()[..], &7i64.to_be_bytes()].concat();
+        let leaves = vec![
+            Leaf {
+                anchor: None,
+                fp: Fingerprint {
+                    count: 3,
+                    sum: [1, 2, 3, u64::MAX],
+                },
+            },
+            Leaf {
+                anchor: Some(Anchor {
+                    order_key: vec![1, 2],
+                    payload,
+                }),
+                fp: Fingerprint {
+                    count: 1,
+                    sum: [9, 0, 0, 1],
+                },
+            },
+        ];
+        write_leaves(&path, &leaves, &[TypeKind::Int(8)]).unwrap();
+        assert_eq!(read_leaves(&path).unwrap(), leaves);
+    }
+}

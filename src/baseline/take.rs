@@ -1,0 +1,203 @@
+//! Taking a baseline: one source → a baseline directory, written atomically.
+//!
+//! The source is opened like a verify source (one exported snapshot, read-only, a hot standby
+//! works), its tables are planned and captured by `pipeline::capture`, and everything is written
+//! into a hidden staging directory beside `--out`; the manifest goes in last, sealed with the
+//! digests of every file, and the staging directory is renamed into place. Any failure leaves no
+//! directory at `--out`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::compare::schema::{reconcile, TablePlan};
+use crate::error::{Error, Result};
+use crate::pipeline::capture::{capture, CaptureTable, Captured};
+use crate::pipeline::ranges_of;
+use crate::progress::Reporter;
+use crate::settings::BaselineSettings;
+use crate::shape::{TableName, TableShape};
+use crate::source::{catalog, Role, Source};
+use crate::tree::leaves::shift_for;
+
+use super::files::write_leaves;
+use super::manifest::{root_of, schema_fingerprint, Manifest, TableEntry, MANIFEST};
+
+/// Takes a baseline; returns its manifest.
+pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> Result<Manifest> {
+    check_out(&settings.out, settings.force)?;
+    let source = Source::open(Role::Base, settings.source.clone()).await?;
+    let shapes = catalog::read_tables(source.client())
+        .await
+        .map_err(|e| e.context("reading the catalog of the source"))?;
+    let plans = plan_tables(settings, &shapes)?;
+    let staging = staging_dir(&settings.out)?;
+    let mut tables = Vec::with_capacity(plans.len());
+    for (i, plan) in plans.into_iter().enumerate() {
+        let ranges = ranges_of(source.client(), &plan, settings.jobs).await?;
+        let rows = match settings.rows {
+            true => Some(rows_dir(staging.path(), i, &plan.name)?),
+            false => None,
+        };
+        tables.push(CaptureTable {
+            leaf_shift: shift_for(plan.est_rows),
+            plan,
+            codec: 0,
+            ranges,
+            rows,
+        });
+    }
+    let captured = capture(
+        &source,
+        &tables,
+        settings.jobs,
+        settings.batch_bytes,
+        reporter,
+    )
+    .await;
+    let mut manifest = Manifest::new(source.snapshot.clone(), settings.rows);
+    for (i, (table, got)) in tables.iter().zip(captured).enumerate() {
+        manifest.tables.push(entry(staging.path(), i, table, got)?);
+    }
+    manifest.seal(staging.path())?;
+    write_manifest(staging.path(), &manifest)?;
+    publish(staging, &settings.out)?;
+    Ok(manifest)
+}
+
+fn check_out(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !force {
+        return Err(Error::usage(format!("{} already exists", out.display()))
+            .with_hint("choose a new directory, or pass --force to replace it"));
+    }
+    Ok(())
+}
+
+/// The tables to capture, each reconciled on its own; a table that cannot be keyed fails the
+/// baseline (a baseline that silently left a table out would later read as "table dropped").
+fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec<TablePlan>> {
+    for wanted in settings.filter.tables.iter().flatten() {
+        if !shapes.iter().any(|s| &s.name == wanted) {
+            return Err(
+                Error::usage(format!("table {wanted} not found on the source"))
+                    .with_hint("check the name (schema.table); list tables with psql's \\dt"),
+            );
+        }
+    }
+    let mut plans = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    for shape in shapes.iter().filter(|s| settings.filter.accepts(&s.name)) {
+        let key = settings.keys.get(&shape.name).map(Vec::as_slice);
+        match reconcile(&shape.name, &[Role::Base], &[Some(shape)], key) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::usage(format!("cannot take a baseline: {}", refused.join("; ")))
+            .with_hint("give those tables a key with --key schema.table=cols, or leave them out with --tables/--schema"));
+    }
+    Ok(plans)
+}
+
+fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+    let dir = tempfile::Builder::new()
+        .prefix(".pgsalvage-baseline-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent.display(), e))?;
+    std::fs::create_dir(dir.path().join("leaves"))
+        .map_err(|e| Error::io(dir.path().display(), e))?;
+    Ok(dir)
+}
+
+/// A file-name-safe stem for a table: its position and its name with anything unusual replaced.
+fn stem(i: usize, name: &TableName) -> String {
+    let text: String = format!("{}.{}", name.schema, name.name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{i:04}_{text}")
+}
+
+fn rows_dir(staging: &Path, i: usize, name: &TableName) -> Result<(PathBuf, String)> {
+    let relative = format!("rows/{}", stem(i, name));
+    let dir = staging.join(&relative);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    Ok((dir, relative))
+}
+
+fn entry(staging: &Path, i: usize, table: &CaptureTable, got: Captured) -> Result<TableEntry> {
+    let plan = &table.plan;
+    if let Some(e) = got.error {
+        return Err(e.context(format!("taking the baseline of {}", plan.name)));
+    }
+    let codec = plan.codecs[0].as_ref().expect("the source has the table");
+    let leaves_file = format!("leaves/{}.parquet", stem(i, &plan.name));
+    write_leaves(
+        &staging.join(&leaves_file),
+        &got.leaves,
+        &codec.kinds[..codec.nkey],
+    )?;
+    let shape = plan.shapes[0].clone().expect("the source has the table");
+    let key: Vec<String> = plan.key_columns.iter().map(|c| c.name.clone()).collect();
+    Ok(TableEntry {
+        table: plan.name.clone(),
+        schema_fingerprint: schema_fingerprint(&shape, &plan.columns, &key),
+        shape,
+        columns: plan.columns.clone(),
+        key,
+        rows: got.total.count,
+        root: root_of(&got.total),
+        leaf_shift: table.leaf_shift,
+        leaf_count: got.leaves.len() as u64,
+        leaves_file,
+        row_parts: got.parts,
+    })
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+    std::fs::write(&path, json).map_err(|e| Error::io(path.display(), e))?;
+    sync_dir(dir)
+}
+
+/// Makes the staging directory's entries durable before it is renamed into place.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir.display(), e))
+}
+
+/// Renames the finished staging directory to `out`; an old baseline there (with --force) is
+/// moved aside first and removed only once the new one is in place.
+fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
+    let staged = staging.keep();
+    let old = out.exists().then(|| {
+        let mut aside = staged.clone();
+        aside.set_extension("old");
+        aside
+    });
+    if let Some(aside) = &old {
+        std::fs::rename(out, aside).map_err(|e| Error::io(out.display(), e))?;
+    }
+    if let Err(e) = std::fs::rename(&staged, out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(Error::io(out.display(), e));
+    }
+    if let Some(aside) = old {
+        let _ = std::fs::remove_dir_all(aside);
+    }
+    Ok(())
+}

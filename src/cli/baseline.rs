@@ -1,0 +1,188 @@
+//! `pgsalvage baseline`: take a checksum baseline of a database, or inspect one.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{parse_keys, reporter_for, runtime, table_filter};
+use crate::baseline::manifest::Baseline;
+use crate::baseline::take::take;
+use crate::baseline::Manifest;
+use crate::error::{Error, Result};
+use crate::settings::BaselineSettings;
+use crate::source::conninfo::{resolve, ProcessEnv};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: Option<BaselineCommand>,
+
+    /// The database to record (a libpq URL or key=value string; a hot standby works).
+    #[arg(long, env = "PGSALVAGE_SOURCE", value_name = "URL", required = true)]
+    pub source: Option<String>,
+
+    /// The directory to write; it must not exist (see --force). Written atomically.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+
+    /// Also store every row's key and digest, so a later comparison names exact keys.
+    #[arg(long)]
+    pub rows: bool,
+
+    /// Replace --out if it exists (the old baseline is removed only once the new one is in place).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Record only these tables (schema.table, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TABLES")]
+    pub tables: Vec<String>,
+
+    /// Record only tables in these schemas (comma-separated).
+    #[arg(long = "schema", value_delimiter = ',', value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+
+    /// Key columns for a table without a primary key: --key public.events=tenant_id,event_id.
+    #[arg(long, value_name = "TABLE=COLS")]
+    pub key: Vec<String>,
+
+    /// Worker sessions reading the source.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+
+    /// COPY data per hashing batch, in KiB.
+    #[arg(long, default_value_t = 512, value_name = "KIB", hide = true)]
+    pub batch_kib: usize,
+
+    /// Print only the last line; no progress bars.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Check a baseline (every file against its digest) and print its manifest readably.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The baseline directory.
+    pub dir: PathBuf,
+    /// Print the manifest as JSON instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BaselineArgs {
+    pub fn settings(&self) -> Result<BaselineSettings> {
+        let source = self
+            .source
+            .as_deref()
+            .ok_or_else(|| Error::usage("--source is required"))?;
+        let out = self
+            .out
+            .clone()
+            .ok_or_else(|| Error::usage("--out is required"))?;
+        if self.jobs == 0 {
+            return Err(Error::usage("--jobs must be at least 1"));
+        }
+        Ok(BaselineSettings {
+            source: resolve(source, &ProcessEnv).map_err(|e| e.context("--source"))?,
+            out,
+            rows: self.rows,
+            force: self.force,
+            filter: table_filter(&self.tables, &self.schemas)?,
+            keys: parse_keys(&self.key)?,
+            jobs: self.jobs,
+            batch_bytes: self.batch_kib.max(4) * 1024,
+        })
+    }
+}
+
+pub fn run(args: &BaselineArgs) -> Result<i32> {
+    if let Some(BaselineCommand::Inspect(inspect)) = &args.command {
+        return run_inspect(inspect);
+    }
+    let settings = args.settings()?;
+    let reporter = reporter_for(args.quiet);
+    let manifest = runtime()?.block_on(take(&settings, reporter))?;
+    let text = summary(&manifest, &settings.out);
+    if args.quiet {
+        println!("{}", text.lines().last().unwrap_or_default());
+    } else {
+        print!("{text}");
+    }
+    Ok(0)
+}
+
+fn run_inspect(args: &InspectArgs) -> Result<i32> {
+    let baseline = Baseline::load(&args.dir)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&baseline.manifest).expect("a manifest serializes");
+        println!("{json}");
+    } else {
+        print!("{}", summary(&baseline.manifest, &args.dir));
+    }
+    Ok(0)
+}
+
+/// The manifest as a person reads it: where and when it was taken, then one line per table.
+pub fn summary(m: &Manifest, dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    let s = &m.source;
+    let _ = writeln!(out, "baseline {} ({}, {})", dir.display(), m.format, m.tool);
+    let _ = writeln!(
+        out,
+        "  source {} (PostgreSQL {}{}), snapshot at {} UTC, WAL {}",
+        s.connection,
+        s.server_version,
+        if s.in_recovery { ", standby" } else { "" },
+        s.taken_at,
+        s.wal_lsn
+    );
+    let _ = writeln!(
+        out,
+        "  rows stored: {}",
+        if m.rows {
+            "yes (exact keys on compare)"
+        } else {
+            "no (changed key spans on compare)"
+        }
+    );
+    let width = m
+        .tables
+        .iter()
+        .map(|t| t.table.to_string().len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 48);
+    let _ = writeln!(
+        out,
+        "  {:<width$} {:>12} {:>8} {:>7}  key / root",
+        "table", "rows", "leaves", "columns"
+    );
+    for t in &m.tables {
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>12} {:>8} {:>7}  ({}) {}",
+            t.table.to_string(),
+            t.rows,
+            t.leaf_count,
+            t.columns.len(),
+            t.key.join(", "),
+            &t.root[..16]
+        );
+    }
+    let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+    let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
+    let _ = writeln!(
+        out,
+        "{} tables, {rows} rows, {} files, {:.1} MiB, every file checked against its digest",
+        m.tables.len(),
+        m.files.len(),
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    out
+}

@@ -1,0 +1,92 @@
+//! `pgsalvage status`: flags → [`StatusSettings`], one read-only look at the target, the summary
+//! printed and the JSON written.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::runtime;
+use crate::error::Result;
+use crate::incident::{status, StatusSettings, Thresholds};
+use crate::source::conninfo::{resolve, ProcessEnv};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The database to look at (a primary or a standby).
+    ///
+    /// A libpq connection URI or key=value string; missing parts come from PGHOST, PGPORT,
+    /// PGUSER, PGDATABASE, PGSSLMODE and passwords from PGPASSWORD or ~/.pgpass. The session is
+    /// read-only; sessions and locks are those of this database, replication is the cluster's.
+    #[arg(long, env = "PGSALVAGE_TARGET", value_name = "URL")]
+    pub target: String,
+
+    /// List (and count as notable) transactions open longer than this.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "SECONDS",
+        help_heading = "Thresholds"
+    )]
+    pub long_after: u64,
+
+    /// Replication lag in time (replica replay lag; a standby's last replayed commit while WAL
+    /// waits to be replayed) beyond this is notable.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        help_heading = "Thresholds"
+    )]
+    pub lag_after: u64,
+
+    /// Replication lag in bytes, or WAL kept by an inactive slot, beyond this is notable.
+    #[arg(
+        long,
+        default_value_t = 16 * 1024 * 1024,
+        value_name = "BYTES",
+        help_heading = "Thresholds"
+    )]
+    pub lag_bytes: u64,
+
+    /// Write the report as JSON (schema pgsalvage.status/1) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub json: Option<PathBuf>,
+
+    /// Print only the verdict line (and errors).
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+}
+
+impl StatusArgs {
+    pub fn settings(&self) -> Result<StatusSettings> {
+        let target = resolve(&self.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
+        let mut settings = StatusSettings::new(target);
+        settings.thresholds = Thresholds {
+            long_after_secs: self.long_after,
+            lag_after_secs: self.lag_after,
+            lag_bytes: self.lag_bytes,
+        };
+        Ok(settings)
+    }
+}
+
+pub fn run(args: &StatusArgs) -> Result<i32> {
+    let settings = args.settings()?;
+    let report = runtime()?.block_on(status(&settings))?;
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    let text = crate::incident::human::summary(&report);
+    if args.quiet {
+        println!("{}", text.lines().last().unwrap_or_default());
+    } else {
+        print!("{text}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.section, e.message);
+        if let Some(hint) = &e.hint {
+            eprintln!("  hint: {hint}");
+        }
+    }
+    Ok(report.exit_code)
+}

@@ -1,0 +1,343 @@
+//! One source → per table, its content-defined leaves (and, for `--rows` baselines, its
+//! `(key, digest)` row files): what a baseline stores, and what a database is reduced to when it
+//! is compared with one.
+//!
+//! The work is cut as a verify's is: one unit per (table, key range), `jobs` worker sessions all
+//! in the source's exported snapshot, rows streamed by binary COPY in byte-bounded batches and
+//! digested on rayon (`range_diff`'s readers). Each batch then goes back to the pool to be cut
+//! into leaves and, with rows, encoded into the range's Parquet file, so the tokio workers only
+//! move bytes. A range's leaves are joined to its neighbours' in key order at the end
+//! (`tree::leaves::combine`); memory is one leaf list per table and a few batches per worker.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use super::range_diff::{next_batch, start_query, start_reader};
+use crate::baseline::files::{frame_key, key_json, KeyedRow, RowsWriter};
+use crate::baseline::manifest::RowPart;
+use crate::compare::schema::TablePlan;
+use crate::error::{Error, Result};
+use crate::hash::digest::{on_pool, DigestBatch, RowCodec};
+use crate::key::range::KeyRange;
+use crate::progress::{Reporter, TableDone};
+use crate::shape::TypeKind;
+use crate::source::Source;
+use crate::tree::leaves::{combine, total, Leaf, LeafBuilder, RangeLeaves};
+use crate::tree::Fingerprint;
+
+/// One table to capture.
+pub struct CaptureTable {
+    pub plan: TablePlan,
+    /// Which of the plan's codecs reads this source.
+    pub codec: usize,
+    pub ranges: Vec<KeyRange>,
+    pub leaf_shift: u8,
+    /// With rows: the directory the range files go to, and their names relative to the baseline.
+    pub rows: Option<(PathBuf, String)>,
+}
+
+/// A captured table.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub leaves: Vec<Leaf>,
+    pub total: Fingerprint,
+    pub parts: Vec<RowPart>,
+    /// The first range that failed; the capture of this table is then incomplete.
+    pub error: Option<Error>,
+    pub elapsed: Duration,
+}
+
+type RangeOutcome = Result<(RangeLeaves, Option<RowPart>)>;
+
+struct Shared<'a> {
+    source: &'a Source,
+    tables: &'a [CaptureTable],
+    batch_bytes: usize,
+    reporter: Arc<dyn Reporter>,
+    queue: Mutex<Vec<(usize, usize)>>,
+    results: Mutex<Vec<Vec<Option<RangeOutcome>>>>,
+    started: Mutex<Vec<Option<Instant>>>,
+}
+
+/// Captures every table of `tables` from `source` with `jobs` sessions.
+pub async fn capture(
+    source: &Source,
+    tables: &[CaptureTable],
+    jobs: usize,
+    batch_bytes: usize,
+    reporter: Arc<dyn Reporter>,
+) -> Vec<Captured> {
+    let mut units: Vec<(usize, usize)> = Vec::new();
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&t| std::cmp::Reverse(tables[t].plan.est_rows));
+    for t in order {
+        units.extend((0..tables[t].ranges.len()).map(|r| (t, r)));
+    }
+    units.reverse();
+    let shared = Shared {
+        source,
+        tables,
+        batch_bytes,
+        reporter,
+        queue: Mutex::new(units),
+        results: Mutex::new(
+            tables
+                .iter()
+                .map(|t| t.ranges.iter().map(|_| None).collect())
+                .collect(),
+        ),
+        started: Mutex::new(vec![None; tables.len()]),
+    };
+    join_all((0..jobs.max(1)).map(|_| worker(&shared))).await;
+    let results = shared.results.into_inner().expect("results lock");
+    let started = shared.started.into_inner().expect("start lock");
+    results
+        .into_iter()
+        .zip(started)
+        .map(|(ranges, at)| assemble(ranges, at))
+        .collect()
+}
+
+fn assemble(ranges: Vec<Option<RangeOutcome>>, started: Option<Instant>) -> Captured {
+    let mut out = Captured {
+        elapsed: started.map(|s| s.elapsed()).unwrap_or_default(),
+        ..Captured::default()
+    };
+    let mut leaves = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match range {
+            Some(Ok((l, part))) => {
+                leaves.push(l);
+                out.parts.extend(part);
+            }
+            Some(Err(e)) => {
+                out.error.get_or_insert(e);
+            }
+            None => {
+                out.error
+                    .get_or_insert_with(|| Error::source("a key range was never read"));
+            }
+        }
+    }
+    out.leaves = combine(leaves);
+    out.total = total(&out.leaves);
+    out
+}
+
+async fn worker(shared: &Shared<'_>) {
+    let mut client = None;
+    loop {
+        let Some((t, r)) = shared.queue.lock().expect("queue lock").pop() else {
+            return;
+        };
+        mark_started(shared, t);
+        if client.is_none() {
+            client = match shared.source.worker().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    finish_unit(shared, t, r, Err(e));
+                    continue;
+                }
+            };
+        }
+        let session = client.as_ref().expect("connected");
+        let outcome = capture_range(shared, session, t, r).await;
+        if outcome.is_err() {
+            client = None;
+        }
+        finish_unit(shared, t, r, outcome);
+    }
+}
+
+fn mark_started(shared: &Shared<'_>, t: usize) {
+    let mut started = shared.started.lock().expect("start lock");
+    if started[t].is_none() {
+        started[t] = Some(Instant::now());
+        let plan = &shared.tables[t].plan;
+        shared.reporter.table_started(t, &plan.name, plan.est_rows);
+    }
+}
+
+fn finish_unit(shared: &Shared<'_>, t: usize, r: usize, outcome: RangeOutcome) {
+    let mut results = shared.results.lock().expect("results lock");
+    if let Err(e) = &outcome {
+        shared.reporter.message(&e.to_string());
+    }
+    results[t][r] = Some(outcome);
+    if results[t].iter().all(Option::is_some) {
+        let rows = results[t]
+            .iter()
+            .flatten()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|(l, _)| l.head.count + l.leaves.iter().map(|x| x.fp.count).sum::<u64>())
+            .sum();
+        let failed = results[t].iter().flatten().any(Result::is_err);
+        let done = TableDone {
+            rows,
+            differences: 0,
+            failed,
+        };
+        shared.reporter.table_finished(t, &done);
+    }
+}
+
+/// Reads one range and cuts it into leaves (and a row file).
+async fn capture_range(
+    shared: &Shared<'_>,
+    client: &tokio_postgres::Client,
+    t: usize,
+    r: usize,
+) -> RangeOutcome {
+    let table = &shared.tables[t];
+    let range = &table.ranges[r];
+    let at = || {
+        format!(
+            "reading {} from {}, range {range}",
+            table.plan.name, shared.source.role
+        )
+    };
+    let codec: Arc<RowCodec> = table.plan.codecs[table.codec]
+        .clone()
+        .ok_or_else(|| Error::internal("capturing a table absent from its source"))?;
+    let writer = match &table.rows {
+        Some((dir, prefix)) => {
+            let name = format!("{prefix}/{r:05}.parquet");
+            Some(RowsWriter::create(
+                dir.join(format!("{r:05}.parquet")),
+                name,
+            )?)
+        }
+        None => None,
+    };
+    let mut state = RangeState {
+        builder: LeafBuilder::new(table.leaf_shift),
+        writer,
+        key_kinds: codec.kinds[..codec.nkey].to_vec(),
+        range: range.clone(),
+        last: None,
+    };
+    let mut reader = Some(
+        start_reader(client, &table.plan, range, codec, shared.batch_bytes, None)
+            .await
+            .map_err(|e| e.context(at()))?,
+    );
+    while let Some(batch) = next_batch(&mut reader).await.map_err(|e| e.context(at()))? {
+        shared.reporter.rows(t, batch.len() as u64);
+        state = on_pool(move || state.absorb(batch).map(|()| state))
+            .await
+            .map_err(|_| Error::internal("the hashing pool dropped a batch"))?
+            .map_err(|e| e.context(at()))?;
+    }
+    state.finish()
+}
+
+/// A range being cut: the leaf builder, the row file, the last key seen.
+struct RangeState {
+    builder: LeafBuilder,
+    writer: Option<RowsWriter>,
+    key_kinds: Vec<TypeKind>,
+    range: KeyRange,
+    last: Option<Vec<u8>>,
+}
+
+impl RangeState {
+    /// Leaves depend on key order: a key out of order or outside the range stops the capture.
+    fn absorb(&mut self, batch: DigestBatch) -> Result<()> {
+        let nkey = self.key_kinds.len();
+        for row in 0..batch.len() {
+            let key = batch.key(row);
+            let prev = match row {
+                0 => self.last.as_deref(),
+                _ => Some(batch.key(row - 1)),
+            };
+            let ordered = prev.is_none_or(|prev| prev < key);
+            if !ordered || !self.range.contains(key) {
+                return Err(Error::internal(format!(
+                    "the server returned keys out of order or outside range {}",
+                    self.range
+                ))
+                .with_hint("the server's key order disagrees with byte order; please report this with the key's type"));
+            }
+            self.builder.push(key, &batch.digests[row], || {
+                frame_key(&batch.rows, row, nkey)
+            });
+            if row + 1 == batch.len() {
+                self.last = Some(key.to_vec());
+            }
+        }
+        if let Some(w) = &mut self.writer {
+            w.write(&batch, &self.key_kinds)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> RangeOutcome {
+        let part = self.writer.map(RowsWriter::finish).transpose()?;
+        Ok((self.builder.finish(), part))
+    }
+}
+
+/// The rows of a few key ranges of a table on `client` as `(order key, digest, key JSON)`, in
+/// key order: the live side of a comparison with a `--rows` baseline, read only where spans
+/// differ, several spans per statement to save round trips.
+pub async fn span_rows(
+    client: &tokio_postgres::Client,
+    plan: &TablePlan,
+    codec: usize,
+    ranges: &[KeyRange],
+    batch_bytes: usize,
+) -> Result<Vec<KeyedRow>> {
+    let codec: Arc<RowCodec> = plan.codecs[codec]
+        .clone()
+        .ok_or_else(|| Error::internal("reading a table absent from its source"))?;
+    let key_kinds = codec.kinds[..codec.nkey].to_vec();
+    let query = spans_query(plan, ranges);
+    let ncols = codec.kinds.len();
+    let mut reader = Some(start_query(client, &query, codec, ncols, batch_bytes).await?);
+    let mut rows: Vec<KeyedRow> = Vec::new();
+    while let Some(batch) = next_batch(&mut reader).await? {
+        for row in 0..batch.len() {
+            let key = batch.key(row);
+            let inside = ranges.iter().any(|r| r.contains(key));
+            if !inside
+                || rows
+                    .last()
+                    .is_some_and(|prev| prev.order_key.as_slice() >= key)
+            {
+                return Err(Error::internal(format!(
+                    "{} returned keys out of order or outside the spans asked for",
+                    plan.name
+                )));
+            }
+            let framed = frame_key(&batch.rows, row, key_kinds.len());
+            rows.push(KeyedRow {
+                order_key: key.to_vec(),
+                digest: batch.digests[row],
+                key: key_json(&key_kinds, &framed)?,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// `COPY (SELECT … WHERE range1 OR range2 … ORDER BY key)`.
+fn spans_query(plan: &TablePlan, ranges: &[KeyRange]) -> String {
+    let keys = plan.key_exprs();
+    let predicates: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            r.predicate(&keys)
+                .map_or("TRUE".to_string(), |p| format!("({p})"))
+        })
+        .collect();
+    format!(
+        "COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT binary)",
+        plan.select_list(),
+        plan.name.sql(),
+        predicates.join(" OR "),
+        keys.join(", ")
+    )
+}

@@ -1,0 +1,565 @@
+//! Checksum baselines on real clusters: take, compare against a database and another baseline,
+//! schema changes, corruption, an independent Parquet reader.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::{fresh_db, pgsalvage, psql, text, url};
+
+const SCHEMA: &str = "
+CREATE TABLE items (id bigint PRIMARY KEY, label text, price numeric(12,2), tags text[]);
+INSERT INTO items SELECT g, 'item ' || g, g * 1.25, ARRAY['t' || (g % 7)] FROM generate_series(1, 20000) g;
+CREATE TABLE pairs (a int, b text, note text, PRIMARY KEY (a, b));
+INSERT INTO pairs SELECT g % 300, 'k' || g, 'n' || g FROM generate_series(1, 3000) g;
+ANALYZE;";
+
+/// Deletes, updates and inserts on `items`; returns the truth: key → kind.
+const DAMAGE: &str = "
+DELETE FROM items WHERE id % 97 = 3;
+UPDATE items SET price = price + 1 WHERE id % 101 = 5;
+UPDATE items SET label = NULL WHERE id % 211 = 7;
+INSERT INTO items SELECT g, 'new ' || g, 1, NULL FROM generate_series(30000, 30040) g;";
+
+fn truth() -> Vec<(i64, &'static str)> {
+    let mut t = Vec::new();
+    for id in 1..=20000i64 {
+        if id % 97 == 3 {
+            t.push((id, "missing"));
+        } else if id % 101 == 5 || id % 211 == 7 {
+            t.push((id, "divergent"));
+        }
+    }
+    t.extend((30000..=30040).map(|id| (id, "extra")));
+    t
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pgsalvage-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn take(db: &str, out: &Path, extra: &[&str]) {
+    let source = url(db);
+    let mut args = vec![
+        "baseline",
+        "--source",
+        &source,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push("-q");
+    let run = pgsalvage(&args);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "baseline failed: {}",
+        text(&run.stderr)
+    );
+}
+
+/// Runs verify with a JSON report; returns (exit code, report, stderr).
+fn verify(base: &str, target: &str, dir: &Path) -> (i32, Value, String) {
+    let json = dir.join(format!("report-{}.json", rand_suffix()));
+    let run = pgsalvage(&[
+        "verify",
+        "--base",
+        base,
+        "--target",
+        target,
+        "--json",
+        json.to_str().unwrap(),
+        "--max-findings",
+        "1000000",
+        "-q",
+    ]);
+    let code = run.status.code().unwrap_or(-1);
+    let report = std::fs::read(&json)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (code, report, text(&run.stderr))
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {report:#}"))
+}
+
+fn findings(report: &Value) -> BTreeSet<(i64, String)> {
+    assert_eq!(report["findings_truncated"], false);
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["table"] == "public.items")
+        .map(|f| {
+            (
+                f["key"][0].as_i64().unwrap(),
+                f["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn truth_set() -> BTreeSet<(i64, String)> {
+    truth()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+}
+
+/// Every changed key of `items` lies in a listed span; no span is without a change.
+fn assert_spans_cover(report: &Value) {
+    let spans = &table(report, "public.items")["spans"];
+    assert_eq!(spans["truncated"], false);
+    let listed = spans["listed"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    let inside = |k: i64, s: &Value| {
+        s["from"]
+            .as_array()
+            .is_none_or(|f| f[0].as_i64().unwrap() <= k)
+            && s["to"]
+                .as_array()
+                .is_none_or(|t| k < t[0].as_i64().unwrap())
+    };
+    let changed: Vec<i64> = truth().iter().map(|(k, _)| *k).collect();
+    for k in &changed {
+        assert!(
+            listed.iter().any(|s| inside(*k, s)),
+            "changed key {k} in no span"
+        );
+    }
+    for s in listed {
+        assert!(
+            changed.iter().any(|k| inside(*k, s)),
+            "span {s} holds no change"
+        );
+    }
+}
+
+#[test]
+fn baselines_against_databases_and_each_other() {
+    let db = fresh_db("bl");
+    psql(&db, SCHEMA);
+    let dir = scratch("bl");
+    let (plain, rows) = (dir.join("plain"), dir.join("rows"));
+    take(&db, &plain, &[]);
+    take(&db, &rows, &["--rows", "--jobs", "3"]);
+    let live = url(&db);
+    for b in [&plain, &rows] {
+        let (code, report, err) = verify(b.to_str().unwrap(), &live, &dir);
+        assert_eq!(
+            code,
+            0,
+            "unchanged database vs {}: {err}\n{report:#}",
+            b.display()
+        );
+        assert_eq!(table(&report, "public.items")["rows"]["base"], 20000);
+    }
+    psql(&db, DAMAGE);
+
+    // Database against a baseline without rows: spans, counts, no keys.
+    let (code, report, err) = verify(plain.to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(table(&report, "public.items")["spans"]["exact_keys"], false);
+    assert_eq!(
+        table(&report, "public.items")["rows"]["target"],
+        20000 - 207 + 41
+    );
+    assert_eq!(table(&report, "public.pairs")["status"], "identical");
+    assert_spans_cover(&report);
+
+    // Against a --rows baseline: the exact keys, from either side.
+    let (code, report, err) = verify(rows.to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(findings(&report), truth_set());
+    assert_spans_cover(&report);
+    let (code, report, _) = verify(&live, rows.to_str().unwrap(), &dir);
+    assert_eq!(code, 1);
+    let flipped: BTreeSet<(i64, String)> = truth_set()
+        .into_iter()
+        .map(|(k, kind)| match kind.as_str() {
+            "missing" => (k, "extra".into()),
+            "extra" => (k, "missing".into()),
+            _ => (k, kind),
+        })
+        .collect();
+    assert_eq!(findings(&report), flipped);
+
+    // Baseline against baseline: exact with rows on both sides, spans without.
+    let (after_rows, after_plain) = (dir.join("after-rows"), dir.join("after-plain"));
+    take(&db, &after_rows, &["--rows"]);
+    take(&db, &after_plain, &[]);
+    let (code, report, err) = verify(rows.to_str().unwrap(), after_rows.to_str().unwrap(), &dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(findings(&report), truth_set());
+    let (code, report, _) = verify(plain.to_str().unwrap(), after_plain.to_str().unwrap(), &dir);
+    assert_eq!(code, 1);
+    assert_spans_cover(&report);
+    let (code, _, err) = verify(
+        after_rows.to_str().unwrap(),
+        after_plain.to_str().unwrap(),
+        &dir,
+    );
+    assert_eq!(code, 0, "two baselines of one state: {err}");
+
+    // A schema change since the baseline: an added column still compares the old columns; a
+    // dropped one is reported as a schema change and the rows are not compared.
+    psql(&db, "ALTER TABLE pairs ADD COLUMN extra int DEFAULT 1");
+    let (code, report, _) = verify(after_rows.to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 1);
+    let pairs = table(&report, "public.pairs");
+    assert!(
+        !pairs["schema_differences"].as_array().unwrap().is_empty(),
+        "{pairs:#}"
+    );
+    assert_eq!(pairs["spans"]["count"], 0, "{pairs:#}");
+    assert_eq!(table(&report, "public.items")["status"], "identical");
+    psql(&db, "ALTER TABLE pairs DROP COLUMN note");
+    let (code, report, _) = verify(after_rows.to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 1);
+    let pairs = table(&report, "public.pairs");
+    assert_eq!(pairs["status"], "differences");
+    let diffs = pairs["schema_differences"].to_string();
+    assert!(diffs.contains("note"), "{diffs}");
+    let changed = dir.join("changed");
+    take(&db, &changed, &["--rows"]);
+    let (code, report, _) = verify(
+        after_rows.to_str().unwrap(),
+        changed.to_str().unwrap(),
+        &dir,
+    );
+    assert_eq!(code, 1);
+    assert!(table(&report, "public.pairs")["schema_differences"]
+        .to_string()
+        .contains("note"));
+    assert_eq!(table(&report, "public.items")["status"], "identical");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn first_parquet(dir: &Path, sub: &str) -> PathBuf {
+    let mut stack = vec![dir.join(sub)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                return p;
+            }
+        }
+    }
+    panic!("no parquet file under {}", dir.display());
+}
+
+/// Damages a copy of `good` with `damage` and expects verify and inspect to refuse it with a
+/// message containing `says`.
+fn refused(
+    good: &Path,
+    dir: &Path,
+    name: &str,
+    damage: impl FnOnce(&Path),
+    says: &str,
+    live: &str,
+) {
+    let bad = dir.join(name);
+    copy_dir(good, &bad);
+    damage(&bad);
+    let (code, report, err) = verify(bad.to_str().unwrap(), live, dir);
+    assert_eq!(code, 2, "{name}: {err}");
+    assert_eq!(report, Value::Null, "{name}: a report was written");
+    assert!(err.contains(says), "{name}: expected \"{says}\" in: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    let inspect = pgsalvage(&["baseline", "inspect", bad.to_str().unwrap()]);
+    assert_eq!(
+        inspect.status.code(),
+        Some(2),
+        "{name}: inspect accepted it"
+    );
+    assert!(text(&inspect.stderr).contains(says));
+}
+
+#[test]
+fn damaged_or_foreign_baselines_are_refused() {
+    let db = fresh_db("blc");
+    psql(&db, SCHEMA);
+    let dir = scratch("blc");
+    let good = dir.join("good");
+    take(&db, &good, &["--rows"]);
+    let live = url(&db);
+    let inspect = pgsalvage(&["baseline", "inspect", good.to_str().unwrap()]);
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect.stderr));
+    let shown = text(&inspect.stdout);
+    assert!(
+        shown.contains("public.items") && shown.contains("20000"),
+        "{shown}"
+    );
+
+    refused(
+        &good,
+        &dir,
+        "flipped-leaf",
+        |b| flip(&first_parquet(b, "leaves")),
+        "does not match its digest",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "flipped-row",
+        |b| flip(&first_parquet(b, "rows")),
+        "does not match its digest",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "truncated",
+        |b| truncate(&first_parquet(b, "rows")),
+        "bytes",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "missing-file",
+        |b| std::fs::remove_file(first_parquet(b, "leaves")).unwrap(),
+        "is missing",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "edited-manifest",
+        |b| edit_manifest(b, "\"rows\": 20000", "\"rows\": 20001"),
+        "checksum",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "newer",
+        |b| edit_manifest(b, "pgsalvage.baseline/1", "pgsalvage.baseline/2"),
+        "newer",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "foreign",
+        |b| edit_manifest(b, "pgsalvage.baseline/1", "other.tool/1"),
+        "not a pgsalvage baseline",
+        &live,
+    );
+    refused(
+        &good,
+        &dir,
+        "no-manifest",
+        |b| std::fs::remove_file(b.join("manifest.json")).unwrap(),
+        "not a pgsalvage baseline",
+        &live,
+    );
+    let (code, _, err) = verify(dir.join("nowhere/").to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 2);
+    assert!(err.contains("not found"), "{err}");
+
+    // Writes are atomic: an existing directory is not overwritten, a failed baseline leaves
+    // nothing behind.
+    let again = pgsalvage(&[
+        "baseline",
+        "--source",
+        &live,
+        "--out",
+        good.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"));
+    psql(&db, "CREATE TABLE nokey (v int)");
+    let failed = dir.join("failed");
+    let run = pgsalvage(&[
+        "baseline",
+        "--source",
+        &live,
+        "--out",
+        failed.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("nokey"), "{}", text(&run.stderr));
+    assert!(!failed.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".pgsalvage"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging directories left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn flip(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn truncate(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() - 100]).unwrap();
+}
+
+fn edit_manifest(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "manifest has no {from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// pyarrow, an independent reader, opens every file and finds what the manifest says.
+#[test]
+fn baseline_files_open_in_pyarrow() {
+    let db = fresh_db("blp");
+    psql(&db, SCHEMA);
+    let dir = scratch("blp");
+    let out = dir.join("b");
+    take(&db, &out, &["--rows", "--jobs", "2"]);
+    let script = r#"
+import json, sys, glob, os
+import pyarrow.parquet as pq
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, "manifest.json")))
+for t in m["tables"]:
+    leaves = pq.read_table(os.path.join(d, t["leaves_file"]))
+    assert leaves.num_rows == t["leaf_count"], (leaves.num_rows, t["leaf_count"])
+    assert sum(leaves.column("rows").to_pylist()) == t["rows"]
+    assert leaves.column("anchor_key").to_pylist()[0] is None
+    keys = []
+    for part in t["row_parts"]:
+        rows = pq.read_table(os.path.join(d, part["file"]))
+        assert rows.num_rows == part["rows"]
+        keys += [json.loads(k) for k in rows.column("key").to_pylist()]
+        assert all(len(x) == 32 for x in rows.column("digest").to_pylist())
+    assert len(keys) == t["rows"] and keys == sorted(keys), t["table"]
+    print(t["table"]["name"], len(keys))
+"#;
+    let run = std::process::Command::new("python3")
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .expect("python3 (scripts/test.sh installs it with pyarrow)");
+    assert!(
+        run.status.success(),
+        "pyarrow check failed: {}",
+        text(&run.stderr)
+    );
+    let printed = text(&run.stdout);
+    assert!(
+        printed.contains("items 20000") && printed.contains("pairs 3000"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Terminates a database's pgsalvage sessions when the first table starts.
+struct KillSessions {
+    db: String,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl pgsalvage::progress::Reporter for KillSessions {
+    fn table_started(&self, _id: usize, _table: &pgsalvage::shape::TableName, _est: u64) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            psql(
+                "postgres",
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'pgsalvage'", self.db),
+            );
+        }
+    }
+}
+
+fn killer(db: &str) -> std::sync::Arc<KillSessions> {
+    std::sync::Arc::new(KillSessions {
+        db: db.to_string(),
+        done: Default::default(),
+    })
+}
+
+#[test]
+fn a_connection_lost_while_taking_or_comparing_is_never_clean() {
+    use pgsalvage::settings::{BaselineSettings, VerifySettings};
+    use pgsalvage::source::conninfo::{resolve, ProcessEnv};
+    use pgsalvage::source::Role;
+    let db = fresh_db("bll");
+    psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 120000) g; ANALYZE t;",
+    );
+    let dir = scratch("bll");
+    let out = dir.join("b");
+    let settings = BaselineSettings {
+        source: resolve(&url(&db), &ProcessEnv).unwrap(),
+        out: out.clone(),
+        rows: true,
+        force: false,
+        filter: Default::default(),
+        keys: Default::default(),
+        jobs: 2,
+        batch_bytes: 64 * 1024,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(pgsalvage::baseline::take::take(&settings, killer(&db)))
+        .expect_err("a baseline whose connection was lost must fail");
+    assert!(err.to_string().contains("public.t"), "{err}");
+    assert!(!out.exists(), "a failed baseline left {}", out.display());
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(entries.is_empty(), "staging left behind: {entries:?}");
+
+    rt.block_on(pgsalvage::baseline::take::take(
+        &settings,
+        std::sync::Arc::new(pgsalvage::progress::NullReporter),
+    ))
+    .unwrap();
+    let mut compare = VerifySettings::new(vec![(Role::Target, settings.source.clone())]);
+    compare.baselines = vec![(Role::Base, out.clone())];
+    let report = crate::support::verify_with(&compare, killer(&db));
+    assert_eq!(report.exit_code, 2, "{:?}", report.tables[0].errors);
+    assert_eq!(
+        report.tables[0].status,
+        pgsalvage::report::TableStatus::Error
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
