@@ -22,6 +22,8 @@
 //! - [`report`]: the JSON report (documented schema) and the human summary.
 //! - [`progress`]: the observer trait the binary draws bars with.
 //! - [`incident`]: `status`, the read-only incident view (migration tables, locks, replication).
+//! - [`check`]: integrity rules on the target (NOT VALID constraints, orphans, sequences, drift)
+//!   and the fix-ups `recover` writes for them.
 //! - [`cluster`]: throwaway local PostgreSQL clusters for the demo and the tests.
 //!
 //! The pure stages (key, rows, hash, tree, compare, classify) do no I/O and are tested without a
@@ -29,6 +31,7 @@
 
 pub mod apply;
 pub mod baseline;
+pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod cluster;

@@ -7,7 +7,10 @@
 //! `--skip-changed` removes those keys from the loaded batches and lists them. `--dry-run` does
 //! all of it and rolls back. Before committing, the touched keys are read again and compared with
 //! the digests the plan expects; a restore that did not produce exactly the planned rows is rolled
-//! back, so what is committed is verified, not assumed.
+//! back, so what is committed is verified, not assumed. restore.sql's fix-up steps (check's
+//! schema repairs, parent restores, validations, `setval`) run in the same transaction, in order;
+//! the guard and the re-verify cover the row restore's keys, not the fix-ups' rows. A dry run
+//! leaves out `setval`, which a rollback would not undo.
 
 pub mod guard;
 
@@ -100,7 +103,9 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         report.exit_code = 2;
         return Ok(report);
     }
-    report.statements = run_steps(&client, &plan, &steps, &report.conflicts, &settings.dir).await?;
+    let steps = without_setval(steps, settings.dry_run, &mut report.statements);
+    let counts = run_steps(&client, &plan, &steps, &report.conflicts, &settings.dir).await?;
+    report.statements.extend(counts);
     // Verify inside the transaction: a restore that did not produce exactly the planned rows is
     // rolled back instead of committed; a dry run shows the same check.
     reverify(&client, &plan, &codecs, &settings.dir, &mut report).await?;
@@ -244,6 +249,26 @@ async fn run_steps(
     Ok(counts)
 }
 
+/// A dry run leaves out `setval` (sequences are not transactional: a rollback would not undo
+/// it) and lists what it left out.
+fn without_setval(steps: Vec<Step>, dry_run: bool, listed: &mut Vec<StatementCount>) -> Vec<Step> {
+    if !dry_run {
+        return steps;
+    }
+    let (skipped, kept): (Vec<Step>, Vec<Step>) = steps
+        .into_iter()
+        .partition(|s| matches!(s, Step::Statement(sql) if sql.starts_with("SELECT setval(")));
+    for step in skipped {
+        if let Step::Statement(sql) = step {
+            listed.push(StatementCount {
+                statement: format!("not run in a dry run: {}", short(&sql)),
+                rows: 0,
+            });
+        }
+    }
+    kept
+}
+
 /// For `COPY "pgsalvage_<t>_ins" (cols) FROM STDIN`: the temporary table's quoted name and the
 /// same COPY into the real table.
 fn direct_insert(plan: &RecoverPlan, statement: &str) -> Option<(String, String)> {
@@ -252,6 +277,11 @@ fn direct_insert(plan: &RecoverPlan, statement: &str) -> Option<(String, String)
         return None;
     }
     let table = temp_table_of(plan, statement)?;
+    // Fix-ups may have restored some of these rows already (missing parents): then the conflict
+    // clause is needed after all.
+    if plan.fixups.insert_tables.contains(&table.table) {
+        return None;
+    }
     let table_sql = TableName::new(&table.schema, &table.name).sql();
     Some((temp.to_string(), statement.replacen(temp, &table_sql, 1)))
 }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod bars;
 pub mod baseline;
+pub mod check;
 pub mod demo;
 pub mod recover;
 pub mod status;
@@ -74,6 +75,11 @@ pub enum Command {
     /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
     /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read.
     Status(status::StatusArgs),
+    /// Check integrity on the target: constraints not validated, orphans, sequences behind
+    /// their tables, and with --base the NOT NULL and unique rules it lost and its schema drift.
+    ///
+    /// Read-only, in one snapshot. Exit status: 0 nothing found, 1 problems found, 2 error.
+    Check(check::CheckArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
 }
@@ -293,6 +299,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Baseline(args) => baseline::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Check(args) => check::run(&args),
     };
     match outcome {
         Ok(code) => code,

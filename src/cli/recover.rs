@@ -153,10 +153,14 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
     for line in &outcome.plan.summary {
         println!("  {line}");
     }
+    for line in &outcome.plan.fixups.summary {
+        println!("  {line}");
+    }
     println!(
         "review {}/plan.json, then: pgsalvage apply {} --target <URL> --dry-run",
         settings.out.display(),
         settings.out.display()
     );
-    Ok(code)
+    // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.
+    Ok(code.max(i32::from(outcome.plan.fixups.active() > 0)))
 }

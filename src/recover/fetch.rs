@@ -154,10 +154,20 @@ pub async fn copy_chunk(
         key_filter(key, literals)
     );
     let at = || format!("reading rows of {table_sql} by key");
-    let stream = client.copy_out(&query).await.context(at)?;
+    copy_out(client, &query, at, sink).await
+}
+
+/// Streams one `COPY ... TO STDOUT` into `sink`, then `None`.
+pub async fn copy_out(
+    client: &Client,
+    copy: &str,
+    at: impl Fn() -> String,
+    sink: &mut impl FnMut(Option<Bytes>) -> Result<()>,
+) -> Result<()> {
+    let stream = client.copy_out(copy).await.context(&at)?;
     let mut stream = std::pin::pin!(stream);
     while let Some(piece) = stream.next().await {
-        sink(Some(piece.context(at)?))?;
+        sink(Some(piece.context(&at)?))?;
     }
     sink(None)
 }

@@ -10,6 +10,10 @@
 //! request, `parquet/`. Everything is written into a temporary directory beside `--out` and
 //! renamed into place at the end, so a failed run leaves nothing that looks like a recovery.
 //! An incomplete comparison writes nothing.
+//!
+//! On the same snapshots it also runs `check` against the base and writes its fix-ups around the
+//! row restore (schema put back before the rows, missing parents restored, constraints validated
+//! and sequences set after them; see [`crate::check::fixup`]), listed in plan.json's `fixups`.
 
 pub mod fetch;
 pub mod order;
@@ -22,6 +26,7 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
+use crate::check::fixup::{self, copy_line, FixStep, Fixups, RowRestore, TableActions};
 use crate::classify::{Action, ConflictPolicy};
 use crate::error::{Error, Result};
 use crate::pipeline::findings::key_file;
@@ -30,7 +35,7 @@ use crate::progress::Reporter;
 use crate::report::{Verdict, VerifyReport};
 use crate::settings::VerifySettings;
 use crate::sink::sql::{temp_name, Script};
-use fetch::{copy_keys, KeyChunks};
+use fetch::{copy_keys, for_each_record, KeyChunks};
 use plan::{RecoverPlan, TableRestore};
 
 /// One `recover` run.
@@ -88,14 +93,24 @@ pub async fn recover(
         ));
     }
     let tables = plan::restores(&run.tables, &keys)?;
-    let plan = RecoverPlan::new(&run.report, &run.tables, tables);
+    let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
     // Rows are restored from the replica in a three-way run, else from the base.
     let source = if run.sources.len() == 3 { 1 } else { 0 };
     let (base, target) = (
         run.sources[source].client(),
         run.sources[run.sources.len() - 1].client(),
     );
+    // The fix-ups take the base as the reference schema, also in a three-way run.
+    let reference = run.sources[0].client();
+    let found = crate::check::inspect(target, Some(reference), &verify.filter, 1000).await?;
+    let actions = row_actions(&run.tables, &keys, &found.report)?;
+    let fixups = fixup::plan(target, &found, &actions).await?;
+    plan.fixups = fixups.plan.clone();
     let dir = staging.path();
+    let around = Around {
+        fixups: &fixups,
+        reference,
+    };
     write_restore(
         base,
         target,
@@ -103,6 +118,7 @@ pub async fn recover(
         &plan,
         &keys,
         &dir.join("restore.sql"),
+        &around,
     )
     .await?;
     write_undo(
@@ -112,6 +128,7 @@ pub async fn recover(
         &plan,
         &keys,
         &dir.join("undo.sql"),
+        &around,
     )
     .await?;
     if settings.parquet {
@@ -174,6 +191,48 @@ fn close(script: Script<BufWriter<std::fs::File>>, path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path.display(), e))
 }
 
+/// What the row restore does to the differing keys: every table's count of kept rows, and the
+/// per-key actions of the tables where check found rows that break a rule.
+fn row_actions(
+    runs: &[TableRun],
+    keys: &Path,
+    report: &crate::check::report::CheckReport,
+) -> Result<RowRestore> {
+    let mut wanted: std::collections::BTreeSet<&crate::shape::TableName> =
+        report.orphans.iter().map(|o| &o.table_name).collect();
+    wanted.extend(report.not_validated.iter().map(|f| &f.table_name));
+    wanted.extend(report.not_null.iter().map(|f| &f.table_name));
+    wanted.extend(report.duplicates.iter().map(|f| &f.table_name));
+    let lost = |d: &&crate::check::drift::Drift| {
+        d.object == crate::check::drift::Object::Constraint
+            && d.change == crate::check::drift::Change::Missing
+    };
+    wanted.extend(report.drift.iter().filter(lost).map(|d| &d.qualified));
+    let mut out = RowRestore::default();
+    for (index, run) in runs.iter().enumerate() {
+        let keep_rows = wanted.contains(&run.plan.name);
+        let mut t = TableActions {
+            key: run.plan.columns[..run.plan.nkey].to_vec(),
+            ..TableActions::default()
+        };
+        for_each_record(&key_file(keys, index), |r| {
+            t.keeps += u64::from(r.action == Action::Keep);
+            if keep_rows {
+                t.rows.insert(r.key_text, (r.action, r.columns));
+            }
+            Ok(())
+        })?;
+        out.tables.insert(run.plan.name.clone(), t);
+    }
+    Ok(out)
+}
+
+/// The fix-up steps a script writes around its row sections, and the base they load from.
+struct Around<'a> {
+    fixups: &'a Fixups,
+    reference: &'a Client,
+}
+
 /// What one section of a script does to its table after loading the rows.
 enum Dml {
     /// Insert (or overwrite) the loaded rows.
@@ -204,6 +263,7 @@ async fn write_restore(
     plan: &RecoverPlan,
     keys: &Path,
     path: &Path,
+    around: &Around<'_>,
 ) -> Result<()> {
     let mut sections = Vec::new();
     for t in plan.parents_first() {
@@ -260,7 +320,9 @@ async fn write_restore(
         "restore",
         "puts the lost and damaged rows back on the target",
     );
-    write_script(path, &header, runs, keys, sections).await
+    let f = around.fixups;
+    let steps = (&f.before_rows[..], &f.after_rows[..]);
+    write_script(path, &header, runs, keys, sections, steps, around.reference).await
 }
 
 /// undo.sql: the target as it is now for everything restore.sql changes: re-inserts and updates
@@ -272,6 +334,7 @@ async fn write_undo(
     plan: &RecoverPlan,
     keys: &Path,
     path: &Path,
+    around: &Around<'_>,
 ) -> Result<()> {
     let mut sections = Vec::new();
     for t in plan.parents_first() {
@@ -326,20 +389,26 @@ async fn write_undo(
         "undo",
         "reverts restore.sql: the target's rows as they were at diff time",
     );
-    write_script(path, &header, runs, keys, sections).await
+    let f = around.fixups;
+    let steps = (&f.undo_first[..], &f.undo_last[..]);
+    write_script(path, &header, runs, keys, sections, steps, around.reference).await
 }
 
-/// Writes a script: the header, one transaction, each section's rows loaded and applied.
+/// Writes a script: the header, one transaction, the fix-ups that go first, each section's rows
+/// loaded and applied, the fix-ups that go last.
 async fn write_script(
     path: &Path,
     header: &str,
     runs: &[TableRun],
     keys: &Path,
     sections: Vec<Section<'_>>,
+    (first, last): (&[FixStep], &[FixStep]),
+    reference: &Client,
 ) -> Result<()> {
     let mut s = create(path)?;
     s.comment(header)?;
     s.begin()?;
+    write_fixups(&mut s, first, reference).await?;
     for sec in sections {
         let t = sec.table;
         let table = runs[t.index].plan.name.sql();
@@ -364,8 +433,57 @@ async fn write_script(
             Dml::Delete => s.delete_using(&table, &temp, &t.key)?,
         }
     }
+    write_fixups(&mut s, last, reference).await?;
     s.commit()?;
     close(s, path)
+}
+
+/// Fix-up steps; rows they load come from `reference` (the base).
+async fn write_fixups(
+    s: &mut Script<BufWriter<std::fs::File>>,
+    steps: &[FixStep],
+    reference: &Client,
+) -> Result<()> {
+    for step in steps {
+        match step {
+            FixStep::Comment(text) => s.comment(text)?,
+            FixStep::Run(sql) => s.statement(sql)?,
+            FixStep::Choice(sql) => s.comment(&format!("{sql};"))?,
+            FixStep::Load {
+                temp,
+                table,
+                columns,
+                queries,
+            } => {
+                s.temp_table(temp, &table.sql(), columns)?;
+                s.copy_begin(temp, columns)?;
+                for q in queries {
+                    let at = || format!("reading the base's rows of {table} for a fix-up");
+                    let mut sink = |piece: Option<bytes::Bytes>| match piece {
+                        Some(bytes) => s.copy_data(&bytes),
+                        None => Ok(()),
+                    };
+                    fetch::copy_out(reference, &format!("COPY ({q}) TO STDOUT"), at, &mut sink)
+                        .await?;
+                }
+                s.copy_end()?;
+            }
+            FixStep::Rows {
+                temp,
+                table,
+                columns,
+                rows,
+            } => {
+                s.temp_table(temp, &table.sql(), columns)?;
+                s.copy_begin(temp, columns)?;
+                for row in rows {
+                    s.copy_data(copy_line(row).as_bytes())?;
+                }
+                s.copy_end()?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A temporary table filled with the given rows of `source`, read by key.

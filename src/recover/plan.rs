@@ -20,8 +20,19 @@
 //!       "classes": { "missing": n, "extra": n, "divergent": n },   // or the three-way classes
 //!       "by_action": { "insert": { "lost": n, … }, "keep": { "conflict": n, … } },
 //!       "differing_columns": { "status": n },   // over the updated rows
-//!       "insert_order": 0, "delete_order": 3 } ] }
+//!       "insert_order": 0, "delete_order": 3 } ],
+//!   "fixups": {                               // check's fix-ups (see crate::check::fixup)
+//!     "summary": [ "fix-up after rows: validate public.children.children_parent_fk", … ],
+//!     "steps": [ { "stage": "before_rows" | "after_rows", "kind": "add_column" | "set_default"
+//!         | "create_sequence" | "add_constraint" | "restore_parents" | "copy_column"
+//!         | "create_index" | "orphans" | "validate" | "set_not_null" | "setval" | "manual",
+//!         "table": "public.items" | null, "object": "public.items.legacy",
+//!         "active": true,                     // false: written commented out, see "note"
+//!         "rows": n | null, "statements": [ "ALTER TABLE …" ], "note": "…" | null } ],
+//!     "insert_tables": [ "public.parents" ],  // fix-ups insert rows there before the row restore
+//!     "not_undone": [ "setval of public.items_id_seq" ] } }
 //! ```
+//! Plans written before `fixups` existed read as having none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,6 +97,8 @@ pub struct RecoverPlan {
     pub fk_cycle: bool,
     pub summary: Vec<String>,
     pub tables: Vec<TableRestore>,
+    #[serde(default)]
+    pub fixups: crate::check::fixup::FixupPlan,
 }
 
 /// The restore of every table of the run that has differing keys.
@@ -222,6 +235,7 @@ impl RecoverPlan {
             fk_cycle,
             summary,
             tables,
+            fixups: Default::default(),
         }
     }
 
@@ -250,6 +264,7 @@ impl RecoverPlan {
             ));
         }
         lines.extend(self.summary.iter().cloned());
+        lines.extend(self.fixups.summary.iter().cloned());
         lines.join("\n")
     }
 

@@ -33,7 +33,7 @@ fn qualified(alias: &str, cols: &[String]) -> String {
 }
 
 /// `t.k1 = s.k1 AND t.k2 = s.k2`
-fn key_match(key: &[String]) -> String {
+pub fn key_match(key: &[String]) -> String {
     key.iter()
         .map(|k| format!("t.{0} = s.{0}", quote_ident(k)))
         .collect::<Vec<_>>()

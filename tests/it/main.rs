@@ -2,6 +2,7 @@
 //! Modules are listed here; shared helpers live in `support`.
 
 mod baseline;
+mod check;
 mod cli;
 mod cluster_test;
 mod concurrency;

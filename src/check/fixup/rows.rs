@@ -1,0 +1,335 @@
+//! The row fix-ups: missing parents restored from the base, choices for orphans nothing
+//! restores, `VALIDATE CONSTRAINT` where the rows will obey, and `setval` last.
+
+use super::super::catalog::{ColumnDef, ConstraintDef};
+use super::super::drift::{self, Change, Object};
+use super::super::parents::ParentRows;
+use super::super::scan::{self, Violation};
+use super::{entry, Builder, FixStep};
+use crate::recover::order::parents_first;
+use crate::shape::{quote_ident, TableName};
+use crate::sink::sql::{key_match, select_list};
+
+impl Builder<'_> {
+    /// The missing parents, whole chain, parents first, from the base.
+    pub(super) fn parents(&mut self) {
+        let restorable: Vec<&ParentRows> = self
+            .ins
+            .parents
+            .iter()
+            .filter(|p| !p.restore.is_empty())
+            .collect();
+        let mut names: Vec<TableName> = restorable.iter().map(|p| p.table.clone()).collect();
+        names.sort();
+        names.dedup();
+        let edges: Vec<(TableName, Vec<TableName>)> = names
+            .iter()
+            .map(|n| {
+                let parents = self
+                    .bs
+                    .table(n)
+                    .map(|t| t.foreign_keys().map(|(_, f)| f.parent.clone()).collect());
+                (n.clone(), parents.unwrap_or_default())
+            })
+            .collect();
+        let (order, _) = parents_first(&edges);
+        let mut undo = Vec::new();
+        for i in order {
+            for p in restorable.iter().filter(|p| p.table == names[i]) {
+                undo.extend(self.restore_parents(p));
+            }
+        }
+        // Children first when undoing.
+        undo.reverse();
+        self.out.undo_last.splice(0..0, undo.into_iter().flatten());
+    }
+
+    /// One parent table's restore; returns its undo steps.
+    pub(super) fn restore_parents(&mut self, p: &ParentRows) -> Option<Vec<FixStep>> {
+        let bt = self.bs.table(&p.table)?;
+        let tt = self.ins.target.table(&p.table)?;
+        let added: Vec<&ColumnDef> = self
+            .drift(Object::Column, Change::Missing)
+            .filter(|d| d.qualified == p.table)
+            .filter_map(|d| bt.column(&d.name))
+            .collect();
+        let exists =
+            |c: &&ColumnDef| tt.column(&c.name).is_some() || added.iter().any(|a| a.name == c.name);
+        let target_col = |c: &ColumnDef| tt.column(&c.name).unwrap_or(c).clone();
+        let cols: Vec<ColumnDef> = bt
+            .columns
+            .iter()
+            .filter(exists)
+            .map(target_col)
+            .filter(|c| !c.generated)
+            .collect();
+        let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+        let overriding = if cols.iter().any(|c| c.identity == Some('a')) {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        let queries: Vec<String> = scan::tuple_filters(bt, &p.columns, &p.restore)?
+            .into_iter()
+            .map(|f| {
+                format!(
+                    "SELECT {} FROM {} WHERE {f}",
+                    select_list(&names),
+                    p.table.sql()
+                )
+            })
+            .collect();
+        let temp = self.temp("par");
+        let insert = format!(
+            "INSERT INTO {} ({}){overriding} SELECT {} FROM {} ON CONFLICT DO NOTHING",
+            p.table.sql(),
+            select_list(&names),
+            select_list(&names),
+            quote_ident(&temp)
+        );
+        let mut e = entry("restore_parents", Some(&p.table), &p.table.to_string());
+        e.rows = Some(p.restore.len() as u64);
+        e.statements = vec![insert.clone()];
+        let load = FixStep::Load {
+            temp,
+            table: p.table.clone(),
+            columns: names,
+            queries,
+        };
+        self.push(false, e, vec![load, FixStep::Run(insert)]);
+        self.out.plan.insert_tables.push(p.table.to_string());
+        let untemp = self.temp("unpar");
+        let delete = format!(
+            "DELETE FROM {} AS t USING {} AS s WHERE {}",
+            p.table.sql(),
+            quote_ident(&untemp),
+            key_match(&p.columns)
+        );
+        Some(vec![
+            FixStep::Comment(format!(
+                "undo: delete the {} parent rows restored into {}",
+                p.restore.len(),
+                p.table
+            )),
+            FixStep::Rows {
+                temp: untemp,
+                table: p.table.clone(),
+                columns: p.columns.clone(),
+                rows: p.restore.iter().cloned().collect(),
+            },
+            FixStep::Run(delete),
+        ])
+    }
+
+    /// Violating rows that nothing in the recovery fixes.
+    pub(super) fn left_after(
+        &self,
+        table: &TableName,
+        con: &ConstraintDef,
+        key: &[String],
+        rows: &[Violation],
+    ) -> u64 {
+        let restored = |v: &Violation| {
+            let Some(fk) = &con.foreign else { return false };
+            let Some(tuple) = v.values.iter().cloned().collect::<Option<Vec<String>>>() else {
+                return false;
+            };
+            self.ins.parents.iter().any(|p| {
+                p.table == fk.parent && p.columns == fk.parent_columns && p.restore.contains(&tuple)
+            })
+        };
+        rows.iter()
+            .filter(|v| !restored(v) && !self.rows.fixes(table, key, &v.key, &con.columns))
+            .count() as u64
+    }
+
+    /// Orphans nothing restores: the choices, commented out.
+    pub(super) fn orphan_choices(&mut self) {
+        for o in &self.ins.report.orphans {
+            let Some(tt) = self.ins.target.table(&o.table_name) else {
+                continue;
+            };
+            let Some(con) = tt.constraint(&o.constraint) else {
+                continue;
+            };
+            let left = self.left_after(&tt.name, con, &o.orphans.key_columns, &o.orphans.all);
+            if left == 0 {
+                continue;
+            }
+            let Some(cond) = scan::violation_condition(tt, con) else {
+                continue;
+            };
+            let mut choices = vec![format!("DELETE FROM {} AS c WHERE {cond}", tt.name.sql())];
+            let nullable = con
+                .columns
+                .iter()
+                .all(|c| tt.column(c).is_some_and(|c| !c.not_null));
+            if nullable {
+                let set: Vec<String> = con
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} = NULL", quote_ident(c)))
+                    .collect();
+                choices.push(format!(
+                    "UPDATE {} AS c SET {} WHERE {cond}",
+                    tt.name.sql(),
+                    set.join(", ")
+                ));
+            }
+            let mut e = entry(
+                "orphans",
+                Some(&tt.name),
+                &format!("{}.{}", tt.name, con.name),
+            );
+            e.active = false;
+            e.rows = Some(left);
+            e.note = Some(format!(
+                "{left} rows reference {} rows that exist nowhere: choose one",
+                o.parent
+            ));
+            e.statements = choices.clone();
+            let steps = choices.into_iter().map(FixStep::Choice).collect();
+            self.push(true, e, steps);
+        }
+    }
+
+    /// `VALIDATE CONSTRAINT` for the target's unvalidated constraints, where they will hold.
+    pub(super) fn validations(&mut self) {
+        let mut todo = Vec::new();
+        for f in &self.ins.report.not_validated {
+            let table = f.table_name.clone();
+            let Some(con) = self
+                .ins
+                .target
+                .table(&table)
+                .and_then(|t| t.constraint(&f.constraint))
+            else {
+                continue;
+            };
+            let why = match &f.violations {
+                None => Some("its rows cannot be checked".to_string()),
+                Some(v) => match self.left_after(&table, con, &v.key_columns, &v.all) {
+                    0 => None,
+                    n => Some(format!("{n} rows would still violate it")),
+                },
+            };
+            todo.push((table, con.clone(), why));
+        }
+        let orphaned: Vec<(TableName, ConstraintDef)> = self
+            .ins
+            .report
+            .orphans
+            .iter()
+            .filter(|o| o.restorable_parents.unwrap_or(0) > 0)
+            .filter_map(|o| {
+                let table = o.table_name.clone();
+                let con = self
+                    .ins
+                    .target
+                    .table(&table)?
+                    .constraint(&o.constraint)?
+                    .clone();
+                Some((table, con))
+            })
+            .collect();
+        let mut reset: Vec<(TableName, ConstraintDef)> = Vec::new();
+        for (table, con, why) in todo {
+            if why.is_none() {
+                reset.push((table.clone(), con.clone()));
+            }
+            self.validate(&table, &con.name, why);
+        }
+        for item in orphaned {
+            if !reset.contains(&item) {
+                reset.push(item);
+            }
+        }
+        self.undo_reset(reset);
+    }
+
+    pub(super) fn validate(&mut self, table: &TableName, name: &str, why: Option<String>) {
+        let sql = drift::validate(table, name);
+        let mut e = entry("validate", Some(table), &format!("{table}.{name}"));
+        e.statements = vec![sql.clone()];
+        e.active = why.is_none();
+        e.note = why;
+        let step = if e.active {
+            FixStep::Run(sql)
+        } else {
+            FixStep::Choice(sql)
+        };
+        self.push(true, e, vec![step]);
+    }
+
+    /// undo.sql drops these constraints first (so the rows it puts back, orphans included, fit)
+    /// and adds them back last, as they were.
+    pub(super) fn undo_reset(&mut self, constraints: Vec<(TableName, ConstraintDef)>) {
+        for (table, con) in constraints {
+            self.out.undo_first.insert(
+                0,
+                FixStep::Run(format!(
+                    "ALTER TABLE {} DROP CONSTRAINT {}",
+                    table.sql(),
+                    quote_ident(&con.name)
+                )),
+            );
+            let mut add = format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                table.sql(),
+                quote_ident(&con.name),
+                con.definition
+            );
+            if !con.validated {
+                add.push_str(" NOT VALID");
+            }
+            self.out.undo_last.push(FixStep::Run(add));
+        }
+    }
+
+    /// `setval` last, from what the table holds when the script runs.
+    pub(super) fn sequences(&mut self) {
+        for s in &self.ins.report.sequences {
+            let name = s.name.clone();
+            let Some(seq) = self.ins.target.sequences.get(&name) else {
+                continue;
+            };
+            let mut parts: Vec<String> = seq
+                .users
+                .iter()
+                .filter(|(t, _)| self.ins.target.table(t).is_some())
+                .map(|(t, c)| format!("(SELECT max({})::bigint FROM {})", quote_ident(c), t.sql()))
+                .collect();
+            parts.extend(s.base_last_value.map(|v| v.to_string()));
+            parts.push(format!("(SELECT last_value FROM {})", name.sql()));
+            let sql = format!(
+                "SELECT setval({}, greatest({}))",
+                drift::regclass(&name),
+                parts.join(", ")
+            );
+            let mut e = entry("setval", None, &s.sequence);
+            e.statements = vec![sql.clone()];
+            e.note = Some(format!("at least {}", s.setval));
+            self.push(true, e, vec![FixStep::Run(sql)]);
+            let back = match s.last_value {
+                Some(v) => format!("SELECT setval({}, {v})", drift::regclass(&name)),
+                None => format!(
+                    "SELECT setval({}, {}, false)",
+                    drift::regclass(&name),
+                    seq.start
+                ),
+            };
+            self.out.undo_first.insert(0, FixStep::Choice(back));
+            self.out.undo_first.insert(
+                0,
+                FixStep::Comment(format!(
+                    "not undone: setval of {} (values may be in use since); to force it back:",
+                    s.sequence
+                )),
+            );
+            self.out
+                .plan
+                .not_undone
+                .push(format!("setval of {}", s.sequence));
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The schema fix-ups: what the target lost of the base's schema, put back around the rows.
+//!
+//! Sequences, columns and defaults go before the row restore (a missing primary key too: the row
+//! restore's `ON CONFLICT (key)` needs its index); the added columns' values, missing constraints
+//! and indexes, and `SET NOT NULL` after it. Drift no DDL can put back is listed for a person.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use super::super::catalog::{ConstraintDef, ConstraintKind};
+use super::super::drift::{self, Change, Drift, Object};
+use super::super::scan;
+use super::{entry, Builder, FixStep};
+use crate::error::Result;
+use crate::shape::{quote_ident, TableName};
+use crate::sink::sql::{key_match, select_list};
+
+impl Builder<'_> {
+    /// Sequences, columns and defaults the target lost, and a lost primary key.
+    pub(super) fn schema_before(&mut self) {
+        let seqs: Vec<Drift> = self
+            .drift(Object::Sequence, Change::Missing)
+            .cloned()
+            .collect();
+        for d in seqs {
+            let mut e = entry("create_sequence", None, &d.name);
+            e.statements = d.ddl.clone();
+            let steps = d.ddl.iter().cloned().map(FixStep::Run).collect();
+            self.push(false, e, steps);
+            let drop = format!("DROP SEQUENCE {}", d.qualified.sql());
+            self.out.undo_last.push(FixStep::Run(drop));
+        }
+        let cols: Vec<Drift> = self
+            .drift(Object::Column, Change::Missing)
+            .cloned()
+            .collect();
+        for d in cols {
+            let table = d.qualified.clone();
+            let mut e = entry("add_column", Some(&table), &format!("{table}.{}", d.name));
+            e.statements = d.ddl.clone();
+            self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
+            // Undo drops columns before the sequences their defaults use.
+            self.out.undo_last.insert(
+                0,
+                FixStep::Run(format!(
+                    "ALTER TABLE {} DROP COLUMN {}",
+                    table.sql(),
+                    quote_ident(&d.name)
+                )),
+            );
+        }
+        let defaults: Vec<Drift> = self
+            .drift(Object::Column, Change::Different)
+            .filter(|d| d.aspect == Some("default"))
+            .cloned()
+            .collect();
+        for d in defaults {
+            let table = d.qualified.clone();
+            let mut e = entry("set_default", Some(&table), &format!("{table}.{}", d.name));
+            e.statements = d.ddl.clone();
+            self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
+            let alter = format!(
+                "ALTER TABLE {} ALTER COLUMN {}",
+                table.sql(),
+                quote_ident(&d.name)
+            );
+            let back = match &d.target {
+                Some(expr) => format!("{alter} SET DEFAULT {expr}"),
+                None => format!("{alter} DROP DEFAULT"),
+            };
+            self.out.undo_last.insert(0, FixStep::Run(back));
+        }
+        let pks: Vec<(TableName, ConstraintDef)> = self
+            .missing_constraints()
+            .into_iter()
+            .filter(|(_, c)| c.kind == ConstraintKind::PrimaryKey)
+            .collect();
+        for (table, con) in pks {
+            let dups = self.duplicates_left(&table, &con.name);
+            self.add_constraint(false, &table, &con, dups);
+        }
+    }
+
+    /// Constraints of the base missing on the target, for tables both have.
+    pub(super) fn missing_constraints(&self) -> Vec<(TableName, ConstraintDef)> {
+        self.drift(Object::Constraint, Change::Missing)
+            .filter_map(|d| {
+                let table = d.qualified.clone();
+                let con = self.bs.table(&table)?.constraint(&d.name)?.clone();
+                Some((table, con))
+            })
+            .collect()
+    }
+
+    /// Rows of a duplicate finding the row restore leaves in place beyond one per group, `None`
+    /// when check found no duplicates for that rule.
+    pub(super) fn duplicates_left(&self, table: &TableName, name: &str) -> Option<u64> {
+        let d = self
+            .ins
+            .report
+            .duplicates
+            .iter()
+            .find(|d| &d.table_name == table && d.name == name)?;
+        let mut left: BTreeMap<&Vec<Option<String>>, u64> = BTreeMap::new();
+        for r in &d.duplicates.all {
+            if !self
+                .rows
+                .fixes(table, &d.duplicates.key_columns, &r.key, &d.columns)
+            {
+                *left.entry(&r.values).or_default() += 1;
+            }
+        }
+        Some(left.values().map(|n| n.saturating_sub(1)).sum())
+    }
+
+    pub(super) fn add_constraint(
+        &mut self,
+        after: bool,
+        table: &TableName,
+        con: &ConstraintDef,
+        dups: Option<u64>,
+    ) {
+        let ddl = drift::add_constraint(table, con);
+        let add = ddl[0].clone();
+        let mut e = entry(
+            "add_constraint",
+            Some(table),
+            &format!("{table}.{}", con.name),
+        );
+        e.statements = vec![add.clone()];
+        let blocked = match (con.kind, dups) {
+            (ConstraintKind::Exclusion, _) => {
+                Some("an exclusion constraint is checked as it is added".to_string())
+            }
+            (_, Some(n)) if n > 0 => {
+                Some(format!("{n} duplicate rows remain after the row restore"))
+            }
+            _ => None,
+        };
+        e.active = blocked.is_none();
+        e.note = blocked;
+        let step = if e.active {
+            FixStep::Run(add)
+        } else {
+            FixStep::Choice(add)
+        };
+        self.push(after, e, vec![step]);
+        let drop = FixStep::Run(format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            table.sql(),
+            quote_ident(&con.name)
+        ));
+        // A primary key added before the rows is dropped after the row undo, which needs it.
+        if after {
+            self.out.undo_first.push(drop);
+        } else {
+            self.out.undo_last.insert(0, drop);
+        }
+    }
+
+    /// Added columns get the base's values (after the row restore, so inserted rows get them
+    /// too).
+    pub(super) fn columns_after(&mut self) {
+        let cols: Vec<Drift> = self
+            .drift(Object::Column, Change::Missing)
+            .cloned()
+            .collect();
+        for d in cols {
+            let table = d.qualified.clone();
+            let (Some(bt), Some(tt)) = (self.bs.table(&table), self.ins.target.table(&table))
+            else {
+                continue;
+            };
+            let Some(col) = bt.column(&d.name) else {
+                continue;
+            };
+            let key = bt.primary_key();
+            let mut e = entry("copy_column", Some(&table), &format!("{table}.{}", d.name));
+            if col.generated || col.identity.is_some() {
+                continue;
+            }
+            if key.is_empty() || key.iter().any(|k| tt.column(k).is_none()) {
+                e.active = false;
+                e.note = Some("the table has no primary key on both sides to match rows by".into());
+                self.push(true, e, Vec::new());
+                continue;
+            }
+            let temp = self.temp("col");
+            let columns = [key.clone(), vec![d.name.clone()]].concat();
+            let query = format!("SELECT {} FROM {}", select_list(&columns), table.sql());
+            let update = format!(
+                "UPDATE {} AS t SET {} = s.{} FROM {} AS s WHERE {}",
+                table.sql(),
+                quote_ident(&d.name),
+                quote_ident(&d.name),
+                quote_ident(&temp),
+                key_match(&key)
+            );
+            e.statements = vec![update.clone()];
+            let load = FixStep::Load {
+                temp,
+                table: table.clone(),
+                columns,
+                queries: vec![query],
+            };
+            self.push(true, e, vec![load, FixStep::Run(update)]);
+            if col.not_null {
+                let holds = col.default.is_some() || self.rows.all_from_base(&table);
+                let why = "rows only on the target would stay NULL";
+                self.set_not_null(&table, &col.name, holds.then_some(()).ok_or(why), false);
+            }
+        }
+    }
+
+    /// Missing unique, foreign-key and check constraints (a missing primary key came before the
+    /// rows), checked against the target's rows where their columns exist.
+    pub(super) async fn added_constraints(&mut self, target: &Client) -> Result<()> {
+        for (table, con) in self.missing_constraints() {
+            if con.kind == ConstraintKind::PrimaryKey {
+                continue;
+            }
+            let dups = self.duplicates_left(&table, &con.name);
+            self.add_constraint(true, &table, &con, dups);
+            if !con.kind.can_be_not_valid() {
+                continue;
+            }
+            let left = self.added_violations_left(target, &table, &con).await?;
+            let why = match left {
+                Some(0) => None,
+                Some(n) => Some(format!("{n} rows would still violate it")),
+                None => Some(
+                    "its columns are not on the target yet, so its rows were not checked".into(),
+                ),
+            };
+            self.validate(&table, &con.name, why);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn added_violations_left(
+        &self,
+        target: &Client,
+        table: &TableName,
+        con: &ConstraintDef,
+    ) -> Result<Option<u64>> {
+        let Some(tt) = self.ins.target.table(table) else {
+            return Ok(None);
+        };
+        if con.columns.iter().any(|c| tt.column(c).is_none()) {
+            return Ok(None);
+        }
+        let Some(cond) = scan::violation_condition(tt, con) else {
+            return Ok(None);
+        };
+        let key = scan::key_columns(tt, &con.columns);
+        let values = if con.foreign.is_some() {
+            con.columns.clone()
+        } else {
+            Vec::new()
+        };
+        let found = scan::violations(target, tt, &key, &values, &cond).await?;
+        Ok(Some(self.left_after(table, con, &key, &found.rows)))
+    }
+
+    /// Indexes the target lost (not those of constraints, which come with them).
+    pub(super) fn indexes(&mut self) {
+        let missing: Vec<Drift> = self
+            .drift(Object::Index, Change::Missing)
+            .cloned()
+            .collect();
+        for d in missing {
+            let table = d.qualified.clone();
+            let Some(def) = d.ddl.first().cloned() else {
+                continue;
+            };
+            let mut e = entry("create_index", Some(&table), &format!("{table}.{}", d.name));
+            e.statements = vec![def.clone()];
+            if let Some(n) = self.duplicates_left(&table, &d.name).filter(|n| *n > 0) {
+                e.active = false;
+                e.note = Some(format!("{n} duplicate rows remain after the row restore"));
+            }
+            let step = if e.active {
+                FixStep::Run(def)
+            } else {
+                FixStep::Choice(def)
+            };
+            self.push(true, e, vec![step]);
+            let index = TableName::new(table.schema.clone(), d.name.clone());
+            self.out.undo_first.push(FixStep::Run(format!(
+                "DROP INDEX IF EXISTS {}",
+                index.sql()
+            )));
+        }
+    }
+
+    /// NOT NULL the base has and the target lost, where no NULL will remain.
+    pub(super) fn not_null(&mut self) {
+        let lost: Vec<Drift> = self
+            .drift(Object::Column, Change::Different)
+            .filter(|d| d.aspect == Some("nullability") && d.base.as_deref() == Some("not null"))
+            .cloned()
+            .collect();
+        for d in lost {
+            let table = d.qualified.clone();
+            let nulls = self
+                .ins
+                .report
+                .not_null
+                .iter()
+                .find(|n| n.table_name == table && n.column == d.name);
+            let left = nulls.map_or(0, |n| {
+                let cols = [d.name.clone()];
+                n.nulls
+                    .all
+                    .iter()
+                    .filter(|r| !self.rows.fixes(&table, &n.nulls.key_columns, &r.key, &cols))
+                    .count()
+            });
+            let why = format!("{left} rows would still hold NULL");
+            self.set_not_null(
+                &table,
+                &d.name,
+                if left == 0 { Ok(()) } else { Err(why.as_str()) },
+                true,
+            );
+        }
+    }
+
+    pub(super) fn set_not_null(
+        &mut self,
+        table: &TableName,
+        column: &str,
+        holds: std::result::Result<(), &str>,
+        undo: bool,
+    ) {
+        let sql = format!(
+            "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+            table.sql(),
+            quote_ident(column)
+        );
+        let mut e = entry("set_not_null", Some(table), &format!("{table}.{column}"));
+        e.statements = vec![sql.clone()];
+        e.active = holds.is_ok();
+        e.note = holds.err().map(str::to_string);
+        let step = if e.active {
+            FixStep::Run(sql)
+        } else {
+            FixStep::Choice(sql)
+        };
+        self.push(true, e, vec![step]);
+        if undo {
+            self.out.undo_first.insert(
+                0,
+                FixStep::Run(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL",
+                    table.sql(),
+                    quote_ident(column)
+                )),
+            );
+        }
+    }
+
+    /// Drift no DDL here can put back: listed for a person.
+    pub(super) fn manual(&mut self) {
+        let items: Vec<Drift> = self
+            .ins
+            .report
+            .drift
+            .iter()
+            .filter(|d| !handled(d))
+            .cloned()
+            .collect();
+        for d in items {
+            let object = match &d.table {
+                Some(t) => format!("{t}.{}", d.name),
+                None => d.name.clone(),
+            };
+            let mut e = entry("manual", Some(&d.qualified), &object);
+            e.active = false;
+            e.note = Some(
+                format!(
+                    "{:?} {:?}{}: base {}, target {}",
+                    d.object,
+                    d.change,
+                    d.aspect.map(|a| format!(" ({a})")).unwrap_or_default(),
+                    d.base.as_deref().unwrap_or("none"),
+                    d.target.as_deref().unwrap_or("none")
+                )
+                .to_lowercase(),
+            );
+            self.push(true, e, Vec::new());
+        }
+    }
+}
+
+/// Whether a fix-up above puts this drift back.
+fn handled(d: &Drift) -> bool {
+    match d.change {
+        Change::Missing => d.object != Object::Table,
+        Change::Extra => false,
+        Change::Different => {
+            d.aspect == Some("default")
+                || (d.aspect == Some("nullability") && d.base.as_deref() == Some("not null"))
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! `check`: the integrity problems a failed migration leaves besides wrong rows, read-only.
+//!
+//! Where verify compares rows, check looks at the rules the rows should obey. On the target, in
+//! one `REPEATABLE READ READ ONLY` snapshot ([`Source::open`]): constraints not validated and the
+//! rows that violate them, orphans under every foreign key, sequences behind the columns they
+//! feed. With a base (the known-good schema): where the missing parents of those orphans can be
+//! restored from (up the foreign-key chain, [`parents`]), columns the base has NOT NULL that hold
+//! NULLs on the target, unique keys whose index the target lost and that now hold duplicates, and
+//! the schema drift with the DDL that puts the base's version back ([`drift`]). The catalog is
+//! read by [`catalog`], the rows by [`scan`]; [`report`] is what comes out. `recover` runs the
+//! same [`inspect`] on its own snapshots and turns the findings into fix-ups ([`fixup`]).
+//!
+//! # JSON schema `pgsalvage.check/1`
+//! ```text
+//! { "format": "pgsalvage.check/1",
+//!   "verdict": "clean" | "problems", "exit_code": 0 | 1,
+//!   "sources": { "target": { snapshot info as in the verify report }, "base": { … } },
+//!   "not_validated": [ { "table": "public.items", "constraint": "items_qty_check",
+//!       "kind": "check" | "foreign_key" | "not_null" | …, "definition": "CHECK ((qty >= 0))",
+//!       "violations": <rows> | null } ],          // null: a kind not checked by rows (exclusion)
+//!   "orphans": [ { "table": "public.children", "constraint": "children_parent_fk",
+//!       "columns": ["parent_id"], "parent": "public.parents", "parent_columns": ["id"],
+//!       "validated": false, "orphans": <rows>,
+//!       "missing_parents": 3, "parent_keys": [[3], [5]],   // capped, in the values' text order
+//!       "restorable_parents": 3 | null, "unrestorable_parents": 0 | null } ],   // null: no base
+//!   "parent_restores": [ { "table": "public.parents", "columns": ["id"], "rows": 3,
+//!       "keys": [[3], [5], [9]], "keys_truncated": false, "unresolved": 0 } ],  // whole chain,
+//!                                                             // keys in the values' text order
+//!   "sequences": [ { "sequence": "public.items_id_seq", "last_value": 10 | null, "next_value": 11,
+//!       "columns": [ { "table": "public.items", "column": "id", "max": 30 } ], "max": 30,
+//!       "base_last_value": 40 | null, "setval": 40 } ],
+//!   "not_null": [ { "table": "public.items", "column": "status", "nulls": <rows> } ],
+//!   "duplicates": [ { "table": "public.items", "name": "items_code_key", "columns": ["code"],
+//!       "duplicates": <rows>, "groups": 1, "values": [["code1"]] } ],
+//!   "drift": [ { "object": "table" | "column" | "constraint" | "index" | "sequence",
+//!       "change": "missing" | "extra" | "different", "table": "public.items",   // when inside one
+//!       "name": "legacy", "aspect": "type" | "nullability" | "default" | "generation"
+//!       | "definition",                                   // only for "different"
+//!       "base": "text" | null, "target": "…" | null, "ddl": [ "ALTER TABLE …" ] } ],
+//!   "totals": { "not_validated": n, "violating_rows": n, "foreign_keys_with_orphans": n,
+//!       "orphans": n, "restorable_parents": n, "sequences_behind": n,
+//!       "not_null_columns_with_nulls": n, "duplicate_groups": n, "drift": n },
+//!   "max_keys": 1000, "elapsed_ms": 12 }
+//!
+//! <rows> = { "key_columns": ["id"], "rows": 15, "keys": [[2], [4]], "keys_truncated": false }
+//! ```
+//! Counts are exact; `keys` lists at most `max_keys` rows, in key order. A row's key is its
+//! table's primary key (without one, the rule's columns). Keys are JSON arrays of exact values as
+//! in the verify report: integers and numerics as JSON numbers digit for digit, everything else
+//! as strings in PostgreSQL's text form (UTC, ISO dates). Without a base, `parent_restores`,
+//! `not_null`, `duplicates` and `drift` are empty. Exit status 0 clean, 1 problems, 2 error.
+
+pub mod catalog;
+pub mod drift;
+pub mod fixup;
+pub mod parents;
+pub mod report;
+pub mod scan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use crate::error::Result;
+use crate::settings::TableFilter;
+use crate::source::{ConnInfo, Role, Source};
+use catalog::{ConstraintKind, Schema, TableDef};
+use parents::{ParentRows, Seed};
+use report::{
+    CheckReport, CheckTotals, CheckVerdict, ConstraintFinding, DuplicateFinding, NullFinding,
+    OrphanFinding, ParentRestore, RowList, SequenceColumn, SequenceFinding, FORMAT,
+};
+use scan::{forms, key_columns, tuple_json, violation_condition, violations};
+
+/// One `check` run.
+#[derive(Clone, Debug)]
+pub struct CheckSettings {
+    pub target: ConnInfo,
+    pub base: Option<ConnInfo>,
+    pub filter: TableFilter,
+    /// Keys listed per finding (counts stay exact).
+    pub max_keys: usize,
+    pub json: Option<PathBuf>,
+}
+
+/// What [`inspect`] found, with the schemas (every table, whatever the filter) and parent chain
+/// the fix-ups build on.
+pub struct Inspection {
+    pub report: CheckReport,
+    pub target: Schema,
+    pub base: Option<Schema>,
+    pub parents: Vec<ParentRows>,
+}
+
+/// Opens the sources on their snapshots and inspects the target.
+pub async fn check(settings: &CheckSettings) -> Result<CheckReport> {
+    let started = Instant::now();
+    let target = Source::open(Role::Target, settings.target.clone()).await?;
+    let base = match &settings.base {
+        Some(info) => Some(Source::open(Role::Base, info.clone()).await?),
+        None => None,
+    };
+    let found = inspect(
+        target.client(),
+        base.as_ref().map(Source::client),
+        &settings.filter,
+        settings.max_keys,
+    )
+    .await?;
+    let mut report = found.report;
+    report.sources.insert(Role::Target, target.snapshot.clone());
+    if let Some(b) = &base {
+        report.sources.insert(Role::Base, b.snapshot.clone());
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Every check on `target` (and against `base`), on whatever snapshot the sessions are in.
+pub async fn inspect(
+    target: &Client,
+    base: Option<&Client>,
+    filter: &TableFilter,
+    max_keys: usize,
+) -> Result<Inspection> {
+    let target_all = catalog::read_schema(target)
+        .await
+        .map_err(|e| e.context("reading the target's schema"))?;
+    let base_all = match base {
+        Some(client) => Some(
+            catalog::read_schema(client)
+                .await
+                .map_err(|e| e.context("reading the base's schema"))?,
+        ),
+        None => None,
+    };
+    // The filter says which tables are checked; parents are followed wherever they are.
+    let scoped = |s: &Schema| {
+        let mut s = s.clone();
+        s.retain(|n| filter.accepts(n));
+        s
+    };
+    let ts = scoped(&target_all);
+    let bs = base_all.as_ref().map(scoped);
+    let mut report = empty_report(max_keys);
+    for table in ts.tables.values() {
+        constraint_findings(target, table, max_keys, &mut report).await?;
+    }
+    let mut parents = Vec::new();
+    if let (Some(client), Some(bs), Some(base_all)) = (base, &bs, &base_all) {
+        let added = added_fk_seeds(target, bs, &ts, &target_all).await?;
+        parents = parent_chain(client, target, (base_all, &target_all), added, &mut report).await?;
+        report.not_null = null_findings(target, bs, &ts, max_keys).await?;
+        report.duplicates = duplicate_findings(target, bs, &ts, max_keys).await?;
+        report.drift = drift::diff(bs, &ts);
+    }
+    report.sequences = sequence_findings(target, &ts, bs.as_ref()).await?;
+    report.conclude();
+    Ok(Inspection {
+        report,
+        target: target_all,
+        base: base_all,
+        parents,
+    })
+}
+
+fn empty_report(max_keys: usize) -> CheckReport {
+    CheckReport {
+        format: FORMAT,
+        verdict: CheckVerdict::Clean,
+        exit_code: 0,
+        sources: BTreeMap::new(),
+        not_validated: Vec::new(),
+        orphans: Vec::new(),
+        parent_restores: Vec::new(),
+        sequences: Vec::new(),
+        not_null: Vec::new(),
+        duplicates: Vec::new(),
+        drift: Vec::new(),
+        totals: CheckTotals::default(),
+        max_keys,
+        elapsed_ms: 0,
+    }
+}
+
+/// Constraints not validated, with their violating rows, and orphans under every foreign key
+/// (one scan per foreign key serves both).
+async fn constraint_findings(
+    client: &Client,
+    table: &TableDef,
+    max_keys: usize,
+    report: &mut CheckReport,
+) -> Result<()> {
+    for con in &table.constraints {
+        let fk = con.kind == ConstraintKind::ForeignKey;
+        if con.validated && !fk {
+            continue;
+        }
+        let key = key_columns(table, &con.columns);
+        let values = if fk { con.columns.clone() } else { Vec::new() };
+        let rows = match violation_condition(table, con) {
+            Some(cond) => Some(violations(client, table, &key, &values, &cond).await?.rows),
+            None => None,
+        };
+        let list = |all: Vec<_>| RowList::new(key.clone(), &forms(table, &key), all, max_keys);
+        if !con.validated {
+            report.not_validated.push(ConstraintFinding {
+                table: table.name.to_string(),
+                table_name: table.name.clone(),
+                constraint: con.name.clone(),
+                kind: con.kind,
+                definition: con.definition.clone(),
+                violations: rows.clone().map(list),
+            });
+        }
+        let (Some(rows), Some(foreign)) = (rows, &con.foreign) else {
+            continue;
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let parent_keys: BTreeSet<Vec<Option<String>>> = rows
+            .iter()
+            .map(|r| r.values.clone())
+            .filter(|v| v.iter().all(Option::is_some))
+            .collect();
+        let value_forms = forms(table, &con.columns);
+        report.orphans.push(OrphanFinding {
+            table: table.name.to_string(),
+            table_name: table.name.clone(),
+            constraint: con.name.clone(),
+            columns: con.columns.clone(),
+            parent: foreign.parent.to_string(),
+            parent_name: foreign.parent.clone(),
+            parent_columns: foreign.parent_columns.clone(),
+            validated: con.validated,
+            missing_parents: parent_keys.len() as u64,
+            parent_keys: parent_keys
+                .iter()
+                .take(max_keys)
+                .map(|k| tuple_json(k, &value_forms))
+                .collect(),
+            orphans: list(rows),
+            restorable_parents: None,
+            unrestorable_parents: None,
+        });
+    }
+    Ok(())
+}
+
+/// The missing parents of every orphan, looked up on the base up the chain.
+///
+/// `added` are the parents missing under the base's foreign keys the target lost: the fix-ups
+/// add those constraints back, so their parents are restored too.
+async fn parent_chain(
+    base: &Client,
+    target: &Client,
+    (bs, ts): (&Schema, &Schema),
+    added: Vec<Seed>,
+    report: &mut CheckReport,
+) -> Result<Vec<ParentRows>> {
+    let seeds: Vec<Seed> = report.orphans.iter().map(seed_of).collect();
+    let all = seeds.iter().cloned().chain(added).collect();
+    let chain = parents::resolve(base, target, bs, ts, all).await?;
+    for (o, seed) in report.orphans.iter_mut().zip(&seeds) {
+        let entry = chain
+            .iter()
+            .find(|p| p.table == seed.table && p.columns == seed.columns);
+        let restorable = seed
+            .tuples
+            .iter()
+            .filter(|t| entry.is_some_and(|e| e.restore.contains(*t)))
+            .count() as u64;
+        o.restorable_parents = Some(restorable);
+        o.unrestorable_parents = Some(seed.tuples.len() as u64 - restorable);
+    }
+    report.parent_restores = chain
+        .iter()
+        .filter(|p| !p.restore.is_empty())
+        .map(|p| {
+            let forms = bs
+                .table(&p.table)
+                .map(|t| forms(t, &p.columns))
+                .unwrap_or_default();
+            let tuples: Vec<Vec<Option<String>>> = p
+                .restore
+                .iter()
+                .map(|t| t.iter().cloned().map(Some).collect())
+                .collect();
+            ParentRestore {
+                table: p.table.to_string(),
+                columns: p.columns.clone(),
+                rows: p.restore.len() as u64,
+                keys: tuples
+                    .iter()
+                    .take(report.max_keys)
+                    .map(|t| tuple_json(t, &forms))
+                    .collect(),
+                keys_truncated: tuples.len() > report.max_keys,
+                unresolved: p.unresolved.len() as u64,
+            }
+        })
+        .collect();
+    Ok(chain)
+}
+
+/// Parent keys the target's rows reference under the base's foreign keys the target lacks.
+async fn added_fk_seeds(
+    client: &Client,
+    bs: &Schema,
+    ts: &Schema,
+    target_all: &Schema,
+) -> Result<Vec<Seed>> {
+    let mut seeds = Vec::new();
+    for (name, bt) in &bs.tables {
+        let Some(tt) = ts.table(name) else { continue };
+        for (con, fk) in bt.foreign_keys() {
+            let on_target = tt.constraint(&con.name).is_some();
+            let parent = target_all.table(&fk.parent);
+            let parent_columns =
+                parent.is_some_and(|p| fk.parent_columns.iter().all(|c| p.column(c).is_some()));
+            if on_target || !parent_columns || con.columns.iter().any(|c| tt.column(c).is_none()) {
+                continue;
+            }
+            let cond = scan::orphan_condition(fk, &con.columns);
+            let rows = violations(client, tt, &[], &con.columns, &cond).await?.rows;
+            let tuples: BTreeSet<Vec<String>> = rows
+                .into_iter()
+                .filter_map(|r| r.values.into_iter().collect())
+                .collect();
+            if !tuples.is_empty() {
+                seeds.push(Seed {
+                    table: fk.parent.clone(),
+                    columns: fk.parent_columns.clone(),
+                    tuples,
+                });
+            }
+        }
+    }
+    Ok(seeds)
+}
+
+fn seed_of(o: &OrphanFinding) -> Seed {
+    let tuples = o
+        .orphans
+        .all
+        .iter()
+        .filter_map(|r| r.values.iter().cloned().collect::<Option<Vec<String>>>())
+        .collect();
+    Seed {
+        table: o.parent_name.clone(),
+        columns: o.parent_columns.clone(),
+        tuples,
+    }
+}
+
+/// Sequences whose next value is not above the largest value of a column they feed.
+async fn sequence_findings(
+    client: &Client,
+    ts: &Schema,
+    bs: Option<&Schema>,
+) -> Result<Vec<SequenceFinding>> {
+    let mut out = Vec::new();
+    // Descending sequences and those this session cannot read are not judged.
+    for seq in ts
+        .sequences
+        .values()
+        .filter(|s| s.increment > 0 && s.readable)
+    {
+        let mut columns = Vec::new();
+        for (table, column) in seq.users.iter().filter(|(t, _)| ts.table(t).is_some()) {
+            let max = scan::column_max(client, table, column).await?;
+            columns.push(SequenceColumn {
+                table: table.to_string(),
+                column: column.clone(),
+                max,
+            });
+        }
+        let Some(max) = columns.iter().filter_map(|c| c.max).max() else {
+            continue;
+        };
+        if max < seq.next_value() {
+            continue;
+        }
+        let base_last_value = bs
+            .and_then(|b| b.sequences.get(&seq.name))
+            .and_then(|s| s.last_value);
+        out.push(SequenceFinding {
+            sequence: seq.name.to_string(),
+            name: seq.name.clone(),
+            last_value: seq.last_value,
+            next_value: seq.next_value(),
+            columns,
+            max,
+            base_last_value,
+            setval: base_last_value.map_or(max, |b| b.max(max)),
+        });
+    }
+    Ok(out)
+}
+
+/// Columns NOT NULL on the base, nullable on the target, holding NULLs there.
+async fn null_findings(
+    client: &Client,
+    bs: &Schema,
+    ts: &Schema,
+    max_keys: usize,
+) -> Result<Vec<NullFinding>> {
+    let mut out = Vec::new();
+    for (name, bt) in &bs.tables {
+        let Some(tt) = ts.table(name) else { continue };
+        for bc in bt.columns.iter().filter(|c| c.not_null) {
+            if tt.column(&bc.name).is_none_or(|c| c.not_null) {
+                continue;
+            }
+            let key = key_columns(tt, &[]);
+            let cond = scan::null_condition(&bc.name);
+            let rows = violations(client, tt, &key, &[], &cond).await?.rows;
+            if !rows.is_empty() {
+                out.push(NullFinding {
+                    table: name.to_string(),
+                    table_name: name.clone(),
+                    column: bc.name.clone(),
+                    nulls: RowList::new(key.clone(), &forms(tt, &key), rows, max_keys),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The base's unique rules (constraint or index name, columns).
+fn unique_rules(t: &TableDef) -> Vec<(String, Vec<String>)> {
+    let mut rules: Vec<(String, Vec<String>)> = t
+        .constraints
+        .iter()
+        .filter(|c| matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique))
+        .map(|c| (c.name.clone(), c.columns.clone()))
+        .collect();
+    for i in t
+        .indexes
+        .iter()
+        .filter(|i| i.unique && i.constraint.is_none())
+    {
+        if let Some(cols) = &i.columns {
+            rules.push((i.name.clone(), cols.clone()));
+        }
+    }
+    rules
+}
+
+/// Whether the target still enforces uniqueness of `cols` (any valid unique index on them).
+fn enforced(tt: &TableDef, name: &str, cols: &[String]) -> bool {
+    let same = |c: &Vec<String>| {
+        let (mut a, mut b) = (c.clone(), cols.to_vec());
+        a.sort();
+        b.sort();
+        a == b
+    };
+    tt.constraint(name).is_some()
+        || tt.index(name).is_some()
+        || tt
+            .indexes
+            .iter()
+            .any(|i| i.unique && i.valid && i.columns.as_ref().is_some_and(same))
+}
+
+/// Unique rules of the base the target no longer enforces, whose columns hold duplicates.
+async fn duplicate_findings(
+    client: &Client,
+    bs: &Schema,
+    ts: &Schema,
+    max_keys: usize,
+) -> Result<Vec<DuplicateFinding>> {
+    let mut out = Vec::new();
+    for (name, bt) in &bs.tables {
+        let Some(tt) = ts.table(name) else { continue };
+        for (rule, cols) in unique_rules(bt) {
+            if enforced(tt, &rule, &cols) || cols.iter().any(|c| tt.column(c).is_none()) {
+                continue;
+            }
+            let key = key_columns(tt, &cols);
+            let cond = scan::duplicate_condition(name, &cols);
+            let rows = violations(client, tt, &key, &cols, &cond).await?.rows;
+            if rows.is_empty() {
+                continue;
+            }
+            let groups: BTreeSet<Vec<Option<String>>> =
+                rows.iter().map(|r| r.values.clone()).collect();
+            let value_forms = forms(tt, &cols);
+            out.push(DuplicateFinding {
+                table: name.to_string(),
+                table_name: name.clone(),
+                name: rule,
+                columns: cols,
+                groups: groups.len() as u64,
+                values: groups
+                    .iter()
+                    .take(max_keys)
+                    .map(|g| tuple_json(g, &value_forms))
+                    .collect(),
+                duplicates: RowList::new(key.clone(), &forms(tt, &key), rows, max_keys),
+            });
+        }
+    }
+    Ok(out)
+}
