@@ -462,7 +462,7 @@ fn spans_out(plan: &TablePlan, spans: &[SpanDiff<'_>], exact: bool, cap: usize) 
 
 /// Where one side's rows of a span come from.
 enum Rows<'a> {
-    Stored(Option<StoredRows>),
+    Stored(Option<Box<StoredRows>>),
     Live(&'a Source, usize),
 }
 
@@ -513,7 +513,7 @@ async fn exact_rows(
         .map(|(role, side)| match side {
             Side::Stored(b) => {
                 let entry = b.manifest.table(&c.plan.name).expect("planned");
-                Rows::Stored(Some(StoredRows::new(&b.dir, &entry.row_parts)))
+                Rows::Stored(Some(Box::new(StoredRows::new(&b.dir, &entry.row_parts))))
             }
             Side::Live(s) => Rows::Live(s, c.codec[role]),
         })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow_array::builder::{BinaryBuilder, FixedSizeBinaryBuilder, StringBuilder, UInt64Builder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, BinaryArray, FixedSizeBinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -307,15 +307,49 @@ pub struct KeyedRow {
     pub key: String,
 }
 
-/// Reads a table's stored rows forward, one key span after another (spans in key order).
+/// Reads a table's stored rows forward, one key span after another (spans in key order). Only
+/// rows inside a span are copied out of the decoded batches; the rest are passed over in place.
 pub struct StoredRows {
     dir: PathBuf,
     parts: Vec<RowPart>,
     next_part: usize,
     current: Option<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>>,
-    pending: std::collections::VecDeque<KeyedRow>,
+    loaded: Option<Loaded>,
     /// The start of the span being taken: parts that end before it are never opened.
     lo: Vec<u8>,
+}
+
+/// One decoded batch of stored rows and how far it has been read.
+struct Loaded {
+    order_key: BinaryArray,
+    key: StringArray,
+    digest: FixedSizeBinaryArray,
+    pos: usize,
+}
+
+impl Loaded {
+    fn of(batch: &RecordBatch, path: &Path) -> Result<Loaded> {
+        let digest = column(batch, "digest", path)?
+            .as_fixed_size_binary()
+            .clone();
+        if digest.value_length() != 32 {
+            return Err(parquet_error(path, "digests are not 32 bytes"));
+        }
+        Ok(Loaded {
+            order_key: column(batch, "order_key", path)?.as_binary::<i32>().clone(),
+            key: column(batch, "key", path)?.as_string::<i32>().clone(),
+            digest,
+            pos: 0,
+        })
+    }
+
+    fn row(&self, i: usize) -> KeyedRow {
+        KeyedRow {
+            order_key: self.order_key.value(i).to_vec(),
+            key: self.key.value(i).to_string(),
+            digest: self.digest.value(i).try_into().expect("checked width"),
+        }
+    }
 }
 
 impl StoredRows {
@@ -325,7 +359,7 @@ impl StoredRows {
             parts: parts.to_vec(),
             next_part: 0,
             current: None,
-            pending: Default::default(),
+            loaded: None,
             lo: Vec::new(),
         }
     }
@@ -338,37 +372,40 @@ impl StoredRows {
             .as_ref()
             .map(|b| b.order_key.clone())
             .unwrap_or_default();
-        while let Some(row) = self.peek()? {
-            let below_hi = range
-                .hi
-                .as_ref()
-                .is_none_or(|b| row.order_key < b.order_key);
-            if !below_hi {
+        let hi = range.hi.as_ref().map(|b| b.order_key.as_slice());
+        while self.ensure_loaded()? {
+            let batch = self.loaded.as_mut().expect("loaded");
+            let n = batch.order_key.len();
+            // Keys ascend: skip to the span's start, then copy out up to its end.
+            let lo = self.lo.as_slice();
+            let start = batch.pos + partition(batch.pos, n, |i| batch.order_key.value(i) < lo);
+            let end = match hi {
+                Some(hi) => start + partition(start, n, |i| batch.order_key.value(i) < hi),
+                None => n,
+            };
+            out.extend((start..end).map(|i| batch.row(i)));
+            batch.pos = end;
+            if end < n {
                 break;
-            }
-            let row = self.pending.pop_front().expect("peeked");
-            if range.contains(&row.order_key) {
-                out.push(row);
             }
         }
         Ok(out)
     }
 
-    fn peek(&mut self) -> Result<Option<&KeyedRow>> {
-        while self.pending.is_empty() {
-            if !self.fill()? {
-                return Ok(None);
-            }
-        }
-        Ok(self.pending.front())
-    }
-
-    /// Loads the next record batch; false at the end of the last part.
-    fn fill(&mut self) -> Result<bool> {
+    /// Makes sure a batch with unread rows is loaded; false at the end of the last part.
+    fn ensure_loaded(&mut self) -> Result<bool> {
         loop {
-            if let Some(batch) = self.current.as_mut().and_then(|it| it.next()) {
-                self.push_batch(&batch?)?;
+            if self
+                .loaded
+                .as_ref()
+                .is_some_and(|l| l.pos < l.order_key.len())
+            {
                 return Ok(true);
+            }
+            self.loaded = None;
+            if let Some(batch) = self.current.as_mut().and_then(|it| it.next()) {
+                self.loaded = Some(Loaded::of(&batch?, &self.dir)?);
+                continue;
             }
             let Some(part) = self.parts.get(self.next_part) else {
                 return Ok(false);
@@ -380,29 +417,26 @@ impl StoredRows {
                 .and_then(unhex)
                 .is_none_or(|last| last < self.lo);
             if ends_before {
+                self.current = None;
                 continue;
             }
             self.current = Some(Box::new(batches(&self.dir.join(&part.file))?));
         }
     }
+}
 
-    fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let path = &self.dir;
-        let okey = column(batch, "order_key", path)?.as_binary::<i32>();
-        let key = column(batch, "key", path)?.as_string::<i32>();
-        let digest = column(batch, "digest", path)?.as_fixed_size_binary();
-        for i in 0..batch.num_rows() {
-            self.pending.push_back(KeyedRow {
-                order_key: okey.value(i).to_vec(),
-                key: key.value(i).to_string(),
-                digest: digest
-                    .value(i)
-                    .try_into()
-                    .map_err(|_| parquet_error(path, "digest width"))?,
-            });
+/// How many of the indexes `from..to` satisfy `below` (which holds for a prefix of them).
+fn partition(from: usize, to: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (from, to);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
-        Ok(())
     }
+    lo - from
 }
 
 #[cfg(test)]

@@ -577,7 +577,7 @@ fn random_damage_against_baselines_matches_sql_truth() {
             "CREATE TABLE t (id bigint PRIMARY KEY, a text, b numeric, c jsonb, d timestamptz);
              INSERT INTO t SELECT g, md5(g::text), g / 7.0, jsonb_build_object('g', g),
                     timestamptz '2026-01-01' + g * interval '1 minute'
-               FROM generate_series(1, 30000) g;
+               FROM generate_series(1, 60000) g;
              ANALYZE t;
              CREATE SCHEMA keep; CREATE TABLE keep.t AS TABLE t;",
         );
@@ -607,6 +607,13 @@ fn random_damage_against_baselines_matches_sql_truth() {
                 (k.parse().unwrap(), kind.to_string())
             })
             .collect();
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(rows.join("manifest.json")).unwrap()).unwrap();
+        let parts = manifest["tables"][0]["row_parts"].as_array().unwrap().len();
+        assert!(
+            parts > 1,
+            "rows stored in {parts} part(s): the reader's part switching is untested"
+        );
         let live = url(&db);
         let only_t = ["--tables", "public.t"];
         let (code, report, err) = verify_with_args(rows.to_str().unwrap(), &live, &dir, &only_t);
