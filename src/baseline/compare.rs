@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::pin::Pin;
+
 use futures_util::future::try_join_all;
+use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
@@ -460,44 +463,6 @@ fn spans_out(plan: &TablePlan, spans: &[SpanDiff<'_>], exact: bool, cap: usize) 
     }
 }
 
-/// Where one side's rows of a span come from.
-enum Rows<'a> {
-    Stored(Option<Box<StoredRows>>),
-    Live(&'a Source, usize),
-}
-
-impl Rows<'_> {
-    async fn take(
-        &mut self,
-        plan: &TablePlan,
-        ranges: &[KeyRange],
-        batch_bytes: usize,
-    ) -> Result<Vec<KeyedRow>> {
-        match self {
-            Rows::Stored(slot) => {
-                // Decoding Parquet is CPU work: the reader goes to the pool and comes back.
-                let mut rows = slot.take().expect("the reader is home between groups");
-                let ranges = ranges.to_vec();
-                let (rows, out) = on_pool(move || {
-                    let out = ranges
-                        .iter()
-                        .map(|r| rows.take(r))
-                        .collect::<Result<Vec<_>>>()
-                        .map(|v| v.concat());
-                    (rows, out)
-                })
-                .await
-                .map_err(|_| Error::internal("the pool dropped a job"))?;
-                *slot = Some(rows);
-                out
-            }
-            Rows::Live(source, codec) => {
-                span_rows(source.client(), plan, *codec, ranges, batch_bytes).await
-            }
-        }
-    }
-}
-
 /// Merges both sides' rows inside the differing spans; returns [missing, extra, divergent].
 async fn exact_rows(
     settings: &VerifySettings,
@@ -507,31 +472,85 @@ async fn exact_rows(
     spans: &[SpanDiff<'_>],
     findings: &mpsc::Sender<Vec<Finding>>,
 ) -> Result<[u64; 3]> {
-    let mut readers: Vec<Rows<'_>> = sides
-        .iter()
-        .enumerate()
-        .map(|(role, side)| match side {
-            Side::Stored(b) => {
-                let entry = b.manifest.table(&c.plan.name).expect("planned");
-                Rows::Stored(Some(Box::new(StoredRows::new(&b.dir, &entry.row_parts))))
-            }
-            Side::Live(s) => Rows::Live(s, c.codec[role]),
-        })
-        .collect();
+    let groups = groups(&c.plan, spans)?;
+    let mut sessions = Vec::new();
+    if let Some(Side::Live(source)) = sides.iter().find(|s| matches!(s, Side::Live(_))) {
+        let n = settings.jobs.clamp(1, groups.len().max(1));
+        sessions = try_join_all((0..n).map(|_| source.worker())).await?;
+    }
+    let mut streams = sides.iter().enumerate().map(|(role, side)| match side {
+        Side::Stored(b) => {
+            let entry = b.manifest.table(&c.plan.name).expect("planned");
+            stored_rows(StoredRows::new(&b.dir, &entry.row_parts), &groups)
+        }
+        Side::Live(_) => live_rows(
+            &sessions,
+            &c.plan,
+            c.codec[role],
+            &groups,
+            settings.batch_bytes,
+        ),
+    });
+    let (base, target) = (
+        streams.next().expect("base"),
+        streams.next().expect("target"),
+    );
+    let mut pairs = base.zip(target);
     let mut counts = [0u64; 3];
-    for group in groups(&c.plan, spans)? {
-        let base = readers[0]
-            .take(&c.plan, &group, settings.batch_bytes)
-            .await?;
-        let target = readers[1]
-            .take(&c.plan, &group, settings.batch_bytes)
-            .await?;
-        let found = merge_rows(index, &base, &target, &mut counts);
+    while let Some((base, target)) = pairs.next().await {
+        let found = merge_rows(index, &base?, &target?, &mut counts);
         if !found.is_empty() {
             let _ = findings.send(found).await;
         }
     }
     Ok(counts)
+}
+
+/// One side's rows of each group of spans, in group order.
+type GroupRows<'a> = Pin<Box<dyn Stream<Item = Result<Vec<KeyedRow>>> + Send + 'a>>;
+
+/// A baseline's rows, group after group, read forward on the pool.
+fn stored_rows(reader: StoredRows, groups: &[Vec<KeyRange>]) -> GroupRows<'_> {
+    let steps = stream::unfold((Some(Box::new(reader)), 0), move |(reader, g)| async move {
+        let mut reader = reader?;
+        let ranges = groups.get(g)?.clone();
+        // Decoding Parquet is CPU work: the reader goes to the pool and comes back.
+        let back = on_pool(move || {
+            let out = ranges
+                .iter()
+                .map(|r| reader.take(r))
+                .collect::<Result<Vec<_>>>()
+                .map(|v| v.concat());
+            (reader, out)
+        })
+        .await;
+        match back {
+            Ok((reader, out)) => Some((out, (Some(reader), g + 1))),
+            Err(_) => Some((
+                Err(Error::internal("the pool dropped a job")),
+                (None, g + 1),
+            )),
+        }
+    });
+    Box::pin(steps)
+}
+
+/// A database's rows, several groups in flight at once on `sessions` (all in the snapshot),
+/// delivered in group order.
+fn live_rows<'a>(
+    sessions: &'a [tokio_postgres::Client],
+    plan: &'a TablePlan,
+    codec: usize,
+    groups: &'a [Vec<KeyRange>],
+    batch_bytes: usize,
+) -> GroupRows<'a> {
+    let fetches = stream::iter(groups.iter().enumerate())
+        .map(move |(g, ranges)| {
+            let client = &sessions[g % sessions.len()];
+            span_rows(client, plan, codec, ranges, batch_bytes)
+        })
+        .buffered(sessions.len());
+    Box::pin(fetches)
 }
 
 /// Differing spans as key ranges, in groups of at most `GROUP_SPANS` spans and about

@@ -40,11 +40,12 @@ pub fn is_anchor(order_key: &[u8], shift: u8) -> bool {
     shift == 0 || key_hash(order_key) >> (64 - u32::from(shift.min(63))) == 0
 }
 
-/// The leaf size (as a shift) for a table of about `rows` rows: about 2^16 leaves, between 64
-/// and 2^20 rows each, so a leaf list stays a few megabytes at most while a change is localized
-/// to a few dozen rows in tables of up to a few million.
+/// The leaf size (as a shift) for a table of about `rows` rows: at most about 2^18 leaves, of
+/// 64 to 2^20 rows each, so a leaf list stays about 10 MB at most while a change is localized to
+/// about a hundred rows in tables of up to ten million (which is what a comparison with a `--rows`
+/// baseline re-reads from the database around each change).
 pub fn shift_for(rows: u64) -> u8 {
-    let per_leaf = (rows >> 16).max(1);
+    let per_leaf = (rows >> 18).max(1);
     (64 - per_leaf.leading_zeros()).clamp(6, 20) as u8
 }
 
@@ -254,7 +255,8 @@ mod tests {
     #[test]
     fn shifts_grow_with_tables() {
         assert_eq!(shift_for(0), 6);
-        assert_eq!(shift_for(10_000_000), 8);
+        assert_eq!(shift_for(10_000_000), 6);
+        assert_eq!(shift_for(100_000_000), 9);
         assert_eq!(shift_for(u64::MAX), 20);
     }
 
