@@ -3,8 +3,11 @@
 //! It starts a private PostgreSQL cluster (see [`crate::cluster`]), creates a shop database as the
 //! "backup", copies it as the "primary" and damages the copy the way a failed migration does
 //! (deleted rows, nulled columns, a stray column, plus legitimate new orders), then runs the real
-//! `verify` on the two and prints the result; then it writes a recovery, applies it and verifies
-//! again. The cluster is removed when the demo ends.
+//! `verify` on the two and prints the result. Before the damage it takes a `--rows` baseline of
+//! the primary (the nightly baseline) and afterwards compares the primary with it; `check` shows
+//! the constraint the migration dropped and the children it orphaned. Then it writes a recovery
+//! (rows and fix-ups), applies it, and verifies and checks again. The cluster is removed when the
+//! demo ends.
 
 use std::path::PathBuf;
 
@@ -57,6 +60,9 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
             "CREATE DATABASE app_primary TEMPLATE app_backup",
         )
         .map_err(cluster_error)?;
+    let rt = super::runtime()?;
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a directory", e))?;
+    let nightly = take_nightly(&rt, &cluster, dir.path())?;
     cluster.psql("app_primary", DAMAGE).map_err(cluster_error)?;
     eprintln!(
         "running: pgsalvage verify --base {} --target {}\n",
@@ -68,14 +74,87 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
     settings.json = args.json.clone();
     settings.findings_csv = args.findings.clone();
-    let rt = super::runtime()?;
     let report = rt.block_on(crate::pipeline::verify(
         &settings,
         super::reporter_for(false),
     ))?;
     super::finish(&report, &settings, false)?;
     print_examples(&report);
-    recover_and_apply(&rt, &cluster, settings)
+    against_nightly(&rt, &nightly, &settings)?;
+    run_check(&rt, &settings)?;
+    let code = recover_and_apply(&rt, &cluster, settings.clone(), dir.path())?;
+    run_check(&rt, &settings)?;
+    Ok(code)
+}
+
+/// The nightly baseline of the primary, taken before the migration.
+fn take_nightly(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    dir: &std::path::Path,
+) -> Result<PathBuf> {
+    let out = dir.join("baseline-nightly");
+    eprintln!(
+        "running (before the migration): pgsalvage baseline --source {} --out {} --rows",
+        cluster.url("app_primary"),
+        out.display()
+    );
+    let settings = crate::settings::BaselineSettings {
+        source: resolve(&cluster.url("app_primary"), &ProcessEnv)?,
+        out: out.clone(),
+        rows: true,
+        force: false,
+        filter: Default::default(),
+        keys: Default::default(),
+        jobs: 2,
+        batch_bytes: 512 * 1024,
+    };
+    let manifest = rt.block_on(crate::baseline::take::take(
+        &settings,
+        super::reporter_for(true),
+    ))?;
+    let text = super::baseline::summary(&manifest, &out);
+    println!("{}", text.lines().last().unwrap_or_default());
+    Ok(out)
+}
+
+/// What changed on the primary since last night's baseline, without any backup.
+fn against_nightly(
+    rt: &tokio::runtime::Runtime,
+    nightly: &std::path::Path,
+    verify: &VerifySettings,
+) -> Result<()> {
+    eprintln!(
+        "\nrunning: pgsalvage verify --base {} --target {}\n",
+        nightly.display(),
+        verify.sources[1].1
+    );
+    let mut settings = VerifySettings::new(vec![verify.sources[1].clone()]);
+    settings.baselines = vec![(Role::Base, nightly.to_path_buf())];
+    let report = rt.block_on(crate::pipeline::verify(
+        &settings,
+        super::reporter_for(true),
+    ))?;
+    super::finish(&report, &settings, false)?;
+    Ok(())
+}
+
+/// Constraints, orphans, sequences and schema drift of the primary against the backup.
+fn run_check(rt: &tokio::runtime::Runtime, verify: &VerifySettings) -> Result<()> {
+    eprintln!(
+        "\nrunning: pgsalvage check --base {} --target {}\n",
+        verify.sources[0].1, verify.sources[1].1
+    );
+    let settings = crate::check::CheckSettings {
+        target: verify.sources[1].1.clone(),
+        base: Some(verify.sources[0].1.clone()),
+        filter: Default::default(),
+        max_keys: 5,
+        json: None,
+    };
+    let report = rt.block_on(crate::check::check(&settings))?;
+    print!("{}", report.human());
+    Ok(())
 }
 
 /// The rest of the story: write a recovery (keeping the primary's extra rows, which two sources
@@ -84,9 +163,9 @@ fn recover_and_apply(
     rt: &tokio::runtime::Runtime,
     cluster: &Cluster,
     mut verify: VerifySettings,
+    dir: &std::path::Path,
 ) -> Result<i32> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a directory", e))?;
-    let out = dir.path().join("recovery");
+    let out = dir.join("recovery");
     eprintln!(
         "\nrunning: pgsalvage recover ... --no-delete --out {}",
         out.display()
@@ -104,7 +183,12 @@ fn recover_and_apply(
         force: false,
     };
     let outcome = rt.block_on(recover(&settings, super::reporter_for(true)))?;
-    for line in &outcome.plan.summary {
+    for line in outcome
+        .plan
+        .summary
+        .iter()
+        .chain(&outcome.plan.fixups.summary)
+    {
         println!("  {line}");
     }
     eprintln!(
