@@ -390,11 +390,9 @@ async fn compare_table(
         report.rows.insert(role, totals[i].count);
         report.roots.insert(role, root_of(&totals[i]));
     }
-    if c.elapsed_ms > 0 {
-        // The rows of the side that was read (a database); a baseline's leaves cost no reading.
-        let read = totals[0].count.max(totals[1].count);
-        report.rows_per_sec = read * 1000 / c.elapsed_ms;
-    }
+    // The rows of the side that was read (a database); a baseline's leaves cost no reading.
+    let read = totals[0].count.max(totals[1].count);
+    report.rows_per_sec = (read * 1000).checked_div(c.elapsed_ms).unwrap_or(0);
     let spans = if totals[0] == totals[1] {
         Vec::new()
     } else {
