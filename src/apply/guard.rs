@@ -166,7 +166,7 @@ async fn current_digests(
     if let Some(batch) = decoder.finish()? {
         let digests = digest_batch(codec, batch)?;
         for i in 0..digests.len() {
-            found.insert(hex_bytes(digests.key(i)), hex(&digests.digests[i]));
+            found.insert(hex(digests.key(i)), hex(&digests.digests[i]));
         }
     }
     Ok(found)
@@ -198,10 +198,6 @@ fn copy_escape(value: &str, out: &mut Vec<u8>) {
             b => out.push(b),
         }
     }
-}
-
-fn hex_bytes(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

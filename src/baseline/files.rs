@@ -29,7 +29,7 @@ use crate::key::render::render_json;
 use crate::rows::batch::RowBatch;
 use crate::shape::{TypeKind, ValueError};
 use crate::tree::leaves::{Anchor, Leaf};
-use crate::tree::Fingerprint;
+use crate::tree::{hex, Fingerprint};
 
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 const READ_BATCH_ROWS: usize = 8192;
@@ -269,9 +269,9 @@ impl RowsWriter {
             .write(&record)
             .map_err(|e| parquet_error(&self.path, e))?;
         if self.part.first_key.is_none() {
-            self.part.first_key = Some(hex_bytes(batch.key(0)));
+            self.part.first_key = Some(hex(batch.key(0)));
         }
-        self.part.last_key = Some(hex_bytes(batch.key(n - 1)));
+        self.part.last_key = Some(hex(batch.key(n - 1)));
         self.part.rows += n as u64;
         Ok(())
     }
@@ -282,10 +282,6 @@ impl RowsWriter {
             .map_err(|e| parquet_error(&self.path, e))?;
         Ok(self.part)
     }
-}
-
-pub fn hex_bytes(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -185,9 +185,9 @@ impl KeySink {
                 key_text: r.texts.clone(),
                 key_json: serde_json::value::RawValue::from_string(f.key.clone())
                     .map_err(|e| Error::internal(e.to_string()))?,
-                okey: r.order_key.iter().map(|b| format!("{b:02x}")).collect(),
-                before: r.before.as_ref().map(crate::tree::hex),
-                after: r.after.as_ref().map(crate::tree::hex),
+                okey: crate::tree::hex(&r.order_key),
+                before: r.before.as_ref().map(|d| crate::tree::hex(d)),
+                after: r.after.as_ref().map(|d| crate::tree::hex(d)),
                 columns: layout.columns(f).into_iter().map(str::to_string).collect(),
             };
             let out = self.file(f.table)?;

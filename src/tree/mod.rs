@@ -154,9 +154,16 @@ pub fn key_hash(key: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Hex of a digest, for reports.
-pub fn hex(digest: &Digest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex of bytes (digests in reports, order keys in key records): a table lookup per
+/// byte, since this runs for every key a recovery touches.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]
@@ -186,6 +193,12 @@ mod tests {
         let thrice = tree_of(&[(k.clone(), d), (k.clone(), d), (k, d)]);
         assert_ne!(once.root(), thrice.root());
         assert_ne!(twice.root(), ChecksumTree::new(6).root());
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]
