@@ -82,7 +82,7 @@ impl Side {
 /// A table that can be compared: its plan (the reference side first), and where each role's
 /// leaves come from.
 struct Compared {
-    plan: TablePlan,
+    plan: Arc<TablePlan>,
     /// For [base, target]: the index of that side in the plan's codecs.
     codec: [usize; 2],
     leaves: [Option<Vec<Leaf>>; 2],
@@ -114,7 +114,6 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
             }
         }
     }
-    capture_live(settings, &sides, &mut compared, reporter).await;
     let (tx, rx) = mpsc::channel(64);
     let layout = Layout::new(
         compared
@@ -123,9 +122,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
             .collect(),
     );
     let collector = tokio::spawn(findings::collect(rx, layout, settings.clone()));
-    for (i, c) in compared.into_iter().enumerate() {
-        reports.push(compare_table(settings, &sides, i, c, &tx).await);
-    }
+    reports.extend(compare_all(settings, &sides, compared, reporter, &tx).await);
     drop(tx);
     let listed = collector
         .await
@@ -245,7 +242,7 @@ fn plan_table(
         return Ok(Planned::Report(Box::new(schema_report(sides, name, &plan))));
     }
     Ok(Planned::Compare(Box::new(Compared {
-        plan,
+        plan: Arc::new(plan),
         codec,
         leaves: [None, None],
         elapsed_ms: 0,
@@ -280,90 +277,90 @@ fn schema_report(sides: &[Side], name: &TableName, plan: &TablePlan) -> TableRep
     report
 }
 
-/// Reads the leaves of every compared table: from the baseline files, and from the live side in
-/// one parallel capture.
-async fn capture_live(
+/// Compares every table: two baselines table by table; a baseline and a database as the
+/// database's tables come out of one parallel capture, so that only the tables in flight are in
+/// memory.
+async fn compare_all(
     settings: &VerifySettings,
     sides: &[Side],
-    compared: &mut [Compared],
+    compared: Vec<Compared>,
     reporter: Arc<dyn Reporter>,
-) {
-    for c in compared.iter_mut() {
-        for (role, side) in sides.iter().enumerate() {
-            if let Side::Stored(b) = side {
-                let entry = b.manifest.table(&c.plan.name).expect("planned");
-                match read_leaves(&b.dir.join(&entry.leaves_file)) {
-                    Ok(leaves) => c.leaves[role] = Some(leaves),
-                    Err(e) => c.error = Some(e),
-                }
+    findings: &mpsc::Sender<Vec<Finding>>,
+) -> Vec<TableReport> {
+    let mut reports = Vec::new();
+    let live = sides.iter().enumerate().find_map(|(role, s)| match s {
+        Side::Live(source) => Some((role, source)),
+        Side::Stored(_) => None,
+    });
+    let Some((live_role, source)) = live else {
+        for (i, mut c) in compared.into_iter().enumerate() {
+            read_stored_leaves(sides, &mut c);
+            reports.push(compare_table(settings, sides, i, c, findings).await);
+        }
+        return reports;
+    };
+    let mut tables = Vec::new();
+    let mut waiting = Vec::new();
+    for (i, mut c) in compared.into_iter().enumerate() {
+        match crate::pipeline::ranges_of(source.client(), &c.plan, settings.jobs).await {
+            Ok(ranges) => {
+                let shift = sides[1 - live_role]
+                    .entry(&c.plan.name)
+                    .expect("a stored side")
+                    .leaf_shift;
+                tables.push(CaptureTable {
+                    plan: c.plan.clone(),
+                    codec: c.codec[live_role],
+                    ranges,
+                    leaf_shift: shift,
+                    rows: None,
+                });
+                waiting.push(Some((i, c)));
+            }
+            Err(e) => {
+                c.error = Some(e);
+                reports.push(compare_table(settings, sides, i, c, findings).await);
             }
         }
     }
-    let Some((live_role, Side::Live(source))) = sides
-        .iter()
-        .enumerate()
-        .find(|(_, s)| matches!(s, Side::Live(_)))
-    else {
-        return;
-    };
-    let mut tables = Vec::new();
-    let mut owners = Vec::new();
-    for (i, c) in compared.iter_mut().enumerate() {
-        let shift = sides[1 - live_role]
-            .entry(&c.plan.name)
-            .expect("a stored side")
-            .leaf_shift;
-        let ranges = match crate::pipeline::ranges_of(source.client(), &c.plan, settings.jobs).await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                c.error = Some(e);
-                continue;
-            }
-        };
-        // The capture needs the plan; it is handed back below.
-        let stand_in = placeholder(&c.plan);
-        let plan = std::mem::replace(&mut c.plan, stand_in);
-        tables.push(CaptureTable {
-            plan,
-            codec: c.codec[live_role],
-            ranges,
-            leaf_shift: shift,
-            rows: None,
-        });
-        owners.push(i);
-    }
-    let captured = capture(
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let capturing = capture(
         source,
         &tables,
         settings.jobs,
         settings.batch_bytes,
         reporter,
-    )
-    .await;
-    for ((table, got), i) in tables.into_iter().zip(captured).zip(owners) {
-        let c = &mut compared[i];
-        c.plan = table.plan;
-        c.elapsed_ms = got.elapsed.as_millis() as u64;
-        match got.error {
-            Some(e) => c.error = Some(e),
-            None => c.leaves[live_role] = Some(got.leaves),
+        done,
+    );
+    let comparing = async {
+        let mut out = Vec::new();
+        while let Some((k, got)) = finished.recv().await {
+            let (i, mut c) = waiting[k].take().expect("each table is captured once");
+            read_stored_leaves(sides, &mut c);
+            c.elapsed_ms = got.elapsed.as_millis() as u64;
+            match got.error {
+                Some(e) => c.error = Some(e),
+                None => c.leaves[live_role] = Some(got.leaves),
+            }
+            out.push(compare_table(settings, sides, i, c, findings).await);
         }
-    }
+        out
+    };
+    let ((), compared) = tokio::join!(capturing, comparing);
+    reports.extend(compared);
+    reports
 }
 
-/// A stand-in while a plan is lent to the capture.
-fn placeholder(plan: &TablePlan) -> TablePlan {
-    TablePlan {
-        name: plan.name.clone(),
-        columns: Vec::new(),
-        nkey: 0,
-        codecs: Vec::new(),
-        key_columns: Vec::new(),
-        native_order: true,
-        schema_diffs: Vec::new(),
-        est_rows: 0,
-        shapes: Vec::new(),
+/// The leaves of a table's baseline side(s).
+fn read_stored_leaves(sides: &[Side], c: &mut Compared) {
+    for (role, side) in sides.iter().enumerate() {
+        if let Side::Stored(b) = side {
+            let entry = b.manifest.table(&c.plan.name).expect("planned");
+            match read_leaves(&b.dir.join(&entry.leaves_file)) {
+                Ok(leaves) => c.leaves[role] = Some(leaves),
+                Err(e) => c.error = Some(e),
+            }
+        }
     }
 }
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::compare::schema::{reconcile, TablePlan};
 use crate::error::{Error, Result};
+use tokio::sync::mpsc;
+
+use crate::hash::digest::on_pool;
 use crate::pipeline::capture::{capture, CaptureTable, Captured};
 use crate::pipeline::ranges_of;
 use crate::progress::Reporter;
@@ -40,24 +43,29 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         };
         tables.push(CaptureTable {
             leaf_shift: shift_for(plan.est_rows),
-            plan,
+            plan: Arc::new(plan),
             codec: 0,
             ranges,
             rows,
         });
     }
-    let captured = capture(
+    // Each table's leaves are written as soon as its last range is read and then dropped, so
+    // memory holds only the tables in flight, however many the database has.
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let capturing = capture(
         &source,
         &tables,
         settings.jobs,
         settings.batch_bytes,
         reporter,
-    )
-    .await;
+        done,
+    );
+    let ((), entries) = tokio::join!(
+        capturing,
+        write_tables(staging.path(), &tables, &mut finished)
+    );
     let mut manifest = Manifest::new(source.snapshot.clone(), settings.rows);
-    for (i, (table, got)) in tables.iter().zip(captured).enumerate() {
-        manifest.tables.push(entry(staging.path(), i, table, got)?);
-    }
+    manifest.tables = entries?;
     manifest.seal(staging.path())?;
     write_manifest(staging.path(), &manifest)?;
     publish(staging, &settings.out)?;
@@ -137,21 +145,47 @@ fn rows_dir(staging: &Path, i: usize, name: &TableName) -> Result<(PathBuf, Stri
     Ok((dir, relative))
 }
 
-fn entry(staging: &Path, i: usize, table: &CaptureTable, got: Captured) -> Result<TableEntry> {
+/// Writes every captured table's leaves as it arrives; returns the manifest entries in table
+/// order, or the first table that failed.
+async fn write_tables(
+    staging: &Path,
+    tables: &[CaptureTable],
+    finished: &mut mpsc::UnboundedReceiver<(usize, Captured)>,
+) -> Result<Vec<TableEntry>> {
+    let mut entries: Vec<Option<TableEntry>> = tables.iter().map(|_| None).collect();
+    let mut failed = None;
+    while let Some((i, got)) = finished.recv().await {
+        match write_table(staging, i, &tables[i], got).await {
+            Ok(entry) => entries[i] = Some(entry),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    entries
+        .into_iter()
+        .map(|e| e.ok_or_else(|| Error::internal("a table was never captured")))
+        .collect()
+}
+
+async fn write_table(
+    staging: &Path,
+    i: usize,
+    table: &CaptureTable,
+    got: Captured,
+) -> Result<TableEntry> {
     let plan = &table.plan;
     if let Some(e) = got.error {
         return Err(e.context(format!("taking the baseline of {}", plan.name)));
     }
     let codec = plan.codecs[0].as_ref().expect("the source has the table");
     let leaves_file = format!("leaves/{}.parquet", stem(i, &plan.name));
-    write_leaves(
-        &staging.join(&leaves_file),
-        &got.leaves,
-        &codec.kinds[..codec.nkey],
-    )?;
     let shape = plan.shapes[0].clone().expect("the source has the table");
     let key: Vec<String> = plan.key_columns.iter().map(|c| c.name.clone()).collect();
-    Ok(TableEntry {
+    let entry = TableEntry {
         table: plan.name.clone(),
         schema_fingerprint: schema_fingerprint(&shape, &plan.columns, &key),
         shape,
@@ -163,7 +197,15 @@ fn entry(staging: &Path, i: usize, table: &CaptureTable, got: Captured) -> Resul
         leaf_count: got.leaves.len() as u64,
         leaves_file,
         row_parts: got.parts,
-    })
+    };
+    // Encoding Parquet is CPU work: it runs on the pool.
+    let path = staging.join(&entry.leaves_file);
+    let kinds = codec.kinds[..codec.nkey].to_vec();
+    let leaves = got.leaves;
+    on_pool(move || write_leaves(&path, &leaves, &kinds))
+        .await
+        .map_err(|_| Error::internal("the pool dropped a job"))??;
+    Ok(entry)
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use tokio::sync::mpsc;
 
 use super::range_diff::{next_batch, start_query, start_reader};
 use crate::baseline::files::{frame_key, key_json, KeyedRow, RowsWriter};
@@ -30,7 +31,8 @@ use crate::tree::Fingerprint;
 
 /// One table to capture.
 pub struct CaptureTable {
-    pub plan: TablePlan,
+    /// Shared with whoever compares the table once it is captured.
+    pub plan: Arc<TablePlan>,
     /// Which of the plan's codecs reads this source.
     pub codec: usize,
     pub ranges: Vec<KeyRange>,
@@ -60,16 +62,19 @@ struct Shared<'a> {
     queue: Mutex<Vec<(usize, usize)>>,
     results: Mutex<Vec<Vec<Option<RangeOutcome>>>>,
     started: Mutex<Vec<Option<Instant>>>,
+    done: mpsc::UnboundedSender<(usize, Captured)>,
 }
 
-/// Captures every table of `tables` from `source` with `jobs` sessions.
+/// Captures every table of `tables` from `source` with `jobs` sessions, handing each table to
+/// `done` as soon as its last range is read, so that only the tables in flight are in memory.
 pub async fn capture(
     source: &Source,
     tables: &[CaptureTable],
     jobs: usize,
     batch_bytes: usize,
     reporter: Arc<dyn Reporter>,
-) -> Vec<Captured> {
+    done: mpsc::UnboundedSender<(usize, Captured)>,
+) {
     let mut units: Vec<(usize, usize)> = Vec::new();
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&t| std::cmp::Reverse(tables[t].plan.est_rows));
@@ -90,15 +95,9 @@ pub async fn capture(
                 .collect(),
         ),
         started: Mutex::new(vec![None; tables.len()]),
+        done,
     };
     join_all((0..jobs.max(1)).map(|_| worker(&shared))).await;
-    let results = shared.results.into_inner().expect("results lock");
-    let started = shared.started.into_inner().expect("start lock");
-    results
-        .into_iter()
-        .zip(started)
-        .map(|(ranges, at)| assemble(ranges, at))
-        .collect()
 }
 
 fn assemble(ranges: Vec<Option<RangeOutcome>>, started: Option<Instant>) -> Captured {
@@ -162,26 +161,26 @@ fn mark_started(shared: &Shared<'_>, t: usize) {
 }
 
 fn finish_unit(shared: &Shared<'_>, t: usize, r: usize, outcome: RangeOutcome) {
-    let mut results = shared.results.lock().expect("results lock");
     if let Err(e) = &outcome {
         shared.reporter.message(&e.to_string());
     }
-    results[t][r] = Some(outcome);
-    if results[t].iter().all(Option::is_some) {
-        let rows = results[t]
-            .iter()
-            .flatten()
-            .filter_map(|o| o.as_ref().ok())
-            .map(|(l, _)| l.head.count + l.leaves.iter().map(|x| x.fp.count).sum::<u64>())
-            .sum();
-        let failed = results[t].iter().flatten().any(Result::is_err);
-        let done = TableDone {
-            rows,
-            differences: 0,
-            failed,
-        };
-        shared.reporter.table_finished(t, &done);
-    }
+    let ranges = {
+        let mut results = shared.results.lock().expect("results lock");
+        results[t][r] = Some(outcome);
+        if !results[t].iter().all(Option::is_some) {
+            return;
+        }
+        std::mem::take(&mut results[t])
+    };
+    let started = shared.started.lock().expect("start lock")[t];
+    let captured = assemble(ranges, started);
+    let done = TableDone {
+        rows: captured.total.count,
+        differences: 0,
+        failed: captured.error.is_some(),
+    };
+    shared.reporter.table_finished(t, &done);
+    let _ = shared.done.send((t, captured));
 }
 
 /// Reads one range and cuts it into leaves (and a row file).
