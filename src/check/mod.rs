@@ -63,7 +63,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::settings::TableFilter;
 use crate::source::{ConnInfo, Role, Source};
 use catalog::{ConstraintKind, Schema, TableDef};
@@ -136,6 +136,20 @@ pub async fn inspect(
         ),
         None => None,
     };
+    // A named table that exists nowhere must not read as "clean".
+    for wanted in filter.tables.iter().flatten() {
+        let somewhere = target_all.table(wanted).is_some()
+            || base_all.as_ref().is_some_and(|b| b.table(wanted).is_some());
+        if !somewhere {
+            let sides = if base.is_some() {
+                "target or base"
+            } else {
+                "target"
+            };
+            return Err(Error::usage(format!("table {wanted} not found on {sides}"))
+                .with_hint("check the name (schema.table); list tables with psql's \\dt"));
+        }
+    }
     // The filter says which tables are checked; parents are followed wherever they are.
     let scoped = |s: &Schema| {
         let mut s = s.clone();

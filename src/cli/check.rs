@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::runtime;
+use super::{runtime, table_filter};
 use crate::check::{check, CheckSettings};
 use crate::error::Result;
-use crate::settings::TableFilter;
 use crate::source::conninfo::{resolve, ProcessEnv};
 
 #[derive(Debug, Args)]
@@ -51,6 +50,25 @@ pub struct CheckArgs {
     /// Print only the verdict line (and errors).
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
+
+    /// Check only these tables (schema.table, comma-separated); foreign keys are still followed
+    /// to their parents wherever they are.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TABLES",
+        help_heading = "What to check"
+    )]
+    pub tables: Vec<String>,
+
+    /// Check only tables in these schemas (comma-separated).
+    #[arg(
+        long = "schema",
+        value_delimiter = ',',
+        value_name = "SCHEMA",
+        help_heading = "What to check"
+    )]
+    pub schemas: Vec<String>,
 }
 
 impl CheckArgs {
@@ -64,7 +82,7 @@ impl CheckArgs {
         Ok(CheckSettings {
             target,
             base,
-            filter: TableFilter::default(),
+            filter: table_filter(&self.tables, &self.schemas)?,
             max_keys: self.max_keys,
             json: self.json.clone(),
         })

@@ -628,3 +628,40 @@ fn lost_constraints_and_a_lost_serial_column_come_back_validated() {
         "1,2,3,4"
     );
 }
+
+#[test]
+fn tables_narrow_what_the_binary_checks() {
+    let (base, target) = damaged_pair("check_tables");
+    let all = pgsalvage(&["check", "--target", &url(&target), "--base", &url(&base)]);
+    let all = text(&all.stdout);
+    assert!(
+        all.contains("public.orders") && all.contains("public.items"),
+        "{all}"
+    );
+    let only = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--base",
+        &url(&base),
+        "--tables",
+        "public.items",
+    ]);
+    assert_eq!(only.status.code(), Some(1), "{}", text(&only.stderr));
+    let only = text(&only.stdout);
+    assert!(only.contains("public.items"), "{only}");
+    assert!(!only.contains("public.orders"), "{only}");
+    let missing = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--tables",
+        "public.nope",
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stdout));
+    assert!(
+        text(&missing.stderr).contains("public.nope"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
