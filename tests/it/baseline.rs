@@ -246,6 +246,27 @@ fn baselines_against_databases_and_each_other() {
         .to_string()
         .contains("note"));
     assert_eq!(table(&report, "public.items")["status"], "identical");
+
+    // A table dropped since the baseline, and one created since, are schema differences.
+    psql(
+        &db,
+        "DROP TABLE pairs; CREATE TABLE fresh (id int PRIMARY KEY); INSERT INTO fresh VALUES (1)",
+    );
+    let (code, report, err) = verify(after_rows.to_str().unwrap(), &live, &dir);
+    assert_eq!(code, 1, "{err}");
+    for (name, absent_on) in [("public.pairs", "target"), ("public.fresh", "base")] {
+        let t = table(&report, name);
+        assert_eq!(t["status"], "differences", "{t:#}");
+        let diffs = t["schema_differences"].as_array().unwrap();
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d["kind"] == "table_absent" && d["source"] == absent_on),
+            "{t:#}"
+        );
+    }
+    assert_eq!(table(&report, "public.pairs")["rows"]["base"], 3000);
+    assert_eq!(table(&report, "public.items")["status"], "identical");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
