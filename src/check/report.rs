@@ -15,7 +15,7 @@ use super::catalog::ConstraintKind;
 use super::catalog::JsonForm;
 use super::drift::{Change, Drift};
 use super::scan::{tuple_json, Violation};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::source::{Role, SnapshotInfo};
 
 pub const FORMAT: &str = "pgsalvage.check/1";
@@ -211,16 +211,7 @@ impl CheckReport {
 
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        let file = crate::pipeline::findings::temp_beside(path)?;
-        let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, self)
-            .map_err(|e| Error::io(path.display(), e.into()))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(path.display(), e.into_error()))?;
-        file.persist(path)
-            .map_err(|e| Error::io(path.display(), e.error))?;
-        Ok(())
+        crate::report::write_json_file(path, self)
     }
 
     /// The human summary: one block per kind of problem, and a verdict line last.

@@ -204,16 +204,7 @@ impl StatusReport {
 
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        let file = crate::pipeline::findings::temp_beside(path)?;
-        let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, self)
-            .map_err(|e| Error::io(path.display(), e.into()))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(path.display(), e.into_error()))?;
-        file.persist(path)
-            .map_err(|e| Error::io(path.display(), e.error))?;
-        Ok(())
+        crate::report::write_json_file(path, self)
     }
 }
 

@@ -445,15 +445,21 @@ pub fn findings_out(listed: &Listed) -> Vec<FindingOut> {
 impl VerifyReport {
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &std::path::Path) -> crate::error::Result<()> {
-        let file = crate::pipeline::findings::temp_beside(path)?;
-        let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, self)
-            .map_err(|e| Error::io(path.display(), e.into()))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(path.display(), e.into_error()))?;
-        file.persist(path)
-            .map_err(|e| Error::io(path.display(), e.error))?;
-        Ok(())
+        write_json_file(path, self)
     }
+}
+
+/// Writes any report as pretty JSON to a temporary file beside `path`, then renames it into
+/// place, so a crash never leaves a half report that looks complete.
+pub fn write_json_file(path: &std::path::Path, value: &impl Serialize) -> crate::error::Result<()> {
+    let file = crate::pipeline::findings::temp_beside(path)?;
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Error::io(path.display(), e.into()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(path.display(), e.into_error()))?;
+    file.persist(path)
+        .map_err(|e| Error::io(path.display(), e.error))?;
+    Ok(())
 }
