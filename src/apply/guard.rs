@@ -15,8 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::Client;
 
 use crate::classify::Action;
-use crate::error::{Context, Result};
-use crate::hash::digest::{digest_batch, RowCodec};
+use crate::error::{Context, Error, Result};
+use crate::hash::digest::{digest_batch, on_pool, RowCodec};
 use crate::pipeline::findings::KeyRecord;
 use crate::recover::fetch::KeyChunks;
 use crate::recover::plan::TableRestore;
@@ -58,11 +58,18 @@ pub async fn check_table(
     skip: &dyn Fn(&KeyRecord) -> bool,
 ) -> Result<Vec<Mismatch>> {
     let all = [Action::Insert, Action::Update, Action::Delete, Action::Keep];
-    let mut chunks = KeyChunks::open(keys_file, &all)?.with_chunk(GUARD_CHUNK);
+    let chunks = KeyChunks::open(keys_file, &all)?.with_chunk(GUARD_CHUNK);
     let keys_table = key_table(client, table).await?;
     let mut mismatches = Vec::new();
-    while let Some(records) = chunks.next_records()? {
-        let found = current_digests(client, table, &codec, &keys_table, &records).await?;
+    // Parsing the next chunk of key records overlaps with the server reading the current one.
+    let mut next = read_chunk(chunks);
+    loop {
+        let (chunks, records) = next
+            .await
+            .map_err(|_| Error::internal("the pool dropped a job"))?;
+        let Some(records) = records? else { break };
+        next = read_chunk(chunks);
+        let found = current_digests(client, table, codec.clone(), &keys_table, &records).await?;
         // Kept keys are listed, never touched: nothing to guard or re-verify.
         for r in records
             .into_iter()
@@ -84,6 +91,16 @@ pub async fn check_table(
         }
     }
     Ok(mismatches)
+}
+
+type Chunk = (KeyChunks, Result<Option<Vec<KeyRecord>>>);
+
+/// The next chunk of key records, parsed on the pool.
+fn read_chunk(mut chunks: KeyChunks) -> tokio::sync::oneshot::Receiver<Chunk> {
+    on_pool(move || {
+        let records = chunks.next_records();
+        (chunks, records)
+    })
 }
 
 /// A temporary table shaped like the table's key, dropped at commit.
@@ -109,7 +126,7 @@ fn table_sql(table: &TableRestore) -> String {
 async fn current_digests(
     client: &Client,
     table: &TableRestore,
-    codec: &RowCodec,
+    codec: Arc<RowCodec>,
     keys_table: &str,
     records: &[KeyRecord],
 ) -> Result<HashMap<String, String>> {
@@ -162,14 +179,20 @@ async fn current_digests(
         .batch_execute("RESET enable_hashjoin; RESET enable_mergejoin")
         .await
         .context(at)?;
-    let mut found = HashMap::with_capacity(records.len());
-    if let Some(batch) = decoder.finish()? {
-        let digests = digest_batch(codec, batch)?;
+    let Some(batch) = decoder.finish()? else {
+        return Ok(HashMap::new());
+    };
+    // Digesting and indexing the rows is CPU work: it runs on the pool.
+    on_pool(move || {
+        let digests = digest_batch(&codec, batch)?;
+        let mut found = HashMap::with_capacity(digests.len());
         for i in 0..digests.len() {
             found.insert(hex(digests.key(i)), hex(&digests.digests[i]));
         }
-    }
-    Ok(found)
+        Ok(found)
+    })
+    .await
+    .map_err(|_| Error::internal("the pool dropped a job"))?
 }
 
 /// The records' key values as text COPY rows.
