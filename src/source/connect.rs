@@ -5,6 +5,8 @@
 //! `pg_stat_activity`. The connection task is spawned on the runtime and a lost connection surfaces
 //! as an error on the next query, with the source's name attached by the caller.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use native_tls::{Certificate, TlsConnector};
@@ -76,6 +78,21 @@ fn pg_config(info: &ConnInfo) -> Config {
 /// certificate is given, which upgrades it to `verify-ca`), `verify-ca` checks the chain,
 /// `verify-full` also the host name.
 fn tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
+    // Building a connector parses certificate stores: tens of milliseconds of CPU, which a run
+    // opening a dozen sessions would pay a dozen times. One per TLS configuration serves all.
+    type Cache = Mutex<HashMap<(String, Option<String>), MakeTlsConnector>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (format!("{:?}", info.sslmode), info.sslrootcert.clone());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache.lock().expect("tls cache lock").get(&key) {
+        return Ok(found.clone());
+    }
+    let made = build_tls_connector(info)?;
+    cache.lock().expect("tls cache lock").insert(key, made.clone());
+    Ok(made)
+}
+
+fn build_tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
     let mut builder = TlsConnector::builder();
     let verify_mode = matches!(info.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
     // libpq trusts sslrootcert (default ~/.postgresql/root.crt), not the system store, unless
