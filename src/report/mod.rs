@@ -54,7 +54,9 @@
 //! named, so `missing`/`extra`/`divergent` stay 0 and `exact_keys` is false; with them, the
 //! differing keys are listed as usual, but divergent rows carry no column names (a baseline keeps
 //! one digest per row). A table whose compared columns changed since the baseline is reported
-//! by its `schema_differences` and its rows are not compared.
+//! by its `schema_differences` and its rows are not compared. Its `roots` are then the baseline
+//! format's table roots (blake3 of the row count and the 256-bit sum of the row digests), the same
+//! value a baseline's manifest records, so a root can be checked against any baseline.
 
 pub mod human;
 
