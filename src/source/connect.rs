@@ -88,7 +88,10 @@ fn tls_connector(info: &ConnInfo) -> Result<MakeTlsConnector> {
         return Ok(found.clone());
     }
     let made = build_tls_connector(info)?;
-    cache.lock().expect("tls cache lock").insert(key, made.clone());
+    cache
+        .lock()
+        .expect("tls cache lock")
+        .insert(key, made.clone());
     Ok(made)
 }
 

@@ -681,3 +681,108 @@ fn random_damage_against_baselines_matches_sql_truth() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Keys of every orderable kind, text under C and under an ICU collation, through a `--rows`
+/// baseline: the exact keys come back, and the spans cover them.
+#[test]
+fn keys_of_every_kind_through_a_rows_baseline() {
+    let odd = "SELECT k FROM (VALUES ('a'), ('B'), ('é'), ('e'), ('Z'), ('_x'), ('a b'), ('ab'), (''), ('Ω'), ('😀')) v(k)";
+    let db = fresh_db("blk");
+    psql(
+        &db,
+        &format!(
+            "CREATE TABLE c (k text PRIMARY KEY, v int);
+             INSERT INTO c SELECT 'key-' || g, g FROM generate_series(1, 60000) g;
+             INSERT INTO c SELECT k, 0 FROM ({odd}) s;
+             CREATE TABLE icu (k text COLLATE \"und-x-icu\" PRIMARY KEY, v int);
+             INSERT INTO icu SELECT k, 0 FROM c;
+             CREATE TABLE m (region int, code text, day date, n numeric, PRIMARY KEY (region, code, day));
+             INSERT INTO m SELECT g % 7, 'c' || g, date '2026-01-01' + g % 30, g / 3.0 FROM generate_series(1, 5000) g;
+             CREATE TABLE u (id uuid PRIMARY KEY, at timestamptz);
+             INSERT INTO u SELECT md5(g::text)::uuid, timestamptz '2026-01-01' + g * interval '1 s' FROM generate_series(1, 5000) g;
+             CREATE TABLE n (id numeric PRIMARY KEY);
+             INSERT INTO n VALUES (-1e30), (-1.5), (0), (0.001), (2), (1e30), (123456789012345678901234567890.5);
+             ANALYZE;"
+        ),
+    );
+    let dir = scratch("blk");
+    let (rows, plain) = (dir.join("rows"), dir.join("plain"));
+    take(&db, &rows, &["--rows", "--jobs", "3"]);
+    take(&db, &plain, &[]);
+    psql(
+        &db,
+        "UPDATE c SET v = 1 WHERE k IN ('B', 'é', '');
+         DELETE FROM c WHERE k IN ('key-5000', 'Ω');
+         UPDATE icu SET v = 1 WHERE k IN ('B', 'é', '');
+         DELETE FROM icu WHERE k IN ('key-5000', 'Ω');
+         INSERT INTO icu VALUES ('café-3', 1);
+         DELETE FROM m WHERE region = 3 AND code = 'c10';
+         UPDATE m SET n = n + 1 WHERE code = 'c11';
+         UPDATE u SET at = at + interval '1 microsecond' WHERE id = md5('7')::uuid;
+         DELETE FROM n WHERE id = 123456789012345678901234567890.5;
+         INSERT INTO n VALUES (-0.0001);",
+    );
+    let (code, report, err) = verify(rows.to_str().unwrap(), &url(&db), &dir);
+    assert_eq!(code, 1, "{err}");
+    let got: BTreeSet<(String, String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let table = f["table"].as_str().unwrap().to_string();
+            (
+                table,
+                f["key"].to_string(),
+                f["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want = BTreeSet::new();
+    // Keys compare as parsed JSON here (this test's parser reads numbers as floats); the exact
+    // digits of the big numeric are checked in the report's text below.
+    let mut add = |t: &str, k: &str, kind: &str| {
+        let k = serde_json::from_str::<Value>(k).unwrap().to_string();
+        want.insert((t.to_string(), k, kind.to_string()));
+    };
+    for t in ["public.c", "public.icu"] {
+        for k in ["B", "é", ""] {
+            add(t, &format!("[\"{k}\"]"), "divergent");
+        }
+        for k in ["key-5000", "Ω"] {
+            add(t, &format!("[\"{k}\"]"), "missing");
+        }
+    }
+    add("public.icu", "[\"café-3\"]", "extra");
+    add("public.m", "[3,\"c10\",\"2026-01-11\"]", "missing");
+    add("public.m", "[4,\"c11\",\"2026-01-12\"]", "divergent");
+    let uuid7 = psql(&db, "SELECT md5('7')::uuid");
+    add("public.u", &format!("[\"{}\"]", uuid7.trim()), "divergent");
+    add("public.n", "[123456789012345678901234567890.5]", "missing");
+    add("public.n", "[-0.0001]", "extra");
+    assert_eq!(got, want);
+    let json = dir.join("exact.json");
+    let run = pgsalvage(&[
+        "verify",
+        "--base",
+        rows.to_str().unwrap(),
+        "--target",
+        &url(&db),
+        "-q",
+        "--tables",
+        "public.n",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    let raw = std::fs::read_to_string(&json).unwrap();
+    assert!(raw.contains("[123456789012345678901234567890.5]"), "{raw}");
+    let (code, report, _) = verify(plain.to_str().unwrap(), &url(&db), &dir);
+    assert_eq!(code, 1);
+    for t in ["public.c", "public.icu", "public.m", "public.u", "public.n"] {
+        assert!(
+            table(&report, t)["spans"]["count"].as_u64().unwrap() > 0,
+            "{t}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
