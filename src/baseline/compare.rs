@@ -444,7 +444,7 @@ fn base_report(c: &Compared) -> TableReport {
 fn spans_out(plan: &TablePlan, spans: &[SpanDiff<'_>], exact: bool, cap: usize) -> SpansOut {
     let kinds: Vec<_> = plan.key_columns.iter().map(|k| k.kind.clone()).collect();
     let json = |a: Option<&Anchor>| {
-        a.and_then(|a| super::files::key_json(&kinds, &a.payload).ok())
+        a.and_then(|a| super::files::key_json(&kinds, a.payload()).ok())
             .and_then(|k| RawValue::from_string(k).ok())
     };
     SpansOut {
@@ -558,7 +558,7 @@ fn live_rows<'a>(
 fn groups(plan: &TablePlan, spans: &[SpanDiff<'_>]) -> Result<Vec<Vec<KeyRange>>> {
     let bound = |a: Option<&Anchor>| -> Result<Option<Arc<crate::key::range::KeyBound>>> {
         a.map(|a| {
-            let fields = unframe_key(&a.payload)?;
+            let fields = unframe_key(a.payload())?;
             bound_of_fields(plan, &fields).map(Arc::new)
         })
         .transpose()

@@ -131,9 +131,9 @@ pub fn write_leaves(path: &Path, leaves: &[Leaf], key_kinds: &[TypeKind]) -> Res
     for leaf in leaves {
         match &leaf.anchor {
             Some(a) => {
-                okey.append_value(&a.order_key);
-                json.append_value(key_json(key_kinds, &a.payload)?);
-                fields.append_value(&a.payload);
+                okey.append_value(a.order_key());
+                json.append_value(key_json(key_kinds, a.payload())?);
+                fields.append_value(a.payload());
             }
             None => {
                 okey.append_null();
@@ -187,10 +187,7 @@ pub fn read_leaves(path: &Path) -> Result<Vec<Leaf>> {
         let rows = column(&batch, "rows", path)?.as_primitive::<UInt64Type>();
         let sums = column(&batch, "sum", path)?.as_fixed_size_binary();
         for i in 0..batch.num_rows() {
-            let anchor = (!okey.is_null(i)).then(|| Anchor {
-                order_key: okey.value(i).to_vec(),
-                payload: fields.value(i).to_vec(),
-            });
+            let anchor = (!okey.is_null(i)).then(|| Anchor::new(okey.value(i), fields.value(i)));
             let mut fp = Fingerprint {
                 count: rows.value(i),
                 sum: [0; 4],
@@ -472,10 +469,7 @@ mod tests {
                 },
             },
             Leaf {
-                anchor: Some(Anchor {
-                    order_key: vec![1, 2],
-                    payload,
-                }),
+                anchor: Some(Anchor::new(&[1, 2], &payload)),
                 fp: Fingerprint {
                     count: 1,
                     sum: [9, 0, 0, 1],
