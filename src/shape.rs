@@ -1,9 +1,10 @@
 //! What every stage agrees a table is.
 //!
-//! The catalog reader (`source::catalog`) builds a [`TableShape`] per source; `shape` then
-//! reconciles the shapes of one table across sources into a [`TablePlanShape`]: the columns compared
-//! (by name, in the base's order, key columns first), the columns left out with the reason, and the
-//! per-source [`TypeKind`] of every compared column. The decoders, the canonical encoding, the key
+//! The catalog reader (`source::catalog`) builds a [`TableShape`] per source;
+//! `compare::schema::reconcile` then lines up the shapes of one table across sources into a
+//! [`TablePlan`](crate::compare::schema::TablePlan): the columns compared (by name, in the base's
+//! order, key columns first), the schema differences, and the per-source [`TypeKind`] of every
+//! compared column. The decoders, the canonical encoding, the key
 //! encoding and the reports only ever see these types, never the catalog queries behind them.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The baseline manifest: what a baseline holds, and the checks that it is intact.
 //!
-//! [`Manifest::load`] refuses anything it cannot vouch for before a single leaf is compared:
+//! [`Baseline::load`] refuses anything it cannot vouch for before a single leaf is compared:
 //! a directory without a manifest, a manifest of another format or a newer version, a manifest
 //! whose checksum does not match its content, and any data file whose size or blake3 digest
 //! differs from what the manifest recorded.

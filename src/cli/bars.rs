@@ -1,4 +1,4 @@
-//! Progress bars on a terminal: the binary's [`Reporter`](crate::progress::Reporter).
+//! Progress bars on a terminal: the binary's [`Reporter`].
 //!
 //! One bar per table while it is being compared, sized by the planner's row estimate, with rows/s
 //! and an ETA; finished tables leave one line. Drawn on stderr and only when it is a terminal, so

@@ -35,7 +35,7 @@ pub struct RecoverArgs {
     pub out: PathBuf,
 
     /// Output formats: sql (always written: apply reads it) and parquet
-    /// (parquet/<schema>.<table>.parquet with the rows to restore).
+    /// (parquet/SCHEMA.TABLE.parquet with the rows to restore).
     #[arg(
         long,
         value_enum,

@@ -1,7 +1,7 @@
 //! One unit of work: one key range of one table, streamed from every source and merged.
 //!
 //! Per source a reader task runs the range's `COPY (SELECT … ORDER BY key) TO STDOUT (FORMAT
-//! binary)`, cuts the stream into byte-bounded [`RowBatch`]es and hands each to the rayon pool for
+//! binary)`, cuts the stream into byte-bounded [`RowBatch`](crate::rows::batch::RowBatch)es and hands each to the rayon pool for
 //! digesting; it passes the pending results, in order, through a bounded channel, so reading,
 //! hashing and merging overlap while at most `QUEUE_DEPTH` batches per source are in memory. The
 //! merge classifies every key and tallies counts, per-column differences and checksum trees for
