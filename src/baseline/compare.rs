@@ -253,9 +253,7 @@ fn plan_table(
 /// A table whose rows cannot be compared with the baseline: a table dropped or added, or
 /// digested columns dropped or retyped since.
 fn schema_report(sides: &[Side], name: &TableName, plan: &TablePlan) -> TableReport {
-    let mut report = report::refused_report(name, &Error::usage(""));
-    report.errors.clear();
-    report.status = TableStatus::Differences;
+    let mut report = report::blank_report(name, TableStatus::Differences);
     report.schema_differences = plan.schema_diffs.clone();
     for (i, side) in sides.iter().enumerate() {
         let role = [Role::Base, Role::Target][i];
@@ -428,8 +426,7 @@ async fn compare_table(
 }
 
 fn base_report(c: &Compared) -> TableReport {
-    let mut report = report::refused_report(&c.plan.name, &Error::usage(""));
-    report.errors.clear();
+    let mut report = report::blank_report(&c.plan.name, TableStatus::Identical);
     report.key = c.plan.key_columns.iter().map(|k| k.name.clone()).collect();
     report.columns_compared = c.plan.columns.clone();
     report.schema_differences = c.plan.schema_diffs.clone();

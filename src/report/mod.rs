@@ -367,10 +367,19 @@ fn check_roots(tally: &mut TableTally) {
     }
 }
 
+/// A table that could not be compared, with why.
 pub fn refused_report(name: &TableName, err: &Error) -> TableReport {
     TableReport {
+        errors: vec![err.to_string()],
+        ..blank_report(name, TableStatus::Error)
+    }
+}
+
+/// A table's report with nothing counted yet, for builders that fill it in.
+pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
+    TableReport {
         table: name.to_string(),
-        status: TableStatus::Error,
+        status,
         rows: BTreeMap::new(),
         missing: 0,
         extra: 0,
@@ -387,7 +396,7 @@ pub fn refused_report(name: &TableName, err: &Error) -> TableReport {
         },
         elapsed_ms: 0,
         rows_per_sec: 0,
-        errors: vec![err.to_string()],
+        errors: Vec::new(),
         spans: None,
     }
 }
