@@ -8,6 +8,7 @@
 #   THREE_WAY=1 scripts/bench.sh     # a third cluster as --replica (three-way verify)
 #   ROWS=2000000 RESTORE="100000 1000000" scripts/bench.sh   # restore sizes for recover/apply
 #   RESTORE=0 BASELINE_ONLY=1 scripts/bench.sh  # only the baseline section (below)
+#   PEERS=1 scripts/bench.sh         # also time reladiff (data-diff's maintained fork, from PyPI)
 #
 # Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
 # mixed columns on both, damages ~DAMAGE of the target's rows (a third deleted, a third updated, a
@@ -190,6 +191,16 @@ for name, secs in [("raw COPY, key ranges, all sources", raw),
     print(f"{name:<34}{secs:>9.2f}{total_rows/secs:>14,.0f}{total_mb/secs:>9.0f}{secs/raw:>8.2f}")
 print(f"pgsalvage peak RSS: {rss_kb/1024:.0f} MB")
 PY
+fi
+
+# ---------------------------------------------------------------------------------------------
+# peers: reladiff (the maintained fork of datafold's data-diff) on the same two tables, every
+# column, the same parallelism, in a throwaway virtualenv.
+if [ "${PEERS:-0}" = 1 ] && [ "${BASELINE_ONLY:-0}" != 1 ]; then
+  python3 -m venv "$WORK/peers" >/dev/null
+  "$WORK/peers/bin/pip" install -q reladiff psycopg2-binary >/dev/null
+  t_peer=$(timed "$WORK/peers/bin/reladiff" "$BASE_URL" orders "$TARGET_URL" orders -k id -c '%' -j "$JOBS" --stats)
+  echo "reladiff (all columns, -j $JOBS): $t_peer s; pgsalvage verify: $ver s; pgsalvage is $(echo "$t_peer / $ver" | bc -l | cut -c1-5) x faster"
 fi
 
 # ---------------------------------------------------------------------------------------------
