@@ -25,7 +25,7 @@ use super::manifest::RowPart;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::digest::{Digest, DigestBatch};
 use crate::key::range::KeyRange;
-use crate::key::render::render_json;
+use crate::key::render::render_key_json;
 use crate::rows::batch::RowBatch;
 use crate::shape::{TypeKind, ValueError};
 use crate::tree::leaves::{Anchor, Leaf};
@@ -73,14 +73,8 @@ pub fn key_json(kinds: &[TypeKind], framed: &[u8]) -> Result<String, ValueError>
             "key fields do not match the key columns",
         ));
     }
-    let mut out = String::from("[");
-    for (i, (kind, raw)) in kinds.iter().zip(fields).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        render_json(kind, raw, &mut out)?;
-    }
-    out.push(']');
+    let mut out = String::new();
+    render_key_json(kinds, fields.into_iter().map(Some), &mut out)?;
     Ok(out)
 }
 
@@ -241,15 +235,8 @@ impl RowsWriter {
         for row in 0..n {
             okey.append_value(batch.key(row));
             text.clear();
-            text.push('[');
-            for (col, kind) in key_kinds.iter().enumerate() {
-                if col > 0 {
-                    text.push(',');
-                }
-                let raw = batch.rows.field(row, col).unwrap_or_default();
-                render_json(kind, raw, &mut text)?;
-            }
-            text.push(']');
+            let fields = (0..key_kinds.len()).map(|col| batch.rows.field(row, col));
+            render_key_json(key_kinds, fields, &mut text)?;
             json.append_value(&text);
             digests
                 .append_value(batch.digests[row])

@@ -646,9 +646,7 @@ pub(crate) mod tests {
         assert_eq!(hex(&array), expected);
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::tree::hex;
 
     /// Each row is a group of values that must all encode alike, and unlike every other group.
     fn assert_classes(classes: &[&[(TypeKind, Vec<u8>)]]) {

@@ -44,6 +44,48 @@ pub fn render_json(kind: &TypeKind, raw: &[u8], out: &mut String) -> Result<(), 
     restoring_on_error(out, |out| write_json(kind, raw, out))
 }
 
+/// Renders a key, one binary field per key column, as a JSON array of exact values (`[42]`,
+/// `[10,"a"]`): how findings, baselines and reports all write keys.
+pub fn render_key_json<'a>(
+    kinds: &[TypeKind],
+    fields: impl IntoIterator<Item = Option<&'a [u8]>>,
+    out: &mut String,
+) -> Result<(), ValueError> {
+    out.push('[');
+    let mut n = 0;
+    for (kind, raw) in kinds.iter().zip(fields) {
+        if n > 0 {
+            out.push(',');
+        }
+        let raw = raw.ok_or(ValueError::new("key", "NULL in a key column"))?;
+        render_json(kind, raw, out)?;
+        n += 1;
+    }
+    if n != kinds.len() {
+        return Err(ValueError::new(
+            "key",
+            "key fields do not match the key columns",
+        ));
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// The key of row `row` of a batch whose first columns are the key, as [`render_key_json`].
+pub fn row_key_json(
+    kinds: &[TypeKind],
+    rows: &crate::rows::batch::RowBatch,
+    row: usize,
+) -> Result<String, ValueError> {
+    let mut out = String::new();
+    render_key_json(
+        kinds,
+        (0..kinds.len()).map(|col| rows.field(row, col)),
+        &mut out,
+    )?;
+    Ok(out)
+}
+
 /// Runs `write`, leaving `out` as it was when it fails part way (say, at a later array element).
 fn restoring_on_error(
     out: &mut String,

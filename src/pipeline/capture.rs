@@ -17,12 +17,13 @@ use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
 use super::range_diff::{next_batch, start_query, start_reader};
-use crate::baseline::files::{frame_key, key_json, KeyedRow, RowsWriter};
+use crate::baseline::files::{frame_key, KeyedRow, RowsWriter};
 use crate::baseline::manifest::RowPart;
 use crate::compare::schema::TablePlan;
 use crate::error::{Error, Result};
 use crate::hash::digest::{on_pool, DigestBatch, RowCodec};
 use crate::key::range::KeyRange;
+use crate::key::render::row_key_json;
 use crate::progress::{Reporter, TableDone};
 use crate::shape::TypeKind;
 use crate::source::Source;
@@ -311,11 +312,10 @@ pub async fn span_rows(
                     plan.name
                 )));
             }
-            let framed = frame_key(&batch.rows, row, key_kinds.len());
             rows.push(KeyedRow {
                 order_key: key.to_vec(),
                 digest: batch.digests[row],
-                key: key_json(&key_kinds, &framed)?,
+                key: row_key_json(&key_kinds, &batch.rows, row)?,
             });
         }
     }

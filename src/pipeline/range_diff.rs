@@ -22,7 +22,7 @@ use crate::compare::schema::TablePlan;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_on_pool, DigestBatch, RowCodec};
 use crate::key::range::KeyRange;
-use crate::key::render::render_json;
+use crate::key::render::row_key_json;
 use crate::rows::batch::CopyDecoder;
 use crate::shape::ValueError;
 
@@ -245,19 +245,7 @@ fn differing_columns(
 
 /// The key of a row as a JSON array of exact values.
 fn key_json(codec: &RowCodec, batch: &DigestBatch, row: usize) -> Result<String, ValueError> {
-    let mut out = String::from("[");
-    for col in 0..codec.nkey {
-        if col > 0 {
-            out.push(',');
-        }
-        let raw = batch
-            .rows
-            .field(row, col)
-            .ok_or(ValueError::new("key", "NULL in a key column"))?;
-        render_json(&codec.kinds[col], raw, &mut out)?;
-    }
-    out.push(']');
-    Ok(out)
+    row_key_json(&codec.kinds[..codec.nkey], &batch.rows, row)
 }
 
 pub(super) type Reader = mpsc::Receiver<Item>;

@@ -2402,9 +2402,7 @@ mod tests {
 
     use crate::key::render::push_json_string;
 
-    fn hex_string(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::tree::hex as hex_string;
 
     /// A Decimal128's unscaled value at `scale` as exact decimal text (`300000`, 2 → `3000.00`).
     fn decimal_text(unscaled: i128, scale: usize) -> String {

@@ -17,6 +17,13 @@ use crate::shape::{quote_ident, TableName};
 use crate::sink::sql::{key_match, select_list};
 
 impl Builder<'_> {
+    /// A drift item whose DDL runs as it is, before the row restore.
+    fn push_ddl(&mut self, kind: &str, table: Option<&TableName>, object: &str, ddl: &[String]) {
+        let mut e = entry(kind, table, object);
+        e.statements = ddl.to_vec();
+        self.push(false, e, ddl.iter().cloned().map(FixStep::Run).collect());
+    }
+
     /// Sequences, columns and defaults the target lost, and a lost primary key.
     pub(super) fn schema_before(&mut self) {
         let seqs: Vec<Drift> = self
@@ -24,10 +31,7 @@ impl Builder<'_> {
             .cloned()
             .collect();
         for d in seqs {
-            let mut e = entry("create_sequence", None, &d.name);
-            e.statements = d.ddl.clone();
-            let steps = d.ddl.iter().cloned().map(FixStep::Run).collect();
-            self.push(false, e, steps);
+            self.push_ddl("create_sequence", None, &d.name, &d.ddl);
             let drop = format!("DROP SEQUENCE {}", d.qualified.sql());
             self.out.undo_last.push(FixStep::Run(drop));
         }
@@ -37,9 +41,12 @@ impl Builder<'_> {
             .collect();
         for d in cols {
             let table = d.qualified.clone();
-            let mut e = entry("add_column", Some(&table), &format!("{table}.{}", d.name));
-            e.statements = d.ddl.clone();
-            self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
+            self.push_ddl(
+                "add_column",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+                &d.ddl,
+            );
             // Undo drops columns before the sequences their defaults use.
             self.out.undo_last.insert(
                 0,
@@ -57,9 +64,12 @@ impl Builder<'_> {
             .collect();
         for d in defaults {
             let table = d.qualified.clone();
-            let mut e = entry("set_default", Some(&table), &format!("{table}.{}", d.name));
-            e.statements = d.ddl.clone();
-            self.push(false, e, d.ddl.iter().cloned().map(FixStep::Run).collect());
+            self.push_ddl(
+                "set_default",
+                Some(&table),
+                &format!("{table}.{}", d.name),
+                &d.ddl,
+            );
             let alter = format!(
                 "ALTER TABLE {} ALTER COLUMN {}",
                 table.sql(),
