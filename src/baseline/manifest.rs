@@ -17,9 +17,11 @@ use crate::source::SnapshotInfo;
 use crate::tree::{hex, Fingerprint};
 
 /// The format this build writes and reads.
-pub const FORMAT: &str = "pgsalvage.baseline/1";
+pub const FORMAT: &str = "pgsalvage.baseline/2";
 const FORMAT_PREFIX: &str = "pgsalvage.baseline/";
-const VERSION: u32 = 1;
+/// 2: row digests are blake3 of the padded canonical row (`hash::digest::row_digest`); a
+/// version-1 baseline holds digests of the unpadded row, which no longer compare.
+const VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -257,6 +259,14 @@ fn check_format(dir: &Path, format: Option<&str>) -> Result<()> {
             dir.display()
         ))
         .with_hint("compare it with a newer pgsalvage")),
+        Ok(v) if v >= 1 => Err(Error::usage(format!(
+            "baseline {} has format version {v}, from an older pgsalvage whose row digests this \
+             version computes differently",
+            dir.display()
+        ))
+        .with_hint(
+            "take a new baseline with this pgsalvage, or compare with the version that took it",
+        )),
         _ => Err(corrupt(
             dir,
             format!("unknown format version \"{version}\""),
@@ -327,7 +337,10 @@ mod tests {
     fn format_versions() {
         let dir = Path::new("b");
         assert!(check_format(dir, Some(FORMAT)).is_ok());
-        let newer = check_format(dir, Some("pgsalvage.baseline/2")).unwrap_err();
+        let newer = check_format(dir, Some("pgsalvage.baseline/3")).unwrap_err();
+        assert!(newer.to_string().contains("newer"), "{newer}");
+        let older = check_format(dir, Some("pgsalvage.baseline/1")).unwrap_err();
+        assert!(older.to_string().contains("older pgsalvage"), "{older}");
         assert!(newer.to_string().contains("newer"), "{newer}");
         let foreign = check_format(dir, Some("pgsalvage.verify/1")).unwrap_err();
         assert!(

@@ -8,7 +8,7 @@
 //! deletes, and a comparison touches only the spans that changed. Nothing is installed on the
 //! source: it is read like any verify source, in one exported snapshot (a hot standby works).
 //!
-//! # Layout (format `pgsalvage.baseline/1`)
+//! # Layout (format `pgsalvage.baseline/2`)
 //! ```text
 //! DIR/manifest.json                      the manifest below
 //! DIR/leaves/NNNN_<table>.parquet        per table: one row per leaf, in key order
@@ -17,7 +17,7 @@
 //!     length), rows uint64, sum fixed_size_binary(32) (the leaf's 256-bit sum, little-endian)
 //! DIR/rows/NNNN_<table>/PPPPP.parquet    with --rows: per key range, one row per table row
 //!     order_key binary, key utf8 (JSON array), digest fixed_size_binary(32) (blake3 of the
-//!     canonical row, `hash::canonical`)
+//!     padded canonical row, `hash::digest::row_digest`)
 //! ```
 //! The manifest (JSON) holds the tool and format version, the source's server version, WAL
 //! position and snapshot time, per table its shape, the digested columns, the key, a schema

@@ -11,7 +11,7 @@
 use crate::classify::{Action, Class, ConflictPolicy, RestoreKey};
 use crate::compare::schema::TablePlan;
 use crate::hash::canonical::encode_field;
-use crate::hash::digest::{Digest, DigestBatch};
+use crate::hash::digest::{row_digest, Digest, DigestBatch};
 use crate::key::render::render_text;
 use crate::shape::ValueError;
 
@@ -130,5 +130,5 @@ fn updated_digest(
             encode_field(&target.kinds[col], tb.rows.field(ti, col), &mut row)?;
         }
     }
-    Ok(*blake3::hash(&row).as_bytes())
+    Ok(row_digest(&row))
 }

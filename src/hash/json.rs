@@ -40,22 +40,50 @@ fn err(reason: &'static str) -> ValueError {
 /// Appends the canonical encoding of the JSON text `text`; on error `out` is left as it was.
 pub fn canonicalize(text: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let start = out.len();
+    // The parser's buffers live on between calls (one set per thread): a JSON column is
+    // canonicalized once per row, and allocating them afresh each time cost more than parsing.
+    let spare = SPARE.with(|s| s.take());
     let mut parser = Parser {
         cur: Cursor { text, pos: 0 },
-        arena: Vec::new(),
-        open: Vec::new(),
-        scratch: Vec::new(),
+        arena: spare.arena,
+        used: 0,
+        open: spare.open,
+        scratch: spare.scratch,
+        work: spare.work,
     };
+    parser.open.clear();
     let result = parser.run(out);
     if result.is_err() {
         out.truncate(start);
     }
+    SPARE.with(|s| {
+        s.replace(Spare {
+            arena: parser.arena,
+            open: parser.open,
+            scratch: parser.scratch,
+            work: parser.work,
+        })
+    });
     result
+}
+
+/// A parser's buffers between two calls.
+#[derive(Default)]
+struct Spare {
+    arena: Vec<Container>,
+    open: Vec<usize>,
+    scratch: Vec<u8>,
+    work: Vec<Work>,
+}
+
+thread_local! {
+    static SPARE: std::cell::Cell<Spare> = std::cell::Cell::new(Spare::default());
 }
 
 /// An array or object as parsed. Scalars and keys are encoded into `buf` as they are read; nested
 /// containers stay separate nodes of the arena and are spliced in when the tree is written, so no
 /// byte is copied once per nesting level.
+#[derive(Default)]
 struct Container {
     object: bool,
     buf: Vec<u8>,
@@ -67,6 +95,7 @@ struct Container {
     members: Vec<Member>,
 }
 
+#[derive(Clone, Copy)]
 struct Member {
     key: (usize, usize),
     value: Value,
@@ -95,11 +124,15 @@ enum Work {
 
 struct Parser<'a> {
     cur: Cursor<'a>,
+    /// Containers of this value are `arena[..used]`; the rest are spares from earlier calls.
     arena: Vec<Container>,
+    used: usize,
     /// The open containers, innermost last.
     open: Vec<usize>,
     /// A string value being unescaped (its length is written before it).
     scratch: Vec<u8>,
+    /// The output still to write, while the tree is emitted.
+    work: Vec<Work>,
 }
 
 impl Parser<'_> {
@@ -177,15 +210,12 @@ impl Parser<'_> {
 
     fn open(&mut self, object: bool) -> Result<Step, ValueError> {
         self.cur.pos += 1;
-        let id = self.arena.len();
-        self.arena.push(Container {
-            object,
-            buf: Vec::new(),
-            count: 0,
-            splices: Vec::new(),
-            key: (0, 0),
-            members: Vec::new(),
-        });
+        let id = self.used;
+        self.used += 1;
+        if id == self.arena.len() {
+            self.arena.push(Container::default());
+        }
+        self.arena[id].reset(object);
         self.cur.skip_ws();
         if self.cur.eat(if object { b'}' } else { b']' }) {
             return Ok(Step::Complete(Value::Node(id)));
@@ -219,8 +249,10 @@ impl Parser<'_> {
     }
 
     /// Writes the tree under container `root`, children in order, object members sorted.
-    fn emit(&self, root: usize, out: &mut Vec<u8>) {
-        let mut work = vec![Work::Node(root)];
+    fn emit(&mut self, root: usize, out: &mut Vec<u8>) {
+        let mut work = std::mem::take(&mut self.work);
+        work.clear();
+        work.push(Work::Node(root));
         while let Some(item) = work.pop() {
             match item {
                 Work::Node(id) => self.emit_container(id, out, &mut work),
@@ -233,20 +265,24 @@ impl Parser<'_> {
                 }
             }
         }
+        self.work = work;
     }
 
     /// Writes a container's tag and count, and queues its children (reversed: `work` is a stack).
-    fn emit_container(&self, id: usize, out: &mut Vec<u8>, work: &mut Vec<Work>) {
+    fn emit_container(&mut self, id: usize, out: &mut Vec<u8>, work: &mut Vec<Work>) {
+        let container = &mut self.arena[id];
+        if container.object {
+            sort_members(container);
+        }
         let container = &self.arena[id];
         let slot = |value: Value| match value {
             Value::Bytes(start, end) => Work::Bytes(id, start, end),
             Value::Node(child) => Work::Node(child),
         };
         if container.object {
-            let members = sorted_members(container);
             out.push(TAG_OBJECT);
-            put_len(out, members.len());
-            for member in members.iter().rev() {
+            put_len(out, container.members.len());
+            for member in container.members.iter().rev() {
                 work.push(slot(member.value));
                 work.push(Work::Key(id, member.key.0, member.key.1));
             }
@@ -264,6 +300,18 @@ impl Parser<'_> {
     }
 }
 
+impl Container {
+    /// Makes a spare container a new, empty one, keeping its buffers' capacity.
+    fn reset(&mut self, object: bool) {
+        self.object = object;
+        self.buf.clear();
+        self.count = 0;
+        self.splices.clear();
+        self.key = (0, 0);
+        self.members.clear();
+    }
+}
+
 /// Records a completed value as the container's next element or member.
 fn attach(container: &mut Container, value: Value) {
     container.count += 1;
@@ -277,20 +325,24 @@ fn attach(container: &mut Container, value: Value) {
     }
 }
 
-/// An object's members sorted by key bytes, keeping the last of duplicate keys (as jsonb does).
-fn sorted_members(container: &Container) -> Vec<&Member> {
-    let key = |m: &Member| &container.buf[m.key.0..m.key.1];
-    let mut members: Vec<&Member> = container.members.iter().collect();
+/// Sorts an object's members by key bytes in place, keeping the last of duplicate keys (as jsonb
+/// does).
+fn sort_members(container: &mut Container) {
+    let buf = &container.buf;
+    let key = |m: &Member| &buf[m.key.0..m.key.1];
     // Stable, so duplicates keep their text order and the last one of each run wins.
-    members.sort_by(|a, b| key(a).cmp(key(b)));
-    let mut kept: Vec<&Member> = Vec::with_capacity(members.len());
-    for member in members {
-        match kept.last_mut() {
-            Some(last) if key(last) == key(member) => *last = member,
-            _ => kept.push(member),
+    container.members.sort_by(|a, b| key(a).cmp(key(b)));
+    let members = &mut container.members;
+    let mut kept = 0;
+    for i in 0..members.len() {
+        if kept > 0 && key(&members[kept - 1]) == key(&members[i]) {
+            members[kept - 1] = members[i];
+        } else {
+            members[kept] = members[i];
+            kept += 1;
         }
     }
-    kept
+    members.truncate(kept);
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {

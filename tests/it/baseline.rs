@@ -389,7 +389,7 @@ fn damaged_or_foreign_baselines_are_refused() {
         &good,
         &dir,
         "newer",
-        |b| edit_manifest(b, "pgsalvage.baseline/1", "pgsalvage.baseline/2"),
+        |b| edit_manifest(b, "pgsalvage.baseline/2", "pgsalvage.baseline/3"),
         "newer",
         &live,
     );
@@ -397,7 +397,7 @@ fn damaged_or_foreign_baselines_are_refused() {
         &good,
         &dir,
         "foreign",
-        |b| edit_manifest(b, "pgsalvage.baseline/1", "other.tool/1"),
+        |b| edit_manifest(b, "pgsalvage.baseline/2", "other.tool/1"),
         "not a pgsalvage baseline",
         &live,
     );
