@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{config::SslMode as PgSslMode, Client, Config, NoTls};
 
 use super::conninfo::{ConnInfo, SslMode};
+use super::socket;
 use crate::error::{Error, Result};
 
 /// The settings every session starts with, so that output functions and timeouts never depend
@@ -25,18 +26,27 @@ const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
 /// Connects, starts the connection task and applies the session settings.
 pub async fn connect(info: &ConnInfo) -> Result<Client> {
     let config = pg_config(info);
+    let stream = socket::open(info).await.map_err(|e| {
+        Error::source(format!("cannot connect to {info}: {e}"))
+            .with_hint("check that the server is running and reachable at that host and port")
+    })?;
     let client = match info.sslmode {
         SslMode::Disable => {
             let (client, conn) = config
-                .connect(NoTls)
+                .connect_raw(stream, NoTls)
                 .await
                 .map_err(|e| connect_error(info, e))?;
             tokio::spawn(conn);
             client
         }
         _ => {
+            let tls = MakeTlsConnect::<socket::Stream>::make_tls_connect(
+                &mut tls_connector(info)?,
+                &info.host,
+            )
+            .map_err(|e| Error::source(format!("setting up TLS for {info}: {e}")))?;
             let (client, conn) = config
-                .connect(tls_connector(info)?)
+                .connect_raw(stream, tls)
                 .await
                 .map_err(|e| connect_error(info, e))?;
             tokio::spawn(conn);
@@ -58,8 +68,6 @@ fn pg_config(info: &ConnInfo) -> Config {
         .user(&info.user)
         .dbname(&info.dbname)
         .application_name(&info.application_name)
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30))
         .ssl_mode(match info.sslmode {
             SslMode::Disable => PgSslMode::Disable,
             SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
@@ -68,9 +76,6 @@ fn pg_config(info: &ConnInfo) -> Config {
     if let Some(password) = &info.password {
         config.password(password);
     }
-    config.connect_timeout(Duration::from_secs(
-        info.connect_timeout.unwrap_or(30).max(1),
-    ));
     config
 }
 

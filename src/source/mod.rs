@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod connect;
 pub mod conninfo;
 pub mod sample;
+pub mod socket;
 
 use std::fmt;
 
