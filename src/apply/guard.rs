@@ -47,18 +47,18 @@ pub struct Mismatch {
 /// come back through one join, so the cost is per chunk, not per key.
 const GUARD_CHUNK: usize = 100_000;
 
-/// Checks every record of one table, a chunk of keys at a time; returns the keys that differ
-/// from `expect`. Runs inside a transaction (its key table is dropped at commit).
+/// Checks the records of one table with one of `actions`, a chunk of keys at a time; returns the
+/// keys that differ from `expect`. Runs inside a transaction (its key table is dropped at commit).
 pub async fn check_table(
     client: &Client,
     table: &TableRestore,
     codec: Arc<RowCodec>,
     keys_file: &Path,
     expect: Expect,
+    actions: &[Action],
     skip: &dyn Fn(&KeyRecord) -> bool,
 ) -> Result<Vec<Mismatch>> {
-    let all = [Action::Insert, Action::Update, Action::Delete, Action::Keep];
-    let chunks = KeyChunks::open(keys_file, &all)?.with_chunk(GUARD_CHUNK);
+    let chunks = KeyChunks::open(keys_file, actions)?.with_chunk(GUARD_CHUNK);
     let keys_table = key_table(client, table).await?;
     let mut mismatches = Vec::new();
     // Parsing the next chunk of key records overlaps with the server reading the current one.

@@ -14,6 +14,7 @@
 
 pub mod guard;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use futures_util::SinkExt;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::RowCodec;
 use crate::pipeline::findings::{key_file, KeyRecord};
@@ -53,6 +55,9 @@ pub struct ApplyReport {
     /// After a commit: keys whose row is not what the plan expects.
     pub reverify_mismatches: Vec<Mismatch>,
     pub reverified_keys: u64,
+    /// Tables whose rows to insert were guarded by their unique key index rather than read
+    /// ahead (see `Attempt::index_guarded`).
+    pub index_guarded: Vec<String>,
     pub exit_code: i32,
 }
 
@@ -72,59 +77,185 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         .await
         .map_err(|e| e.context("opening target"))?;
     let codecs = codecs(&client, &plan).await?;
-    client
-        .batch_execute("BEGIN")
-        .await
-        .context(|| "starting the apply transaction".into())?;
-    lock_tables(&client, &plan).await?;
-    let conflicts = guard_all(
-        &client,
-        &plan,
-        &codecs,
-        &settings.dir,
-        Expect::Before,
-        &|_| false,
-    )
-    .await?;
-    let mut report = ApplyReport {
-        dry_run: settings.dry_run,
-        committed: false,
-        conflicts,
-        statements: Vec::new(),
-        reverify_mismatches: Vec::new(),
-        reverified_keys: 0,
-        exit_code: 0,
+    let run = Attempt {
+        client: &client,
+        settings,
+        plan: &plan,
+        codecs: &codecs,
+        steps: &steps,
     };
-    if !report.conflicts.is_empty() && !settings.skip_changed {
-        client
-            .batch_execute("ROLLBACK")
-            .await
-            .context(|| "rolling back".into())?;
-        report.exit_code = 2;
-        return Ok(report);
+    let keyed = if settings.skip_changed {
+        HashSet::new()
+    } else {
+        run.index_guarded().await?
+    };
+    match run.once(&keyed).await? {
+        Some(report) => Ok(report),
+        // A row changed since the diff: start over guarding every key, which lists them all.
+        None => Ok(run
+            .once(&HashSet::new())
+            .await?
+            .expect("no table is index-guarded")),
     }
-    let steps = without_setval(steps, settings.dry_run, &mut report.statements);
-    let counts = run_steps(&client, &plan, &steps, &report.conflicts, &settings.dir).await?;
-    report.statements.extend(counts);
-    // Verify inside the transaction: a restore that did not produce exactly the planned rows is
-    // rolled back instead of committed; a dry run shows the same check.
-    reverify(&client, &plan, &codecs, &settings.dir, &mut report).await?;
-    if settings.dry_run || !report.reverify_mismatches.is_empty() {
+}
+
+/// One apply transaction over the recovery.
+struct Attempt<'a> {
+    client: &'a Client,
+    settings: &'a ApplySettings,
+    plan: &'a RecoverPlan,
+    codecs: &'a [Arc<RowCodec>],
+    steps: &'a [Step],
+}
+
+impl Attempt<'_> {
+    /// Locks, guards, restores and re-verifies in one transaction. The keys to insert into the
+    /// tables of `keyed` are not read ahead: their rows are copied straight in, and the unique
+    /// index on their key is the guard. `None` when such a copy met an existing key, or another
+    /// row changed (the refusal must list every one): the transaction is rolled back and the
+    /// caller starts over, guarding every key.
+    async fn once(&self, keyed: &HashSet<usize>) -> Result<Option<ApplyReport>> {
+        let (client, settings, plan) = (self.client, self.settings, self.plan);
         client
-            .batch_execute("ROLLBACK")
+            .batch_execute("BEGIN")
             .await
-            .context(|| "rolling back".into())?;
-        if !settings.dry_run {
+            .context(|| "starting the apply transaction".into())?;
+        lock_tables(client, plan).await?;
+        let conflicts = self.guard(keyed).await?;
+        let mut report = ApplyReport {
+            dry_run: settings.dry_run,
+            committed: false,
+            conflicts,
+            statements: Vec::new(),
+            reverify_mismatches: Vec::new(),
+            reverified_keys: 0,
+            index_guarded: plan
+                .tables
+                .iter()
+                .filter(|t| keyed.contains(&t.index))
+                .map(|t| t.table.clone())
+                .collect(),
+            exit_code: 0,
+        };
+        if !report.conflicts.is_empty() && !settings.skip_changed {
+            rollback(client).await?;
+            if !keyed.is_empty() {
+                // The refusal lists every changed row: start over with the inserts guarded too.
+                return Ok(None);
+            }
             report.exit_code = 2;
+            return Ok(Some(report));
         }
-        return Ok(report);
+        let steps = without_setval(self.steps, settings.dry_run, &mut report.statements);
+        let Some(counts) = run_steps(
+            client,
+            plan,
+            &steps,
+            &report.conflicts,
+            keyed,
+            &settings.dir,
+        )
+        .await?
+        else {
+            rollback(client).await?;
+            return Ok(None);
+        };
+        report.statements.extend(counts);
+        // Verify inside the transaction: a restore that did not produce exactly the planned rows
+        // is rolled back instead of committed; a dry run shows the same check.
+        reverify(client, plan, self.codecs, &settings.dir, &mut report).await?;
+        if settings.dry_run || !report.reverify_mismatches.is_empty() {
+            rollback(client).await?;
+            if !settings.dry_run {
+                report.exit_code = 2;
+            }
+            return Ok(Some(report));
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .context(|| "committing the restore".into())?;
+        report.committed = true;
+        Ok(Some(report))
     }
+
+    /// The guard ahead of the restore: every touched key, but the inserts of `keyed` tables.
+    async fn guard(&self, keyed: &HashSet<usize>) -> Result<Vec<Mismatch>> {
+        let mut all = Vec::new();
+        for (t, codec) in self.plan.tables.iter().zip(self.codecs) {
+            let actions: &[Action] = if keyed.contains(&t.index) {
+                &[Action::Update, Action::Delete]
+            } else {
+                &[Action::Insert, Action::Update, Action::Delete]
+            };
+            let file = key_file(&self.settings.dir.join("keys"), t.index);
+            all.extend(
+                check_table(
+                    self.client,
+                    t,
+                    codec.clone(),
+                    &file,
+                    Expect::Before,
+                    actions,
+                    &|_| false,
+                )
+                .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// The tables whose inserts their own unique index guards: rows copied straight in (see
+    /// [`direct_insert`]) under a key that a valid, immediate, total unique index covers (its
+    /// columns among the key's), so a row that appeared since the diff fails the copy instead of
+    /// being overwritten. Reading those keys ahead (a probe per key) is then pure cost.
+    async fn index_guarded(&self) -> Result<HashSet<usize>> {
+        let direct: HashSet<usize> = self
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Copy { statement, .. } => direct_insert(self.plan, statement)
+                    .and_then(|_| temp_table_of(self.plan, statement))
+                    .map(|t| t.index),
+                Step::Statement(_) => None,
+            })
+            .collect();
+        let mut keyed = HashSet::new();
+        for t in self
+            .plan
+            .tables
+            .iter()
+            .filter(|t| direct.contains(&t.index))
+        {
+            let name = TableName::new(&t.schema, &t.name);
+            let row = self
+                .client
+                .query_one(UNIQUE_UNDER_KEY, &[&name.sql(), &t.key])
+                .await
+                .context(|| format!("reading the unique indexes of {name}"))?;
+            if row.get::<_, bool>(0) {
+                keyed.insert(t.index);
+            }
+        }
+        Ok(keyed)
+    }
+}
+
+/// Whether a unique index that no transaction can bypass lies wholly inside a column set.
+const UNIQUE_UNDER_KEY: &str = "SELECT EXISTS (
+    SELECT 1 FROM pg_index i
+     WHERE i.indrelid = $1::text::regclass AND i.indisunique AND i.indisvalid AND i.indimmediate
+       AND i.indpred IS NULL AND i.indexprs IS NULL
+       AND NOT EXISTS (
+         SELECT 1 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE k.n <= i.indnkeyatts AND a.attname <> ALL ($2::text[])))";
+
+async fn rollback(client: &Client) -> Result<()> {
     client
-        .batch_execute("COMMIT")
+        .batch_execute("ROLLBACK")
         .await
-        .context(|| "committing the restore".into())?;
-    report.committed = true;
-    Ok(report)
+        .context(|| "rolling back".into())
 }
 
 /// The digest codec of every plan table, from the target's catalog as it is now: a column that
@@ -175,38 +306,26 @@ async fn lock_tables(client: &Client, plan: &RecoverPlan) -> Result<()> {
     Ok(())
 }
 
-async fn guard_all(
-    client: &Client,
-    plan: &RecoverPlan,
-    codecs: &[Arc<RowCodec>],
-    dir: &Path,
-    expect: Expect,
-    skip: &dyn Fn(&KeyRecord) -> bool,
-) -> Result<Vec<Mismatch>> {
-    let mut all = Vec::new();
-    for (t, codec) in plan.tables.iter().zip(codecs) {
-        let file = key_file(&dir.join("keys"), t.index);
-        all.extend(check_table(client, t, codec.clone(), &file, expect, skip).await?);
-    }
-    Ok(all)
-}
-
 /// Runs the script's steps; with conflicts to skip, their keys leave each loaded batch first.
 ///
 /// Without conflicts, rows to insert are copied straight into their table instead of through the
 /// temporary table and `INSERT ... ON CONFLICT`: the guard has just proven, under the table lock,
 /// that none of those keys exists, so the conflict clause cannot fire and the second pass over the
 /// rows is pure cost.
+///
+/// `None` when a direct copy met a key that exists (only possible for the `keyed` tables, whose
+/// inserts were not guarded ahead): the transaction is then aborted, for the caller to roll back.
 async fn run_steps(
     client: &Client,
     plan: &RecoverPlan,
-    steps: &[Step],
+    steps: &[&Step],
     conflicts: &[Mismatch],
+    keyed: &HashSet<usize>,
     dir: &Path,
-) -> Result<Vec<StatementCount>> {
+) -> Result<Option<Vec<StatementCount>>> {
     let mut counts = Vec::new();
     let mut copied_directly: Option<String> = None;
-    for step in steps {
+    for &step in steps {
         match step {
             Step::Statement(sql) if matches!(sql.as_str(), "BEGIN" | "COMMIT") => {}
             Step::Statement(sql)
@@ -231,7 +350,17 @@ async fn run_steps(
             Step::Copy { statement, data } => {
                 match direct_insert(plan, statement).filter(|_| conflicts.is_empty()) {
                     Some((temp, direct)) => {
-                        let rows = copy_in(client, &direct, data).await?;
+                        let rows = match copy_in_raw(client, &direct, data).await {
+                            Ok(rows) => rows,
+                            Err(e) if !keyed.is_empty() && is_unique_violation(&e) => {
+                                return Ok(None)
+                            }
+                            Err(e) => {
+                                return Err(
+                                    Error::pg(e).context(format!("loading: {}", short(&direct)))
+                                )
+                            }
+                        };
                         counts.push(StatementCount {
                             statement: short(&direct),
                             rows,
@@ -246,24 +375,30 @@ async fn run_steps(
             }
         }
     }
-    Ok(counts)
+    Ok(Some(counts))
+}
+
+fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
 /// A dry run leaves out `setval` (sequences are not transactional: a rollback would not undo
 /// it) and lists what it left out.
-fn without_setval(steps: Vec<Step>, dry_run: bool, listed: &mut Vec<StatementCount>) -> Vec<Step> {
-    if !dry_run {
-        return steps;
-    }
-    let (skipped, kept): (Vec<Step>, Vec<Step>) = steps
-        .into_iter()
-        .partition(|s| matches!(s, Step::Statement(sql) if sql.starts_with("SELECT setval(")));
-    for step in skipped {
-        if let Step::Statement(sql) = step {
-            listed.push(StatementCount {
-                statement: format!("not run in a dry run: {}", short(&sql)),
+fn without_setval<'a>(
+    steps: &'a [Step],
+    dry_run: bool,
+    listed: &mut Vec<StatementCount>,
+) -> Vec<&'a Step> {
+    let is_setval =
+        |s: &Step| matches!(s, Step::Statement(sql) if sql.starts_with("SELECT setval("));
+    let mut kept = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step {
+            Step::Statement(sql) if dry_run && is_setval(step) => listed.push(StatementCount {
+                statement: format!("not run in a dry run: {}", short(sql)),
                 rows: 0,
-            });
+            }),
+            _ => kept.push(step),
         }
     }
     kept
@@ -303,20 +438,23 @@ fn short(sql: &str) -> String {
 
 /// Runs one `COPY ... FROM STDIN` with its data; returns the rows loaded.
 async fn copy_in(client: &Client, statement: &str, data: &[u8]) -> Result<u64> {
-    let sink = client
-        .copy_in(statement)
+    copy_in_raw(client, statement, data)
         .await
-        .context(|| format!("running: {}", short(statement)))?;
+        .map_err(|e| Error::pg(e).context(format!("loading: {}", short(statement))))
+}
+
+/// [`copy_in`] with the server's error as it came, for its SQLSTATE.
+async fn copy_in_raw(
+    client: &Client,
+    statement: &str,
+    data: &[u8],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(statement).await?;
     let mut sink = std::pin::pin!(sink);
     for piece in data.chunks(1 << 20) {
-        sink.send(Bytes::copy_from_slice(piece))
-            .await
-            .context(|| format!("loading: {}", short(statement)))?;
+        sink.send(Bytes::copy_from_slice(piece)).await?;
     }
-    sink.as_mut()
-        .finish()
-        .await
-        .context(|| format!("loading: {}", short(statement)))
+    sink.as_mut().finish().await
 }
 
 /// Removes conflicting keys from a just-loaded temporary table (`pgsalvage_<table>_<what>`).
@@ -372,6 +510,9 @@ fn temp_table_of<'a>(plan: &'a RecoverPlan, statement: &str) -> Option<&'a Table
     plan.tables.iter().find(|t| t.index == index)
 }
 
+/// The actions that change a row; kept keys are listed, never touched.
+const TOUCHED: &[Action] = &[Action::Insert, Action::Update, Action::Delete];
+
 /// After the commit: every touched key must now hold what the plan expects (conflicts skipped
 /// keep what they had).
 async fn reverify(
@@ -391,9 +532,18 @@ async fn reverify(
         let file = key_file(&dir.join("keys"), t.index);
         let skip =
             |r: &KeyRecord| conflicted.contains(&(t.table.clone(), r.key_json.get().to_string()));
-        report
-            .reverify_mismatches
-            .extend(check_table(client, t, codec.clone(), &file, Expect::After, &skip).await?);
+        report.reverify_mismatches.extend(
+            check_table(
+                client,
+                t,
+                codec.clone(),
+                &file,
+                Expect::After,
+                TOUCHED,
+                &skip,
+            )
+            .await?,
+        );
         touched += t.insert + t.update + t.delete;
     }
     report.reverified_keys = touched - conflicted.len() as u64;

@@ -56,7 +56,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         &source,
         &tables,
         settings.jobs,
-        settings.batch_bytes,
+        crate::pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
         reporter,
         done,
     );

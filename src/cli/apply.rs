@@ -71,6 +71,9 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
     for s in &report.statements {
         println!("{:>10} rows  {}", s.rows, s.statement);
     }
+    for table in &report.index_guarded {
+        println!("  rows to insert into {table}: guarded by its unique key index, not read ahead");
+    }
     for m in &report.reverify_mismatches {
         println!("  not as planned: {} key {}", m.table, m.key.get());
     }

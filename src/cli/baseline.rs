@@ -52,7 +52,7 @@ pub struct BaselineArgs {
     pub jobs: usize,
 
     /// COPY data per hashing batch, in KiB.
-    #[arg(long, default_value_t = 512, value_name = "KIB", hide = true)]
+    #[arg(long, default_value_t = 2048, value_name = "KIB", hide = true)]
     pub batch_kib: usize,
 
     /// Print only the last line; no progress bars.

@@ -44,6 +44,33 @@ pub fn encode_field(
         out.push(0);
         return Ok(());
     };
+    // The commonest kinds have a canonical length known up front: their prefix is written first
+    // instead of patched afterwards. Same bytes as the general path below (a unit test holds it).
+    match kind {
+        TypeKind::Int(width) => {
+            let value = read_int(*width, raw)?;
+            out.push(9);
+            out.extend_from_slice(&value.to_be_bytes());
+            return Ok(());
+        }
+        TypeKind::Text | TypeKind::Bytea | TypeKind::Other if raw.len() < 127 => {
+            out.push(raw.len() as u8 + 1);
+            out.extend_from_slice(raw);
+            return Ok(());
+        }
+        TypeKind::Timestamp | TypeKind::TimestampTz | TypeKind::Time => {
+            let value = fixed::<8>(kind, raw)?;
+            out.push(9);
+            out.extend_from_slice(&value);
+            return Ok(());
+        }
+        _ => {}
+    }
+    encode_framed(kind, raw, out)
+}
+
+/// The general path of [`encode_field`]: a placeholder prefix, the value, then the real prefix.
+fn encode_framed(kind: &TypeKind, raw: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let start = out.len();
     out.push(0);
     if let Err(e) = encode_value(kind, raw, out) {
@@ -1113,5 +1140,34 @@ pub(crate) mod tests {
             let eb = canon(&TypeKind::Float8, &b.to_be_bytes());
             prop_assert_eq!(same, ea == eb);
         }
+    }
+
+    #[test]
+    fn fast_paths_write_what_the_general_path_writes() {
+        let text = b"customer-42@example.com".to_vec();
+        let cases: Vec<(TypeKind, Vec<u8>)> = vec![
+            (TypeKind::Int(2), (-7i16).to_be_bytes().to_vec()),
+            (TypeKind::Int(4), i32::MIN.to_be_bytes().to_vec()),
+            (TypeKind::Int(8), i64::MAX.to_be_bytes().to_vec()),
+            (TypeKind::Text, text.clone()),
+            (TypeKind::Text, Vec::new()),
+            (TypeKind::Text, vec![b'x'; 126]),
+            (TypeKind::Text, vec![b'x'; 127]),
+            (TypeKind::Bytea, vec![0, 1, 2]),
+            (TypeKind::Other, text),
+            (TypeKind::Timestamp, 123i64.to_be_bytes().to_vec()),
+            (TypeKind::TimestampTz, (-1i64).to_be_bytes().to_vec()),
+            (TypeKind::Time, 86_400_000_000i64.to_be_bytes().to_vec()),
+        ];
+        for (kind, raw) in cases {
+            let (mut fast, mut general) = (vec![7], vec![7]);
+            encode_field(&kind, Some(&raw), &mut fast).unwrap();
+            encode_framed(&kind, &raw, &mut general).unwrap();
+            assert_eq!(fast, general, "{kind:?} {raw:?}");
+        }
+        let mut out = vec![1, 2];
+        assert!(encode_field(&TypeKind::Int(4), Some(&[0, 0, 1]), &mut out).is_err());
+        assert!(encode_field(&TypeKind::TimestampTz, Some(&[0; 7]), &mut out).is_err());
+        assert_eq!(out, [1, 2], "a failed field leaves nothing behind");
     }
 }

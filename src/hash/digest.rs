@@ -91,8 +91,8 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
         }
         key_ends.push(keys.len() as u32);
         let start = arena.begin();
-        for (col, kind) in codec.kinds.iter().enumerate() {
-            canonical::encode_field(kind, rows.field(row, col), &mut arena.bytes)?;
+        for (kind, raw) in codec.kinds.iter().zip(rows.row_fields(row)) {
+            canonical::encode_field(kind, raw, &mut arena.bytes)?;
         }
         arena.end(start);
     }

@@ -27,7 +27,7 @@ use crate::rows::batch::CopyDecoder;
 use crate::shape::ValueError;
 
 /// Batches per source waiting to be merged (hashing or hashed).
-const QUEUE_DEPTH: usize = 4;
+pub(super) const QUEUE_DEPTH: usize = 4;
 
 /// What a reader passes to the merge.
 pub(super) enum Item {

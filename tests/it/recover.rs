@@ -185,6 +185,101 @@ fn apply_refuses_rows_changed_since_the_diff() {
 }
 
 #[test]
+fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
+    let (base, target) = pair(
+        "guard_index",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;
+         CREATE TABLE u (a int NOT NULL, v text);
+         INSERT INTO u SELECT g, 'u' || g FROM generate_series(1, 100) g;",
+    );
+    psql(
+        &target,
+        "DELETE FROM t WHERE id IN (1, 2); DELETE FROM u WHERE a IN (1, 2);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let mut verify = settings(&base, &target);
+    verify.keys.insert(
+        pgsalvage::shape::TableName::new("public", "u"),
+        vec!["a".to_string()],
+    );
+    verify.restore = Some(RestoreSpec::default());
+    let s = RecoverSettings {
+        verify,
+        out: out.clone(),
+        parquet: false,
+        force: false,
+    };
+    rt().block_on(recover(&s, Arc::new(NullReporter))).unwrap();
+
+    // Only inserts are planned, and one of their keys is written again before the apply: on t the
+    // primary key refuses the copy, on u (no unique index) the guard reads it ahead.
+    psql(
+        &target,
+        "INSERT INTO t VALUES (1, 'reborn'); INSERT INTO u VALUES (2, 'reborn');",
+    );
+    let refused = apply_dir(&target, &out, false, false);
+    assert_eq!(refused.exit_code, 2, "{refused:?}");
+    assert!(!refused.committed);
+    let keys: BTreeSet<(String, String)> = refused
+        .conflicts
+        .iter()
+        .map(|c| (c.table.clone(), c.key.get().to_string()))
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            ("public.t".to_string(), "[1]".to_string()),
+            ("public.u".to_string(), "[2]".to_string())
+        ])
+    );
+    assert_eq!(
+        psql(&target, "SELECT count(*) FROM t").trim(),
+        "99",
+        "nothing applied"
+    );
+
+    // Without the reinserted rows the unique index of t is its guard, and u is read ahead.
+    psql(
+        &target,
+        "DELETE FROM t WHERE id = 1; DELETE FROM u WHERE a = 2;",
+    );
+    let applied = apply_dir(&target, &out, false, false);
+    assert!(applied.committed, "{applied:?}");
+    assert_eq!(applied.index_guarded, ["public.t"]);
+    assert_eq!(applied.reverified_keys, 4);
+    assert!(applied.reverify_mismatches.is_empty());
+    assert!(verify_keyed(&base, &target).is_empty());
+
+    // Only the index-guarded table collides: the copy fails, the apply starts over and lists it.
+    psql(
+        &target,
+        "DELETE FROM t WHERE id IN (1, 2); DELETE FROM u WHERE a IN (1, 2);",
+    );
+    psql(&target, "INSERT INTO t VALUES (2, 'reborn');");
+    let refused = apply_dir(&target, &out, false, false);
+    assert_eq!(refused.exit_code, 2);
+    assert_eq!(refused.conflicts.len(), 1);
+    assert_eq!(refused.conflicts[0].key.get(), "[2]");
+    assert_eq!(
+        psql(&target, "SELECT count(*) FROM u").trim(),
+        "98",
+        "nothing applied"
+    );
+}
+
+/// The findings of a verify with `--key public.u=a`.
+fn verify_keyed(base: &str, target: &str) -> BTreeSet<Found> {
+    let mut s = settings(base, target);
+    s.keys.insert(
+        pgsalvage::shape::TableName::new("public", "u"),
+        vec!["a".to_string()],
+    );
+    found(&verify_with(&s, Arc::new(NullReporter)))
+}
+
+#[test]
 fn foreign_key_order_without_deferring_constraints() {
     let schema = "CREATE TABLE regions (id int PRIMARY KEY, name text);
          CREATE TABLE customers (id int PRIMARY KEY, region_id int NOT NULL REFERENCES regions, name text);
