@@ -20,7 +20,7 @@ use crate::hash::digest::{digest_batch, on_pool, RowCodec};
 use crate::pipeline::findings::KeyRecord;
 use crate::recover::fetch::KeyChunks;
 use crate::recover::plan::TableRestore;
-use crate::rows::batch::CopyDecoder;
+use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::shape::{quote_ident, TableName};
 use crate::sink::sql::{qualified_list, select_list};
 use crate::tree::hex;
@@ -61,36 +61,63 @@ pub async fn check_table(
     let chunks = KeyChunks::open(keys_file, actions)?.with_chunk(GUARD_CHUNK);
     let keys_table = key_table(client, table).await?;
     let mut mismatches = Vec::new();
-    // Parsing the next chunk of key records overlaps with the server reading the current one.
+    // Three things overlap: parsing the next chunk of key records (pool), the server reading the
+    // rows of this chunk, and digesting the rows of the previous one (pool).
     let mut next = read_chunk(chunks);
+    let mut digesting: Option<(Vec<KeyRecord>, Pending)> = None;
     loop {
         let (chunks, records) = next
             .await
             .map_err(|_| Error::internal("the pool dropped a job"))?;
         let Some(records) = records? else { break };
         next = read_chunk(chunks);
-        let found = current_digests(client, table, codec.clone(), &keys_table, &records).await?;
-        // Kept keys are listed, never touched: nothing to guard or re-verify.
-        for r in records
-            .into_iter()
-            .filter(|r| r.action != Action::Keep && !skip(r))
-        {
-            let wanted = match expect {
-                Expect::Before => r.before,
-                Expect::After => r.after,
-            };
-            let now = found.get(&r.okey).cloned();
-            if now != wanted {
-                mismatches.push(Mismatch {
-                    table: table.table.clone(),
-                    key: r.key_json,
-                    expected: wanted,
-                    found: now,
-                });
-            }
+        let rows = current_rows(client, table, &keys_table, &records).await?;
+        let pending = digest_rows(codec.clone(), rows);
+        if let Some((records, found)) = digesting.replace((records, pending)) {
+            compare(table, records, found, expect, skip, &mut mismatches).await?;
         }
     }
+    if let Some((records, found)) = digesting {
+        compare(table, records, found, expect, skip, &mut mismatches).await?;
+    }
     Ok(mismatches)
+}
+
+/// Order key (hex) → digest (hex) of a chunk's current rows, on its way from the pool.
+type Pending = tokio::sync::oneshot::Receiver<Result<HashMap<String, String>>>;
+
+/// Lists the records whose key does not hold the row `expect` says.
+async fn compare(
+    table: &TableRestore,
+    records: Vec<KeyRecord>,
+    found: Pending,
+    expect: Expect,
+    skip: &dyn Fn(&KeyRecord) -> bool,
+    mismatches: &mut Vec<Mismatch>,
+) -> Result<()> {
+    let found = found
+        .await
+        .map_err(|_| Error::internal("the pool dropped a job"))??;
+    // Kept keys are listed, never touched: nothing to guard or re-verify.
+    for r in records
+        .into_iter()
+        .filter(|r| r.action != Action::Keep && !skip(r))
+    {
+        let wanted = match expect {
+            Expect::Before => r.before,
+            Expect::After => r.after,
+        };
+        let now = found.get(&r.okey).cloned();
+        if now != wanted {
+            mismatches.push(Mismatch {
+                table: table.table.clone(),
+                key: r.key_json,
+                expected: wanted,
+                found: now,
+            });
+        }
+    }
+    Ok(())
 }
 
 type Chunk = (KeyChunks, Result<Option<Vec<KeyRecord>>>);
@@ -122,14 +149,13 @@ fn table_sql(table: &TableRestore) -> String {
     TableName::new(&table.schema, &table.name).sql()
 }
 
-/// Order key (hex) → digest (hex) of the target's current rows for a chunk of records.
-async fn current_digests(
+/// The target's current rows for a chunk of records, in one batch.
+async fn current_rows(
     client: &Client,
     table: &TableRestore,
-    codec: Arc<RowCodec>,
     keys_table: &str,
     records: &[KeyRecord],
-) -> Result<HashMap<String, String>> {
+) -> Result<Option<RowBatch>> {
     let at = || format!("checking rows of {}", table.table);
     client
         .batch_execute(&format!("TRUNCATE {keys_table}"))
@@ -179,11 +205,15 @@ async fn current_digests(
         .batch_execute("RESET enable_hashjoin; RESET enable_mergejoin")
         .await
         .context(at)?;
-    let Some(batch) = decoder.finish()? else {
-        return Ok(HashMap::new());
-    };
-    // Digesting and indexing the rows is CPU work: it runs on the pool.
+    Ok(decoder.finish()?)
+}
+
+/// Digests and indexes a chunk's rows on the pool: order key (hex) → digest (hex).
+fn digest_rows(codec: Arc<RowCodec>, rows: Option<RowBatch>) -> Pending {
     on_pool(move || {
+        let Some(batch) = rows else {
+            return Ok(HashMap::new());
+        };
         let digests = digest_batch(&codec, batch)?;
         let mut found = HashMap::with_capacity(digests.len());
         for i in 0..digests.len() {
@@ -191,8 +221,6 @@ async fn current_digests(
         }
         Ok(found)
     })
-    .await
-    .map_err(|_| Error::internal("the pool dropped a job"))?
 }
 
 /// The records' key values as text COPY rows.

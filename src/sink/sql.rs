@@ -199,50 +199,81 @@ pub fn qualified_list(alias: &str, cols: &[String]) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     Statement(String),
-    /// `COPY temp (cols) FROM STDIN` and its data lines (each ending in `\n`).
+    /// `COPY temp (cols) FROM STDIN` and where in the script its data lines lie (each line
+    /// ending in `\n`, the `\.` end not included): a recovery of millions of rows is streamed
+    /// from the file when its COPY runs, never held in memory.
     Copy {
         statement: String,
-        data: Vec<u8>,
+        data: std::ops::Range<u64>,
     },
 }
 
 /// Reads a script back (for `apply`): skips comments, meta-commands and blank lines.
-pub fn parse_script(text: &[u8]) -> Result<Vec<Step>> {
+pub fn parse_script(script: impl std::io::BufRead) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
-    let mut lines = text.split_inclusive(|&b| b == b'\n');
-    while let Some(line) = lines.next() {
-        let line_text =
-            std::str::from_utf8(line).map_err(|_| Error::usage("restore script is not UTF-8"))?;
+    let mut lines = Lines {
+        script,
+        line: Vec::new(),
+        offset: 0,
+    };
+    while lines.next()? {
+        let line_text = std::str::from_utf8(&lines.line)
+            .map_err(|_| Error::usage("restore script is not UTF-8"))?;
         let trimmed = line_text.trim_end_matches('\n');
         if trimmed.is_empty() || trimmed.starts_with("--") || trimmed.starts_with('\\') {
             continue;
         }
-        let statement = trimmed.strip_suffix(';').ok_or_else(|| {
-            Error::usage(format!(
-                "restore script: a statement does not end in ';': {}",
-                truncate(trimmed)
-            ))
-        })?;
+        let statement = trimmed
+            .strip_suffix(';')
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "restore script: a statement does not end in ';': {}",
+                    truncate(trimmed)
+                ))
+            })?
+            .to_string();
         if statement.starts_with("COPY ") && statement.ends_with(" FROM STDIN") {
-            let mut data = Vec::new();
-            loop {
-                let row = lines
-                    .next()
-                    .ok_or_else(|| Error::usage("restore script: COPY data without its \\. end"))?;
-                if row == b"\\.\n" || row == b"\\." {
-                    break;
+            let start = lines.offset;
+            let end = loop {
+                let before = lines.offset;
+                if !lines.next()? {
+                    return Err(Error::usage(
+                        "restore script: COPY data without its \\. end",
+                    ));
                 }
-                data.extend_from_slice(row);
-            }
+                if lines.line == b"\\.\n" || lines.line == b"\\." {
+                    break before;
+                }
+            };
             steps.push(Step::Copy {
-                statement: statement.to_string(),
-                data,
+                statement,
+                data: start..end,
             });
         } else {
-            steps.push(Step::Statement(statement.to_string()));
+            steps.push(Step::Statement(statement));
         }
     }
     Ok(steps)
+}
+
+/// A script's lines, one at a time, with the offset where the next one starts.
+struct Lines<R> {
+    script: R,
+    line: Vec<u8>,
+    offset: u64,
+}
+
+impl<R: std::io::BufRead> Lines<R> {
+    /// Reads the next line into `line`; false at the end.
+    fn next(&mut self) -> Result<bool> {
+        self.line.clear();
+        let n = self
+            .script
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| Error::io("reading the restore script", e))?;
+        self.offset += n as u64;
+        Ok(n > 0)
+    }
 }
 
 fn truncate(text: &str) -> String {
@@ -269,15 +300,19 @@ mod tests {
             .unwrap();
         s.commit().unwrap();
         let text = s.into_inner();
-        let steps = parse_script(&text).unwrap();
+        let steps = parse_script(&text[..]).unwrap();
         assert_eq!(steps.len(), 10, "{steps:#?}");
         assert_eq!(steps[5], Step::Statement("BEGIN".into()));
+        let Step::Copy { statement, data } = &steps[7] else {
+            panic!("{:?}", steps[7]);
+        };
         assert_eq!(
-            steps[7],
-            Step::Copy {
-                statement: "COPY \"pgsalvage_0_ins\" (\"id\", \"na\"\"me\") FROM STDIN".into(),
-                data: b"1\tx;\n2\t\\\\.\n".to_vec()
-            }
+            statement,
+            "COPY \"pgsalvage_0_ins\" (\"id\", \"na\"\"me\") FROM STDIN"
+        );
+        assert_eq!(
+            &text[data.start as usize..data.end as usize],
+            b"1\tx;\n2\t\\\\.\n"
         );
         assert_eq!(
             steps[8],
