@@ -91,7 +91,7 @@ impl VerifySettings {
             filter: TableFilter::default(),
             keys: HashMap::new(),
             jobs: 4,
-            batch_bytes: 2048 * 1024,
+            batch_bytes: 1024 * 1024,
             max_findings: 10_000,
             findings_csv: None,
             json: None,

@@ -11,6 +11,12 @@
 //! schema repairs, parent restores, validations, `setval`) run in the same transaction, in order;
 //! the guard and the re-verify cover the row restore's keys, not the fix-ups' rows. A dry run
 //! leaves out `setval`, which a rollback would not undo.
+//!
+//! Rows to insert under a key that a unique index covers are not read ahead: the first attempt
+//! copies them straight in and lets the index refuse a key that appeared since the diff. Any
+//! refusal (that one, or a changed row elsewhere) rolls the attempt back, and a second attempt
+//! guards every key, so what a refused apply lists is the same either way. COPY data is streamed
+//! from `restore.sql` when it runs, so memory does not grow with the recovery.
 
 pub mod guard;
 

@@ -51,7 +51,8 @@ pub struct BaselineArgs {
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
 
-    /// COPY data per hashing batch, in KiB.
+    /// COPY data per hashing batch, in KiB. Twice verify's default: a baseline reads one source,
+    /// so the same memory holds batches twice as large (fewer hand-offs to the hashing pool).
     #[arg(long, default_value_t = 2048, value_name = "KIB", hide = true)]
     pub batch_kib: usize,
 

@@ -107,7 +107,7 @@ fn take_nightly(
         filter: Default::default(),
         keys: Default::default(),
         jobs: 2,
-        batch_bytes: 2048 * 1024,
+        batch_bytes: 1024 * 1024,
     };
     let manifest = rt.block_on(crate::baseline::take::take(
         &settings,

@@ -155,7 +155,7 @@ pub struct CompareArgs {
     pub jobs: usize,
 
     /// COPY data per hashing batch, in KiB (bounds memory per worker).
-    #[arg(long, default_value_t = 2048, value_name = "KIB", hide = true)]
+    #[arg(long, default_value_t = 1024, value_name = "KIB", hide = true)]
     pub batch_kib: usize,
 }
 
