@@ -92,18 +92,10 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         codecs: &codecs,
         steps: &steps,
     };
-    let keyed = if settings.skip_changed {
-        HashSet::new()
-    } else {
-        run.index_guarded().await?
-    };
-    match run.once(&keyed).await? {
+    match run.once(!settings.skip_changed).await? {
         Some(report) => Ok(report),
         // A row changed since the diff: start over guarding every key, which lists them all.
-        None => Ok(run
-            .once(&HashSet::new())
-            .await?
-            .expect("no table is index-guarded")),
+        None => Ok(run.once(false).await?.expect("no table is index-guarded")),
     }
 }
 
@@ -122,13 +114,22 @@ impl Attempt<'_> {
     /// index on their key is the guard. `None` when such a copy met an existing key, or another
     /// row changed (the refusal must list every one): the transaction is rolled back and the
     /// caller starts over, guarding every key.
-    async fn once(&self, keyed: &HashSet<usize>) -> Result<Option<ApplyReport>> {
+    ///
+    /// With `by_index`, the tables whose unique indexes can guard their inserts are found after
+    /// the lock, which also keeps those indexes from being dropped until the commit.
+    async fn once(&self, by_index: bool) -> Result<Option<ApplyReport>> {
         let (client, settings, plan) = (self.client, self.settings, self.plan);
         client
             .batch_execute("BEGIN")
             .await
             .context(|| "starting the apply transaction".into())?;
         lock_tables(client, plan).await?;
+        let keyed = if by_index {
+            self.index_guarded().await?
+        } else {
+            HashSet::new()
+        };
+        let keyed = &keyed;
         let conflicts = self.guard(keyed).await?;
         let mut report = ApplyReport {
             dry_run: settings.dry_run,
