@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pgsalvage::apply::{apply, ApplySettings};
 use pgsalvage::progress::NullReporter;
 use pgsalvage::recover::{recover, RecoverOutcome, RecoverSettings};
-use pgsalvage::settings::RestoreSpec;
+use pgsalvage::settings::{RestoreSpec, VerifySettings};
 use pgsalvage::source::conninfo::{resolve, ProcessEnv};
 
 use crate::random::{damage, random_case, KeyShape, Rng};
@@ -26,10 +26,15 @@ fn rt() -> tokio::runtime::Runtime {
 fn recover_into(base: &str, target: &str, out: &Path, spec: RestoreSpec) -> RecoverOutcome {
     let mut verify = settings(base, target);
     verify.restore = Some(spec);
+    recover_with(verify, out, false)
+}
+
+/// Recovers with the given comparison settings (`restore` set) into `out`.
+fn recover_with(verify: VerifySettings, out: &Path, parquet: bool) -> RecoverOutcome {
     let s = RecoverSettings {
         verify,
         out: out.to_path_buf(),
-        parquet: false,
+        parquet,
         force: false,
     };
     rt().block_on(recover(&s, Arc::new(NullReporter)))
@@ -199,19 +204,9 @@ fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
-    let mut verify = settings(&base, &target);
-    verify.keys.insert(
-        pgsalvage::shape::TableName::new("public", "u"),
-        vec!["a".to_string()],
-    );
+    let mut verify = keyed_settings(&base, &target);
     verify.restore = Some(RestoreSpec::default());
-    let s = RecoverSettings {
-        verify,
-        out: out.clone(),
-        parquet: false,
-        force: false,
-    };
-    rt().block_on(recover(&s, Arc::new(NullReporter))).unwrap();
+    recover_with(verify, &out, false);
 
     // Only inserts are planned, and one of their keys is written again before the apply: on t the
     // primary key refuses the copy, on u (no unique index) the guard reads it ahead.
@@ -269,14 +264,22 @@ fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
     );
 }
 
-/// The findings of a verify with `--key public.u=a`.
-fn verify_keyed(base: &str, target: &str) -> BTreeSet<Found> {
+/// Comparison settings with `--key public.u=a` (a table without a primary key).
+fn keyed_settings(base: &str, target: &str) -> VerifySettings {
     let mut s = settings(base, target);
     s.keys.insert(
         pgsalvage::shape::TableName::new("public", "u"),
         vec!["a".to_string()],
     );
-    found(&verify_with(&s, Arc::new(NullReporter)))
+    s
+}
+
+/// The findings of a verify with `--key public.u=a`.
+fn verify_keyed(base: &str, target: &str) -> BTreeSet<Found> {
+    found(&verify_with(
+        &keyed_settings(base, target),
+        Arc::new(NullReporter),
+    ))
 }
 
 #[test]
@@ -390,13 +393,7 @@ fn parquet_batches_hold_the_base_rows_exactly() {
     let out = dir.path().join("r");
     let mut verify = settings(&base, &target);
     verify.restore = Some(RestoreSpec::default());
-    let s = RecoverSettings {
-        verify,
-        out: out.clone(),
-        parquet: true,
-        force: false,
-    };
-    rt().block_on(recover(&s, Arc::new(NullReporter))).unwrap();
+    recover_with(verify, &out, true);
 
     let file = std::fs::File::open(out.join("parquet/public.t.parquet"))
         .expect("the table's Parquet file");
