@@ -4,26 +4,25 @@
 //! for those keys are fetched in binary and digested with the same canonical encoding the
 //! comparison used, and each digest is compared with the record's expected one (`before` for the
 //! guard ahead of the restore, `after` for the re-verify behind it). A key without a row counts as
-//! "no row". Rows are matched to records by their order key, never by rendered text.
+//! "no row". Rows are matched to records by their order key, never by rendered text. The rows are
+//! read as the recover writers read theirs ([`keyed_copy`]), so uncommitted rows of the apply's
+//! own transaction are what the re-verify sees.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio_postgres::Client;
 
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::hash::digest::{digest_batch, on_pool, RowCodec};
+use crate::hash::digest::{digest_batch, on_pool, Digest, RowCodec};
 use crate::pipeline::findings::KeyRecord;
-use crate::recover::fetch::KeyChunks;
+use crate::recover::fetch::{keyed_copy, KeyChunks, NO_HASH_JOIN, RESET_HASH_JOIN};
 use crate::recover::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
-use crate::shape::{quote_ident, TableName};
-use crate::sink::sql::{qualified_list, select_list};
-use crate::tree::hex;
+use crate::tree::{hex, unhex_into};
 
 /// Which expected state to check against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +42,16 @@ pub struct Mismatch {
     pub found: Option<String>,
 }
 
-/// Keys checked per round trip: the keys go into a temporary table with one COPY and the rows
-/// come back through one join, so the cost is per chunk, not per key.
-const GUARD_CHUNK: usize = 100_000;
+/// Keys checked per query (see [`keyed_copy`]): the cost is per key, not per query, well before
+/// this, and three chunks are in memory at once (parsing, fetching, digesting).
+const GUARD_CHUNK: usize = 20_000;
+
+/// Keys of one table left out of a check (conflicts skipped with `--skip-changed`), by their
+/// JSON key.
+pub type Skipped = Arc<HashSet<String>>;
 
 /// Checks the records of one table with one of `actions`, a chunk of keys at a time; returns the
-/// keys that differ from `expect`. Runs inside a transaction (its key table is dropped at commit).
+/// keys that differ from `expect`. Runs inside the apply's transaction.
 pub async fn check_table(
     client: &Client,
     table: &TableRestore,
@@ -56,209 +59,146 @@ pub async fn check_table(
     keys_file: &Path,
     expect: Expect,
     actions: &[Action],
-    skip: &dyn Fn(&KeyRecord) -> bool,
+    skip: Skipped,
 ) -> Result<Vec<Mismatch>> {
     let chunks = KeyChunks::open(keys_file, actions)?.with_chunk(GUARD_CHUNK);
-    let keys_table = key_table(client, table).await?;
+    let at = || format!("checking rows of {}", table.table);
+    client.batch_execute(NO_HASH_JOIN).await.context(at)?;
     let mut mismatches = Vec::new();
-    // Three things overlap: parsing the next chunk of key records (pool), the server reading the
-    // rows of this chunk, and digesting the rows of the previous one (pool).
-    let mut next = read_chunk(chunks);
-    let mut digesting: Option<(Vec<KeyRecord>, Pending)> = None;
+    // Three things overlap: parsing the next chunk of key records into its query (pool), the
+    // server reading the rows of this chunk, and judging the rows of the previous one (pool). The
+    // runtime's thread only moves bytes.
+    let shared = Arc::new(table.clone());
+    let mut next = read_chunk(chunks, shared.clone());
+    let mut judging: Option<Judged> = None;
     loop {
-        let (chunks, records) = next
+        let (chunks, chunk) = next
             .await
             .map_err(|_| Error::internal("the pool dropped a job"))?;
-        let Some(records) = records? else { break };
-        next = read_chunk(chunks);
-        let rows = current_rows(client, table, &keys_table, &records).await?;
-        let pending = digest_rows(codec.clone(), rows);
-        if let Some((records, found)) = digesting.replace((records, pending)) {
-            compare(table, records, found, expect, skip, &mut mismatches).await?;
+        let Some((records, query)) = chunk? else {
+            break;
+        };
+        next = read_chunk(chunks, shared.clone());
+        let rows = current_rows(client, table, &query).await?;
+        let job = Judge {
+            table: shared.clone(),
+            codec: codec.clone(),
+            expect,
+            skip: skip.clone(),
+        };
+        if let Some(previous) = judging.replace(job.start(records, rows)) {
+            mismatches.extend(judged(previous).await?);
         }
     }
-    if let Some((records, found)) = digesting {
-        compare(table, records, found, expect, skip, &mut mismatches).await?;
+    if let Some(previous) = judging {
+        mismatches.extend(judged(previous).await?);
     }
+    // The restore's own joins (`UPDATE ... FROM`, `DELETE ... USING`) plan as they would.
+    client.batch_execute(RESET_HASH_JOIN).await.context(at)?;
     Ok(mismatches)
 }
 
-/// Order key (hex) → digest (hex) of a chunk's current rows, on its way from the pool.
-type Pending = tokio::sync::oneshot::Receiver<Result<HashMap<String, String>>>;
+/// A chunk's mismatches, on their way from the pool.
+type Judged = tokio::sync::oneshot::Receiver<Result<Vec<Mismatch>>>;
 
-/// Lists the records whose key does not hold the row `expect` says.
-async fn compare(
-    table: &TableRestore,
-    records: Vec<KeyRecord>,
-    found: Pending,
-    expect: Expect,
-    skip: &dyn Fn(&KeyRecord) -> bool,
-    mismatches: &mut Vec<Mismatch>,
-) -> Result<()> {
-    let found = found
+async fn judged(pending: Judged) -> Result<Vec<Mismatch>> {
+    pending
         .await
-        .map_err(|_| Error::internal("the pool dropped a job"))??;
-    // Kept keys are listed, never touched: nothing to guard or re-verify.
-    for r in records
-        .into_iter()
-        .filter(|r| r.action != Action::Keep && !skip(r))
-    {
-        let wanted = match expect {
-            Expect::Before => r.before,
-            Expect::After => r.after,
-        };
-        let now = found.get(&r.okey).cloned();
-        if now != wanted {
-            mismatches.push(Mismatch {
-                table: table.table.clone(),
-                key: r.key_json,
-                expected: wanted,
-                found: now,
-            });
-        }
-    }
-    Ok(())
+        .map_err(|_| Error::internal("the pool dropped a job"))?
 }
 
-type Chunk = (KeyChunks, Result<Option<Vec<KeyRecord>>>);
+/// What judging a chunk needs besides its records and rows.
+struct Judge {
+    table: Arc<TableRestore>,
+    codec: Arc<RowCodec>,
+    expect: Expect,
+    skip: Skipped,
+}
 
-/// The next chunk of key records, parsed on the pool.
-fn read_chunk(mut chunks: KeyChunks) -> tokio::sync::oneshot::Receiver<Chunk> {
+impl Judge {
+    /// Digests the rows and lists the records whose key does not hold the row `expect` says, on
+    /// the pool.
+    fn start(self, records: Vec<KeyRecord>, rows: Option<RowBatch>) -> Judged {
+        on_pool(move || {
+            let digests = rows.map(|b| digest_batch(&self.codec, b)).transpose()?;
+            let found: HashMap<&[u8], &Digest> = digests
+                .iter()
+                .flat_map(|d| (0..d.len()).map(|i| (d.key(i), &d.digests[i])))
+                .collect();
+            let mut okey = Vec::new();
+            let mut mismatches = Vec::new();
+            // Kept keys are listed, never touched: nothing to guard or re-verify.
+            for r in records.into_iter().filter(|r| r.action != Action::Keep) {
+                if !self.skip.is_empty() && self.skip.contains(r.key_json.get()) {
+                    continue;
+                }
+                let wanted = match self.expect {
+                    Expect::Before => r.before,
+                    Expect::After => r.after,
+                };
+                if !unhex_into(&r.okey, &mut okey) {
+                    return Err(Error::usage(format!(
+                        "corrupt order key in a key record of {}",
+                        self.table.table
+                    )));
+                }
+                let now = found.get(okey.as_slice()).copied();
+                let same = match (&wanted, now) {
+                    (Some(w), Some(n)) => hex_eq(w, n),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    mismatches.push(Mismatch {
+                        table: self.table.table.clone(),
+                        key: r.key_json,
+                        expected: wanted,
+                        found: now.map(|d| hex(d)),
+                    });
+                }
+            }
+            Ok(mismatches)
+        })
+    }
+}
+
+/// Whether a hex digest names these bytes.
+fn hex_eq(text: &str, bytes: &[u8]) -> bool {
+    let mut buf = Vec::with_capacity(bytes.len());
+    unhex_into(text, &mut buf) && buf == bytes
+}
+
+/// A chunk of key records and the query that reads their rows, or the end.
+type Chunk = (KeyChunks, Result<Option<(Vec<KeyRecord>, String)>>);
+
+/// The next chunk of key records and its query, built on the pool.
+fn read_chunk(
+    mut chunks: KeyChunks,
+    table: Arc<TableRestore>,
+) -> tokio::sync::oneshot::Receiver<Chunk> {
     on_pool(move || {
-        let records = chunks.next_records();
-        (chunks, records)
+        let chunk = chunks.next_records().map(|records| {
+            records.map(|mut records| {
+                let query = keyed_copy(&table, "", &table.columns, &mut records, true);
+                (records, query)
+            })
+        });
+        (chunks, chunk)
     })
 }
 
-/// A temporary table shaped like the table's key, dropped at commit.
-async fn key_table(client: &Client, table: &TableRestore) -> Result<String> {
-    let name = quote_ident(&format!("pgsalvage_guard_{}", table.index));
-    let sql = format!(
-        "CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
-        select_list(&table.key),
-        table_sql(table)
-    );
-    client
-        .batch_execute(&sql)
-        .await
-        .context(|| format!("preparing the guard of {}", table.table))?;
-    Ok(name)
-}
-
-fn table_sql(table: &TableRestore) -> String {
-    TableName::new(&table.schema, &table.name).sql()
-}
-
-/// The target's current rows for a chunk of records, in one batch.
+/// The target's current rows for a chunk's query, in one batch.
 async fn current_rows(
     client: &Client,
     table: &TableRestore,
-    keys_table: &str,
-    records: &[KeyRecord],
+    query: &str,
 ) -> Result<Option<RowBatch>> {
     let at = || format!("checking rows of {}", table.table);
-    client
-        .batch_execute(&format!("TRUNCATE {keys_table}"))
-        .await
-        .context(at)?;
-    let sink = client
-        .copy_in(&format!(
-            "COPY {keys_table} ({}) FROM STDIN",
-            select_list(&table.key)
-        ))
-        .await
-        .context(at)?;
-    let mut sink = std::pin::pin!(sink);
-    sink.send(Bytes::from(copy_text_rows(records)))
-        .await
-        .context(at)?;
-    sink.as_mut().finish().await.context(at)?;
-    // Statistics let the planner choose between probing the key index and one hash join.
-    client
-        .batch_execute(&format!("ANALYZE {keys_table}"))
-        .await
-        .context(at)?;
-    let join: Vec<String> = table
-        .key
-        .iter()
-        .map(|k| format!("t.{0} = g.{0}", quote_ident(k)))
-        .collect();
-    let query = format!(
-        "COPY (SELECT {} FROM {} t JOIN {keys_table} g ON {}) TO STDOUT (FORMAT binary)",
-        qualified_list("t", &table.columns),
-        table_sql(table),
-        join.join(" AND ")
-    );
-    // Probe the key index once per key: a hash join would read the whole table for every chunk,
-    // which for a large table and a small recovery costs far more than the recovery itself.
-    client
-        .batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-        .await
-        .context(at)?;
-    let stream = client.copy_out(&query).await.context(at)?;
+    let stream = client.copy_out(query).await.context(at)?;
     let mut stream = std::pin::pin!(stream);
     let mut decoder = CopyDecoder::new(table.columns.len());
     while let Some(piece) = stream.next().await {
         decoder.push(&piece.context(at)?)?;
     }
-    client
-        .batch_execute("RESET enable_hashjoin; RESET enable_mergejoin")
-        .await
-        .context(at)?;
     Ok(decoder.finish()?)
-}
-
-/// Digests and indexes a chunk's rows on the pool: order key (hex) → digest (hex).
-fn digest_rows(codec: Arc<RowCodec>, rows: Option<RowBatch>) -> Pending {
-    on_pool(move || {
-        let Some(batch) = rows else {
-            return Ok(HashMap::new());
-        };
-        let digests = digest_batch(&codec, batch)?;
-        let mut found = HashMap::with_capacity(digests.len());
-        for i in 0..digests.len() {
-            found.insert(hex(digests.key(i)), hex(&digests.digests[i]));
-        }
-        Ok(found)
-    })
-}
-
-/// The records' key values as text COPY rows.
-fn copy_text_rows(records: &[KeyRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * 16);
-    for r in records {
-        for (i, value) in r.key_text.iter().enumerate() {
-            if i > 0 {
-                out.push(b'\t');
-            }
-            copy_escape(value, &mut out);
-        }
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Text COPY escaping: backslash, tab, newline and carriage return.
-fn copy_escape(value: &str, out: &mut Vec<u8>) {
-    for &b in value.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b => out.push(b),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_escape;
-
-    #[test]
-    fn escapes_copy_text() {
-        let mut out = Vec::new();
-        copy_escape("a\\b\tc\nd\re", &mut out);
-        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
-    }
 }

@@ -33,7 +33,7 @@ use tokio_postgres::Client;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::RowCodec;
-use crate::pipeline::findings::{key_file, KeyRecord};
+use crate::pipeline::findings::key_file;
 use crate::recover::fetch::{for_each_record, key_filter};
 use crate::recover::plan::{RecoverPlan, TableRestore};
 use crate::shape::TableName;
@@ -209,7 +209,7 @@ impl Attempt<'_> {
                     &file,
                     Expect::Before,
                     actions,
-                    &|_| false,
+                    Default::default(),
                 )
                 .await?,
             );
@@ -589,25 +589,26 @@ async fn reverify(
     dir: &Path,
     report: &mut ApplyReport,
 ) -> Result<()> {
-    let conflicted: std::collections::HashSet<(String, String)> = report
-        .conflicts
-        .iter()
-        .map(|m| (m.table.clone(), m.key.get().to_string()))
-        .collect();
     let mut touched = 0u64;
+    let mut skipped = 0u64;
     for (t, codec) in plan.tables.iter().zip(codecs) {
         let file = key_file(&dir.join("keys"), t.index);
-        let skip =
-            |r: &KeyRecord| conflicted.contains(&(t.table.clone(), r.key_json.get().to_string()));
+        let skip: HashSet<String> = report
+            .conflicts
+            .iter()
+            .filter(|m| m.table == t.table)
+            .map(|m| m.key.get().to_string())
+            .collect();
+        skipped += skip.len() as u64;
         if planned(t, TOUCHED) > 0 {
             let expect = Expect::After;
-            let found =
-                check_table(client, t, codec.clone(), &file, expect, TOUCHED, &skip).await?;
+            let skip = Arc::new(skip);
+            let found = check_table(client, t, codec.clone(), &file, expect, TOUCHED, skip).await?;
             report.reverify_mismatches.extend(found);
         }
         touched += t.insert + t.update + t.delete;
     }
-    report.reverified_keys = touched - conflicted.len() as u64;
+    report.reverified_keys = touched - skipped;
     report.exit_code =
         i32::from(!report.reverify_mismatches.is_empty() || !report.conflicts.is_empty());
     Ok(())

@@ -269,13 +269,8 @@ impl RowsWriter {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
+    let mut out = Vec::with_capacity(text.len() / 2);
+    crate::tree::unhex_into(text, &mut out).then_some(out)
 }
 
 /// One stored row.

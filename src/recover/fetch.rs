@@ -1,10 +1,18 @@
 //! Reading the differing rows again, by key, from a source's snapshot.
 //!
-//! The merge recorded every differing key as typed literals in `keys/<table>.jsonl`; the writers
-//! read them back in chunks and ask the source for just those rows (`WHERE key IN (...)`, through
-//! the primary key index), on the session that still holds the snapshot the comparison read. Only
-//! differing rows are read twice, never the matching ones. Text COPY output goes into the SQL
-//! scripts as it comes; binary output feeds the Parquet writer.
+//! The merge recorded every differing key in `keys/<table>.jsonl`, in key order; the writers and
+//! `apply`'s guard read them back in chunks and ask the source for just those rows, on the session
+//! that still holds the snapshot the comparison read. Only differing rows are read twice, never
+//! the matching ones. Text COPY output goes into the SQL scripts as it comes; binary output feeds
+//! the Parquet writer and the guard's digests.
+//!
+//! A chunk's keys travel as one array literal per key column and are joined to the table
+//! (`JOIN unnest(...)`): no temporary table (a hot standby allows none), one parse of the keys,
+//! and a plan chosen with the exact number of keys. The chunk is sorted, so its first and last keys
+//! bound the scan when the index orders the key as the records do; the planner then merges the
+//! keys with one range scan where they are dense and probes the index per key where they are
+//! sparse. Hash joins are left out ([`NO_HASH_JOIN`]): one would read the whole table for every
+//! chunk.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -16,11 +24,20 @@ use tokio_postgres::Client;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::pipeline::findings::KeyRecord;
-use crate::sink::sql::select_list;
+use crate::recover::plan::TableRestore;
+use crate::shape::{quote_ident, TableName};
+use crate::sink::sql::{qualified_list, select_list};
+use postgres_protocol::escape::escape_literal;
 
-/// Keys per fetch query: large enough to amortize the round trip, small enough for the planner
-/// to use the key index.
-const KEYS_PER_QUERY: usize = 500;
+/// Keys per fetch query: enough to make the per-query cost (a round trip, a plan, a scan's
+/// descent) vanish, few enough that a chunk's rows and its query text stay a few MiB.
+const KEYS_PER_QUERY: usize = 10_000;
+
+/// Set around fetches by key (then [`RESET_HASH_JOIN`]): a hash join reads the whole table once
+/// per chunk, which over many chunks costs far more than probing or merging; parallel workers
+/// would compete for the cores the run's own streams use.
+pub const NO_HASH_JOIN: &str = "SET enable_hashjoin = off; SET max_parallel_workers_per_gather = 0";
+pub const RESET_HASH_JOIN: &str = "RESET enable_hashjoin; RESET max_parallel_workers_per_gather";
 
 /// Calls `each` with every record of a table's key file (none when the table has no file).
 pub fn for_each_record(path: &Path, mut each: impl FnMut(KeyRecord) -> Result<()>) -> Result<()> {
@@ -118,43 +135,94 @@ pub fn key_filter(key: &[String], keys: &[Vec<String>]) -> String {
     format!("{lhs} IN ({})", tuples.join(", "))
 }
 
-/// Streams `COPY (SELECT cols FROM table WHERE key IN chunk) TO STDOUT [(FORMAT binary)]` for
-/// every chunk of `keys`, handing each piece of output to `sink`, and `None` after each query's
-/// output (a binary COPY stream per query, with its own header and trailer).
+/// Streams the rows of every chunk of `keys` (`COPY ... TO STDOUT [(FORMAT binary)]`, see
+/// [`keyed_copy`]), handing each piece of output to `sink`, and `None` after each query's output
+/// (a binary COPY stream per query, with its own header and trailer).
 pub async fn copy_keys(
     client: &Client,
-    table_sql: &str,
+    table: &TableRestore,
     cols: &[String],
-    key: &[String],
     mut keys: KeyChunks,
     binary: bool,
     mut sink: impl FnMut(Option<Bytes>) -> Result<()>,
 ) -> Result<()> {
-    while let Some(records) = keys.next_records()? {
-        let literals: Vec<Vec<String>> = records.into_iter().map(|r| r.key).collect();
-        copy_chunk(client, table_sql, cols, key, &literals, binary, &mut sink).await?;
+    let at = || format!("reading rows of {} by key", table.table);
+    client.batch_execute(NO_HASH_JOIN).await.context(at)?;
+    while let Some(mut records) = keys.next_records()? {
+        let query = keyed_copy(table, "", cols, &mut records, binary);
+        copy_out(client, &query, at, &mut sink).await?;
     }
-    Ok(())
+    client.batch_execute(RESET_HASH_JOIN).await.context(at)
 }
 
-/// One fetch query for one chunk of keys.
-pub async fn copy_chunk(
-    client: &Client,
+/// `COPY (SELECT t.cols FROM table t JOIN unnest(keys) g ON t.key = g.key [AND span]) TO STDOUT`
+/// for a chunk of records, which it sorts by key. `table_sql` overrides the table (a temporary
+/// table shaped like it); empty for the table itself.
+pub fn keyed_copy(
+    table: &TableRestore,
     table_sql: &str,
     cols: &[String],
-    key: &[String],
-    literals: &[Vec<String>],
+    records: &mut [KeyRecord],
     binary: bool,
-    sink: &mut impl FnMut(Option<Bytes>) -> Result<()>,
-) -> Result<()> {
+) -> String {
+    records.sort_unstable_by(|a, b| a.okey.cmp(&b.okey));
+    let names: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
+    let arrays: Vec<String> = table
+        .key_types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            let values = records.iter().map(|r| r.key_text[i].as_str());
+            format!("{}::{ty}[]", escape_literal(&array_literal(values)))
+        })
+        .collect();
+    let mut on: Vec<String> = table
+        .key
+        .iter()
+        .zip(&names)
+        .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
+        .collect();
+    if let (true, Some(first), Some(last)) = (table.key_spans, records.first(), records.last()) {
+        // Sorted by the order key, whose first column leads: the span of that column.
+        let k = quote_ident(&table.key[0]);
+        on.push(format!(
+            "t.{k} >= {} AND t.{k} <= {}",
+            first.key[0], last.key[0]
+        ));
+    }
+    let from = match table_sql {
+        "" => TableName::new(&table.schema, &table.name).sql(),
+        other => other.to_string(),
+    };
     let format = if binary { " (FORMAT binary)" } else { "" };
-    let query = format!(
-        "COPY (SELECT {} FROM {table_sql} WHERE {}) TO STDOUT{format}",
-        select_list(cols),
-        key_filter(key, literals)
-    );
-    let at = || format!("reading rows of {table_sql} by key");
-    copy_out(client, &query, at, sink).await
+    format!(
+        "COPY (SELECT {} FROM {from} t JOIN unnest({}) AS g({}) ON {}) TO STDOUT{format}",
+        qualified_list("t", cols),
+        arrays.join(", "),
+        names.join(", "),
+        on.join(" AND ")
+    )
+}
+
+/// The text of an array of `values` (`{"a","b\\"c"}`): every element quoted, `"` and `\` escaped,
+/// so any text reads back as itself.
+fn array_literal<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// Streams one `COPY ... TO STDOUT` into `sink`, then `None`.
@@ -174,7 +242,86 @@ pub async fn copy_out(
 
 #[cfg(test)]
 mod tests {
-    use super::key_filter;
+    use super::*;
+    use crate::classify::Class;
+
+    fn table(key: &[&str], types: &[&str], spans: bool) -> TableRestore {
+        let text = serde_json::json!({
+            "index": 0, "table": "public.t", "schema": "public", "name": "t",
+            "key": key, "key_types": types, "key_spans": spans,
+            "columns": ["a", "b", "v"], "insert_columns": [], "update_columns": [],
+            "target_columns": [], "overriding": false, "target_overriding": false,
+            "insert": 0, "update": 0, "delete": 0, "keep": 0, "classes": {}, "by_action": {},
+            "differing_columns": {}, "insert_order": 0, "delete_order": 0
+        });
+        serde_json::from_value(text).unwrap()
+    }
+
+    fn record(texts: &[&str], literals: &[&str], okey: &str) -> KeyRecord {
+        KeyRecord {
+            action: Action::Insert,
+            class: Class::Missing,
+            key: literals.iter().map(|s| s.to_string()).collect(),
+            key_text: texts.iter().map(|s| s.to_string()).collect(),
+            key_json: serde_json::value::RawValue::from_string("[0]".into()).unwrap(),
+            okey: okey.into(),
+            before: None,
+            after: None,
+            columns: vec![],
+        }
+    }
+
+    #[test]
+    fn array_literals_quote_every_element() {
+        let values = [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "",
+            "NULL",
+            "{a,b}",
+        ];
+        assert_eq!(
+            array_literal(values.into_iter()),
+            r#"{"plain","with \"quotes\"","back\\slash","","NULL","{a,b}"}"#
+        );
+    }
+
+    #[test]
+    fn keyed_copy_sorts_the_chunk_and_bounds_the_scan_by_its_first_key() {
+        let t = table(&["a", "b"], &["bigint", "text"], true);
+        let mut records = vec![
+            record(&["20", "x"], &["'20'::bigint", "'x'::text"], "02"),
+            record(&["3", "it's"], &["'3'::bigint", "'it''s'::text"], "01"),
+        ];
+        let q = keyed_copy(&t, "", &t.columns, &mut records, true);
+        assert_eq!(records[0].okey, "01");
+        assert_eq!(
+            q,
+            "COPY (SELECT t.\"a\", t.\"b\", t.\"v\" FROM \"public\".\"t\" t JOIN \
+             unnest('{\"3\",\"20\"}'::bigint[], '{\"it''s\",\"x\"}'::text[]) AS g(k0, k1) \
+             ON t.\"a\" = g.k0 AND t.\"b\" = g.k1 AND t.\"a\" >= '3'::bigint AND t.\"a\" <= '20'::bigint) \
+             TO STDOUT (FORMAT binary)"
+        );
+    }
+
+    #[test]
+    fn keyed_copy_leaves_the_scan_unbounded_when_the_index_orders_otherwise() {
+        let t = table(&["a"], &["text"], false);
+        let mut records = vec![record(&["b\\"], &[" E'b\\\\'::text"], "01")];
+        let q = keyed_copy(
+            &t,
+            "\"pgsalvage_0_ins\"",
+            &["a".into()],
+            &mut records,
+            false,
+        );
+        assert_eq!(
+            q,
+            "COPY (SELECT t.\"a\" FROM \"pgsalvage_0_ins\" t JOIN \
+             unnest( E'{\"b\\\\\\\\\"}'::text[]) AS g(k0) ON t.\"a\" = g.k0) TO STDOUT"
+        );
+    }
 
     #[test]
     fn filters_single_and_composite_keys() {

@@ -34,6 +34,7 @@ use crate::pipeline::{self, TableRun};
 use crate::progress::Reporter;
 use crate::report::{Verdict, VerifyReport};
 use crate::settings::VerifySettings;
+use crate::shape::TableName;
 use crate::sink::sql::{temp_name, Script};
 use fetch::{copy_keys, for_each_record, KeyChunks};
 use plan::{RecoverPlan, TableRestore};
@@ -415,16 +416,7 @@ async fn write_script(
         let temp = temp_name(t.index, sec.temp);
         s.comment(&sec.comment)?;
         let chunks = KeyChunks::open(&key_file(keys, t.index), &[sec.action])?;
-        load(
-            &mut s,
-            sec.from,
-            &table,
-            &temp,
-            &sec.columns,
-            &t.key,
-            chunks,
-        )
-        .await?;
+        load(&mut s, sec.from, t, &temp, &sec.columns, chunks).await?;
         match sec.dml {
             Dml::Insert { overriding } => {
                 s.insert_from(&table, &temp, &sec.columns, &t.key, overriding)?
@@ -490,26 +482,18 @@ async fn write_fixups(
 async fn load(
     s: &mut Script<BufWriter<std::fs::File>>,
     source: &Client,
-    table_sql: &str,
+    table: &TableRestore,
     temp: &str,
     cols: &[String],
-    key: &[String],
     keys: KeyChunks,
 ) -> Result<()> {
-    s.temp_table(temp, table_sql, cols)?;
+    let table_sql = TableName::new(&table.schema, &table.name).sql();
+    s.temp_table(temp, &table_sql, cols)?;
     s.copy_begin(temp, cols)?;
-    copy_keys(
-        source,
-        table_sql,
-        cols,
-        key,
-        keys,
-        false,
-        |piece| match piece {
-            Some(bytes) => s.copy_data(&bytes),
-            None => Ok(()),
-        },
-    )
+    copy_keys(source, table, cols, keys, false, |piece| match piece {
+        Some(bytes) => s.copy_data(&bytes),
+        None => Ok(()),
+    })
     .await?;
     s.copy_end()
 }

@@ -11,11 +11,12 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::fetch::{copy_keys, KeyChunks};
+use super::fetch::{copy_out, keyed_copy, KeyChunks, NO_HASH_JOIN, RESET_HASH_JOIN};
 use super::plan::TableRestore;
-use crate::classify::{Action, Class};
-use crate::error::{Error, Result};
+use crate::classify::Action;
+use crate::error::{Context, Error, Result};
 use crate::pipeline::findings::key_file;
+use crate::pipeline::findings::KeyRecord;
 use crate::pipeline::TableRun;
 use crate::rows::batch::CopyDecoder;
 use crate::sink::parquet::{ParquetColumn, ParquetSink};
@@ -53,37 +54,28 @@ pub async fn write_table(
         .collect();
     let path = dir.join(format!("{}.{}.parquet", t.schema, t.name));
     let mut sink = ParquetSink::create(&path, columns, &EXTRA).map_err(|e| sink_error(&path, e))?;
-    let file = key_file(keys_dir, t.index);
-    let table_sql = plan.name.sql();
-    for &class in Class::ALL.iter() {
-        for action in [Action::Insert, Action::Update] {
-            let keys = KeyChunks::open(&file, &[action])?.of_class(class);
+    // One pass over the key records; each chunk's rows are read per (action, class), which the
+    // extra columns then name.
+    let mut chunks = KeyChunks::open(&key_file(keys_dir, t.index), CHANGED)?;
+    let at = || format!("reading rows of {} by key", t.table);
+    for c in [client, target] {
+        c.batch_execute(NO_HASH_JOIN).await.context(at)?;
+    }
+    while let Some(records) = chunks.next_records()? {
+        for mut group in groups(records) {
+            let (action, class) = (group[0].action, group[0].class);
             let extra = [action_name(action), class.as_str()];
-            stream_rows(
-                client,
-                &table_sql,
-                &plan.columns,
-                &t.key,
-                keys,
-                &mut sink,
-                &extra,
-                None,
-            )
-            .await?;
+            // Deletes: the key only, from the target (the restore source has no row).
+            let (from, cols, key_only) = match action {
+                Action::Delete => (target, &t.key, Some(t.key.len())),
+                _ => (client, &plan.columns, None),
+            };
+            let query = keyed_copy(t, "", cols, &mut group, true);
+            stream_rows(from, &query, cols.len(), &mut sink, &extra, key_only, at).await?;
         }
-        let keys = KeyChunks::open(&file, &[Action::Delete])?.of_class(class);
-        let extra = [action_name(Action::Delete), class.as_str()];
-        stream_rows(
-            target,
-            &table_sql,
-            &t.key,
-            &t.key,
-            keys,
-            &mut sink,
-            &extra,
-            Some(t.key.len()),
-        )
-        .await?;
+    }
+    for c in [client, target] {
+        c.batch_execute(RESET_HASH_JOIN).await.context(at)?;
     }
     sink.finish().map_err(|e| sink_error(&path, e))
 }
@@ -97,39 +89,50 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
-/// Fetches rows by key in binary and appends them (`key_only`: only the key columns were read).
-#[allow(clippy::too_many_arguments)]
+/// The actions whose rows a Parquet file holds.
+const CHANGED: &[Action] = &[Action::Insert, Action::Update, Action::Delete];
+
+/// A chunk's records grouped by (action, class), in the order the groups first appear.
+fn groups(records: Vec<KeyRecord>) -> Vec<Vec<KeyRecord>> {
+    let mut groups: Vec<Vec<KeyRecord>> = Vec::new();
+    for r in records {
+        match groups
+            .iter_mut()
+            .find(|g| (g[0].action, g[0].class) == (r.action, r.class))
+        {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// Runs one fetch by key in binary and appends its rows (`key_only`: only the key columns were
+/// read).
 async fn stream_rows(
     client: &Client,
-    table_sql: &str,
-    cols: &[String],
-    key: &[String],
-    keys: KeyChunks,
+    query: &str,
+    ncols: usize,
     sink: &mut ParquetSink,
     extra: &[&str],
     key_only: Option<usize>,
+    at: impl Fn() -> String,
 ) -> Result<()> {
-    let mut decoder = CopyDecoder::new(cols.len());
-    copy_keys(client, table_sql, cols, key, keys, true, |piece| {
-        match piece {
-            Some(bytes) => decoder.push(&bytes)?,
-            None => {
-                let done = std::mem::replace(&mut decoder, CopyDecoder::new(cols.len()));
-                if let Some(batch) = done.finish()? {
-                    let rows: Vec<usize> = (0..batch.len()).collect();
-                    let written = match key_only {
-                        Some(nkey) => sink.write_keys(&batch, &rows, nkey, extra),
-                        None => sink.write_rows(&batch, &rows, extra),
-                    };
-                    written.map_err(|e| {
-                        Error::internal(format!("writing Parquet for {table_sql}: {e}"))
-                    })?;
-                }
-            }
-        }
-        Ok(())
-    })
-    .await
+    let mut decoder = CopyDecoder::new(ncols);
+    let mut collect = |piece: Option<bytes::Bytes>| match piece {
+        Some(bytes) => decoder.push(&bytes).map_err(Error::from),
+        None => Ok(()),
+    };
+    copy_out(client, query, &at, &mut collect).await?;
+    let Some(batch) = decoder.finish()? else {
+        return Ok(());
+    };
+    let rows: Vec<usize> = (0..batch.len()).collect();
+    let written = match key_only {
+        Some(nkey) => sink.write_keys(&batch, &rows, nkey, extra),
+        None => sink.write_rows(&batch, &rows, extra),
+    };
+    written.map_err(|e| Error::internal(format!("writing Parquet for {}: {e}", at())))
 }
 
 fn sink_error(path: &Path, e: crate::sink::parquet::SinkError) -> Error {

@@ -6,15 +6,16 @@
 //! or all, never the key, identity or generated columns), the counts per action and per class,
 //! and its place in foreign-key order. The summary lines are also what `recover` prints.
 //!
-//! # Schema `pgsalvage.recover/1`
+//! # Schema `pgsalvage.recover/2`
 //! ```text
-//! { "format": "pgsalvage.recover/1", "created_at": "…Z",
+//! { "format": "pgsalvage.recover/2", "created_at": "…Z",
 //!   "sources": { "<role>": { snapshot info as in the verify report } },
 //!   "totals": { "insert": n, "update": n, "delete": n, "keep": n },
 //!   "fk_cycle": false,                      // true when FK order had to break a cycle
 //!   "summary": [ "public.orders: insert 3 (missing), update 2 (divergent: status), …" ],
 //!   "tables": [ { "index": 0, "table": "public.orders", "schema": "public", "name": "orders",
-//!       "key": ["id"], "columns": ["id", …], "insert_columns": […], "update_columns": […],
+//!       "key": ["id"], "key_types": ["bigint"], "key_spans": true, "columns": ["id", …],
+//!       "insert_columns": […], "update_columns": […],
 //!       "target_columns": […], "overriding": false, "target_overriding": false,
 //!       "insert": n, "update": n, "delete": n, "keep": n,
 //!       "classes": { "missing": n, "extra": n, "divergent": n },   // or the three-way classes
@@ -49,7 +50,7 @@ use crate::report::VerifyReport;
 use crate::shape::Column;
 use crate::source::{Role, SnapshotInfo};
 
-pub const FORMAT: &str = "pgsalvage.recover/1";
+pub const FORMAT: &str = "pgsalvage.recover/2";
 
 /// What the recovery does to one table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +60,11 @@ pub struct TableRestore {
     pub schema: String,
     pub name: String,
     pub key: Vec<String>,
+    /// The key columns' types as `format_type` prints them, to type the key arrays of a fetch.
+    pub key_types: Vec<String>,
+    /// Whether the key's index order is the key records' order (no collation, or a byte-order
+    /// one), so a sorted chunk's first and last keys bound a fetch's scan.
+    pub key_spans: bool,
     /// The compared columns, key first: what the guard digests cover.
     pub columns: Vec<String>,
     pub insert_columns: Vec<String>,
@@ -194,6 +200,12 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         schema: plan.name.schema.clone(),
         name: plan.name.name.clone(),
         key,
+        key_types: plan
+            .key_columns
+            .iter()
+            .map(|c| c.type_name.clone())
+            .collect(),
+        key_spans: plan.native_order,
         columns: plan.columns.clone(),
         overriding: always(&insert_columns),
         target_overriding: always(&target_columns),
@@ -279,16 +291,24 @@ impl RecoverPlan {
             Error::io(path.display(), e)
                 .with_hint("point apply at a directory written by pgsalvage recover")
         })?;
-        let plan: RecoverPlan = serde_json::from_slice(&text)
-            .map_err(|e| Error::usage(format!("{} is not a valid plan: {e}", path.display())))?;
-        if plan.format != FORMAT {
+        let invalid = |e: serde_json::Error| {
+            Error::usage(format!("{} is not a valid plan: {e}", path.display()))
+        };
+        // The format first: a plan of another version is refused as such, not as malformed.
+        #[derive(Deserialize)]
+        struct Format {
+            format: String,
+        }
+        let format: Format = serde_json::from_slice(&text).map_err(invalid)?;
+        if format.format != FORMAT {
             return Err(Error::usage(format!(
                 "{} has format {}, this pgsalvage reads {FORMAT}",
                 path.display(),
-                plan.format
-            )));
+                format.format
+            ))
+            .with_hint("run recover again with this pgsalvage"));
         }
-        Ok(plan)
+        serde_json::from_slice(&text).map_err(invalid)
     }
 }
 

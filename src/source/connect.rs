@@ -18,10 +18,13 @@ use super::socket;
 use crate::error::{Error, Result};
 
 /// The settings every session starts with, so that output functions and timeouts never depend
-/// on the server's or the role's defaults.
+/// on the server's or the role's defaults. JIT is off: it compiles expressions of the queries the
+/// planner finds costly, which ours are only through their output, and each compile takes 100 ms
+/// and more of server time (measured on a fetch by key of 100 k rows: 535 ms with, 316 without).
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET statement_timeout = 0; \
-     SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+     SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
+     SELECT set_config('jit', 'off', false) WHERE current_setting('jit', true) IS NOT NULL";
 
 /// Connects, starts the connection task and applies the session settings.
 pub async fn connect(info: &ConnInfo) -> Result<Client> {

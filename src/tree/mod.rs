@@ -166,6 +166,30 @@ pub fn hex(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
+/// Decodes lowercase or uppercase hex into `out` (cleared first); false for anything else.
+pub fn unhex_into(text: &str, out: &mut Vec<u8>) -> bool {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    out.clear();
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return false;
+    }
+    for pair in bytes.chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out.push(h << 4 | l),
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +217,18 @@ mod tests {
         let thrice = tree_of(&[(k.clone(), d), (k.clone(), d), (k, d)]);
         assert_ne!(once.root(), thrice.root());
         assert_ne!(twice.root(), ChecksumTree::new(6).root());
+    }
+
+    #[test]
+    fn unhex_reads_back_hex_and_refuses_anything_else() {
+        let mut out = Vec::new();
+        assert!(unhex_into(&hex(&[0, 0xab, 0xff, 7]), &mut out));
+        assert_eq!(out, [0, 0xab, 0xff, 7]);
+        assert!(unhex_into("ABcd", &mut out) && out == [0xab, 0xcd]);
+        assert!(unhex_into("", &mut out) && out.is_empty());
+        for bad in ["abc", "0g", "+f", " 0"] {
+            assert!(!unhex_into(bad, &mut out), "{bad}");
+        }
     }
 
     #[test]

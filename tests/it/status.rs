@@ -233,7 +233,12 @@ fn a_lock_wait_names_waiter_and_blocker_and_the_blocker_is_a_long_transaction() 
         let r = loop {
             let r = status(&s).await.unwrap();
             let holder_is_long = r.long_transactions.iter().any(|t| t.pid == holder_pid);
-            if !r.lock_waits.is_empty() && holder_is_long {
+            // Each list is read at its own instant: the lock wait's view of the holder may be a
+            // moment younger than the long-transaction list's.
+            let blocker_aged = r.lock_waits.iter().flat_map(|w| &w.blockers).any(|b| {
+                b.session.pid == holder_pid && b.session.xact_age_secs.is_some_and(|a| a >= 1.0)
+            });
+            if !r.lock_waits.is_empty() && holder_is_long && blocker_aged {
                 break r;
             }
             assert!(Instant::now() < deadline, "no lock wait seen: {r:?}");
