@@ -5,7 +5,7 @@
 //! comparison used, and each digest is compared with the record's expected one (`before` for the
 //! guard ahead of the restore, `after` for the re-verify behind it). A key without a row counts as
 //! "no row". Rows are matched to records by their order key, never by rendered text. The rows are
-//! read as the recover writers read theirs ([`keyed_copy`]), so uncommitted rows of the apply's
+//! read as the recover writers read theirs ([`KeyedFetch`]), so uncommitted rows of the apply's
 //! own transaction are what the re-verify sees.
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +19,7 @@ use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_batch, on_pool, Digest, RowCodec};
 use crate::pipeline::findings::KeyRecord;
-use crate::recover::fetch::{keyed_copy, KeyChunks, NO_HASH_JOIN, RESET_HASH_JOIN};
+use crate::recover::fetch::{JoinChoice, KeyChunks, KeyedFetch, NO_HASH_JOIN, RESET_HASH_JOIN};
 use crate::recover::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::tree::{hex, unhex_into};
@@ -42,7 +42,7 @@ pub struct Mismatch {
     pub found: Option<String>,
 }
 
-/// Keys checked per query (see [`keyed_copy`]): the cost is per key, not per query, well before
+/// Keys checked per query (see [`KeyedFetch`]): the cost is per key, not per query, well before
 /// this, and three chunks are in memory at once (parsing, fetching, digesting).
 const GUARD_CHUNK: usize = 20_000;
 
@@ -71,15 +71,17 @@ pub async fn check_table(
     let shared = Arc::new(table.clone());
     let mut next = read_chunk(chunks, shared.clone());
     let mut judging: Option<Judged> = None;
+    let mut join = JoinChoice::default();
     loop {
         let (chunks, chunk) = next
             .await
             .map_err(|_| Error::internal("the pool dropped a job"))?;
-        let Some((records, query)) = chunk? else {
+        let Some((records, fetch)) = chunk? else {
             break;
         };
         next = read_chunk(chunks, shared.clone());
-        let rows = current_rows(client, table, &query).await?;
+        let copy = join.prepare(client, &fetch).await.context(at)?;
+        let rows = current_rows(client, table, copy).await?;
         let job = Judge {
             table: shared.clone(),
             codec: codec.clone(),
@@ -169,7 +171,7 @@ fn hex_eq(text: &str, bytes: &[u8]) -> bool {
 }
 
 /// A chunk of key records and the query that reads their rows, or the end.
-type Chunk = (KeyChunks, Result<Option<(Vec<KeyRecord>, String)>>);
+type Chunk = (KeyChunks, Result<Option<(Vec<KeyRecord>, KeyedFetch)>>);
 
 /// The next chunk of key records and its query, built on the pool.
 fn read_chunk(
@@ -179,8 +181,8 @@ fn read_chunk(
     on_pool(move || {
         let chunk = chunks.next_records().map(|records| {
             records.map(|mut records| {
-                let query = keyed_copy(&table, "", &table.columns, &mut records, true);
-                (records, query)
+                let fetch = KeyedFetch::new(&table, &table.columns, &mut records, true);
+                (records, fetch)
             })
         });
         (chunks, chunk)

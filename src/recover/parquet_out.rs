@@ -11,7 +11,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::fetch::{copy_out, keyed_copy, KeyChunks, NO_HASH_JOIN, RESET_HASH_JOIN};
+use super::fetch::{copy_out, JoinChoice, KeyChunks, KeyedFetch, NO_HASH_JOIN, RESET_HASH_JOIN};
 use super::plan::TableRestore;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
@@ -61,6 +61,7 @@ pub async fn write_table(
     for c in [client, target] {
         c.batch_execute(NO_HASH_JOIN).await.context(at)?;
     }
+    let (mut source_join, mut target_join) = (JoinChoice::default(), JoinChoice::default());
     while let Some(records) = chunks.next_records()? {
         for mut group in groups(records) {
             let (action, class) = (group[0].action, group[0].class);
@@ -70,8 +71,13 @@ pub async fn write_table(
                 Action::Delete => (target, &t.key, Some(t.key.len())),
                 _ => (client, &plan.columns, None),
             };
-            let query = keyed_copy(t, "", cols, &mut group, true);
-            stream_rows(from, &query, cols.len(), &mut sink, &extra, key_only, at).await?;
+            let fetch = KeyedFetch::new(t, cols, &mut group, true);
+            let join = match action {
+                Action::Delete => &mut target_join,
+                _ => &mut source_join,
+            };
+            let copy = join.prepare(from, &fetch).await.context(at)?;
+            stream_rows(from, copy, cols.len(), &mut sink, &extra, key_only, at).await?;
         }
     }
     for c in [client, target] {
