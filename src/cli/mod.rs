@@ -353,8 +353,15 @@ pub fn reporter_for(silent: bool) -> Arc<dyn Reporter> {
     }
 }
 
+/// The async runtime: few threads, since they only move bytes (every row's CPU work crosses to
+/// the rayon pool). Each COPY stream wakes its reader some ten thousand times a second; with a
+/// worker per core, those wakeups hop between threads (futexes, context switches) and the idle
+/// workers steal the cores the servers and the pool need. One worker per four cores measured, on
+/// 2 cores, a 1e7-row baseline in 13.4-15.5 s instead of 16.0-16.6 s, with 20 % less CPU.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.div_ceil(4))
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))
