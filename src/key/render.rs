@@ -737,6 +737,11 @@ fn push_array_item(out: &mut String, text: &str) {
     if !quote {
         return out.push_str(text);
     }
+    push_quoted_array_item(out, text);
+}
+
+/// An array element in double quotes, `"` and `\` escaped: reads back as itself whatever it holds.
+pub fn push_quoted_array_item(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         if c == '"' || c == '\\' {

@@ -23,6 +23,7 @@ use tokio_postgres::Client;
 
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
+use crate::key::render::push_quoted_array_item;
 use crate::pipeline::findings::KeyRecord;
 use crate::recover::plan::TableRestore;
 use crate::shape::{quote_ident, TableName};
@@ -284,14 +285,7 @@ fn array_literal<'a>(values: impl Iterator<Item = &'a str>) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push('"');
-        for c in v.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
+        push_quoted_array_item(&mut out, v);
     }
     out.push('}');
     out
