@@ -22,7 +22,7 @@ use crate::pipeline::findings::KeyRecord;
 use crate::recover::fetch::{JoinChoice, KeyChunks, KeyedFetch, NO_HASH_JOIN, RESET_HASH_JOIN};
 use crate::recover::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
-use crate::tree::{hex, unhex_into};
+use crate::tree::{hex, is_hex_of, unhex_into};
 
 /// Which expected state to check against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub async fn check_table(
         };
         next = read_chunk(chunks, shared.clone());
         let copy = join.prepare(client, &fetch).await.context(at)?;
-        let rows = current_rows(client, table, copy).await?;
+        let rows = current_rows(client, table, &copy).await?;
         let job = Judge {
             table: shared.clone(),
             codec: codec.clone(),
@@ -146,7 +146,7 @@ impl Judge {
                 }
                 let now = found.get(okey.as_slice()).copied();
                 let same = match (&wanted, now) {
-                    (Some(w), Some(n)) => hex_eq(w, n),
+                    (Some(w), Some(n)) => is_hex_of(w, n),
                     (None, None) => true,
                     _ => false,
                 };
@@ -162,12 +162,6 @@ impl Judge {
             Ok(mismatches)
         })
     }
-}
-
-/// Whether a hex digest names these bytes.
-fn hex_eq(text: &str, bytes: &[u8]) -> bool {
-    let mut buf = Vec::with_capacity(bytes.len());
-    unhex_into(text, &mut buf) && buf == bytes
 }
 
 /// A chunk of key records and the query that reads their rows, or the end.

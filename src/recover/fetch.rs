@@ -161,7 +161,7 @@ pub async fn copy_keys(
     while let Some(mut records) = keys.next_records()? {
         let fetch = KeyedFetch::new(table, cols, &mut records, binary);
         let copy = join.prepare(client, &fetch).await.context(at)?;
-        copy_out(client, copy, at, &mut sink).await?;
+        copy_out(client, &copy, at, &mut sink).await?;
     }
     client.batch_execute(RESET_HASH_JOIN).await.context(at)
 }
@@ -170,11 +170,14 @@ pub async fn copy_keys(
 /// `COPY (SELECT t.cols FROM table t JOIN unnest(keys) g ON t.key = g.key [AND span]) TO STDOUT`.
 #[derive(Debug)]
 pub struct KeyedFetch {
-    /// The COPY that probes the key index once per key.
-    probe: String,
-    /// When the chunk's span bounds a scan: the `EXPLAIN` of that scan and the COPY that merges
-    /// the keys with it.
-    merge: Option<(String, String)>,
+    /// `COPY (SELECT t.cols FROM table t JOIN unnest(keys) AS g(..) ON t.key = g.key`: the key
+    /// arrays, the bulk of the text, built once.
+    head: String,
+    /// `) TO STDOUT [(FORMAT binary)]`.
+    tail: &'static str,
+    /// When the chunk's span bounds a scan: the `EXPLAIN` of that scan, and the bounds that make
+    /// the join a merge over it.
+    span: Option<(String, String)>,
     keys: usize,
 }
 
@@ -204,30 +207,50 @@ impl KeyedFetch {
             .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
             .collect();
         let from = TableName::new(&table.schema, &table.name).sql();
-        let format = if binary { " (FORMAT binary)" } else { "" };
-        let copy = |on: &str| {
-            format!(
-                "COPY (SELECT {} FROM {from} t JOIN unnest({}) AS g({}) ON {on}) TO STDOUT{format}",
-                qualified_list("t", cols),
-                arrays.join(", "),
-                names.join(", "),
-            )
+        let head = format!(
+            "COPY (SELECT {} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
+            qualified_list("t", cols),
+            arrays.join(", "),
+            names.join(", "),
+            on.join(" AND ")
+        );
+        let span = match (table.key_spans, records.first(), records.last()) {
+            (true, Some(first), Some(last)) => {
+                // Sorted by the order key, whose first column leads: the span of that column.
+                let k = quote_ident(&table.key[0]);
+                let bounds = format!("t.{k} >= {} AND t.{k} <= {}", first.key[0], last.key[0]);
+                let explain = format!("EXPLAIN SELECT 1 FROM {from} t WHERE {bounds}");
+                Some((explain, bounds))
+            }
+            _ => None,
         };
-        let on = on.join(" AND ");
-        let mut merge = None;
-        if let (true, Some(first), Some(last)) = (table.key_spans, records.first(), records.last())
-        {
-            // Sorted by the order key, whose first column leads: the span of that column.
-            let k = quote_ident(&table.key[0]);
-            let bounds = format!("t.{k} >= {} AND t.{k} <= {}", first.key[0], last.key[0]);
-            let explain = format!("EXPLAIN SELECT 1 FROM {from} t WHERE {bounds}");
-            merge = Some((explain, copy(&format!("{on} AND {bounds}"))));
-        }
         KeyedFetch {
-            probe: copy(&on),
-            merge,
+            head,
+            tail: if binary {
+                ") TO STDOUT (FORMAT binary)"
+            } else {
+                ") TO STDOUT"
+            },
+            span,
             keys: records.len(),
         }
+    }
+
+    /// The COPY that probes the key index once per key.
+    fn probe(&self) -> String {
+        format!("{}{}", self.head, self.tail)
+    }
+
+    /// The COPY that merges the keys with one scan of the span `bounds`.
+    fn bounded(&self, bounds: &str) -> String {
+        format!("{} AND {bounds}{}", self.head, self.tail)
+    }
+
+    /// When the span bounds a scan: its `EXPLAIN`, and the COPY that merges the keys with it.
+    #[cfg(test)]
+    fn merge(&self) -> Option<(&str, String)> {
+        let (explain, bounds) = self.span.as_ref()?;
+        Some((explain, self.bounded(bounds)))
     }
 }
 
@@ -240,20 +263,20 @@ pub struct JoinChoice {
 
 impl JoinChoice {
     /// Sets the session up for `fetch` and returns the COPY to run.
-    pub async fn prepare<'f>(
+    pub async fn prepare(
         &mut self,
         client: &Client,
-        fetch: &'f KeyedFetch,
-    ) -> std::result::Result<&'f str, tokio_postgres::Error> {
+        fetch: &KeyedFetch,
+    ) -> std::result::Result<String, tokio_postgres::Error> {
         // Unbounded, a merge would scan the index from its first key: probe.
         let mut merging = None;
-        if let Some((explain, copy)) = &fetch.merge {
+        if let Some((explain, bounds)) = &fetch.span {
             let plan = client.query(explain.as_str(), &[]).await?;
             let rows = plan
                 .first()
                 .and_then(|top| estimated_rows(&top.get::<_, String>(0)));
             if rows.is_some_and(|rows| rows <= MERGE_ROWS_PER_KEY * fetch.keys as f64) {
-                merging = Some(copy.as_str());
+                merging = Some(fetch.bounded(bounds));
             }
         }
         let merge = merging.is_some();
@@ -264,7 +287,7 @@ impl JoinChoice {
                 .await?;
             self.merging = Some(merge);
         }
-        Ok(merging.unwrap_or(&fetch.probe))
+        Ok(merging.unwrap_or_else(|| fetch.probe()))
     }
 }
 
@@ -378,8 +401,8 @@ mod tests {
              unnest('{\"3\",\"20\"}'::bigint[], '{\"it''s\",\"x\"}'::text[]) AS g(k0, k1) \
              ON t.\"a\" = g.k0 AND t.\"b\" = g.k1";
         let bounds = "t.\"a\" >= '3'::bigint AND t.\"a\" <= '20'::bigint";
-        assert_eq!(f.probe, format!("{select}) TO STDOUT (FORMAT binary)"));
-        let (explain, merge) = f.merge.unwrap();
+        assert_eq!(f.probe(), format!("{select}) TO STDOUT (FORMAT binary)"));
+        let (explain, merge) = f.merge().unwrap();
         assert_eq!(
             explain,
             format!("EXPLAIN SELECT 1 FROM \"public\".\"t\" t WHERE {bounds}")
@@ -395,9 +418,9 @@ mod tests {
         let t = table(&["a"], &["text"], false);
         let mut records = vec![record(&["b\\"], &[" E'b\\\\'::text"], "01")];
         let f = KeyedFetch::new(&t, &["a".into()], &mut records, false);
-        assert!(f.merge.is_none());
+        assert!(f.merge().is_none());
         assert_eq!(
-            f.probe,
+            f.probe(),
             "COPY (SELECT t.\"a\" FROM \"public\".\"t\" t JOIN \
              unnest( E'{\"b\\\\\\\\\"}'::text[]) AS g(k0) ON t.\"a\" = g.k0) TO STDOUT"
         );

@@ -77,7 +77,7 @@ pub async fn write_table(
                 _ => &mut source_join,
             };
             let copy = join.prepare(from, &fetch).await.context(at)?;
-            stream_rows(from, copy, cols.len(), &mut sink, &extra, key_only, at).await?;
+            stream_rows(from, &copy, cols.len(), &mut sink, &extra, key_only, at).await?;
         }
     }
     for c in [client, target] {

@@ -154,16 +154,26 @@ pub fn key_hash(key: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex of bytes (digests in reports, order keys in key records): a table lookup per
 /// byte, since this runs for every key a recovery touches.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)]);
         out.push(DIGITS[usize::from(b & 15)]);
     }
     String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Whether `text` is [`hex`] of `bytes`, without building that text: the re-verify asks this of
+/// every key it reads back.
+pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
+    text.len() == bytes.len() * 2
+        && text.as_bytes().chunks_exact(2).zip(bytes).all(|(pair, b)| {
+            pair[0] == DIGITS[usize::from(b >> 4)] && pair[1] == DIGITS[usize::from(b & 15)]
+        })
 }
 
 /// Decodes lowercase or uppercase hex into `out` (cleared first); false for anything else.
@@ -229,6 +239,9 @@ mod tests {
         for bad in ["abc", "0g", "+f", " 0"] {
             assert!(!unhex_into(bad, &mut out), "{bad}");
         }
+        assert!(is_hex_of("00abff07", &[0, 0xab, 0xff, 7]));
+        assert!(!is_hex_of("00abff0", &[0, 0xab, 0xff, 7]));
+        assert!(!is_hex_of("00ABff07", &[0, 0xab, 0xff, 7]));
     }
 
     #[test]
