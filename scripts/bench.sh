@@ -245,9 +245,11 @@ if [ "${BASELINE:-1}" = 1 ]; then
   c_dbr=$(compare_time "$WORK/bl-rows" "$TARGET_URL")
   c_bb=$(compare_time "$WORK/bl-plain" "$WORK/bl-target")
   c_bbr=$(compare_time "$WORK/bl-rows" "$WORK/bl-target-rows")
-  python3 - "$ROWS" "$rawb" "$bl" "$blr" "$size_plain" "$size_rows" "$c_db" "$c_dbr" "$c_bb" "$c_bbr" "$DAMAGE" <<'PY'
-import sys
+  pairs=$(for ((i = 0; i < REPEAT; i++)); do echo "${RAWB[$i]} ${BL[$i]%% *} ${BLR[$i]%% *}"; done)
+  python3 - "$ROWS" "$rawb" "$bl" "$blr" "$size_plain" "$size_rows" "$c_db" "$c_dbr" "$c_bb" "$c_bbr" "$DAMAGE" "$pairs" <<'PY'
+import statistics, sys
 rows, raw = int(sys.argv[1]), float(sys.argv[2])
+pairs = [[float(x) for x in line.split()] for line in sys.argv[12].splitlines()]
 bl, blr = sys.argv[3].split(), sys.argv[4].split()
 plain, withrows = int(sys.argv[5]), int(sys.argv[6])
 def row(name, secs, kb=None, ratio=True, note=""):
@@ -264,6 +266,10 @@ for name, arg in [("compare: baseline vs unchanged database", 7),
                   ("compare: two --rows baselines", 10)]:
     parts = sys.argv[arg].split(maxsplit=2)
     row(name, parts[0], parts[1], ratio=False, note=parts[2] if len(parts) > 2 else "")
+print("median ratio of the runs, each baseline to the raw COPY next to it: "
+      f"{statistics.median(b / r for r, b, _ in pairs):.2f} (leaves only), "
+      f"{statistics.median(b / r for r, _, b in pairs):.2f} (--rows); "
+      "runs: " + ", ".join(f"{r:.1f}/{b:.1f}" for r, b, _ in pairs))
 per = 1e6 / rows
 print(f"baseline size per 1e6 rows: {plain*per/1e6:.2f} MB without --rows, {withrows*per/1e6:.1f} MB with --rows")
 PY
@@ -271,23 +277,39 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # recover + apply: delete N rows on the target, write the recovery, apply it; compare the apply
-# with a plain COPY of the same N rows (text, from a file) into an empty copy of the table.
+# with a plain COPY of the same N rows (text, from a file) into an empty copy of the table. The
+# apply is repeated REPEAT times (undo.sql puts the target back in between, then VACUUM), each
+# next to a COPY, and the best of each is reported with the median of the pairs' ratios.
 echo
-echo "== recover/apply benchmark (restored rows: $RESTORE)"
-printf '%-12s%12s%12s%14s%12s%8s\n' "rows" "recover s" "apply s" "COPY into s" "files MB" "ratio"
+echo "== recover/apply benchmark (restored rows: $RESTORE, best of $REPEAT)"
+printf '%-12s%12s%12s%14s%12s%8s%14s\n' "rows" "recover s" "apply s" "COPY into s" "files MB" "ratio" "median ratio"
 for n in ${RESTORE}; do
   [ "$n" -gt 0 ] || continue
   if [ "$n" -ge "$ROWS" ]; then echo "skip $n: needs ROWS > $n"; continue; fi
   step=$(( ROWS / n ))
   psql_on "$TARGET_PORT" -qc "DELETE FROM orders WHERE id % $step = 0 AND id <= $(( n * step ))" >/dev/null
+  psql_on "$TARGET_PORT" -qc "VACUUM orders" >/dev/null
   out=$WORK/recovery-$n
   t_rec=$(timed "$BIN" recover --base "$BASE_URL" --target "$TARGET_URL" --jobs "$JOBS" --quiet --out "$out")
-  t_apply=$(timed "$BIN" apply "$out" --target "$TARGET_URL")
   mb=$(du -sm "$out" | cut -f1)
   psql_on "$BASE_PORT" -qc "COPY (SELECT * FROM orders WHERE id % $step = 0 AND id <= $(( n * step ))) TO STDOUT" >"$WORK/rows-$n.txt"
-  psql_on "$TARGET_PORT" -qc "DROP TABLE IF EXISTS orders_copy; CREATE TABLE orders_copy (LIKE orders INCLUDING ALL)"
-  t_copy=$(timed bash -c "psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $TARGET_PORT -U postgres -d bench -c 'COPY orders_copy FROM STDIN' <'$WORK/rows-$n.txt'")
-  psql_on "$TARGET_PORT" -qc "DROP TABLE orders_copy"
-  printf '%-12s%12.2f%12.2f%14.2f%12s%8.2f\n' "$n" "$t_rec" "$t_apply" "$t_copy" "$mb" "$(echo "$t_apply / $t_copy" | bc -l)"
+  APPLY=(); COPY=()
+  for ((i = 0; i < REPEAT; i++)); do
+    if [ "$i" -gt 0 ]; then
+      psql -X -q -v ON_ERROR_STOP=1 -f "$out/undo.sql" "$TARGET_URL" >/dev/null
+      psql_on "$TARGET_PORT" -qc "VACUUM orders" >/dev/null
+    fi
+    APPLY+=("$(timed "$BIN" apply "$out" --target "$TARGET_URL")")
+    psql_on "$TARGET_PORT" -qc "DROP TABLE IF EXISTS orders_copy; CREATE TABLE orders_copy (LIKE orders INCLUDING ALL)" 2>/dev/null
+    COPY+=("$(timed bash -c "psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $TARGET_PORT -U postgres -d bench -c 'COPY orders_copy FROM STDIN' <'$WORK/rows-$n.txt'")")
+    psql_on "$TARGET_PORT" -qc "DROP TABLE orders_copy"
+  done
+  python3 - "$n" "$t_rec" "$mb" "${APPLY[*]}" "${COPY[*]}" <<'PY'
+import statistics, sys
+n, rec, mb = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+apply, copy = [float(x) for x in sys.argv[4].split()], [float(x) for x in sys.argv[5].split()]
+median = statistics.median(a / c for a, c in zip(apply, copy))
+print(f"{n:<12}{rec:>12.2f}{min(apply):>12.2f}{min(copy):>14.2f}{mb:>12}{min(apply)/min(copy):>8.2f}{median:>14.2f}")
+PY
   rm -rf "$out" "$WORK/rows-$n.txt"
 done

@@ -19,7 +19,9 @@ use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_batch, on_pool, Digest, RowCodec};
 use crate::pipeline::findings::KeyRecord;
-use crate::recover::fetch::{JoinChoice, KeyChunks, KeyedFetch, NO_HASH_JOIN, RESET_HASH_JOIN};
+use crate::recover::fetch::{
+    JoinChoice, KeyChunks, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN,
+};
 use crate::recover::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::tree::{hex, is_hex_of, unhex_into};
@@ -61,7 +63,9 @@ pub async fn check_table(
     actions: &[Action],
     skip: Skipped,
 ) -> Result<Vec<Mismatch>> {
-    let chunks = KeyChunks::open(keys_file, actions)?.with_chunk(GUARD_CHUNK);
+    let chunks = KeyChunks::open(keys_file, actions)?
+        .with_chunk(GUARD_CHUNK)
+        .with_ramp(GUARD_CHUNK / 10, table.planned(actions));
     let at = || format!("checking rows of {}", table.table);
     client.batch_execute(NO_HASH_JOIN).await.context(at)?;
     let mut mismatches = Vec::new();
@@ -175,7 +179,8 @@ fn read_chunk(
     on_pool(move || {
         let chunk = chunks.next_records().map(|records| {
             records.map(|mut records| {
-                let fetch = KeyedFetch::new(&table, &table.columns, &mut records, true);
+                let fetch =
+                    KeyedFetch::new(&table, &table.columns, &mut records, true, RowOrder::Any);
                 (records, fetch)
             })
         });

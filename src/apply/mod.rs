@@ -197,7 +197,7 @@ impl Attempt<'_> {
             } else {
                 TOUCHED
             };
-            if planned(t, actions) == 0 {
+            if t.planned(actions) == 0 {
                 continue;
             }
             let file = key_file(&self.settings.dir.join("keys"), t.index);
@@ -566,20 +566,6 @@ fn temp_table_of<'a>(plan: &'a RecoverPlan, statement: &str) -> Option<&'a Table
 /// The actions that change a row; kept keys are listed, never touched.
 const TOUCHED: &[Action] = &[Action::Insert, Action::Update, Action::Delete];
 
-/// How many keys of a table the plan gives one of `actions`: with none, its key records need not
-/// be read at all.
-fn planned(table: &TableRestore, actions: &[Action]) -> u64 {
-    actions
-        .iter()
-        .map(|a| match a {
-            Action::Insert => table.insert,
-            Action::Update => table.update,
-            Action::Delete => table.delete,
-            Action::Keep => 0,
-        })
-        .sum()
-}
-
 /// After the commit: every touched key must now hold what the plan expects (conflicts skipped
 /// keep what they had).
 async fn reverify(
@@ -600,7 +586,7 @@ async fn reverify(
             .map(|m| m.key.get().to_string())
             .collect();
         skipped += skip.len() as u64;
-        if planned(t, TOUCHED) > 0 {
+        if t.planned(TOUCHED) > 0 {
             let expect = Expect::After;
             let skip = Arc::new(skip);
             let found = check_table(client, t, codec.clone(), &file, expect, TOUCHED, skip).await?;

@@ -39,8 +39,8 @@ const KEYS_PER_QUERY: usize = 10_000;
 /// would compete for the cores the run's own streams use. Merge joins are switched per chunk by
 /// [`JoinChoice`].
 pub const NO_HASH_JOIN: &str = "SET enable_hashjoin = off; SET max_parallel_workers_per_gather = 0";
-pub const RESET_HASH_JOIN: &str =
-    "RESET enable_hashjoin; RESET max_parallel_workers_per_gather; RESET enable_mergejoin";
+pub const RESET_HASH_JOIN: &str = "RESET enable_hashjoin; RESET max_parallel_workers_per_gather; \
+     RESET enable_mergejoin; RESET enable_indexscan";
 
 /// A chunk's span may hold this many rows per key and still be merged rather than probed. A
 /// probe costs about four times a row of a range scan on cached data (measured: 20 k keys, 2.7 µs
@@ -72,6 +72,39 @@ pub struct KeyChunks {
     class: Option<crate::classify::Class>,
     path: std::path::PathBuf,
     chunk: usize,
+    ramp: Option<Ramp>,
+}
+
+/// Chunk sizes that grow from small to full and shrink again before the end (see
+/// [`KeyChunks::with_ramp`]).
+#[derive(Clone, Copy, Debug)]
+struct Ramp {
+    /// The first and the last chunk's size.
+    small: usize,
+    /// The size the next chunk may grow to, on the way up.
+    up: usize,
+    /// Records expected to be left.
+    left: u64,
+}
+
+impl Ramp {
+    /// The next chunk's size, with `full` the largest: up by a factor four from `small`, and at
+    /// the end down again (…, 4 × small, small), as far as `left` is right.
+    fn next(&mut self, full: usize) -> usize {
+        let (small, left) = (self.small as u64, self.left);
+        let size = if left <= small {
+            small
+        } else if left <= 5 * small {
+            left - small
+        } else if left <= 5 * small + full as u64 {
+            left - 5 * small
+        } else {
+            full as u64
+        };
+        let size = (size.min(self.up as u64) as usize).clamp(1, full);
+        self.up = self.up.saturating_mul(4);
+        size
+    }
 }
 
 impl KeyChunks {
@@ -87,6 +120,7 @@ impl KeyChunks {
             class: None,
             path: path.to_path_buf(),
             chunk: KEYS_PER_QUERY,
+            ramp: None,
         })
     }
 
@@ -102,8 +136,26 @@ impl KeyChunks {
         self
     }
 
+    /// Chunks that start and end small, for a pipeline of `total` records whose stages (read
+    /// the records, fetch their rows, judge them) overlap: the first fetch starts after a small
+    /// read, and the last judging, which nothing overlaps, is of a small chunk (with 20 k-key
+    /// chunks each end cost about 20 ms, on a 100 k-key re-verify of 500 ms).
+    pub fn with_ramp(mut self, small: usize, total: u64) -> Self {
+        let small = small.clamp(1, self.chunk);
+        self.ramp = Some(Ramp {
+            small,
+            up: small,
+            left: total,
+        });
+        self
+    }
+
     /// The next chunk of records, `None` at the end.
     pub fn next_records(&mut self) -> Result<Option<Vec<KeyRecord>>> {
+        let size = match self.ramp.as_mut() {
+            Some(ramp) => ramp.next(self.chunk),
+            None => self.chunk,
+        };
         let mut chunk = Vec::new();
         let Some(lines) = self.lines.as_mut() else {
             return Ok(None);
@@ -116,10 +168,13 @@ impl KeyChunks {
             if self.actions.contains(&record.action) && self.class.is_none_or(|c| c == record.class)
             {
                 chunk.push(record);
-                if chunk.len() >= self.chunk {
+                if chunk.len() >= size {
                     break;
                 }
             }
+        }
+        if let Some(ramp) = self.ramp.as_mut() {
+            ramp.left = ramp.left.saturating_sub(chunk.len() as u64);
         }
         Ok((!chunk.is_empty()).then_some(chunk))
     }
@@ -159,7 +214,7 @@ pub async fn copy_keys(
     client.batch_execute(NO_HASH_JOIN).await.context(at)?;
     let mut join = JoinChoice::default();
     while let Some(mut records) = keys.next_records()? {
-        let fetch = KeyedFetch::new(table, cols, &mut records, binary);
+        let fetch = KeyedFetch::new(table, cols, &mut records, binary, RowOrder::Key);
         let copy = join.prepare(client, &fetch).await.context(at)?;
         copy_out(client, &copy, at, &mut sink).await?;
     }
@@ -178,7 +233,22 @@ pub struct KeyedFetch {
     /// When the chunk's span bounds a scan: the `EXPLAIN` of that scan, and the bounds that make
     /// the join a merge over it.
     span: Option<(String, String)>,
+    /// For [`RowOrder::Any`] on a one-column key: `COPY (SELECT t.cols FROM table t WHERE t.key =
+    /// ANY(keys)`, the probe as one bitmap scan (see [`JoinChoice`]).
+    any: Option<String>,
     keys: usize,
+}
+
+/// The order a fetch must return its rows in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOrder {
+    /// The records' key order (the scripts and Parquet files are written in it).
+    Key,
+    /// Any: the reader matches rows to records by key (the guard). A one-column key is then
+    /// probed with one bitmap scan, which visits the heap in page order: 15-25 % less server time
+    /// than a probe per key in key order (measured: 20 k keys, 61 against 72 ms on rows inserted
+    /// by the same transaction, 34 against 46 ms on committed ones).
+    Any,
 }
 
 impl KeyedFetch {
@@ -188,6 +258,7 @@ impl KeyedFetch {
         cols: &[String],
         records: &mut [KeyRecord],
         binary: bool,
+        order: RowOrder,
     ) -> KeyedFetch {
         records.sort_unstable_by(|a, b| a.okey.cmp(&b.okey));
         let names: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
@@ -207,13 +278,21 @@ impl KeyedFetch {
             .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
             .collect();
         let from = TableName::new(&table.schema, &table.name).sql();
+        let select = qualified_list("t", cols);
         let head = format!(
-            "COPY (SELECT {} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
-            qualified_list("t", cols),
+            "COPY (SELECT {select} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
             arrays.join(", "),
             names.join(", "),
             on.join(" AND ")
         );
+        let any = match (order, table.key.as_slice()) {
+            (RowOrder::Any, [k]) => Some(format!(
+                "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY({})",
+                quote_ident(k),
+                arrays[0]
+            )),
+            _ => None,
+        };
         let span = match (table.key_spans, records.first(), records.last()) {
             (true, Some(first), Some(last)) => {
                 // Sorted by the order key, whose first column leads: the span of that column.
@@ -232,13 +311,14 @@ impl KeyedFetch {
                 ") TO STDOUT"
             },
             span,
+            any,
             keys: records.len(),
         }
     }
 
     /// The COPY that probes the key index once per key.
     fn probe(&self) -> String {
-        format!("{}{}", self.head, self.tail)
+        format!("{}{}", self.any.as_ref().unwrap_or(&self.head), self.tail)
     }
 
     /// The COPY that merges the keys with one scan of the span `bounds`.
@@ -255,10 +335,11 @@ impl KeyedFetch {
 }
 
 /// Per chunk, one merge over its span or a probe of the key index per key, whichever reads less
-/// (see [`MERGE_ROWS_PER_KEY`]); remembers the session's setting to change it only when needed.
+/// (see [`MERGE_ROWS_PER_KEY`]); remembers the session's settings to change them only when needed.
 #[derive(Debug, Default)]
 pub struct JoinChoice {
-    merging: Option<bool>,
+    /// `enable_mergejoin` and `enable_indexscan` as last set.
+    set: Option<(bool, bool)>,
 }
 
 impl JoinChoice {
@@ -279,13 +360,19 @@ impl JoinChoice {
                 merging = Some(fetch.bounded(bounds));
             }
         }
-        let merge = merging.is_some();
-        if self.merging != Some(merge) {
-            let set = if merge { "on" } else { "off" };
+        // An unordered probe is a bitmap scan only with plain index scans off (the planner
+        // prices the two alike at these sizes).
+        let wanted = (merging.is_some(), merging.is_some() || fetch.any.is_none());
+        if self.set != Some(wanted) {
+            let on_off = |on: bool| if on { "on" } else { "off" };
             client
-                .batch_execute(&format!("SET enable_mergejoin = {set}"))
+                .batch_execute(&format!(
+                    "SET enable_mergejoin = {}; SET enable_indexscan = {}",
+                    on_off(wanted.0),
+                    on_off(wanted.1)
+                ))
                 .await?;
-            self.merging = Some(merge);
+            self.set = Some(wanted);
         }
         Ok(merging.unwrap_or_else(|| fetch.probe()))
     }
@@ -333,6 +420,42 @@ pub async fn copy_out(
 mod tests {
     use super::*;
     use crate::classify::Class;
+
+    fn ramp_sizes(small: usize, full: usize, total: u64) -> Vec<usize> {
+        let mut ramp = Ramp {
+            small,
+            up: small,
+            left: total,
+        };
+        let mut sizes = Vec::new();
+        while ramp.left > 0 {
+            let size = ramp.next(full).min(ramp.left as usize);
+            ramp.left -= size as u64;
+            sizes.push(size);
+        }
+        sizes
+    }
+
+    #[test]
+    fn chunks_ramp_up_and_down() {
+        assert_eq!(
+            ramp_sizes(2_000, 20_000, 100_000),
+            [2_000, 8_000, 20_000, 20_000, 20_000, 20_000, 8_000, 2_000]
+        );
+        for total in [
+            1u64, 1_999, 2_000, 2_001, 9_999, 10_001, 29_999, 30_001, 1_000_003,
+        ] {
+            let sizes = ramp_sizes(2_000, 20_000, total);
+            assert_eq!(
+                sizes.iter().sum::<usize>() as u64,
+                total,
+                "{total}: {sizes:?}"
+            );
+            assert!(sizes.iter().all(|&s| s <= 20_000), "{total}: {sizes:?}");
+            assert!(sizes[0] <= 2_000, "{total}: {sizes:?}");
+            assert!(*sizes.last().unwrap() <= 2_000, "{total}: {sizes:?}");
+        }
+    }
 
     fn table(key: &[&str], types: &[&str], spans: bool) -> TableRestore {
         let text = serde_json::json!({
@@ -394,7 +517,7 @@ mod tests {
             record(&["20", "x"], &["'20'::bigint", "'x'::text"], "02"),
             record(&["3", "it's"], &["'3'::bigint", "'it''s'::text"], "01"),
         ];
-        let f = KeyedFetch::new(&t, &t.columns, &mut records, true);
+        let f = KeyedFetch::new(&t, &t.columns, &mut records, true, RowOrder::Key);
         assert_eq!(records[0].okey, "01");
         assert_eq!(f.keys, 2);
         let select = "COPY (SELECT t.\"a\", t.\"b\", t.\"v\" FROM \"public\".\"t\" t JOIN \
@@ -417,13 +540,35 @@ mod tests {
     fn a_fetch_leaves_the_scan_unbounded_when_the_index_orders_otherwise() {
         let t = table(&["a"], &["text"], false);
         let mut records = vec![record(&["b\\"], &[" E'b\\\\'::text"], "01")];
-        let f = KeyedFetch::new(&t, &["a".into()], &mut records, false);
+        let f = KeyedFetch::new(&t, &["a".into()], &mut records, false, RowOrder::Key);
         assert!(f.merge().is_none());
         assert_eq!(
             f.probe(),
             "COPY (SELECT t.\"a\" FROM \"public\".\"t\" t JOIN \
              unnest( E'{\"b\\\\\\\\\"}'::text[]) AS g(k0) ON t.\"a\" = g.k0) TO STDOUT"
         );
+    }
+
+    #[test]
+    fn an_unordered_fetch_probes_a_one_column_key_with_any_and_joins_a_composite_one() {
+        let one = table(&["a"], &["bigint"], true);
+        let mut records = vec![
+            record(&["7"], &["'7'::bigint"], "02"),
+            record(&["5"], &["'5'::bigint"], "01"),
+        ];
+        let f = KeyedFetch::new(&one, &one.columns, &mut records, true, RowOrder::Any);
+        assert_eq!(
+            f.probe(),
+            "COPY (SELECT t.\"a\", t.\"b\", t.\"v\" FROM \"public\".\"t\" t \
+             WHERE t.\"a\" = ANY('{\"5\",\"7\"}'::bigint[])) TO STDOUT (FORMAT binary)"
+        );
+        // The merge over a dense span stays a join: it needs the keys in index order.
+        let (_, merge) = f.merge().unwrap();
+        assert!(merge.contains("JOIN unnest('{\"5\",\"7\"}'::bigint[]) AS g(k0)"), "{merge}");
+        let two = table(&["a", "b"], &["bigint", "text"], true);
+        let mut records = vec![record(&["1", "x"], &["'1'::bigint", "'x'::text"], "01")];
+        let f = KeyedFetch::new(&two, &two.columns, &mut records, true, RowOrder::Any);
+        assert!(f.probe().contains("JOIN unnest("), "{}", f.probe());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::fetch::{copy_out, JoinChoice, KeyChunks, KeyedFetch, NO_HASH_JOIN, RESET_HASH_JOIN};
+use super::fetch::{
+    copy_out, JoinChoice, KeyChunks, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN,
+};
 use super::plan::TableRestore;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
@@ -71,7 +73,7 @@ pub async fn write_table(
                 Action::Delete => (target, &t.key, Some(t.key.len())),
                 _ => (client, &plan.columns, None),
             };
-            let fetch = KeyedFetch::new(t, cols, &mut group, true);
+            let fetch = KeyedFetch::new(t, cols, &mut group, true, RowOrder::Key);
             let join = match action {
                 Action::Delete => &mut target_join,
                 _ => &mut source_join,

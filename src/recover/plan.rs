@@ -224,6 +224,21 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
     }
 }
 
+impl TableRestore {
+    /// How many of the table's key records carry one of `actions`.
+    pub fn planned(&self, actions: &[Action]) -> u64 {
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Insert => self.insert,
+                Action::Update => self.update,
+                Action::Delete => self.delete,
+                Action::Keep => self.keep,
+            })
+            .sum()
+    }
+}
+
 impl RecoverPlan {
     pub fn new(report: &VerifyReport, runs: &[TableRun], tables: Vec<TableRestore>) -> Self {
         let mut totals = Totals::default();

@@ -6,11 +6,13 @@
 //! as an error on the next query, with the source's name attached by the caller.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 
 use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
-use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{config::SslMode as PgSslMode, Client, Config, NoTls};
 
 use super::conninfo::{ConnInfo, SslMode};
@@ -43,11 +45,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
             client
         }
         _ => {
-            let tls = MakeTlsConnect::<socket::Stream>::make_tls_connect(
-                &mut tls_connector(info)?,
-                &info.host,
-            )
-            .map_err(|e| Error::source(format!("setting up TLS for {info}: {e}")))?;
+            let tls = LazyTls { info: info.clone() };
             let (client, conn) = config
                 .connect_raw(stream, tls)
                 .await
@@ -80,6 +78,31 @@ fn pg_config(info: &ConnInfo) -> Config {
         config.password(password);
     }
     config
+}
+
+/// The TLS side of a session, set up only when the server agrees to TLS. Building a connector
+/// loads OpenSSL's certificate bundle whatever the settings (40 ms and more of CPU, measured), and
+/// with `sslmode=prefer` (the default) against a server without TLS it would go unused.
+struct LazyTls {
+    info: ConnInfo,
+}
+
+impl<S> TlsConnect<S> for LazyTls
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = postgres_native_tls::TlsStream<S>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Self::Stream, Self::Error>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let mut make = tls_connector(&self.info)?;
+            let tls = MakeTlsConnect::<S>::make_tls_connect(&mut make, &self.info.host)?;
+            Ok(tls.connect(stream).await?)
+        })
+    }
 }
 
 /// libpq semantics: `require` encrypts without checking the certificate (unless a root
