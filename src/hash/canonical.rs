@@ -64,6 +64,29 @@ pub fn encode_field(
             out.extend_from_slice(&value);
             return Ok(());
         }
+        TypeKind::Float4 | TypeKind::Float8 => {
+            let value = canonical_float(read_float(kind, raw)?);
+            out.push(9);
+            out.extend_from_slice(&value.to_be_bytes());
+            return Ok(());
+        }
+        TypeKind::Uuid => {
+            let value = fixed::<16>(kind, raw)?;
+            out.push(17);
+            out.extend_from_slice(&value);
+            return Ok(());
+        }
+        TypeKind::Date => {
+            let value = fixed::<4>(kind, raw)?;
+            out.push(5);
+            out.extend_from_slice(&value);
+            return Ok(());
+        }
+        TypeKind::Bool => {
+            let value = read_bool(raw)?;
+            out.extend_from_slice(&[2, u8::from(value)]);
+            return Ok(());
+        }
         _ => {}
     }
     encode_framed(kind, raw, out)
@@ -1158,6 +1181,14 @@ pub(crate) mod tests {
             (TypeKind::Timestamp, 123i64.to_be_bytes().to_vec()),
             (TypeKind::TimestampTz, (-1i64).to_be_bytes().to_vec()),
             (TypeKind::Time, 86_400_000_000i64.to_be_bytes().to_vec()),
+            (TypeKind::Float8, (-0.0f64).to_be_bytes().to_vec()),
+            (TypeKind::Float8, f64::NAN.to_be_bytes().to_vec()),
+            (TypeKind::Float8, 0.1f64.to_be_bytes().to_vec()),
+            (TypeKind::Float4, 0.1f32.to_be_bytes().to_vec()),
+            (TypeKind::Uuid, (7u128 << 100 | 3).to_be_bytes().to_vec()),
+            (TypeKind::Date, (-730i32).to_be_bytes().to_vec()),
+            (TypeKind::Bool, vec![0]),
+            (TypeKind::Bool, vec![5]),
         ];
         for (kind, raw) in cases {
             let (mut fast, mut general) = (vec![7], vec![7]);
@@ -1168,6 +1199,9 @@ pub(crate) mod tests {
         let mut out = vec![1, 2];
         assert!(encode_field(&TypeKind::Int(4), Some(&[0, 0, 1]), &mut out).is_err());
         assert!(encode_field(&TypeKind::TimestampTz, Some(&[0; 7]), &mut out).is_err());
+        assert!(encode_field(&TypeKind::Float8, Some(&[0; 4]), &mut out).is_err());
+        assert!(encode_field(&TypeKind::Uuid, Some(&[0; 15]), &mut out).is_err());
+        assert!(encode_field(&TypeKind::Bool, Some(&[]), &mut out).is_err());
         assert_eq!(out, [1, 2], "a failed field leaves nothing behind");
     }
 }
