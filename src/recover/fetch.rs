@@ -286,10 +286,14 @@ impl KeyedFetch {
             on.join(" AND ")
         );
         let any = match (order, table.key.as_slice()) {
+            // The array goes in through a one-row subquery (an InitPlan): given the constant,
+            // the planner estimates every element's selectivity (about 7 ms per 20 k keys,
+            // a tenth of the fetch), and the bitmap scan is chosen by `JoinChoice` anyway.
             (RowOrder::Any, [k]) => Some(format!(
-                "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY({})",
+                "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[])",
                 quote_ident(k),
-                arrays[0]
+                arrays[0],
+                table.key_types[0]
             )),
             _ => None,
         };
@@ -560,7 +564,7 @@ mod tests {
         assert_eq!(
             f.probe(),
             "COPY (SELECT t.\"a\", t.\"b\", t.\"v\" FROM \"public\".\"t\" t \
-             WHERE t.\"a\" = ANY('{\"5\",\"7\"}'::bigint[])) TO STDOUT (FORMAT binary)"
+             WHERE t.\"a\" = ANY((SELECT '{\"5\",\"7\"}'::bigint[])::bigint[])) TO STDOUT (FORMAT binary)"
         );
         // The merge over a dense span stays a join: it needs the keys in index order.
         let (_, merge) = f.merge().unwrap();
