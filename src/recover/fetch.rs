@@ -568,7 +568,10 @@ mod tests {
         );
         // The merge over a dense span stays a join: it needs the keys in index order.
         let (_, merge) = f.merge().unwrap();
-        assert!(merge.contains("JOIN unnest('{\"5\",\"7\"}'::bigint[]) AS g(k0)"), "{merge}");
+        assert!(
+            merge.contains("JOIN unnest('{\"5\",\"7\"}'::bigint[]) AS g(k0)"),
+            "{merge}"
+        );
         let two = table(&["a", "b"], &["bigint", "text"], true);
         let mut records = vec![record(&["1", "x"], &["'1'::bigint", "'x'::text"], "01")];
         let f = KeyedFetch::new(&two, &two.columns, &mut records, true, RowOrder::Any);
