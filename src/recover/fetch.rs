@@ -288,7 +288,9 @@ impl KeyedFetch {
         let any = match (order, table.key.as_slice()) {
             // The array goes in through a one-row subquery (an InitPlan): given the constant,
             // the planner estimates every element's selectivity (about 7 ms per 20 k keys,
-            // a tenth of the fetch), and the bitmap scan is chosen by `JoinChoice` anyway.
+            // a tenth of the fetch), and the bitmap scan is chosen by `JoinChoice` anyway. The
+            // outer cast makes `(SELECT …)` an array expression: bare, `ANY((SELECT …))` would
+            // compare the key with the subquery's one row, an array, and fail to resolve.
             (RowOrder::Any, [k]) => Some(format!(
                 "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[])",
                 quote_ident(k),
