@@ -26,8 +26,9 @@
 # The issues' targets are judged at the end, each by the median of the ratios of runs taken next
 # to each other (a lone lucky run of either side says little on a shared 2-core machine):
 # at ROWS >= 1e7 verify <= 1.3 x raw COPY, baseline <= 1.3 x raw COPY and two baselines compared
-# in under a second; for 1e5 restored rows and more apply <= 2 x a plain COPY of them. Each prints "met"
-# or "MISSED"; any miss makes the script exit 3, so the benchmark fails when the code falls short.
+# in under a second; for 1e5 restored rows and more apply <= 2 x a plain COPY of them. Each
+# prints "met" or "MISSED"; any miss makes the script exit 3, so the benchmark fails when the
+# code falls short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
