@@ -74,6 +74,9 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
     for table in &report.index_guarded {
         println!("  rows to insert into {table}: guarded by its unique key index, not read ahead");
     }
+    for table in &report.scanned {
+        println!("  rows written to {table}: re-verified by one scan of what this apply wrote");
+    }
     for m in &report.reverify_mismatches {
         println!("  not as planned: {} key {}", m.table, m.key.get());
     }

@@ -264,6 +264,78 @@ fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
     );
 }
 
+#[test]
+fn reverify_scans_dense_restores_and_rolls_back_rows_not_as_planned() {
+    // `dense` has its restore on every page (180 rows written to about 2 pages): its inserts and
+    // updates are re-verified by one scan of the rows the apply wrote. `sparse` (5 rows over
+    // about 100 pages) is read back key by key.
+    let (base, target) = pair(
+        "reverify_scan",
+        "CREATE TABLE dense (id int PRIMARY KEY, v text, n int);
+         INSERT INTO dense SELECT g, 'd' || g, g FROM generate_series(1, 200) g;
+         CREATE TABLE sparse (id int PRIMARY KEY, v text, n int);
+         INSERT INTO sparse SELECT g, 's' || g, g FROM generate_series(1, 20000) g;",
+    );
+    psql(
+        &target,
+        "DELETE FROM dense WHERE id % 5 <> 0; UPDATE dense SET n = -n WHERE id % 10 = 0;
+         DELETE FROM sparse WHERE id IN (7, 70, 700); UPDATE sparse SET n = -n WHERE id IN (8, 80);
+         DELETE FROM dense WHERE id = 195; INSERT INTO dense VALUES (500, 'extra', 0);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    recover_into(&base, &target, &out, RestoreSpec::default());
+
+    // A restore.sql that writes one inserted row and one updated row of `dense`, and one inserted
+    // row of `sparse`, other than planned: each path names its key and nothing is committed.
+    let script_path = out.join("restore.sql");
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let mut tampered = script.clone();
+    for (planned, written) in [
+        ("\n1\td1\t1\n", "\n1\tdX\t1\n"),
+        ("\n10\td10\t10\n", "\n10\td10\t11\n"),
+        ("\n7\ts7\t7\n", "\n7\tsX\t7\n"),
+    ] {
+        assert!(tampered.contains(planned), "{planned:?} in restore.sql");
+        tampered = tampered.replacen(planned, written, 1);
+    }
+    std::fs::write(&script_path, &tampered).unwrap();
+    let refused = apply_dir(&target, &out, false, false);
+    assert_eq!(refused.exit_code, 2, "{refused:?}");
+    assert!(!refused.committed);
+    assert!(
+        refused.scanned.is_empty(),
+        "the scan of dense did not match"
+    );
+    let keys: BTreeSet<(String, String)> = refused
+        .reverify_mismatches
+        .iter()
+        .map(|m| (m.table.clone(), m.key.get().to_string()))
+        .collect();
+    let expected = [
+        ("public.dense", "[1]"),
+        ("public.dense", "[10]"),
+        ("public.sparse", "[7]"),
+    ];
+    assert_eq!(
+        keys,
+        expected
+            .iter()
+            .map(|(t, k)| (t.to_string(), k.to_string()))
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(psql(&target, "SELECT count(*) FROM dense").trim(), "40");
+
+    // As written, the scan proves `dense` (its delete is read back by key) and the rest probes.
+    std::fs::write(&script_path, &script).unwrap();
+    let applied = apply_dir(&target, &out, false, false);
+    assert!(applied.committed, "{applied:?}");
+    assert_eq!(applied.scanned, ["public.dense"]);
+    assert!(applied.reverify_mismatches.is_empty());
+    assert_eq!(applied.reverified_keys, 160 + 20 + 1 + 3 + 2 + 1);
+    assert!(verify_keyed(&base, &target).is_empty());
+}
+
 /// Comparison settings with `--key public.u=a` (a table without a primary key).
 fn keyed_settings(base: &str, target: &str) -> VerifySettings {
     let mut s = settings(base, target);
