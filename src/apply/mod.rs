@@ -33,7 +33,7 @@ use tokio_postgres::Client;
 
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::hash::digest::RowCodec;
+use crate::hash::digest::{on_pool, RowCodec};
 use crate::pipeline::findings::key_file;
 use crate::recover::fetch::{for_each_record, key_filter};
 use crate::recover::plan::{RecoverPlan, TableRestore};
@@ -82,14 +82,20 @@ pub struct StatementCount {
 /// Applies a recovery directory to the target.
 pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
     let plan = RecoverPlan::read(&settings.dir)?;
+    // The script is split into its steps on the pool while the target is connected to.
     let script_path = settings.dir.join(SCRIPT);
-    let script =
-        std::fs::File::open(&script_path).map_err(|e| Error::io(script_path.display(), e))?;
-    let steps = parse_script(std::io::BufReader::with_capacity(1 << 20, script))?;
+    let steps = on_pool(move || {
+        let script =
+            std::fs::File::open(&script_path).map_err(|e| Error::io(script_path.display(), e))?;
+        parse_script(std::io::BufReader::with_capacity(1 << 20, script))
+    });
     let client = connect::connect(&settings.target)
         .await
         .map_err(|e| e.context("opening target"))?;
     let codecs = codecs(&client, &plan).await?;
+    let steps = steps
+        .await
+        .map_err(|_| Error::internal("the pool dropped a job"))??;
     let run = Attempt {
         client: &client,
         settings,

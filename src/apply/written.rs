@@ -11,8 +11,9 @@
 //! writes more than about two keys a page, one `COPY (SELECT … WHERE xmin = <xid>)` reads less.
 //!
 //! The rows it returns are digested as the guard digests them and added into one
-//! [`Fingerprint`] (count and 256-bit sum, never XOR); the plan's `after` digests of the
-//! table's inserts and updates (less the skipped conflicts) are added into another. Row digests
+//! [`Fingerprint`] (count and 256-bit sum, never XOR), and compared with the sum of the plan's
+//! `after` digests of the table's inserts and updates: recover's, from plan.json, or with
+//! conflicts skipped, summed again from the key records less those keys. Row digests
 //! cover the key, so equal fingerprints mean every planned row is there, exactly, and nothing
 //! else was written: the re-verify of those keys is done. Unequal (a planned row is wrong, or the
 //! transaction wrote other rows of the table, say an `ON DELETE SET NULL` cascade), the caller
@@ -36,7 +37,7 @@ use crate::recover::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::shape::TableName;
 use crate::sink::sql::qualified_list;
-use crate::tree::{unhex_into, Fingerprint};
+use crate::tree::{unhex_digest, Fingerprint};
 
 /// Restored keys per page of the table from which one scan reads less than a probe per key,
 /// with parallel workers and without (see the module notes).
@@ -110,9 +111,7 @@ pub async fn written_as_planned(
     xid: &str,
 ) -> Result<bool> {
     let at = || format!("re-verifying the rows written to {}", table.table);
-    let file = keys_file.to_path_buf();
-    let label = table.table.clone();
-    let planned = on_pool(move || planned_fingerprint(&file, &skip, &label));
+    let planned = planned(table, keys_file, skip)?;
     let query = format!(
         "COPY (SELECT {} FROM {} t WHERE t.xmin = '{xid}'::xid) TO STDOUT (FORMAT binary)",
         qualified_list("t", &table.columns),
@@ -142,9 +141,12 @@ pub async fn written_as_planned(
     for job in jobs {
         written.merge(&finished(job).await?);
     }
-    let planned = planned
-        .await
-        .map_err(|_| Error::internal("the pool dropped a job"))??;
+    let planned = match planned {
+        Planned::Known(sum) => Some(sum),
+        Planned::Reading(job) => job
+            .await
+            .map_err(|_| Error::internal("the pool dropped a job"))??,
+    };
     Ok(planned == Some(written))
 }
 
@@ -164,9 +166,36 @@ fn fingerprint_on_pool(codec: Arc<RowCodec>, rows: RowBatch) -> Job {
     })
 }
 
+/// The fingerprint the plan expects of the written rows.
+enum Planned {
+    /// From plan.json: recover summed the digests.
+    Known(Fingerprint),
+    /// Being summed from the key records on the pool (`None`: it cannot be).
+    Reading(tokio::sync::oneshot::Receiver<Result<Option<Fingerprint>>>),
+}
+
+/// The planned fingerprint: recover's sum when no key is skipped, else the key records' sum
+/// less the skipped keys, read while the scan runs.
+fn planned(table: &TableRestore, keys_file: &Path, skip: Skipped) -> Result<Planned> {
+    if let (true, Some(text)) = (skip.is_empty(), &table.written_sum) {
+        let sum = unhex_digest(text).ok_or_else(|| {
+            Error::usage(format!("plan.json: corrupt written_sum of {}", table.table))
+        })?;
+        return Ok(Planned::Known(Fingerprint::from_sum(
+            table.insert + table.update,
+            &sum,
+        )));
+    }
+    let file = keys_file.to_path_buf();
+    let label = table.table.clone();
+    Ok(Planned::Reading(on_pool(move || {
+        planned_fingerprint(&file, &skip, &label)
+    })))
+}
+
 /// The part of a key record the sum needs, borrowed from its line.
 #[derive(Deserialize)]
-struct Planned<'a> {
+struct RecordDigest<'a> {
     action: Action,
     #[serde(borrow)]
     key_json: &'a serde_json::value::RawValue,
@@ -186,7 +215,6 @@ fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Optio
         Err(e) => return Err(Error::io(path.display(), e)),
     };
     let mut sum = Fingerprint::default();
-    let mut digest = Vec::with_capacity(32);
     let mut line = String::new();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     loop {
@@ -198,7 +226,7 @@ fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Optio
         {
             return Ok(Some(sum));
         }
-        let record: Planned = serde_json::from_str(line.trim_end())
+        let record: RecordDigest = serde_json::from_str(line.trim_end())
             .map_err(|e| Error::usage(format!("{}: corrupt key record: {e}", path.display())))?;
         if !matches!(record.action, Action::Insert | Action::Update)
             || (!skip.is_empty() && skip.contains(record.key_json.get()))
@@ -208,12 +236,10 @@ fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Optio
         let Some(after) = record.after else {
             return Ok(None);
         };
-        if !unhex_into(after, &mut digest) || digest.len() != 32 {
-            return Err(Error::usage(format!(
-                "corrupt row digest in a key record of {table}"
-            )));
-        }
-        sum.add_digest(digest.as_slice().try_into().expect("32 bytes"));
+        let digest = unhex_digest(after).ok_or_else(|| {
+            Error::usage(format!("corrupt row digest in a key record of {table}"))
+        })?;
+        sum.add_digest(&digest);
     }
 }
 

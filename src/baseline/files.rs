@@ -109,10 +109,6 @@ fn rows_schema() -> SchemaRef {
     ]))
 }
 
-fn sum_bytes(fp: &Fingerprint) -> [u8; 32] {
-    fp.to_bytes()[8..].try_into().expect("32 bytes")
-}
-
 /// Writes a table's leaves; anchors' payloads are framed keys of `key_kinds`.
 pub fn write_leaves(path: &Path, leaves: &[Leaf], key_kinds: &[TypeKind]) -> Result<()> {
     let (mut okey, mut json, mut fields) = (
@@ -136,7 +132,7 @@ pub fn write_leaves(path: &Path, leaves: &[Leaf], key_kinds: &[TypeKind]) -> Res
             }
         }
         rows.append_value(leaf.fp.count);
-        sums.append_value(sum_bytes(&leaf.fp))
+        sums.append_value(leaf.fp.sum_bytes())
             .map_err(|e| Error::internal(e.to_string()))?;
     }
     let columns: Vec<ArrayRef> = vec![
@@ -182,13 +178,11 @@ pub fn read_leaves(path: &Path) -> Result<Vec<Leaf>> {
         let sums = column(&batch, "sum", path)?.as_fixed_size_binary();
         for i in 0..batch.num_rows() {
             let anchor = (!okey.is_null(i)).then(|| Anchor::new(okey.value(i), fields.value(i)));
-            let mut fp = Fingerprint {
-                count: rows.value(i),
-                sum: [0; 4],
-            };
-            for (l, limb) in fp.sum.iter_mut().enumerate() {
-                *limb = u64::from_le_bytes(sums.value(i)[l * 8..l * 8 + 8].try_into().expect("8"));
-            }
+            let sum = sums
+                .value(i)
+                .try_into()
+                .map_err(|_| parquet_error(path, "a leaf sum is not 32 bytes"))?;
+            let fp = Fingerprint::from_sum(rows.value(i), sum);
             leaves.push(Leaf { anchor, fp });
         }
     }

@@ -21,7 +21,9 @@
 //!       "classes": { "missing": n, "extra": n, "divergent": n },   // or the three-way classes
 //!       "by_action": { "insert": { "lost": n, … }, "keep": { "conflict": n, … } },
 //!       "differing_columns": { "status": n },   // over the updated rows
-//!       "insert_order": 0, "delete_order": 3 } ],
+//!       "insert_order": 0, "delete_order": 3,
+//!       "written_sum": "9f…" } ],              // hex sum of the inserts' and updates' `after`
+//!                                              // digests (apply's scan re-verify); optional
 //!   "fixups": {                               // check's fix-ups (see crate::check::fixup)
 //!     "summary": [ "fix-up after rows: validate public.children.children_parent_fk", … ],
 //!     "steps": [ { "stage": "before_rows" | "after_rows", "kind": "add_column" | "set_default"
@@ -49,6 +51,7 @@ use crate::pipeline::TableRun;
 use crate::report::VerifyReport;
 use crate::shape::Column;
 use crate::source::{Role, SnapshotInfo};
+use crate::tree::{hex, unhex_digest, Fingerprint};
 
 pub const FORMAT: &str = "pgsalvage.recover/2";
 
@@ -84,6 +87,11 @@ pub struct TableRestore {
     pub differing_columns: BTreeMap<String, u64>,
     pub insert_order: usize,
     pub delete_order: usize,
+    /// Hex of the 256-bit sum of the `after` digests of the inserts and updates (see
+    /// `apply::written`, which compares it with the rows an apply wrote); absent when one of
+    /// them has no digest, or in plans written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_sum: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -112,7 +120,15 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
     let mut out = Vec::new();
     for (index, run) in runs.iter().enumerate() {
         let mut t = table_restore(index, run);
+        let mut written = Some(Fingerprint::default());
         for_each_record(&key_file(keys_dir, index), |r| {
+            if matches!(r.action, Action::Insert | Action::Update) {
+                let after = r.after.as_deref().and_then(unhex_digest);
+                written = written.zip(after).map(|(mut sum, d)| {
+                    sum.add_digest(&d);
+                    sum
+                });
+            }
             *match r.action {
                 Action::Insert => &mut t.insert,
                 Action::Update => &mut t.update,
@@ -133,6 +149,7 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
             }
             Ok(())
         })?;
+        t.written_sum = written.map(|sum| hex(&sum.sum_bytes()));
         if t.insert + t.update + t.delete + t.keep > 0 {
             out.push(t);
         }
@@ -221,6 +238,7 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         differing_columns: BTreeMap::new(),
         insert_order: 0,
         delete_order: 0,
+        written_sum: None,
     }
 }
 

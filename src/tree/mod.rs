@@ -24,11 +24,24 @@ impl Fingerprint {
     #[inline]
     pub fn add_digest(&mut self, digest: &Digest) {
         self.count += 1;
-        let mut limbs = [0u64; 4];
-        for (i, limb) in limbs.iter_mut().enumerate() {
-            *limb = u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        self.add_sum(&limbs_of(digest));
+    }
+
+    /// The fingerprint of `count` rows whose sum is `sum` as [`Fingerprint::sum_bytes`] writes it.
+    pub fn from_sum(count: u64, sum: &[u8; 32]) -> Fingerprint {
+        Fingerprint {
+            count,
+            sum: limbs_of(sum),
         }
-        self.add_sum(&limbs);
+    }
+
+    /// The sum as 32 little-endian bytes.
+    pub fn sum_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, limb) in self.sum.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_le_bytes());
+        }
+        out
     }
 
     pub fn merge(&mut self, other: &Fingerprint) {
@@ -50,11 +63,18 @@ impl Fingerprint {
     pub fn to_bytes(&self) -> [u8; 40] {
         let mut out = [0u8; 40];
         out[..8].copy_from_slice(&self.count.to_le_bytes());
-        for (i, limb) in self.sum.iter().enumerate() {
-            out[8 + i * 8..16 + i * 8].copy_from_slice(&limb.to_le_bytes());
-        }
+        out[8..].copy_from_slice(&self.sum_bytes());
         out
     }
+}
+
+/// 32 little-endian bytes as four 64-bit limbs.
+fn limbs_of(bytes: &[u8; 32]) -> [u64; 4] {
+    let mut limbs = [0u64; 4];
+    for (i, limb) in limbs.iter_mut().enumerate() {
+        *limb = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    }
+    limbs
 }
 
 /// A table's leaves; `bits` fixes their number (2^bits).
@@ -174,6 +194,12 @@ pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
         && text.as_bytes().chunks_exact(2).zip(bytes).all(|(pair, b)| {
             pair[0] == DIGITS[usize::from(b >> 4)] && pair[1] == DIGITS[usize::from(b & 15)]
         })
+}
+
+/// A digest from its hex; `None` for anything but 64 hex digits.
+pub fn unhex_digest(text: &str) -> Option<Digest> {
+    let mut bytes = Vec::with_capacity(32);
+    (unhex_into(text, &mut bytes) && bytes.len() == 32).then(|| bytes.try_into().expect("32 bytes"))
 }
 
 /// Decodes lowercase or uppercase hex into `out` (cleared first); false for anything else.
