@@ -50,13 +50,17 @@ const BATCH_BYTES: usize = 1 << 20;
 const IN_FLIGHT: usize = 3;
 
 /// Whether the scan pays for `table`, whose restore writes `keys` rows: on its size now (the
-/// catalog's page count can be stale) and whether the session may use parallel workers.
+/// catalog's page count can be stale; a partitioned table's is its partitions') and whether the
+/// session may use parallel workers.
 pub async fn scan_pays(client: &Client, table: &TableRestore, keys: u64) -> Result<bool> {
     let name = TableName::new(&table.schema, &table.name);
     let row = client
         .query_one(
-            "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint, \
-                    current_setting('max_parallel_workers_per_gather')::int > 0",
+            "SELECT (pg_relation_size(r) + coalesce((SELECT sum(pg_relation_size(p.relid)) \
+                       FROM pg_partition_tree(r) p WHERE p.relid <> r), 0))::bigint \
+                      / current_setting('block_size')::bigint, \
+                    current_setting('max_parallel_workers_per_gather')::int > 0 \
+               FROM (SELECT $1::text::regclass AS r) t",
             &[&name.sql()],
         )
         .await

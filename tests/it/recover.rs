@@ -268,19 +268,25 @@ fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
 fn reverify_scans_dense_restores_and_rolls_back_rows_not_as_planned() {
     // `dense` has its restore on every page (180 rows written to about 2 pages): its inserts and
     // updates are re-verified by one scan of the rows the apply wrote. `sparse` (5 rows over
-    // about 100 pages) is read back key by key.
+    // about 100 pages) is read back key by key, and so is `parted`, whose size is its
+    // partitions' (the partitioned table itself has none).
     let (base, target) = pair(
         "reverify_scan",
         "CREATE TABLE dense (id int PRIMARY KEY, v text, n int);
          INSERT INTO dense SELECT g, 'd' || g, g FROM generate_series(1, 200) g;
          CREATE TABLE sparse (id int PRIMARY KEY, v text, n int);
-         INSERT INTO sparse SELECT g, 's' || g, g FROM generate_series(1, 20000) g;",
+         INSERT INTO sparse SELECT g, 's' || g, g FROM generate_series(1, 20000) g;
+         CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10001);
+         CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (10001) TO (20001);
+         INSERT INTO parted SELECT g, 'p' || g FROM generate_series(1, 20000) g;",
     );
     psql(
         &target,
         "DELETE FROM dense WHERE id % 5 <> 0; UPDATE dense SET n = -n WHERE id % 10 = 0;
          DELETE FROM sparse WHERE id IN (7, 70, 700); UPDATE sparse SET n = -n WHERE id IN (8, 80);
-         DELETE FROM dense WHERE id = 195; INSERT INTO dense VALUES (500, 'extra', 0);",
+         DELETE FROM dense WHERE id = 195; INSERT INTO dense VALUES (500, 'extra', 0);
+         DELETE FROM parted WHERE id IN (5, 15000);",
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
@@ -332,7 +338,7 @@ fn reverify_scans_dense_restores_and_rolls_back_rows_not_as_planned() {
     assert!(applied.committed, "{applied:?}");
     assert_eq!(applied.scanned, ["public.dense"]);
     assert!(applied.reverify_mismatches.is_empty());
-    assert_eq!(applied.reverified_keys, 160 + 20 + 1 + 3 + 2 + 1);
+    assert_eq!(applied.reverified_keys, 160 + 20 + 1 + 3 + 2 + 1 + 2);
     assert!(verify_keyed(&base, &target).is_empty());
 }
 
