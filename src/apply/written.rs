@@ -33,7 +33,7 @@ use crate::check::fixup::FixupPlan;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_batch, on_pool, RowCodec};
-use crate::recover::plan::TableRestore;
+use crate::recover::plan::{TableRestore, WrittenSum};
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::shape::TableName;
 use crate::sink::sql::qualified_list;
@@ -191,9 +191,8 @@ fn planned(table: &TableRestore, keys_file: &Path, skip: Skipped) -> Result<Plan
         )));
     }
     let file = keys_file.to_path_buf();
-    let label = table.table.clone();
     Ok(Planned::Reading(on_pool(move || {
-        planned_fingerprint(&file, &skip, &label)
+        planned_fingerprint(&file, &skip)
     })))
 }
 
@@ -207,9 +206,8 @@ struct RecordDigest<'a> {
     after: Option<&'a str>,
 }
 
-/// The sum of the `after` digests of a table's planned inserts and updates, less `skip`; `None`
-/// when one of them has no digest (the sum cannot stand for it).
-fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Option<Fingerprint>> {
+/// The planned sum ([`WrittenSum`]) of a table's key records, less the keys of `skip`.
+fn planned_fingerprint(path: &Path, skip: &Skipped) -> Result<Option<Fingerprint>> {
     use std::io::BufRead;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -218,7 +216,7 @@ fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Optio
         }
         Err(e) => return Err(Error::io(path.display(), e)),
     };
-    let mut sum = Fingerprint::default();
+    let mut sum = WrittenSum::default();
     let mut line = String::new();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     loop {
@@ -228,22 +226,13 @@ fn planned_fingerprint(path: &Path, skip: &Skipped, table: &str) -> Result<Optio
             .map_err(|e| Error::io(path.display(), e))?
             == 0
         {
-            return Ok(Some(sum));
+            return Ok(sum.finish());
         }
         let record: RecordDigest = serde_json::from_str(line.trim_end())
             .map_err(|e| Error::usage(format!("{}: corrupt key record: {e}", path.display())))?;
-        if !matches!(record.action, Action::Insert | Action::Update)
-            || (!skip.is_empty() && skip.contains(record.key_json.get()))
-        {
-            continue;
+        if !skip.contains(record.key_json.get()) {
+            sum.add(record.action, record.after);
         }
-        let Some(after) = record.after else {
-            return Ok(None);
-        };
-        let digest = unhex_digest(after).ok_or_else(|| {
-            Error::usage(format!("corrupt row digest in a key record of {table}"))
-        })?;
-        sum.add_digest(&digest);
     }
 }
 

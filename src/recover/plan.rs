@@ -120,15 +120,9 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
     let mut out = Vec::new();
     for (index, run) in runs.iter().enumerate() {
         let mut t = table_restore(index, run);
-        let mut written = Some(Fingerprint::default());
+        let mut written = WrittenSum::default();
         for_each_record(&key_file(keys_dir, index), |r| {
-            if matches!(r.action, Action::Insert | Action::Update) {
-                let after = r.after.as_deref().and_then(unhex_digest);
-                written = written.zip(after).map(|(mut sum, d)| {
-                    sum.add_digest(&d);
-                    sum
-                });
-            }
+            written.add(r.action, r.after.as_deref());
             *match r.action {
                 Action::Insert => &mut t.insert,
                 Action::Update => &mut t.update,
@@ -149,7 +143,7 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
             }
             Ok(())
         })?;
-        t.written_sum = written.map(|sum| hex(&sum.sum_bytes()));
+        t.written_sum = written.finish().map(|sum| hex(&sum.sum_bytes()));
         if t.insert + t.update + t.delete + t.keep > 0 {
             out.push(t);
         }
@@ -164,6 +158,33 @@ pub fn restores(runs: &[TableRun], keys_dir: &Path) -> Result<Vec<TableRestore>>
         t.delete_order = order.len() - 1 - t.insert_order;
     }
     Ok(out)
+}
+
+/// The sum of the `after` digests of a table's inserts and updates, record by record: what
+/// recover writes as `written_sum`, and what apply's scan re-verify compares the rows it wrote
+/// with. `None` once one of them has no digest: the sum cannot stand for it.
+pub struct WrittenSum(Option<Fingerprint>);
+
+impl Default for WrittenSum {
+    fn default() -> Self {
+        WrittenSum(Some(Fingerprint::default()))
+    }
+}
+
+impl WrittenSum {
+    pub fn add(&mut self, action: Action, after: Option<&str>) {
+        if matches!(action, Action::Insert | Action::Update) {
+            let digest = after.and_then(unhex_digest);
+            self.0 = self.0.zip(digest).map(|(mut sum, d)| {
+                sum.add_digest(&d);
+                sum
+            });
+        }
+    }
+
+    pub fn finish(self) -> Option<Fingerprint> {
+        self.0
+    }
 }
 
 fn parents_of(run: &TableRun) -> Vec<crate::shape::TableName> {
