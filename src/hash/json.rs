@@ -22,8 +22,13 @@
 //! contain one, so it cannot collide) and lone UTF-16 surrogate escapes (kept as their 3-byte
 //! generalized UTF-8 form, which valid UTF-8 text never contains). Exponents of any length are
 //! kept exactly as well (`1e99999999999999999999` is valid `json`).
+//!
+//! Small flat documents (a scalar, or an object or array of scalars, the usual content of a
+//! `jsonb` column) take a shorter path in [`flat`] that writes the same bytes without the tree.
 
 use crate::shape::ValueError;
+
+mod flat;
 
 const TAG_NULL: u8 = b'n';
 const TAG_FALSE: u8 = b'f';
@@ -39,6 +44,14 @@ fn err(reason: &'static str) -> ValueError {
 
 /// Appends the canonical encoding of the JSON text `text`; on error `out` is left as it was.
 pub fn canonicalize(text: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
+    if flat::canonicalize(text, out) {
+        return Ok(());
+    }
+    canonicalize_tree(text, out)
+}
+
+/// The general parser, for any text (and every error).
+fn canonicalize_tree(text: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     let start = out.len();
     // The parser's buffers live on between calls (one set per thread): a JSON column is
     // canonicalized once per row, and allocating them afresh each time cost more than parsing.
@@ -982,7 +995,127 @@ mod tests {
         out.push('"');
     }
 
+    /// The general parser alone, as the reference for the flat path.
+    fn tree(text: &[u8]) -> Result<Vec<u8>, ValueError> {
+        let mut out = b"prefix".to_vec();
+        canonicalize_tree(text, &mut out)?;
+        Ok(out)
+    }
+
+    /// Both paths together, as every caller sees them.
+    fn both(text: &[u8]) -> Result<Vec<u8>, ValueError> {
+        let mut out = b"prefix".to_vec();
+        canonicalize(text, &mut out)?;
+        Ok(out)
+    }
+
+    fn takes_flat(text: &str) -> bool {
+        let mut out = b"prefix".to_vec();
+        let taken = flat::canonicalize(text.as_bytes(), &mut out);
+        if !taken {
+            assert_eq!(out, b"prefix", "{text}: a declined text left output behind");
+        }
+        taken
+    }
+
+    #[test]
+    fn flat_path_takes_the_common_shapes_and_declines_the_rest() {
+        for text in [
+            r#"{"n": 42, "channel": "web"}"#,
+            r#"{"b":1,"a":2,"b":3}"#,
+            r#" { } "#,
+            r#"[1, "x", null, true, false, -0.5e3]"#,
+            "[]",
+            r#""plain""#,
+            "12.50",
+            r#"{"k": "é😀"}"#,
+        ] {
+            assert!(takes_flat(text), "{text}");
+            assert_eq!(
+                both(text.as_bytes()).unwrap(),
+                tree(text.as_bytes()).unwrap()
+            );
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("\"k{i}\": {i}")).collect();
+        let many = format!("{{{}}}", many.join(", "));
+        for text in [
+            r#"{"a": {"b": 1}}"#,
+            r#"[[1]]"#,
+            r#"{"a\u0062": 1}"#,
+            r#"{"a": "x\ny"}"#,
+            many.as_str(),
+            r#"{"a": 1,}"#,
+            r#"{"a" 1}"#,
+            "[1 2]",
+            "01",
+            "tru",
+            "true x",
+            "\"open",
+            "",
+        ] {
+            assert!(!takes_flat(text), "{text}");
+        }
+    }
+
+    /// A flat model: scalars only, in an object (keys may repeat) or an array.
+    fn flat_text() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            (-1000i64..1000, -3i32..3, any::<u32>()).prop_map(|(m, e, style)| {
+                let mut out = String::new();
+                write_number(m, e, style, &mut out);
+                out
+            }),
+            ("[a-c\"\\\\é\u{1}]{0,3}", any::<u32>()).prop_map(|(s, style)| {
+                let mut out = String::new();
+                write_string(&s, style & 0xff00, &mut out);
+                out
+            }),
+        ];
+        let ws = prop_oneof![Just(""), Just(" "), Just("\n\t ")];
+        let member = ("[a-c\\\\]{0,2}", scalar.clone(), ws.clone()).prop_map(|(k, v, w)| {
+            let mut key = String::new();
+            write_string(&k, 0, &mut key);
+            format!("{w}{key}{w}:{w}{v}{w}")
+        });
+        prop_oneof![
+            prop::collection::vec(member, 0..20).prop_map(|m| format!("{{{}}}", m.join(","))),
+            (prop::collection::vec(scalar.clone(), 0..6), ws.clone())
+                .prop_map(|(items, w)| format!("[{w}{}{w}]", items.join(","))),
+            (scalar, ws).prop_map(|(s, w)| format!("{w}{s}{w}")),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn flat_path_writes_what_the_tree_writes(text in flat_text()) {
+            let fast = both(text.as_bytes());
+            let reference = tree(text.as_bytes());
+            prop_assert_eq!(fast.as_ref().ok(), reference.as_ref().ok(), "{}", text);
+            prop_assert!(reference.is_ok(), "{}", text);
+        }
+
+        /// Damaged texts: the paths together accept exactly what the tree accepts, alike.
+        #[test]
+        fn flat_path_refuses_what_the_tree_refuses(
+            text in flat_text(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"{}[]\",:\\ 0-.eEatfnu\x01".to_vec()),
+            cut in any::<bool>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                if cut { bytes.truncate(i) } else { bytes[i] = byte }
+            }
+            let fast = both(&bytes);
+            let reference = tree(&bytes);
+            prop_assert_eq!(fast.is_ok(), reference.is_ok(), "{:?}", String::from_utf8_lossy(&bytes));
+            prop_assert_eq!(fast.ok(), reference.ok());
+        }
+
         #[test]
         fn spellings_of_one_value_encode_alike(value in model(), a in any::<u32>(), b in any::<u32>()) {
             let (mut x, mut y) = (String::new(), String::new());
