@@ -63,16 +63,16 @@ impl Error {
 
     /// Wraps a PostgreSQL client error, keeping the server's message and SQLSTATE hint.
     pub fn pg(err: tokio_postgres::Error) -> Self {
-        let hint = err
-            .as_db_error()
-            .and_then(|db| db.hint())
-            .map(str::to_string);
-        let message = match err.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity().to_lowercase(), db.message()),
-            None => chain_text(&err),
-        };
-        let mut e = Error::source(message);
-        e.hint = hint;
+        match err.as_db_error() {
+            Some(db) => Error::server(db.severity(), db.message(), db.hint()),
+            None => Error::source(chain_text(&err)),
+        }
+    }
+
+    /// An error the server reported: its severity, message and hint, as [`Error::pg`] shows them.
+    pub fn server(severity: &str, message: &str, hint: Option<&str>) -> Self {
+        let mut e = Error::source(format!("{}: {message}", severity.to_lowercase()));
+        e.hint = hint.map(str::to_string);
         e
     }
 

@@ -535,7 +535,7 @@ fn stored_rows(reader: StoredRows, groups: &[Vec<KeyRange>]) -> GroupRows<'_> {
 /// A database's rows, several groups in flight at once on `sessions` (all in the snapshot),
 /// delivered in group order.
 fn live_rows<'a>(
-    sessions: &'a [tokio_postgres::Client],
+    sessions: &'a [crate::source::Session],
     plan: &'a TablePlan,
     codec: usize,
     groups: &'a [Vec<KeyRange>],

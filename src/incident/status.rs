@@ -60,7 +60,7 @@ pub async fn status(settings: &StatusSettings) -> Result<StatusReport> {
 }
 
 /// Connects and makes the session read-only, with the timeouts status runs under.
-pub async fn open_read_only(settings: &StatusSettings) -> Result<Client> {
+pub async fn open_read_only(settings: &StatusSettings) -> Result<crate::source::Session> {
     let info = &settings.target;
     let client = connect(info)
         .await

@@ -187,7 +187,7 @@ fn finish_unit(shared: &Shared<'_>, t: usize, r: usize, outcome: RangeOutcome) {
 /// Reads one range and cuts it into leaves (and a row file).
 async fn capture_range(
     shared: &Shared<'_>,
-    client: &tokio_postgres::Client,
+    client: &crate::source::Session,
     t: usize,
     r: usize,
 ) -> RangeOutcome {
@@ -284,7 +284,7 @@ impl RangeState {
 /// key order: the live side of a comparison with a `--rows` baseline, read only where spans
 /// differ, several spans per statement to save round trips.
 pub async fn span_rows(
-    client: &tokio_postgres::Client,
+    client: &crate::source::Session,
     plan: &TablePlan,
     codec: usize,
     ranges: &[KeyRange],

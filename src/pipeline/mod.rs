@@ -408,6 +408,6 @@ async fn worker(ctx: Arc<RunContext>) {
     }
 }
 
-async fn open_sessions(ctx: &RunContext) -> Result<Vec<Client>> {
+async fn open_sessions(ctx: &RunContext) -> Result<Vec<crate::source::Session>> {
     try_join_all(ctx.sources.iter().map(Source::worker)).await
 }

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, CopyOutStream};
+use tokio_postgres::CopyOutStream;
+
+use crate::source::tapped_copy::TappedCopy;
+use crate::source::Session;
 
 use super::tally::RangeTally;
 use super::RunContext;
@@ -56,7 +59,7 @@ pub fn copy_query(plan: &TablePlan, range: &KeyRange, flag: Option<&str>) -> Str
 /// Compares one range of one table across the sources, whose sessions are `clients`.
 pub async fn diff_range(
     ctx: &RunContext,
-    clients: &[Client],
+    clients: &[Session],
     table: usize,
     range: &KeyRange,
 ) -> Result<RangeTally> {
@@ -251,7 +254,7 @@ fn key_json(codec: &RowCodec, batch: &DigestBatch, row: usize) -> Result<String,
 pub(super) type Reader = mpsc::Receiver<Item>;
 
 pub(super) async fn start_reader(
-    client: &Client,
+    client: &Session,
     plan: &TablePlan,
     range: &KeyRange,
     codec: Arc<RowCodec>,
@@ -269,63 +272,117 @@ pub(super) async fn start_reader(
     .await
 }
 
-/// Starts a reader over any binary COPY of `ncols` columns whose leading ones `codec` reads.
+/// Starts a reader over any binary COPY of `ncols` columns whose leading ones `codec` reads: off
+/// the session's socket when it can be tapped (see [`crate::source::socket`]), else through
+/// tokio-postgres.
 pub(super) async fn start_query(
-    client: &Client,
+    session: &Session,
     query: &str,
     codec: Arc<RowCodec>,
     ncols: usize,
     batch_bytes: usize,
 ) -> Result<Reader> {
-    let stream = client
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let batcher = Batcher {
+        decoder: CopyDecoder::with_capacity(ncols, batch_bytes),
+        codec,
+        batch_bytes,
+        tx,
+    };
+    let diverted = session
+        .divert()
+        .await
+        .map_err(|e| e.context("starting COPY"))?;
+    if let Some(socket) = diverted {
+        let copy = TappedCopy::start(socket, query)
+            .await
+            .map_err(|e| e.context("starting COPY"))?;
+        tokio::spawn(read_tapped(copy, batcher));
+        return Ok(rx);
+    }
+    let stream = session
         .copy_out(query)
         .await
         .context(|| "starting COPY".into())?;
-    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    tokio::spawn(read_stream(stream, codec, ncols, batch_bytes, tx));
+    tokio::spawn(read_stream(stream, batcher));
     Ok(rx)
 }
 
-/// Reads one COPY stream to its end, sending batches off to be digested as they fill.
-async fn read_stream(
-    stream: CopyOutStream,
+/// Rows of one COPY on their way to the hashing pool, in batches of about `batch_bytes`.
+struct Batcher {
+    decoder: CopyDecoder,
     codec: Arc<RowCodec>,
-    ncols: usize,
     batch_bytes: usize,
     tx: mpsc::Sender<Item>,
-) {
+}
+
+impl Batcher {
+    /// Sends the complete rows off to be digested once they fill a batch; `false` when the
+    /// receiving side is gone.
+    async fn cut(&mut self) -> bool {
+        if self.decoder.complete_bytes() < self.batch_bytes {
+            return true;
+        }
+        let batch = self.decoder.take_batch().expect("complete rows");
+        let pending = digest_on_pool(self.codec.clone(), batch);
+        self.tx.send(Item::Batch(pending)).await.is_ok()
+    }
+
+    async fn fail(self, error: Error) {
+        let _ = self.tx.send(Item::Failed(error)).await;
+    }
+
+    /// Sends the last rows and the end of the stream.
+    async fn finish(self) {
+        let last = match self.decoder.finish() {
+            Ok(last) => last,
+            Err(e) => {
+                let _ = self.tx.send(Item::Failed(e.into())).await;
+                return;
+            }
+        };
+        if let Some(batch) = last {
+            let pending = digest_on_pool(self.codec, batch);
+            let _ = self.tx.send(Item::Batch(pending)).await;
+        }
+        let _ = self.tx.send(Item::End).await;
+    }
+}
+
+/// Reads one COPY stream of tokio-postgres to its end.
+async fn read_stream(stream: CopyOutStream, mut batcher: Batcher) {
     let mut stream = std::pin::pin!(stream);
-    let mut decoder = CopyDecoder::with_capacity(ncols, batch_bytes);
     while let Some(chunk) = stream.next().await {
         let pushed = chunk
             .map_err(Error::pg)
-            .and_then(|c| decoder.push(&c).map_err(Error::from));
+            .and_then(|c| batcher.decoder.push(&c).map_err(Error::from));
         if let Err(e) = pushed {
-            let _ = tx.send(Item::Failed(e)).await;
+            return batcher.fail(e).await;
+        }
+        if !batcher.cut().await {
             return;
         }
-        if decoder.complete_bytes() >= batch_bytes {
-            let batch = decoder.take_batch().expect("complete rows");
-            if tx
-                .send(Item::Batch(digest_on_pool(codec.clone(), batch)))
-                .await
-                .is_err()
-            {
-                return;
+    }
+    batcher.finish().await;
+}
+
+/// Reads one COPY off a tapped session to its end (giving the socket back there).
+async fn read_tapped(mut copy: TappedCopy, mut batcher: Batcher) {
+    loop {
+        let decoder = &mut batcher.decoder;
+        match copy.feed(&mut |row| decoder.push(row)).await {
+            Err(e) => return batcher.fail(e).await,
+            Ok(more) => {
+                if !batcher.cut().await {
+                    return;
+                }
+                if !more {
+                    break;
+                }
             }
         }
     }
-    let last = match decoder.finish() {
-        Ok(last) => last,
-        Err(e) => {
-            let _ = tx.send(Item::Failed(e.into())).await;
-            return;
-        }
-    };
-    if let Some(batch) = last {
-        let _ = tx.send(Item::Batch(digest_on_pool(codec, batch))).await;
-    }
-    let _ = tx.send(Item::End).await;
+    batcher.finish().await;
 }
 
 /// The next digested batch of a source, `None` at its end (or when the table is absent there).

@@ -16,7 +16,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{config::SslMode as PgSslMode, Client, Config, NoTls};
 
 use super::conninfo::{ConnInfo, SslMode};
-use super::socket;
+use super::socket::{self, Diverted, Tap};
 use crate::error::{Error, Result};
 
 /// The settings every session starts with, so that output functions and timeouts never depend
@@ -28,10 +28,48 @@ const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
      SELECT set_config('jit', 'off', false) WHERE current_setting('jit', true) IS NOT NULL";
 
+/// One session: its client, and the tap its COPY readers can take its socket over with.
+pub struct Session {
+    client: Client,
+    tap: Tap,
+}
+
+impl Session {
+    pub fn tap(&self) -> &Tap {
+        &self.tap
+    }
+
+    /// Takes the session's socket over for one statement ([`Tap::divert`]), `None` when it is
+    /// encrypted. First an empty query's round trip: tokio-postgres closes the statements it
+    /// drops with messages it sends without waiting for their replies, and only a reply to a
+    /// later request proves those read, and the connection task idle.
+    pub async fn divert(&self) -> Result<Option<Diverted>> {
+        if !self.tap.tappable() {
+            return Ok(None);
+        }
+        self.client.batch_execute("").await.map_err(Error::pg)?;
+        Ok(self.tap.divert())
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
 /// Connects, starts the connection task and applies the session settings.
-pub async fn connect(info: &ConnInfo) -> Result<Client> {
+pub async fn connect(info: &ConnInfo) -> Result<Session> {
     let config = pg_config(info);
-    let stream = socket::open(info).await.map_err(|e| {
+    let (stream, tap) = socket::open(info).await.map_err(|e| {
         Error::source(format!("cannot connect to {info}: {e}"))
             .with_hint("check that the server is running and reachable at that host and port")
     })?;
@@ -45,7 +83,10 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
             client
         }
         _ => {
-            let tls = LazyTls { info: info.clone() };
+            let tls = LazyTls {
+                info: info.clone(),
+                tap: tap.clone(),
+            };
             let (client, conn) = config
                 .connect_raw(stream, tls)
                 .await
@@ -58,7 +99,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
         .batch_execute(SESSION_SETUP)
         .await
         .map_err(|e| connect_error(info, e))?;
-    Ok(client)
+    Ok(Session { client, tap })
 }
 
 fn pg_config(info: &ConnInfo) -> Config {
@@ -85,6 +126,7 @@ fn pg_config(info: &ConnInfo) -> Config {
 /// with `sslmode=prefer` (the default) against a server without TLS it would go unused.
 struct LazyTls {
     info: ConnInfo,
+    tap: Tap,
 }
 
 impl<S> TlsConnect<S> for LazyTls
@@ -97,6 +139,8 @@ where
         Pin<Box<dyn Future<Output = std::result::Result<Self::Stream, Self::Error>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
+        // Called only when the server agreed to TLS: from here on the socket carries records.
+        self.tap.set_encrypted();
         Box::pin(async move {
             let mut make = tls_connector(&self.info)?;
             let tls = MakeTlsConnect::<S>::make_tls_connect(&mut make, &self.info.host)?;

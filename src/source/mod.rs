@@ -12,12 +12,14 @@ pub mod connect;
 pub mod conninfo;
 pub mod sample;
 pub mod socket;
+pub mod tapped_copy;
 
 use std::fmt;
 
 use serde::Serialize;
 use tokio_postgres::Client;
 
+pub use connect::Session;
 pub use conninfo::ConnInfo;
 
 use crate::error::{Context, Result};
@@ -66,7 +68,7 @@ pub struct Source {
     pub role: Role,
     pub info: ConnInfo,
     pub snapshot: SnapshotInfo,
-    coordinator: Client,
+    coordinator: Session,
 }
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -105,7 +107,7 @@ impl Source {
     }
 
     /// A new session that sees exactly the coordinator's snapshot.
-    pub async fn worker(&self) -> Result<Client> {
+    pub async fn worker(&self) -> Result<Session> {
         let at = || format!("opening a worker session on {} ({})", self.role, self.info);
         let client = connect::connect(&self.info)
             .await

@@ -11,6 +11,7 @@ mod random;
 mod recover;
 mod status;
 mod support;
+mod tapped_copy;
 mod three_way;
 mod tls;
 mod types;
