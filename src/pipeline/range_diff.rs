@@ -369,8 +369,7 @@ async fn read_stream(stream: CopyOutStream, mut batcher: Batcher) {
 /// Reads one COPY off a tapped session to its end (giving the socket back there).
 async fn read_tapped(mut copy: TappedCopy, mut batcher: Batcher) {
     loop {
-        let decoder = &mut batcher.decoder;
-        match copy.feed(&mut |row| decoder.push(row)).await {
+        match copy.feed(&mut batcher.decoder).await {
             Err(e) => return batcher.fail(e).await,
             Ok(more) => {
                 if !batcher.cut().await {

@@ -59,6 +59,14 @@ impl RowBatch {
 }
 
 /// Incremental parser of one binary COPY stream.
+///
+/// Its bytes come in one of two ways. [`CopyDecoder::push`] copies in chunks of the stream
+/// itself (tokio-postgres's `CopyData` payloads). Or the protocol's bytes are read straight into
+/// [`CopyDecoder::buffer`], and [`CopyDecoder::payload`] marks where each `CopyData` payload
+/// lies in it: the rows are then parsed where they landed, and a batch is a slice of the very
+/// buffer the socket filled, message headers and all, without a copy. (A row that runs on from
+/// one payload into the next, which PostgreSQL does not send but the protocol allows, has its
+/// first part moved up against the second, over the header between.)
 #[derive(Debug)]
 pub struct CopyDecoder {
     ncols: usize,
@@ -66,6 +74,12 @@ pub struct CopyDecoder {
     pending: BytesMut,
     /// Where the next unparsed row starts in `pending`.
     parsed: usize,
+    /// The end of the bytes rows may be parsed from: all of `pending` for pushed chunks, the end
+    /// of the last payload marked for read-in bytes.
+    window_end: usize,
+    /// Read-in bytes: where the next protocol message starts (kept by the caller, moved here
+    /// when a batch is cut).
+    framed_to: usize,
     fields: Vec<(u32, i32)>,
     header_done: bool,
     trailer_seen: bool,
@@ -79,15 +93,23 @@ impl CopyDecoder {
     /// A decoder whose buffer is sized for batches of about `batch_bytes`, so a batch fills one
     /// allocation instead of growing (and copying) through several.
     pub fn with_capacity(ncols: usize, batch_bytes: usize) -> Self {
+        let batch_bytes = batch_bytes.max(4096);
         CopyDecoder {
             ncols,
-            batch_bytes: batch_bytes.max(4096),
-            pending: BytesMut::with_capacity(batch_bytes.max(4096) + 64 * 1024),
+            batch_bytes,
+            pending: BytesMut::with_capacity(Self::buffer_size(batch_bytes)),
             parsed: 0,
+            window_end: 0,
+            framed_to: 0,
             fields: Vec::new(),
             header_done: false,
             trailer_seen: false,
         }
+    }
+
+    /// A batch's bytes and the reads that overshoot it.
+    fn buffer_size(batch_bytes: usize) -> usize {
+        batch_bytes + 512 * 1024
     }
 
     /// Appends a chunk and parses every row it completes.
@@ -95,13 +117,54 @@ impl CopyDecoder {
         if self.trailer_seen && !chunk.is_empty() {
             return Err(copy_error("data after the end-of-copy trailer"));
         }
-        if self.pending.capacity() - self.pending.len() < chunk.len() {
-            // The front of the buffer belongs to batches already cut: start a new one of a full
-            // batch's size rather than doubling a small remainder.
-            self.pending
-                .reserve(chunk.len().max(self.batch_bytes + 64 * 1024));
-        }
         self.pending.extend_from_slice(chunk);
+        self.window_end = self.pending.len();
+        self.parse()
+    }
+
+    /// The buffer protocol bytes are read into, with at least `room` bytes free.
+    pub fn buffer(&mut self, room: usize) -> &mut BytesMut {
+        if self.pending.capacity() - self.pending.len() < room {
+            self.pending.reserve(room);
+        }
+        &mut self.pending
+    }
+
+    /// The bytes read in so far (since the last batch was cut).
+    pub fn bytes(&self) -> &[u8] {
+        &self.pending
+    }
+
+    /// Read-in bytes: where the next protocol message starts.
+    pub fn framed_to(&self) -> usize {
+        self.framed_to
+    }
+
+    pub fn set_framed_to(&mut self, at: usize) {
+        self.framed_to = at;
+    }
+
+    /// Read-in bytes: the `CopyData` payload at `start..end` of [`CopyDecoder::bytes`], after
+    /// every payload marked before; parses the rows it completes.
+    pub fn payload(&mut self, start: usize, end: usize) -> Result<(), ValueError> {
+        if self.trailer_seen && end > start {
+            return Err(copy_error("data after the end-of-copy trailer"));
+        }
+        if self.parsed < self.window_end {
+            // A row began in the last payload: close the gap (this message's header, and any
+            // message between) by moving the row's first part up against the rest.
+            let gap = start - self.window_end;
+            self.pending
+                .copy_within(self.parsed..self.window_end, self.parsed + gap);
+            self.parsed += gap;
+        } else {
+            self.parsed = start;
+        }
+        self.window_end = end;
+        self.parse()
+    }
+
+    fn parse(&mut self) -> Result<(), ValueError> {
         if !self.header_done && !self.parse_header()? {
             return Ok(());
         }
@@ -114,12 +177,22 @@ impl CopyDecoder {
         self.parsed
     }
 
-    /// Cuts the complete rows parsed so far into a batch (none when there are none).
+    /// Cuts the complete rows parsed so far into a batch (none when there are none), without
+    /// copying them. Once the buffer's remaining room is short of half a batch's buffer, the
+    /// bytes after the rows move to a new one, so reads never grow (and copy) an allocation.
     pub fn take_batch(&mut self) -> Option<RowBatch> {
         if self.fields.is_empty() {
             return None;
         }
         let buf = self.pending.split_to(self.parsed).freeze();
+        let size = Self::buffer_size(self.batch_bytes);
+        if self.pending.capacity() < size / 2 {
+            let mut next = BytesMut::with_capacity(size);
+            next.extend_from_slice(&self.pending);
+            self.pending = next;
+        }
+        self.window_end -= self.parsed;
+        self.framed_to = self.framed_to.saturating_sub(self.parsed);
         self.parsed = 0;
         let capacity = self.fields.len();
         let fields = std::mem::replace(&mut self.fields, Vec::with_capacity(capacity));
@@ -132,14 +205,14 @@ impl CopyDecoder {
 
     /// Ends the stream: the trailer must have been seen and no partial row left.
     pub fn finish(mut self) -> Result<Option<RowBatch>, ValueError> {
-        if !self.trailer_seen || self.parsed != self.pending.len() {
+        if !self.trailer_seen || self.parsed != self.window_end {
             return Err(copy_error("stream ended in the middle of a row"));
         }
         Ok(self.take_batch())
     }
 
     fn parse_header(&mut self) -> Result<bool, ValueError> {
-        let buf = &self.pending[..];
+        let buf = &self.pending[self.parsed..self.window_end];
         if buf.len() < SIGNATURE.len() + 8 {
             return Ok(false);
         }
@@ -154,14 +227,14 @@ impl CopyDecoder {
         if buf.len() < end {
             return Ok(false);
         }
-        self.parsed = end;
+        self.parsed += end;
         self.header_done = true;
         Ok(true)
     }
 
     /// Parses one row at `parsed` if it is complete; returns whether it advanced.
     fn parse_row(&mut self) -> Result<bool, ValueError> {
-        let buf = &self.pending[..];
+        let buf = &self.pending[..self.window_end];
         let mut pos = self.parsed;
         let Some(&[hi, lo]) = buf.get(pos..pos + 2) else {
             return Ok(false);

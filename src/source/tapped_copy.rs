@@ -2,22 +2,22 @@
 //! the query goes out as a simple-protocol `Query`, and the replies are framed here, the rows'
 //! bytes passed on without a message object each.
 //!
-//! [`Replies`] is the sans-I/O part: given the bytes at the front of the read buffer it walks the
-//! complete messages, hands every `CopyData` payload to the caller, keeps the first
-//! `ErrorResponse`, skips what may arrive at any time (notices, parameter changes,
-//! notifications), and stops at `ReadyForQuery`, where the session is in step again.
-//! [`TappedCopy`] drives it: it reads the socket into one buffer, walks it, and at the end hands
-//! the socket back to the connection task with whatever followed the statement.
+//! [`frame_at`] and [`Replies`] are the sans-I/O part: one frames the messages, the other takes
+//! them in order, tells which are `CopyData` payloads, keeps the first `ErrorResponse`, skips what
+//! may arrive at any time (notices, parameter changes, notifications), and stops at
+//! `ReadyForQuery`, where the session is in step again. [`TappedCopy`] drives them: it reads the
+//! socket straight into the row decoder's buffer, which parses each payload's rows where they
+//! landed (see [`CopyDecoder`]), and at the end hands the socket back to the connection task with
+//! whatever followed the statement.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 
 use super::socket::Diverted;
 use crate::error::{Error, Result};
-use crate::shape::ValueError;
+use crate::rows::batch::CopyDecoder;
 
-/// Room made in the read buffer before each read; the buffer is twice that, so the room is made
-/// by moving a partial message to its front rather than by allocating.
+/// Room made in the read buffer before each read.
 const READ_SPACE: usize = 256 * 1024;
 
 /// Where a statement's replies stand.
@@ -39,16 +39,54 @@ pub struct Replies {
     failed: Option<Error>,
 }
 
-/// How far one walk got.
+/// One protocol message at the front of some bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Walked {
-    /// Bytes of complete messages walked.
-    pub consumed: usize,
-    /// `ReadyForQuery` was reached: the statement is over, and `consumed` ends with it.
-    pub ready: bool,
-    /// The size of the incomplete message that follows, when its header is in (so the buffer
-    /// can be made big enough for it).
-    pub incomplete: Option<usize>,
+pub enum Frame {
+    /// A whole message: its tag, and where its body starts and ends.
+    Whole { tag: u8, start: usize, end: usize },
+    /// The start of a message of `size` bytes, not all of it in yet.
+    Partial { size: usize },
+}
+
+/// The message at `at` of `buf`, `None` when not even its header is in.
+pub fn frame_at(buf: &[u8], at: usize) -> Result<Option<Frame>> {
+    let Some(header) = buf.get(at..at + 5) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l >= 4)
+        .ok_or_else(|| protocol(format!("a message of length {len}")))?;
+    let (start, end) = (at + 5, at + 1 + len);
+    if buf.len() < end {
+        return Ok(Some(Frame::Partial { size: 1 + len }));
+    }
+    Ok(Some(Frame::Whole {
+        tag: header[0],
+        start,
+        end,
+    }))
+}
+
+/// What the bytes read so far came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The statement goes on; the next read must make `room` bytes (0: any) of room for the
+    /// message that was cut short.
+    More { room: usize },
+    /// `ReadyForQuery` ends at `end`: what follows belongs to the session.
+    Ready { end: usize },
+}
+
+/// What a message asks of the reader.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Its body is a `CopyData` payload: rows.
+    Rows,
+    Next,
+    /// It was `ReadyForQuery`: the statement is over.
+    Ready,
 }
 
 impl Default for Replies {
@@ -61,52 +99,11 @@ impl Default for Replies {
 }
 
 impl Replies {
-    /// Walks the complete messages at the front of `buf`, passing each row payload to `data`.
-    /// An error here (a message out of place, or one `data` refuses) leaves the protocol out of
+    /// Takes one message. An error here (a message out of place) leaves the protocol out of
     /// step: the session cannot be used again.
-    pub fn walk(
-        &mut self,
-        buf: &[u8],
-        data: &mut impl FnMut(&[u8]) -> Result<(), ValueError>,
-    ) -> Result<Walked> {
-        let mut pos = 0;
-        loop {
-            let Some(header) = buf.get(pos..pos + 5) else {
-                return Ok(self.walked(pos, false, None));
-            };
-            let tag = header[0];
-            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| l >= 4)
-                .ok_or_else(|| protocol(format!("a message of length {len}")))?;
-            let Some(body) = buf.get(pos + 5..pos + 1 + len) else {
-                return Ok(self.walked(pos, false, Some(1 + len)));
-            };
-            pos += 1 + len;
-            if self.message(tag, body, data)? {
-                return Ok(self.walked(pos, true, None));
-            }
-        }
-    }
-
-    fn walked(&self, consumed: usize, ready: bool, incomplete: Option<usize>) -> Walked {
-        Walked {
-            consumed,
-            ready,
-            incomplete,
-        }
-    }
-
-    /// Takes one message; whether it was `ReadyForQuery`.
-    fn message(
-        &mut self,
-        tag: u8,
-        body: &[u8],
-        data: &mut impl FnMut(&[u8]) -> Result<(), ValueError>,
-    ) -> Result<bool> {
+    pub fn message(&mut self, tag: u8, body: &[u8]) -> Result<Action> {
         match (tag, self.phase) {
-            (b'd', Phase::Copying) => data(body).map_err(Error::from)?,
+            (b'd', Phase::Copying) => return Ok(Action::Rows),
             (b'H', Phase::Starting) => {
                 if body.first() != Some(&1) {
                     return Err(protocol("a COPY in text format where binary was asked for"));
@@ -131,7 +128,7 @@ impl Replies {
                 if phase != Phase::Done && self.failed.is_none() {
                     return Err(protocol("the statement ended without a complete COPY"));
                 }
-                return Ok(true);
+                return Ok(Action::Ready);
             }
             (tag, phase) => {
                 return Err(protocol(format!(
@@ -140,10 +137,33 @@ impl Replies {
                 )))
             }
         }
-        Ok(false)
+        Ok(Action::Next)
     }
 
-    /// What the statement came to, once `ReadyForQuery` was walked.
+    /// Takes every whole message in `decoder`'s buffer from where the last call stopped, the
+    /// decoder parsing the rows of each `CopyData` where they lie.
+    pub fn take(&mut self, decoder: &mut CopyDecoder) -> Result<Taken> {
+        loop {
+            let at = decoder.framed_to();
+            let (tag, start, end) = match frame_at(decoder.bytes(), at)? {
+                Some(Frame::Whole { tag, start, end }) => (tag, start, end),
+                Some(Frame::Partial { size }) => {
+                    let room = size - (decoder.bytes().len() - at);
+                    return Ok(Taken::More { room });
+                }
+                None => return Ok(Taken::More { room: 0 }),
+            };
+            let action = self.message(tag, &decoder.bytes()[start..end])?;
+            decoder.set_framed_to(end);
+            match action {
+                Action::Rows => decoder.payload(start, end)?,
+                Action::Next => {}
+                Action::Ready => return Ok(Taken::Ready { end }),
+            }
+        }
+    }
+
+    /// What the statement came to, once `ReadyForQuery` was taken.
     pub fn outcome(&mut self) -> Result<()> {
         self.failed.take().map_or(Ok(()), Err)
     }
@@ -180,8 +200,10 @@ fn server_error(body: &[u8]) -> Error {
 pub struct TappedCopy {
     /// `None` once the statement ended and the socket went back.
     socket: Option<Diverted>,
-    buf: BytesMut,
     replies: Replies,
+    /// Room to make in the buffer before the next read: a read's worth, or all of a message
+    /// longer than that.
+    room: usize,
 }
 
 impl TappedCopy {
@@ -196,22 +218,20 @@ impl TappedCopy {
             .map_err(|e| Error::source(format!("sending the COPY statement: {e}")))?;
         Ok(TappedCopy {
             socket: Some(socket),
-            buf: BytesMut::with_capacity(2 * READ_SPACE),
             replies: Replies::default(),
+            room: READ_SPACE,
         })
     }
 
-    /// Reads what the socket holds and passes every row payload in it to `data`; `false` once
-    /// the statement has ended (and the socket is back with the session).
-    pub async fn feed(
-        &mut self,
-        data: &mut impl FnMut(&[u8]) -> Result<(), ValueError>,
-    ) -> Result<bool> {
+    /// Reads what the socket holds into `decoder`'s buffer and has it parse the rows of every
+    /// whole `CopyData` in it where they lie; `false` once the statement has ended (and the
+    /// socket is back with the session).
+    pub async fn feed(&mut self, decoder: &mut CopyDecoder) -> Result<bool> {
         let Some(socket) = self.socket.as_mut() else {
             return Ok(false);
         };
         let read = socket
-            .read_buf(&mut self.buf)
+            .read_buf(decoder.buffer(self.room))
             .await
             .map_err(|e| Error::source(format!("reading a COPY stream: {e}")))?;
         if read == 0 {
@@ -221,30 +241,28 @@ impl TappedCopy {
                 ),
             );
         }
-        let walked = self.replies.walk(&self.buf, data)?;
-        if walked.ready {
-            let socket = self.socket.take().expect("checked above");
-            socket.finish(&self.buf[walked.consumed..]);
-            self.buf = BytesMut::new();
-            self.replies.outcome()?;
-            return Ok(false);
+        match self.replies.take(decoder)? {
+            Taken::More { room } => {
+                self.room = room.max(READ_SPACE);
+                Ok(true)
+            }
+            Taken::Ready { end } => {
+                let socket = self.socket.take().expect("checked above");
+                socket.finish(&decoder.bytes()[end..]);
+                self.replies.outcome()?;
+                Ok(false)
+            }
         }
-        self.buf.advance(walked.consumed);
-        // Room for the next read, and for all of a message longer than that. Asking for no more
-        // than the allocation can give once the partial message is moved to its front keeps the
-        // one allocation: a new one per read cost a sixth of the client's CPU in page faults.
-        let missing = walked.incomplete.map_or(0, |size| size - self.buf.len());
-        let want = missing.max(READ_SPACE);
-        if self.buf.capacity() - self.buf.len() < want {
-            self.buf.reserve(want);
-        }
-        Ok(true)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::batch::tests::copy_stream;
+    use crate::rows::batch::RowBatch;
+
+    type Rows = Vec<Vec<Option<Vec<u8>>>>;
 
     fn message(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
@@ -253,113 +271,149 @@ mod tests {
         out
     }
 
-    /// The replies to a COPY of two rows, with a notice and a parameter change among them.
-    fn replies() -> Vec<u8> {
-        [
-            message(b'H', &[1, 0, 1, 0, 1]),
-            message(b'd', b"row one"),
-            message(b'N', b"SNOTICE\0Mhello\0\0"),
-            message(b'd', b"row two"),
-            message(b'S', b"in_hot_standby\0on\0"),
-            message(b'c', b""),
-            message(b'C', b"COPY 2\0"),
-            message(b'Z', b"T"),
-        ]
-        .concat()
+    /// Rows of two columns, some NULL, of varying widths.
+    fn rows(n: usize) -> Rows {
+        (0..n)
+            .map(|i| {
+                let text = "x".repeat(i % 7).into_bytes();
+                vec![
+                    Some((i as u64).to_be_bytes().to_vec()),
+                    (i % 3 != 0).then_some(text),
+                ]
+            })
+            .collect()
     }
 
-    fn walk_all(stream: &[u8], step: usize) -> (Vec<Vec<u8>>, Result<usize>) {
-        let mut replies = Replies::default();
-        let mut rows = Vec::new();
-        let mut start = 0;
-        let mut end = 0;
-        loop {
-            end = (end + step).min(stream.len());
-            let walked = replies.walk(&stream[start..end], &mut |row| {
-                rows.push(row.to_vec());
-                Ok(())
-            });
-            let walked = match walked {
-                Ok(w) => w,
-                Err(e) => return (rows, Err(e)),
-            };
-            start += walked.consumed;
-            if walked.ready {
-                return (rows, replies.outcome().map(|()| start));
-            }
-            if end == stream.len() {
-                return (rows, Err(Error::internal("stream ended early")));
+    const COPY_OUT: &[u8] = &[1, 0, 2, 0, 1, 0, 1];
+
+    /// The replies to a COPY of `rows`, its stream cut into `CopyData` payloads every `cut`
+    /// bytes (so rows straddle them), with a notice and a parameter change among them and a
+    /// notification after; and where the statement's replies end.
+    fn replies(rows: &Rows, cut: usize) -> (Vec<u8>, usize) {
+        let mut out = message(b'H', COPY_OUT);
+        for (i, piece) in copy_stream(rows).chunks(cut).enumerate() {
+            out.extend(message(b'd', piece));
+            if i == 2 {
+                out.extend(message(b'N', b"SNOTICE\0Mhello\0\0"));
             }
         }
+        out.extend(message(b'S', b"in_hot_standby\0on\0"));
+        out.extend(message(b'c', b""));
+        out.extend(message(b'C', b"COPY 2\0"));
+        out.extend(message(b'Z', b"T"));
+        let statement = out.len();
+        out.extend(message(b'A', b"later"));
+        (out, statement)
+    }
+
+    /// Feeds `stream` `step` bytes at a time, cutting a batch after every `every`-th read as
+    /// the reader does; the rows decoded, and where `ReadyForQuery` ended in the stream.
+    fn take_all(stream: &[u8], step: usize, every: usize) -> Result<(Rows, usize)> {
+        let mut replies = Replies::default();
+        let mut decoder = CopyDecoder::new(2);
+        let mut batches = Vec::new();
+        let mut cut_off = 0;
+        for (i, chunk) in stream.chunks(step).enumerate() {
+            decoder.buffer(chunk.len()).extend_from_slice(chunk);
+            if let Taken::Ready { end } = replies.take(&mut decoder)? {
+                replies.outcome()?;
+                let statement = cut_off + end;
+                batches.extend(decoder.finish()?);
+                return Ok((decoded(&batches), statement));
+            }
+            if i % every == 0 {
+                let before = decoder.bytes().len();
+                batches.extend(decoder.take_batch());
+                cut_off += before - decoder.bytes().len();
+            }
+        }
+        Err(Error::internal("the stream ended before ReadyForQuery"))
+    }
+
+    fn decoded(batches: &[RowBatch]) -> Rows {
+        batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.len())
+                    .map(move |r| (0..2).map(|c| b.field(r, c).map(<[u8]>::to_vec)).collect())
+            })
+            .collect()
     }
 
     #[test]
-    fn walks_any_split_of_the_replies_and_stops_at_ready_for_query() {
-        let mut stream = replies();
-        let statement = stream.len();
-        stream.extend_from_slice(&message(b'A', b"later"));
-        for step in 1..stream.len() {
-            let (rows, end) = walk_all(&stream, step);
-            assert_eq!(
-                rows,
-                [b"row one".to_vec(), b"row two".to_vec()],
-                "step {step}"
-            );
-            assert_eq!(end.unwrap(), statement, "step {step}");
+    fn decodes_rows_in_place_across_any_reads_payload_cuts_and_batches() {
+        let want = rows(40);
+        for cut in [1, 3, 17, 64, 10_000] {
+            let (stream, statement) = replies(&want, cut);
+            for step in [1, 2, 5, 31, 200, stream.len()] {
+                for every in [1, 3, 1000] {
+                    let at = format!("cut {cut} step {step} every {every}");
+                    let (got, end) =
+                        take_all(&stream, step, every).unwrap_or_else(|e| panic!("{at}: {e}"));
+                    assert_eq!(got, want, "{at}");
+                    assert_eq!(end, statement, "{at}");
+                }
+            }
         }
     }
 
     #[test]
     fn reports_the_server_error_after_ready_for_query() {
-        let stream = [
-            message(b'H', &[1, 0, 1, 0, 1]),
-            message(b'd', b"row one"),
-            message(
-                b'E',
-                b"SERROR\0VERROR\0C57014\0Mcanceling statement due to user request\0Htry again\0\0",
-            ),
-            message(b'Z', b"E"),
-        ]
-        .concat();
-        let (rows, end) = walk_all(&stream, 7);
-        assert_eq!(rows.len(), 1);
-        let err = end.unwrap_err();
+        let mut stream = message(b'H', COPY_OUT);
+        stream.extend(message(b'd', &copy_stream(&rows(3))[..40]));
+        stream.extend(message(
+            b'E',
+            b"SERROR\0VERROR\0C57014\0Mcanceling statement due to user request\0Htry again\0\0",
+        ));
+        stream.extend(message(b'Z', b"E"));
+        let err = take_all(&stream, 7, 1).unwrap_err();
         assert_eq!(
             err.to_string(),
             "error: canceling statement due to user request"
         );
         assert_eq!(err.hint(), Some("try again"));
+        let refused = [
+            message(b'E', b"SERROR\0Mpermission denied for table t\0\0"),
+            message(b'Z', b"I"),
+        ]
+        .concat();
+        let err = take_all(&refused, 100, 1).unwrap_err().to_string();
+        assert_eq!(err, "starting COPY: error: permission denied for table t");
     }
 
     #[test]
-    fn refuses_messages_out_of_place() {
+    fn refuses_messages_out_of_place_and_rows_cut_short() {
+        let copy = copy_stream(&rows(2));
         for stream in [
-            // rows before the COPY began, a text COPY, a statement that was no COPY, a bad length
+            // rows before the COPY began, a text COPY, a statement that was no COPY, a bad
+            // length, a row-description in a COPY
             [message(b'd', b"x"), message(b'Z', b"I")].concat(),
             [message(b'H', &[0, 0, 0]), message(b'Z', b"I")].concat(),
             [message(b'C', b"SELECT 1\0"), message(b'Z', b"I")].concat(),
-            [message(b'H', &[1, 0, 0]), message(b'T', b"")].concat(),
+            [message(b'H', COPY_OUT), message(b'T', b"")].concat(),
             vec![b'd', 0, 0, 0, 2],
         ] {
-            let (_, end) = walk_all(&stream, stream.len());
-            let err = end.unwrap_err().to_string();
+            let err = take_all(&stream, stream.len(), 1).unwrap_err().to_string();
             assert!(err.contains("protocol error"), "{err}");
         }
+        let cut_short = [
+            message(b'H', COPY_OUT),
+            message(b'd', &copy[..copy.len() - 5]),
+            message(b'c', b""),
+            message(b'Z', b"I"),
+        ]
+        .concat();
+        let err = take_all(&cut_short, 9, 1).unwrap_err().to_string();
+        assert!(err.contains("middle of a row"), "{err}");
     }
 
     #[test]
-    fn says_how_long_an_incomplete_message_is() {
-        let stream = message(b'd', &[7; 1000]);
-        let walked = Replies::default()
-            .walk(&stream[..100], &mut |_| Ok(()))
-            .unwrap();
-        assert_eq!(
-            walked,
-            Walked {
-                consumed: 0,
-                ready: false,
-                incomplete: Some(1005)
-            }
-        );
+    fn says_how_much_room_a_cut_short_message_needs() {
+        let stream = [message(b'H', &[1, 0, 0]), message(b'd', &[7; 1000])].concat();
+        let mut decoder = CopyDecoder::new(1);
+        decoder.buffer(200).extend_from_slice(&stream[..108]);
+        let taken = Replies::default().take(&mut decoder).unwrap();
+        // The CopyData message is 1005 bytes; 100 of them are in.
+        assert_eq!(taken, Taken::More { room: 905 });
     }
 }

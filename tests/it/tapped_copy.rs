@@ -37,10 +37,7 @@ async fn tapped(session: &Session, query: &str) -> Result<Vec<i64>, String> {
     let mut decoder = CopyDecoder::new(1);
     let mut values = Vec::new();
     loop {
-        let more = copy
-            .feed(&mut |row| decoder.push(row))
-            .await
-            .map_err(|e| e.to_string());
+        let more = copy.feed(&mut decoder).await.map_err(|e| e.to_string());
         if let Some(batch) = decoder.take_batch() {
             for row in 0..batch.len() {
                 let raw = batch.field(row, 0).expect("not null");
@@ -115,7 +112,8 @@ fn an_abandoned_tapped_copy_ends_the_session() {
         )
         .await
         .expect("start");
-        assert!(copy.feed(&mut |_| Ok(())).await.expect("first bytes"));
+        let mut decoder = CopyDecoder::new(1);
+        assert!(copy.feed(&mut decoder).await.expect("first bytes"));
         drop(copy);
         // The connection task ends on the broken socket: the client says its connection closed.
         let err = s.query_one("SELECT 1", &[]).await.unwrap_err();
