@@ -563,6 +563,18 @@ impl Number<'_> {
     /// leading or trailing zero digit, so equal values (at any scale) write equal bytes.
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(TAG_NUMBER);
+        if self.frac.is_empty() && self.exp.is_empty() && self.int != b"0" {
+            // A plain integer (the commonest number, and JSON allows it no leading zero): the
+            // general path's bytes, without its iterator chains and i128 exponent.
+            let digits = self.int;
+            let trailing = digits.iter().rev().take_while(|&&d| d == b'0').count();
+            out.push(if self.negative { b'-' } else { b'+' });
+            out.push(0);
+            put_varint(out, 2 * trailing as u64);
+            put_len(out, digits.len() - trailing);
+            out.extend_from_slice(&digits[..digits.len() - trailing]);
+            return;
+        }
         let all = || self.int.iter().chain(self.frac);
         let Some(first) = all().position(|&d| d != b'0') else {
             out.push(b'0');
