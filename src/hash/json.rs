@@ -345,7 +345,13 @@ fn sort_members(container: &mut Container) {
     let key = |m: &Member| &buf[m.key.0..m.key.1];
     // Stable, so duplicates keep their text order and the last one of each run wins.
     container.members.sort_by(|a, b| key(a).cmp(key(b)));
-    let members = &mut container.members;
+    let kept = keep_last_of_runs(&mut container.members, key);
+    container.members.truncate(kept);
+}
+
+/// Of each run of sorted members with equal keys, keeps the last (moved to the front, in
+/// order); how many are kept.
+fn keep_last_of_runs<'k, M: Copy>(members: &mut [M], key: impl Fn(&M) -> &'k [u8]) -> usize {
     let mut kept = 0;
     for i in 0..members.len() {
         if kept > 0 && key(&members[kept - 1]) == key(&members[i]) {
@@ -355,7 +361,7 @@ fn sort_members(container: &mut Container) {
             kept += 1;
         }
     }
-    members.truncate(kept);
+    kept
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {

@@ -243,6 +243,22 @@ fn broken() -> io::Error {
     io::Error::other("the session was closed after a COPY stream was abandoned midway")
 }
 
+/// Runs `op` on the socket when the connection task has it; waits out a diversion (woken at its
+/// end, which may have taken the socket's readiness registration over); fails on a broken
+/// session.
+fn poll_socket<R>(
+    state: &mut TapState,
+    cx: &mut Context<'_>,
+    op: impl FnOnce(Pin<&mut Io>, &mut Context<'_>) -> Poll<io::Result<R>>,
+) -> Poll<io::Result<R>> {
+    Tap::park(state, cx);
+    match state.holder() {
+        Holder::Here(io) => op(Pin::new(io), cx),
+        Holder::Diverted => Poll::Pending,
+        Holder::Broken => Poll::Ready(Err(broken())),
+    }
+}
+
 impl AsyncRead for Socket {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -255,15 +271,9 @@ impl AsyncRead for Socket {
             buf.put_slice(&state.leftover.split_to(n));
             return Poll::Ready(Ok(()));
         }
-        // Woken at the end of a diversion, which may have taken the socket's readiness
-        // registration over. The read happens under the lock, so a diversion starts either
-        // before it (and this read waits) or after it (and finds no read in flight).
-        Tap::park(&mut state, cx);
-        match state.holder() {
-            Holder::Here(io) => Pin::new(io).poll_read(cx, buf),
-            Holder::Diverted => Poll::Pending,
-            Holder::Broken => Poll::Ready(Err(broken())),
-        }
+        // The read happens under the lock, so a diversion starts either before it (and this
+        // read waits) or after it (and finds no read in flight).
+        poll_socket(&mut state, cx, |io, cx| io.poll_read(cx, buf))
     }
 }
 
@@ -273,13 +283,7 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut state = self.tap.lock();
-        Tap::park(&mut state, cx);
-        match state.holder() {
-            Holder::Here(io) => Pin::new(io).poll_write(cx, buf),
-            Holder::Diverted => Poll::Pending,
-            Holder::Broken => Poll::Ready(Err(broken())),
-        }
+        poll_socket(&mut self.tap.lock(), cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

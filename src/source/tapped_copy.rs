@@ -10,7 +10,9 @@
 //! landed (see [`CopyDecoder`]), and at the end hands the socket back to the connection task with
 //! whatever followed the statement.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::{Header, Message};
 use postgres_protocol::message::frontend;
 
 use super::socket::Diverted;
@@ -50,20 +52,18 @@ pub enum Frame {
 
 /// The message at `at` of `buf`, `None` when not even its header is in.
 pub fn frame_at(buf: &[u8], at: usize) -> Result<Option<Frame>> {
-    let Some(header) = buf.get(at..at + 5) else {
+    let header = Header::parse(&buf[at.min(buf.len())..])
+        .map_err(|e| protocol(format!("a message header: {e}")))?;
+    let Some(header) = header else {
         return Ok(None);
     };
-    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|&l| l >= 4)
-        .ok_or_else(|| protocol(format!("a message of length {len}")))?;
+    let len = header.len() as usize;
     let (start, end) = (at + 5, at + 1 + len);
     if buf.len() < end {
         return Ok(Some(Frame::Partial { size: 1 + len }));
     }
     Ok(Some(Frame::Whole {
-        tag: header[0],
+        tag: header.tag(),
         start,
         end,
     }))
@@ -174,25 +174,27 @@ fn protocol(what: impl std::fmt::Display) -> Error {
         .with_hint("the server sent what PostgreSQL's protocol does not allow here; is it PostgreSQL, or a proxy in between?")
 }
 
-/// An `ErrorResponse`'s severity, message and hint, shown like tokio-postgres's errors are.
+/// An `ErrorResponse`'s severity, message and hint (read by postgres-protocol), shown like
+/// tokio-postgres's errors are.
 fn server_error(body: &[u8]) -> Error {
-    let (mut severity, mut message, mut hint) = ("ERROR".to_string(), String::new(), None);
-    let mut fields = body;
-    while let Some((&kind, rest)) = fields.split_first() {
-        if kind == 0 {
-            break;
+    let mut message = BytesMut::with_capacity(body.len() + 5);
+    message.put_u8(b'E');
+    message.put_i32(body.len() as i32 + 4);
+    message.extend_from_slice(body);
+    let (mut severity, mut text, mut hint) = ("ERROR".to_string(), String::new(), None);
+    if let Ok(Some(Message::ErrorResponse(error))) = Message::parse(&mut message) {
+        let mut fields = error.fields();
+        while let Ok(Some(field)) = fields.next() {
+            let value = || String::from_utf8_lossy(field.value_bytes()).into_owned();
+            match field.type_() {
+                b'S' => severity = value(),
+                b'M' => text = value(),
+                b'H' => hint = Some(value()),
+                _ => {}
+            }
         }
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        let value = String::from_utf8_lossy(&rest[..end]).into_owned();
-        match kind {
-            b'S' => severity = value,
-            b'M' => message = value,
-            b'H' => hint = Some(value),
-            _ => {}
-        }
-        fields = rest.get(end + 1..).unwrap_or_default();
     }
-    Error::server(&severity, &message, hint.as_deref())
+    Error::server(&severity, &text, hint.as_deref())
 }
 
 /// A statement in flight on a diverted session.

@@ -10,7 +10,10 @@
 //! text, so errors are reported in one place and this path never accepts what that one refuses.
 //! The bytes written are the general parser's, which a differential test checks on random texts.
 
-use super::{put_len, Cursor, TAG_ARRAY, TAG_FALSE, TAG_NULL, TAG_OBJECT, TAG_STRING, TAG_TRUE};
+use super::{
+    keep_last_of_runs, put_len, Cursor, TAG_ARRAY, TAG_FALSE, TAG_NULL, TAG_OBJECT, TAG_STRING,
+    TAG_TRUE,
+};
 
 /// The most members of one object taken here; larger objects go to the general parser.
 const MEMBERS: usize = 16;
@@ -68,14 +71,11 @@ fn object(cur: &mut Cursor<'_>, out: &mut Vec<u8>) -> bool {
                 value: (at, out.len()),
             };
             count += 1;
-            cur.skip_ws();
-            if cur.eat(b',') {
-                continue;
+            match after_item(cur, b'}') {
+                Some(true) => {}
+                Some(false) => break,
+                None => return false,
             }
-            if cur.eat(b'}') {
-                break;
-            }
-            return false;
         }
     }
     let text = cur.text;
@@ -106,14 +106,11 @@ fn array(cur: &mut Cursor<'_>, out: &mut Vec<u8>) -> bool {
                 return false;
             }
             count += 1;
-            cur.skip_ws();
-            if cur.eat(b',') {
-                continue;
+            match after_item(cur, b']') {
+                Some(true) => {}
+                Some(false) => break,
+                None => return false,
             }
-            if cur.eat(b']') {
-                break;
-            }
-            return false;
         }
     }
     let head = out.len();
@@ -122,6 +119,16 @@ fn array(cur: &mut Cursor<'_>, out: &mut Vec<u8>) -> bool {
     out.extend_from_within(scratch..head);
     out.drain(scratch..head);
     true
+}
+
+/// After a member or element: `Some(true)` at a `,`, `Some(false)` at the container's `close`,
+/// `None` at anything else.
+fn after_item(cur: &mut Cursor<'_>, close: u8) -> Option<bool> {
+    cur.skip_ws();
+    if cur.eat(b',') {
+        return Some(true);
+    }
+    cur.eat(close).then_some(false)
 }
 
 /// Sorts members by key bytes, stably, and keeps the last of each run of equal keys (as jsonb
@@ -136,16 +143,7 @@ fn sort_members<'t>(members: &mut [Member], key: impl Fn(&Member) -> &'t [u8]) -
             j -= 1;
         }
     }
-    let mut kept = 0;
-    for i in 0..members.len() {
-        if kept > 0 && key(&members[kept - 1]) == key(&members[i]) {
-            members[kept - 1] = members[i];
-        } else {
-            members[kept] = members[i];
-            kept += 1;
-        }
-    }
-    kept
+    keep_last_of_runs(members, key)
 }
 
 /// A scalar value encoded as the general parser encodes it; `false` for a container, an escaped
