@@ -26,6 +26,13 @@ async fn session(db: &str) -> Session {
 
 /// Runs `query` through the tap: the values of its first (int8) column, or the error.
 async fn tapped(session: &Session, query: &str) -> Result<Vec<i64>, String> {
+    let within = std::time::Duration::from_secs(60);
+    tokio::time::timeout(within, tapped_rows(session, query))
+        .await
+        .unwrap_or_else(|_| panic!("{query} did not end within {within:?}"))
+}
+
+async fn tapped_rows(session: &Session, query: &str) -> Result<Vec<i64>, String> {
     let socket = session
         .divert()
         .await
@@ -50,8 +57,17 @@ async fn tapped(session: &Session, query: &str) -> Result<Vec<i64>, String> {
     }
 }
 
+/// A reply the socket's low-water mark held back would hang here: fail instead.
 async fn one(session: &Session, sql: &str) -> i64 {
-    session.query_one(sql, &[]).await.expect(sql).get(0)
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        session.query_one(sql, &[]),
+    );
+    reply
+        .await
+        .unwrap_or_else(|_| panic!("no reply to {sql} within 20 s"))
+        .expect(sql)
+        .get(0)
 }
 
 #[test]
