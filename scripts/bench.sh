@@ -233,11 +233,24 @@ raw_copy_base() {
   done
   wait "${pids[@]}"
 }
-take_baseline() { # url, out, extra args
+take_baseline() { # url, out, extra args; prints wall s, peak RSS KB, user s, system s
   local url=$1 out=$2; shift 2
   rm -rf "$out"
-  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" baseline --source "$url" --out "$out" --jobs "$JOBS" -q "$@" >/dev/null
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.txt" "$BIN" baseline --source "$url" --out "$out" --jobs "$JOBS" -q "$@" >/dev/null
   tail -1 "$WORK/time.txt"
+}
+# CPU ticks the processes of cluster $1 have used so far: the postmaster's live children, and
+# through the postmaster's cutime/cstime the backends that have ended. Server and client share
+# the cores, so a baseline's wall time follows the sum of both sides' CPU.
+server_ticks() {
+  local pm total=0 p f
+  pm=$(head -1 "$WORK/$1/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do
+    read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
+    total=$(( total + f[13] + f[14] ))
+    [ "$p" = "$pm" ] && total=$(( total + f[15] + f[16] ))
+  done
+  echo "$total"
 }
 compare_time() { # base, target
   /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$BIN" verify --base "$1" --target "$2" --jobs "$JOBS" -q >"$WORK/cmp.out" || [ $? -eq 1 ]
@@ -246,11 +259,15 @@ compare_time() { # base, target
 if [ "${BASELINE:-1}" = 1 ]; then
   echo
   echo "== baseline benchmark: $ROWS rows, jobs $JOBS"
-  RAWB=(); BL=(); BLR=()
+  RAWB=(); BL=(); BLR=(); CPU=()
   for ((i = 0; i < REPEAT; i++)); do
+    t0=$(server_ticks base)
     RAWB+=("$(timed raw_copy_base)")
-    read -r s kb < <(take_baseline "$BASE_URL" "$WORK/bl-plain"); BL+=("$s $kb")
-    read -r s kb < <(take_baseline "$BASE_URL" "$WORK/bl-rows" --rows); BLR+=("$s $kb")
+    t1=$(server_ticks base)
+    read -r s kb us ss < <(take_baseline "$BASE_URL" "$WORK/bl-plain"); BL+=("$s $kb")
+    t2=$(server_ticks base)
+    CPU+=("$(( t1 - t0 )) $(( t2 - t1 )) $us $ss")
+    read -r s kb _ _ < <(take_baseline "$BASE_URL" "$WORK/bl-rows" --rows); BLR+=("$s $kb")
   done
   rawb=$(printf '%s\n' "${RAWB[@]}" | best)
   bl=$(printf '%s\n' "${BL[@]}" | sort -g | head -1)
@@ -296,6 +313,16 @@ print("median ratio of the runs, each baseline to the raw COPY next to it: "
       "runs: " + ", ".join(f"{r:.1f}/{b:.1f}" for r, b, _ in pairs))
 per = 1e6 / rows
 print(f"baseline size per 1e6 rows: {plain*per/1e6:.2f} MB without --rows, {withrows*per/1e6:.1f} MB with --rows")
+PY
+  python3 - "$(getconf CLK_TCK)" "$(printf '%s\n' "${CPU[@]}")" <<'PY'
+import statistics, sys
+tick = int(sys.argv[1])
+runs = [[float(x) for x in line.split()] for line in sys.argv[2].splitlines()]
+med = lambda xs: statistics.median(xs)
+print("CPU seconds, median of the runs: raw COPY server "
+      f"{med([r[0] for r in runs]) / tick:.2f}; baseline server {med([r[1] for r in runs]) / tick:.2f}, "
+      f"client {med([r[2] + r[3] for r in runs]):.2f} (user {med([r[2] for r in runs]):.2f}, "
+      f"system {med([r[3] for r in runs]):.2f})")
 PY
 fi
 
