@@ -80,12 +80,14 @@ pub fn key_json(kinds: &[TypeKind], framed: &[u8]) -> Result<String, ValueError>
 
 fn properties(digest_column: &str) -> Result<WriterProperties> {
     let zstd = ZstdLevel::try_new(1).map_err(|e| Error::internal(e.to_string()))?;
-    // Digests are random bytes: dictionaries, statistics and compression only cost time there.
+    // Every key is unique, so a dictionary never pays: building one until it overflows cost a
+    // seventh of the client's CPU on a `--rows` baseline. Digests are random bytes: statistics
+    // and compression only cost time there too.
     let digest = ColumnPath::from(digest_column);
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_column_dictionary_enabled(digest.clone(), false)
+        .set_dictionary_enabled(false)
         .set_column_statistics_enabled(digest.clone(), EnabledStatistics::None)
         .set_column_compression(digest, Compression::UNCOMPRESSED)
         .build())
