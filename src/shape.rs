@@ -1,11 +1,11 @@
 //! What every stage agrees a table is.
 //!
-//! The catalog reader (`source::catalog`) builds a [`TableShape`] per source;
-//! `compare::schema::reconcile` then lines up the shapes of one table across sources into a
-//! [`TablePlan`](crate::compare::schema::TablePlan): the columns compared (by name, in the base's
-//! order, key columns first), the schema differences, and the per-source [`TypeKind`] of every
-//! compared column. The decoders, the canonical encoding, the key
-//! encoding and the reports only ever see these types, never the catalog queries behind them.
+//! The catalog reader (`source::catalog`) builds a [`TableShape`] per source; the table plan
+//! (`plan::reconcile`) then lines up the shapes of one table across sources into a `TablePlan`:
+//! the columns compared (by name, in the base's order, key columns first), the schema
+//! differences, and the per-source [`TypeKind`] of every compared column. The decoders, the
+//! canonical encoding, the key encoding and the reports only ever see these types, never the
+//! catalog queries behind them.
 
 use std::fmt;
 

@@ -17,12 +17,11 @@ use tokio_postgres::Client;
 
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::hash::digest::{digest_batch, on_pool, Digest, RowCodec};
-use crate::pipeline::findings::KeyRecord;
-use crate::recover::fetch::{
-    JoinChoice, KeyChunks, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN,
-};
-use crate::recover::plan::TableRestore;
+use crate::hash::digest::{digest_batch, Digest, RowCodec};
+use crate::pool::on_pool;
+use crate::recover::fetch::{JoinChoice, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN};
+use crate::recovery::keys::{KeyChunks, KeyRecord};
+use crate::recovery::plan::TableRestore;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::tree::{hex, is_hex_of, unhex_into};
 

@@ -33,13 +33,15 @@ use tokio_postgres::Client;
 
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::hash::digest::{on_pool, RowCodec};
-use crate::pipeline::findings::key_file;
-use crate::recover::fetch::{for_each_record, key_filter};
-use crate::recover::plan::{RecoverPlan, TableRestore};
+use crate::hash::digest::RowCodec;
+use crate::pool::on_pool;
+use crate::recovery::keys::for_each_record;
+use crate::recovery::keys::key_file;
+use crate::recovery::plan::{RecoverPlan, TableRestore};
+use crate::recovery::script::{parse_script, Step};
 use crate::shape::TableName;
-use crate::sink::sql::{parse_script, Step};
 use crate::source::{catalog, connect, ConnInfo};
+use crate::sql::key_filter;
 use guard::{check_table, Expect, Mismatch};
 
 /// One `apply` run.

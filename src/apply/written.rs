@@ -29,14 +29,15 @@ use serde::Deserialize;
 use tokio_postgres::Client;
 
 use super::guard::Skipped;
-use crate::check::fixup::FixupPlan;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::hash::digest::{digest_batch, on_pool, RowCodec};
-use crate::recover::plan::{TableRestore, WrittenSum};
+use crate::hash::digest::{digest_batch, RowCodec};
+use crate::pool::on_pool;
+use crate::recovery::fixups::FixupPlan;
+use crate::recovery::plan::{TableRestore, WrittenSum};
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::shape::TableName;
-use crate::sink::sql::qualified_list;
+use crate::sql::qualified_list;
 use crate::tree::{unhex_digest, Fingerprint};
 
 /// Restored keys per page of the table from which one scan reads less than a probe per key,
@@ -239,7 +240,7 @@ fn planned_fingerprint(path: &Path, skip: &Skipped) -> Result<Option<Fingerprint
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::fixup::FixupEntry;
+    use crate::recovery::fixups::FixupEntry;
 
     fn step(kind: &str, table: Option<&str>, active: bool) -> FixupEntry {
         FixupEntry {

@@ -24,14 +24,15 @@ use tokio::sync::mpsc;
 
 use super::files::{read_leaves, unframe_key, KeyedRow, StoredRows};
 use super::manifest::{root_of, Baseline, TableEntry};
+use crate::baseline::capture::{capture, span_rows, CaptureTable};
 use crate::classify::{two_way, Class, Finding};
-use crate::compare::schema::{reconcile, SchemaDiff, TablePlan};
 use crate::error::{Error, Result};
-use crate::hash::digest::on_pool;
 use crate::key::range::KeyRange;
-use crate::pipeline::capture::{capture, span_rows, CaptureTable};
-use crate::pipeline::findings::{self, Layout};
+use crate::pipeline::findings;
+use crate::plan::{reconcile, SchemaDiff, TablePlan};
+use crate::pool::on_pool;
 use crate::progress::Reporter;
+use crate::report::listing::Layout;
 use crate::report::{
     self, ErrorOut, RangeCounts, SpanOut, SpansOut, TableReport, TableStatus, VerifyReport,
 };

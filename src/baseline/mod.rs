@@ -29,6 +29,7 @@
 //! anything is compared: a flipped byte, a truncated or missing file, or a newer format is
 //! refused with a message naming it.
 
+pub mod capture;
 pub mod compare;
 pub mod files;
 pub mod manifest;

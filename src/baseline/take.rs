@@ -9,13 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::compare::schema::{reconcile, TablePlan};
 use crate::error::{Error, Result};
+use crate::plan::{reconcile, TablePlan};
 use tokio::sync::mpsc;
 
-use crate::hash::digest::on_pool;
-use crate::pipeline::capture::{capture, CaptureTable, Captured};
+use crate::baseline::capture::{capture, CaptureTable, Captured};
 use crate::pipeline::ranges_of;
+use crate::pool::on_pool;
 use crate::progress::Reporter;
 use crate::settings::BaselineSettings;
 use crate::shape::{TableName, TableShape};

@@ -52,7 +52,6 @@
 
 pub mod catalog;
 pub mod drift;
-pub mod fixup;
 pub mod parents;
 pub mod report;
 pub mod scan;

@@ -20,8 +20,8 @@ use tokio_postgres::Client;
 use super::catalog::{ConstraintDef, ConstraintKind, ForeignKey, JsonForm, TableDef};
 use crate::error::{Context, Result};
 use crate::key::render::push_json_string;
-use crate::recover::fetch::key_filter;
 use crate::shape::{quote_ident, TableName};
+use crate::sql::key_filter;
 
 /// Tuples per query when values cross from one database to the other.
 const TUPLES_PER_QUERY: usize = 500;

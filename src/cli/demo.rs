@@ -74,10 +74,7 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
     settings.json = args.json.clone();
     settings.findings_csv = args.findings.clone();
-    let report = rt.block_on(crate::pipeline::verify(
-        &settings,
-        super::reporter_for(false),
-    ))?;
+    let report = rt.block_on(crate::verify(&settings, super::reporter_for(false)))?;
     super::finish(&report, &settings, false)?;
     print_examples(&report);
     against_nightly(&rt, &nightly, &settings)?;
@@ -131,10 +128,7 @@ fn against_nightly(
     );
     let mut settings = VerifySettings::new(vec![verify.sources[1].clone()]);
     settings.baselines = vec![(Role::Base, nightly.to_path_buf())];
-    let report = rt.block_on(crate::pipeline::verify(
-        &settings,
-        super::reporter_for(true),
-    ))?;
+    let report = rt.block_on(crate::verify(&settings, super::reporter_for(true)))?;
     super::finish(&report, &settings, false)?;
     Ok(())
 }
@@ -210,7 +204,7 @@ fn recover_and_apply(
     );
     eprintln!("running: pgsalvage verify again\n");
     verify.restore = None;
-    let report = rt.block_on(crate::pipeline::verify(&verify, super::reporter_for(true)))?;
+    let report = rt.block_on(crate::verify(&verify, super::reporter_for(true)))?;
     super::finish(&report, &verify, false)?;
     println!("(the extra rows left are the primary's legitimate new orders, kept by --no-delete,\n and the column the migration added)");
     Ok(report.exit_code)

@@ -321,7 +321,7 @@ pub fn print_error(e: &Error) {
 fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let settings = args.settings()?;
     let reporter = reporter_for(args.quiet || args.no_progress);
-    let report = runtime()?.block_on(crate::pipeline::verify(&settings, reporter.clone()))?;
+    let report = runtime()?.block_on(crate::verify(&settings, reporter.clone()))?;
     finish(&report, &settings, args.quiet)
 }
 

@@ -1,6 +1,8 @@
-//! Comparing one table across sources: first its shape ([`schema`]), then its rows ([`merge`]),
-//! and for recover runs what restoring each differing key takes ([`restore`]).
+//! Comparing one table's rows across sources, after the table plan decided what is compared: the
+//! N-way merge of digest streams by key ([`merge`]), what it counts per range and table
+//! ([`tally`]), and for recover runs what restoring each differing key takes ([`restore`]).
 
 pub mod merge;
+pub mod range;
 pub mod restore;
-pub mod schema;
+pub mod tally;

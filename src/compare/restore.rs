@@ -9,10 +9,10 @@
 //! elsewhere.
 
 use crate::classify::{Action, Class, ConflictPolicy, RestoreKey};
-use crate::compare::schema::TablePlan;
 use crate::hash::canonical::encode_field;
 use crate::hash::digest::{row_digest, Digest, DigestBatch};
 use crate::key::render::render_text;
+use crate::plan::TablePlan;
 use crate::shape::ValueError;
 
 /// One source's row of the current key: its batch and row index, `None` when absent.

@@ -8,10 +8,6 @@
 //! per-row hot path: one arena of canonical rows per batch, no allocation per value, and the
 //! digests computed 16 rows at a time in blake3's SIMD lanes.
 
-use std::sync::Arc;
-
-use tokio::sync::oneshot;
-
 use crate::hash::canonical;
 use crate::key::encode::encode_key_part;
 use crate::rows::batch::RowBatch;
@@ -221,27 +217,6 @@ impl RowArena {
 
 /// Rows handed to the SIMD kernel at once: a multiple of every platform's degree.
 const GROUP: usize = 64;
-
-/// Hands a batch to the rayon pool and returns where its digests will arrive.
-pub fn digest_on_pool(
-    codec: Arc<RowCodec>,
-    rows: RowBatch,
-) -> oneshot::Receiver<Result<DigestBatch, ValueError>> {
-    on_pool(move || digest_batch(&codec, rows))
-}
-
-/// Runs CPU work on the rayon pool and returns where its result will arrive: the one place where
-/// CPU work leaves the tokio runtime, so that no tokio worker thread is ever blocked hashing or
-/// encoding.
-pub fn on_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> oneshot::Receiver<T> {
-    let (tx, rx) = oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(work());
-    });
-    rx
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,10 +10,10 @@
 //! Only kinds whose order the client can reproduce exactly are accepted, the ones for which
 //! [`TypeKind::orderable`] holds.
 
-use crate::hash::canonical::{
+use crate::shape::{TypeKind, ValueError};
+use crate::value::{
     fixed, kind_name, parse_numeric, read_bool, read_float, read_int, trim_bpchar, Decimal, Numeric,
 };
-use crate::shape::{TypeKind, ValueError};
 
 const SIGN_64: u64 = 1 << 63;
 
@@ -135,7 +135,7 @@ fn push_magnitude(d: &Decimal<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::canonical::tests::{decimal_string, numeric_from_str, numeric_padded};
+    use crate::value::testing::{decimal_string, numeric_from_str, numeric_padded};
     use proptest::prelude::*;
     use std::cmp::Ordering;
 

@@ -15,11 +15,11 @@
 use std::cmp::Ordering;
 use std::fmt::Write;
 
-use crate::hash::canonical::{
+use crate::shape::{TypeKind, ValueError};
+use crate::value::{
     fixed, jsonb_text, kind_name, parse_inet, parse_numeric, read_bool, read_float, read_int,
     Array, Decimal, Inet, Numeric,
 };
-use crate::shape::{TypeKind, ValueError};
 
 const USECS_PER_SEC: i64 = 1_000_000;
 const USECS_PER_MINUTE: i64 = 60 * USECS_PER_SEC;
@@ -755,7 +755,7 @@ pub fn push_quoted_array_item(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::canonical::tests::{array_bytes, inet_bytes, numeric_from_str};
+    use crate::value::testing::{array_bytes, inet_bytes, numeric_from_str};
     use proptest::prelude::*;
 
     fn text(kind: &TypeKind, raw: &[u8]) -> String {

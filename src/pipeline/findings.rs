@@ -12,48 +12,12 @@ use std::path::Path;
 use tempfile::NamedTempFile;
 use tokio::sync::mpsc;
 
-use super::TableRun;
 use crate::classify::Finding;
 use crate::error::{Error, Result};
+use crate::recovery::keys::KeySink;
+use crate::report::listing::{Layout, Listed};
 use crate::settings::VerifySettings;
-
-/// Table and column names, to turn indexes into text.
-pub struct Layout {
-    tables: Vec<(String, Vec<String>)>,
-}
-
-impl Layout {
-    /// Per table: its name and compared columns.
-    pub fn new(tables: Vec<(String, Vec<String>)>) -> Self {
-        Layout { tables }
-    }
-
-    pub fn of(tables: &[TableRun]) -> Self {
-        let tables = tables
-            .iter()
-            .map(|t| (t.plan.name.to_string(), t.plan.columns.clone()))
-            .collect();
-        Layout { tables }
-    }
-
-    pub fn table(&self, f: &Finding) -> &str {
-        &self.tables[f.table].0
-    }
-
-    pub fn columns(&self, f: &Finding) -> Vec<&str> {
-        f.columns
-            .iter()
-            .map(|&c| self.tables[f.table].1[c as usize].as_str())
-            .collect()
-    }
-}
-
-/// The findings kept for the JSON report.
-pub struct Listed {
-    pub layout: Layout,
-    pub findings: Vec<Finding>,
-    pub truncated: bool,
-}
+use crate::staging::temp_beside;
 
 /// Receives findings until every sender is gone.
 pub async fn collect(
@@ -137,183 +101,6 @@ impl CsvSink {
     }
 }
 
-/// One line of `keys/<table>.jsonl`: a differing key and what its restore does.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct KeyRecord {
-    pub action: crate::classify::Action,
-    pub class: crate::classify::Class,
-    /// The key as typed SQL literals.
-    pub key: Vec<String>,
-    /// The key values as PostgreSQL prints them (for COPY into a key table).
-    pub key_text: Vec<String>,
-    /// The key as exact JSON values.
-    pub key_json: Box<serde_json::value::RawValue>,
-    /// Hex of the order-preserving key bytes, to match rows read back by key.
-    pub okey: String,
-    /// Hex digest of the target's row at diff time; null when the target has no row.
-    pub before: Option<String>,
-    /// Hex digest the row will have after the restore; null when it will have none.
-    pub after: Option<String>,
-    /// Differing columns (divergent rows).
-    pub columns: Vec<String>,
-}
-
-/// Per-table JSON-lines files of [`KeyRecord`]s, for the recover writers and `apply`'s guard, in
-/// key order.
-///
-/// Ranges are compared in parallel, so their findings arrive interleaved; each chunk comes from
-/// one range, in key order, and ranges do not overlap. So the records are appended to a scratch
-/// file as they come, as segments (runs of ascending keys of one table), and at the end the
-/// segments are copied out sorted by their first key: a sorted file without holding or sorting
-/// the records themselves. Readers then get chunks of keys that lie close together, which the
-/// fetches by key scan as one span instead of probing key by key.
-struct KeySink {
-    dir: std::path::PathBuf,
-    tables: std::collections::HashMap<usize, Segments>,
-}
-
-/// One table's scratch file and the runs of ascending keys in it.
-struct Segments {
-    out: BufWriter<std::fs::File>,
-    path: std::path::PathBuf,
-    written: u64,
-    /// (first order key, start, length): one per run.
-    runs: Vec<(Vec<u8>, u64, u64)>,
-    /// The order key of the last record written, to notice a run ending.
-    last: Vec<u8>,
-}
-
-impl KeySink {
-    fn new(dir: &Path) -> Result<KeySink> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        Ok(KeySink {
-            dir: dir.to_path_buf(),
-            tables: Default::default(),
-        })
-    }
-
-    fn write_all(&mut self, layout: &Layout, chunk: &[Finding]) -> Result<()> {
-        let mut previous = None;
-        for f in chunk {
-            let Some(r) = f.restore.as_deref() else {
-                continue;
-            };
-            let record = KeyRecord {
-                action: r.action,
-                class: f.class,
-                key: r.literals.clone(),
-                key_text: r.texts.clone(),
-                key_json: serde_json::value::RawValue::from_string(f.key.clone())
-                    .map_err(|e| Error::internal(e.to_string()))?,
-                okey: crate::tree::hex(&r.order_key),
-                before: r.before.as_ref().map(|d| crate::tree::hex(d)),
-                after: r.after.as_ref().map(|d| crate::tree::hex(d)),
-                columns: layout.columns(f).into_iter().map(str::to_string).collect(),
-            };
-            let mut line =
-                serde_json::to_vec(&record).map_err(|e| Error::io("writing keys", e.into()))?;
-            line.push(b'\n');
-            // A new run where the chunk starts, where its table changes, or where keys descend.
-            let continues = previous == Some(f.table);
-            self.segments(f.table)?
-                .append(&r.order_key, &line, continues)?;
-            previous = Some(f.table);
-        }
-        Ok(())
-    }
-
-    fn segments(&mut self, table: usize) -> Result<&mut Segments> {
-        if !self.tables.contains_key(&table) {
-            let path = self.dir.join(format!(".{table}.unsorted"));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .map_err(|e| Error::io(path.display(), e))?;
-            let segments = Segments {
-                out: BufWriter::with_capacity(1 << 20, file),
-                path,
-                written: 0,
-                runs: Vec::new(),
-                last: Vec::new(),
-            };
-            self.tables.insert(table, segments);
-        }
-        Ok(self.tables.get_mut(&table).expect("just inserted"))
-    }
-
-    /// Writes every table's records, sorted, to its key file.
-    fn finish(self) -> Result<()> {
-        for (table, segments) in self.tables {
-            segments.sort_into(&key_file(&self.dir, table))?;
-        }
-        Ok(())
-    }
-}
-
-impl Segments {
-    fn append(&mut self, okey: &[u8], line: &[u8], continues: bool) -> Result<()> {
-        let at = self.written;
-        match self.runs.last_mut() {
-            Some(run) if continues && okey > self.last.as_slice() => run.2 += line.len() as u64,
-            _ => self.runs.push((okey.to_vec(), at, line.len() as u64)),
-        }
-        self.last.clear();
-        self.last.extend_from_slice(okey);
-        self.out
-            .write_all(line)
-            .map_err(|e| Error::io(self.path.display(), e))?;
-        self.written += line.len() as u64;
-        Ok(())
-    }
-
-    /// Copies the runs to `path` in order of their first keys and removes the scratch file.
-    /// Runs never overlap (each lies inside one range), so the result is in key order.
-    fn sort_into(mut self, path: &Path) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let scratch = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(self.path.display(), e.into_error()))?;
-        self.runs.sort_by(|a, b| a.0.cmp(&b.0));
-        let file = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut buf = Vec::new();
-        for (_, start, len) in &self.runs {
-            buf.resize(*len as usize, 0);
-            scratch
-                .read_exact_at(&mut buf, *start)
-                .map_err(|e| Error::io(self.path.display(), e))?;
-            out.write_all(&buf)
-                .map_err(|e| Error::io(path.display(), e))?;
-        }
-        out.flush().map_err(|e| Error::io(path.display(), e))?;
-        std::fs::remove_file(&self.path).map_err(|e| Error::io(self.path.display(), e))
-    }
-}
-
-/// Where the key records of one table go.
-pub fn key_file(dir: &Path, table: usize) -> std::path::PathBuf {
-    dir.join(format!("{table}.jsonl"))
-}
-
-/// A temporary file in the target's directory, so the final rename stays on one filesystem.
-pub fn temp_beside(path: &Path) -> Result<NamedTempFile> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    tempfile::Builder::new()
-        .prefix(".pgsalvage-")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            Error::io(format!("creating a file in {}", dir.display()), e)
-                .with_hint("check that the directory exists and is writable")
-        })
-}
-
 /// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -327,6 +114,7 @@ fn csv_field(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::classify::{Action, Class, RestoreKey};
+    use crate::recovery::keys::{key_file, KeyRecord};
 
     fn finding(table: usize, k: u32) -> Finding {
         Finding {

@@ -8,10 +8,9 @@
 //! findings flow to one collector task ([`findings`]) that writes the CSV and keeps the capped
 //! listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
 
-pub mod capture;
 pub mod findings;
 pub mod range_diff;
-pub mod tally;
+pub mod readers;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -23,18 +22,18 @@ use tokio_postgres::Client;
 
 use crate::classify::Finding;
 use crate::compare::restore::CaptureSpec;
-use crate::compare::schema::{reconcile, TablePlan};
+use crate::compare::tally::{RangeTally, TableTally};
 use crate::error::{Error, Result};
-use crate::key::range::{plan, KeyRange};
+use crate::key::range::KeyRange;
+use crate::plan::{reconcile, TablePlan, TableRun};
 use crate::progress::{Reporter, TableDone};
 use crate::report::{self, VerifyReport};
 use crate::settings::VerifySettings;
 use crate::shape::{TableName, TableShape};
 use crate::source::{catalog, sample, Role, Source};
-use tally::{RangeTally, TableTally};
 
 /// What all of a run's row batches may hold at once: each COPY stream has up to
-/// `range_diff::QUEUE_DEPTH` batches queued, one being hashed and one filling.
+/// `readers::QUEUE_DEPTH` batches queued, one being hashed and one filling.
 const BATCH_MEMORY: usize = 64 << 20;
 
 /// The batch size for `streams` concurrent COPY streams: as asked, within [`BATCH_MEMORY`].
@@ -43,21 +42,8 @@ const BATCH_MEMORY: usize = 64 << 20;
 /// default is the middle way: at 1e7 rows a verify measured 1.18 × the raw COPY time with a
 /// 110 MB peak, against 1.14 × and 178 MB with 2 MiB batches.
 pub fn batch_bytes(asked: usize, streams: usize) -> usize {
-    let per_stream = BATCH_MEMORY / (streams.max(1) * (range_diff::QUEUE_DEPTH + 2));
+    let per_stream = BATCH_MEMORY / (streams.max(1) * (readers::QUEUE_DEPTH + 2));
     asked.min(per_stream).max(64 * 1024)
-}
-
-/// A table that will be compared: its plan, its ranges, its tree shape.
-#[derive(Debug)]
-pub struct TableRun {
-    pub plan: TablePlan,
-    pub ranges: Vec<KeyRange>,
-    pub tree_bits: u8,
-    /// Recover runs with `--columns`: which compared columns divergent rows restore.
-    pub restore_mask: Option<Vec<bool>>,
-    /// Recover runs with `--changed-after`: the predicate marking target rows written after the
-    /// replica (kept, never overwritten).
-    pub changed_after: Option<String>,
 }
 
 /// What every worker shares.
@@ -72,18 +58,6 @@ pub struct RunContext {
     pub reporter: Arc<dyn Reporter>,
     tallies: Mutex<Vec<TableTally>>,
     queue: Mutex<VecDeque<(usize, usize)>>,
-}
-
-/// Runs a verify and returns its report; `Err` only when nothing could be compared at all (a
-/// source unreachable, a named table absent everywhere).
-pub async fn verify(
-    settings: &VerifySettings,
-    reporter: Arc<dyn Reporter>,
-) -> Result<VerifyReport> {
-    if !settings.baselines.is_empty() {
-        return crate::baseline::compare::run(settings, reporter).await;
-    }
-    Ok(run(settings, reporter).await?.report)
 }
 
 /// A finished comparison whose sources are still open on their snapshots (recover reads the
@@ -110,10 +84,10 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     }
     let mut tables = plan_ranges(&sources, plans, settings.jobs).await?;
     if let Some(spec) = &settings.restore {
-        restore_masks(&mut tables, spec)?;
+        crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
     let (tx, rx) = mpsc::channel(64);
-    let layout = findings::Layout::of(&tables);
+    let layout = crate::report::listing::Layout::of(&tables);
     let collector = tokio::spawn(findings::collect(rx, layout, settings.clone()));
     let mut ctx = RunContext::new(
         roles.clone(),
@@ -219,12 +193,12 @@ async fn plan_ranges(
             .iter()
             .position(Option::is_some)
             .expect("a table has a source");
-        let want = ranges_for(plan.est_rows, jobs);
+        let want = crate::plan::ranges_for(plan.est_rows, jobs);
         let bounds = sample::boundaries(sources[sampler].client(), &plan, want).await?;
-        let tree_bits = tree_bits_for(plan.est_rows);
+        let tree_bits = crate::plan::tree_bits_for(plan.est_rows);
         runs.push(TableRun {
             plan,
-            ranges: plan_ranges_of(bounds),
+            ranges: crate::key::range::plan(bounds),
             tree_bits,
             restore_mask: None,
             changed_after: None,
@@ -233,79 +207,15 @@ async fn plan_ranges(
     Ok(runs)
 }
 
-/// Turns `--columns` into per-table masks over the compared columns.
-fn restore_masks(tables: &mut [TableRun], spec: &crate::settings::RestoreSpec) -> Result<()> {
-    for (name, cols) in &spec.columns {
-        let run = tables
-            .iter_mut()
-            .find(|t| &t.plan.name == name)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "--columns names table {name}, which is not compared"
-                ))
-            })?;
-        let mut mask = vec![false; run.plan.columns.len()];
-        for col in cols {
-            let i = run
-                .plan
-                .columns
-                .iter()
-                .position(|c| c == col)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "--columns: column {col} of {name} is not a compared column"
-                    ))
-                    .with_hint("name columns that exist on both sides with comparable types")
-                })?;
-            mask[i] = true;
-        }
-        run.restore_mask = Some(mask);
-    }
-    for (name, predicate) in &spec.changed_after {
-        let run = tables
-            .iter_mut()
-            .find(|t| &t.plan.name == name)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "--changed-after names table {name}, which is not compared"
-                ))
-            })?;
-        run.changed_after = Some(predicate.clone());
-    }
-    Ok(())
-}
-
 /// The key ranges of one table, sampled on `client`: what a capture of one source uses.
 pub(crate) async fn ranges_of(
     client: &Client,
     plan: &TablePlan,
     jobs: usize,
 ) -> Result<Vec<KeyRange>> {
-    let bounds = sample::boundaries(client, plan, ranges_for(plan.est_rows, jobs)).await?;
-    Ok(plan_ranges_of(bounds))
-}
-
-fn plan_ranges_of(bounds: Vec<crate::key::range::KeyBound>) -> Vec<KeyRange> {
-    plan(bounds)
-}
-
-/// Ranges of about 200k rows, at least two per worker for large tables so the workers stay busy
-/// till the end; small tables stay whole.
-fn ranges_for(est_rows: u64, jobs: usize) -> usize {
-    const ROWS_PER_RANGE: u64 = 200_000;
-    if est_rows < 50_000 {
-        return 1;
-    }
-    let by_size = est_rows.div_ceil(ROWS_PER_RANGE) as usize;
-    by_size.max(jobs * 2).min(4096)
-}
-
-/// About 32 rows per leaf, between 2^4 and 2^12 leaves. The cap keeps a range's trees (one per
-/// source, 40 bytes a leaf) inside the CPU's L2 cache: every row adds to a random leaf, and with
-/// 2^16 leaves those adds were cache misses that cost more than hashing the row.
-fn tree_bits_for(est_rows: u64) -> u8 {
-    let leaves = (est_rows / 32).max(1);
-    (64 - leaves.leading_zeros()).clamp(4, 12) as u8
+    let bounds =
+        sample::boundaries(client, plan, crate::plan::ranges_for(plan.est_rows, jobs)).await?;
+    Ok(crate::key::range::plan(bounds))
 }
 
 impl RunContext {

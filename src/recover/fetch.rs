@@ -14,25 +14,17 @@
 //! sparse. Hash joins are left out ([`NO_HASH_JOIN`]): one would read the whole table for every
 //! chunk.
 
-use std::io::BufRead;
-use std::path::Path;
-
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
-use crate::classify::Action;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::key::render::push_quoted_array_item;
-use crate::pipeline::findings::KeyRecord;
-use crate::recover::plan::TableRestore;
+use crate::recovery::keys::{KeyChunks, KeyRecord};
+use crate::recovery::plan::TableRestore;
 use crate::shape::{quote_ident, TableName};
-use crate::sink::sql::{qualified_list, select_list};
+use crate::sql::qualified_list;
 use postgres_protocol::escape::escape_literal;
-
-/// Keys per fetch query: enough to make the per-query cost (a round trip, a plan, a scan's
-/// descent) vanish, few enough that a chunk's rows and its query text stay a few MiB.
-const KEYS_PER_QUERY: usize = 10_000;
 
 /// Set around fetches by key (then [`RESET_HASH_JOIN`]): a hash join reads the whole table once
 /// per chunk, which over many chunks costs far more than probing or merging; parallel workers
@@ -47,182 +39,6 @@ pub const RESET_HASH_JOIN: &str = "RESET enable_hashjoin; RESET max_parallel_wor
 /// per probe and 0.6 µs per scanned row), but the planner prices probes as random page reads and
 /// merges spans twenty times wider than pay; so the choice is made here, from its row estimate.
 const MERGE_ROWS_PER_KEY: f64 = 3.0;
-
-/// Calls `each` with every record of a table's key file (none when the table has no file).
-pub fn for_each_record(path: &Path, mut each: impl FnMut(KeyRecord) -> Result<()>) -> Result<()> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path.display(), e)),
-    };
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| Error::io(path.display(), e))?;
-        let record: KeyRecord = serde_json::from_str(&line)
-            .map_err(|e| Error::usage(format!("{}: corrupt key record: {e}", path.display())))?;
-        each(record)?;
-    }
-    Ok(())
-}
-
-/// Reads a table's key file lazily, a chunk of keys with the wanted actions at a time, so the
-/// keys of a large difference never sit in memory all at once.
-pub struct KeyChunks {
-    lines: Option<std::io::BufReader<std::fs::File>>,
-    /// The line being read, its buffer kept from one line to the next.
-    line: Vec<u8>,
-    actions: Vec<Action>,
-    class: Option<crate::classify::Class>,
-    path: std::path::PathBuf,
-    chunk: usize,
-    ramp: Option<Ramp>,
-}
-
-/// Chunk sizes that grow from small to full and shrink again before the end (see
-/// [`KeyChunks::with_ramp`]).
-#[derive(Clone, Copy, Debug)]
-struct Ramp {
-    /// The first and the last chunk's size.
-    small: usize,
-    /// The size the next chunk may grow to, on the way up.
-    up: usize,
-    /// Records expected to be left.
-    left: u64,
-}
-
-impl Ramp {
-    /// The next chunk's size, with `full` the largest: up by a factor four from `small`, and at
-    /// the end down again (…, 4 × small, small), as far as `left` is right.
-    fn next(&mut self, full: usize) -> usize {
-        let (small, left) = (self.small as u64, self.left);
-        let size = if left <= small {
-            small
-        } else if left <= 5 * small {
-            left - small
-        } else if left <= 5 * small + full as u64 {
-            left - 5 * small
-        } else {
-            full as u64
-        };
-        let size = (size.min(self.up as u64) as usize).clamp(1, full);
-        self.up = self.up.saturating_mul(4);
-        size
-    }
-}
-
-impl KeyChunks {
-    pub fn open(path: &Path, actions: &[Action]) -> Result<KeyChunks> {
-        let lines = match std::fs::File::open(path) {
-            Ok(f) => Some(std::io::BufReader::with_capacity(1 << 20, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(path.display(), e)),
-        };
-        Ok(KeyChunks {
-            lines,
-            line: Vec::new(),
-            actions: actions.to_vec(),
-            class: None,
-            path: path.to_path_buf(),
-            chunk: KEYS_PER_QUERY,
-            ramp: None,
-        })
-    }
-
-    /// Only records of this class.
-    pub fn of_class(mut self, class: crate::classify::Class) -> Self {
-        self.class = Some(class);
-        self
-    }
-
-    /// Chunks of `n` records instead of one query's worth.
-    pub fn with_chunk(mut self, n: usize) -> Self {
-        self.chunk = n.max(1);
-        self
-    }
-
-    /// Chunks that start and end small, for a pipeline of `total` records whose stages (read
-    /// the records, fetch their rows, judge them) overlap: the first fetch starts after a small
-    /// read, and the last judging, which nothing overlaps, is of a small chunk (with 20 k-key
-    /// chunks each end cost about 20 ms, on a 100 k-key re-verify of 500 ms).
-    pub fn with_ramp(mut self, small: usize, total: u64) -> Self {
-        let small = small.clamp(1, self.chunk);
-        self.ramp = Some(Ramp {
-            small,
-            up: small,
-            left: total,
-        });
-        self
-    }
-
-    /// The next chunk of records, `None` at the end.
-    pub fn next_records(&mut self) -> Result<Option<Vec<KeyRecord>>> {
-        let size = match self.ramp.as_mut() {
-            Some(ramp) => ramp.next(self.chunk),
-            None => self.chunk,
-        };
-        let mut chunk = Vec::new();
-        let Some(lines) = self.lines.as_mut() else {
-            return Ok(None);
-        };
-        let io = |e| Error::io(self.path.display(), e);
-        loop {
-            self.line.clear();
-            if lines.read_until(b'\n', &mut self.line).map_err(io)? == 0 {
-                break;
-            }
-            // A guard or re-verify of the few updates and deletes among many inserts would
-            // otherwise parse every insert's record in full: 150-210 ms per 1e5 records.
-            if leading_action(&self.line).is_some_and(|a| !self.actions.contains(&a)) {
-                continue;
-            }
-            let record: KeyRecord = serde_json::from_slice(&self.line).map_err(|e| {
-                Error::usage(format!("{}: corrupt key record: {e}", self.path.display()))
-            })?;
-            if self.actions.contains(&record.action) && self.class.is_none_or(|c| c == record.class)
-            {
-                chunk.push(record);
-                if chunk.len() >= size {
-                    break;
-                }
-            }
-        }
-        if let Some(ramp) = self.ramp.as_mut() {
-            ramp.left = ramp.left.saturating_sub(chunk.len() as u64);
-        }
-        Ok((!chunk.is_empty()).then_some(chunk))
-    }
-}
-
-/// The action of a key record as [`KeyRecord`] writes it (`{"action":"insert",…`), read without
-/// parsing the rest; `None` for any other spelling, which the caller then parses in full.
-fn leading_action(line: &[u8]) -> Option<Action> {
-    let rest = line.strip_prefix(br#"{"action":""#)?;
-    match &rest[..rest.iter().position(|&b| b == b'"')?] {
-        b"insert" => Some(Action::Insert),
-        b"update" => Some(Action::Update),
-        b"delete" => Some(Action::Delete),
-        b"keep" => Some(Action::Keep),
-        _ => None,
-    }
-}
-
-/// `(k1, k2) IN ((..), (..))` or `k IN (..)` for a chunk of keys.
-pub fn key_filter(key: &[String], keys: &[Vec<String>]) -> String {
-    let lhs = match key {
-        [one] => crate::shape::quote_ident(one),
-        many => format!("({})", select_list(many)),
-    };
-    let tuples: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            if k.len() == 1 {
-                k[0].clone()
-            } else {
-                format!("({})", k.join(", "))
-            }
-        })
-        .collect();
-    format!("{lhs} IN ({})", tuples.join(", "))
-}
 
 /// Streams the rows of every chunk of `keys` (`COPY ... TO STDOUT [(FORMAT binary)]`, see
 /// [`KeyedFetch`]), handing each piece of output to `sink`, and `None` after each query's output
@@ -450,43 +266,7 @@ pub async fn copy_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Class;
-
-    fn ramp_sizes(small: usize, full: usize, total: u64) -> Vec<usize> {
-        let mut ramp = Ramp {
-            small,
-            up: small,
-            left: total,
-        };
-        let mut sizes = Vec::new();
-        while ramp.left > 0 {
-            let size = ramp.next(full).min(ramp.left as usize);
-            ramp.left -= size as u64;
-            sizes.push(size);
-        }
-        sizes
-    }
-
-    #[test]
-    fn chunks_ramp_up_and_down() {
-        assert_eq!(
-            ramp_sizes(2_000, 20_000, 100_000),
-            [2_000, 8_000, 20_000, 20_000, 20_000, 20_000, 8_000, 2_000]
-        );
-        for total in [
-            1u64, 1_999, 2_000, 2_001, 9_999, 10_001, 29_999, 30_001, 1_000_003,
-        ] {
-            let sizes = ramp_sizes(2_000, 20_000, total);
-            assert_eq!(
-                sizes.iter().sum::<usize>() as u64,
-                total,
-                "{total}: {sizes:?}"
-            );
-            assert!(sizes.iter().all(|&s| s <= 20_000), "{total}: {sizes:?}");
-            assert!(sizes[0] <= 2_000, "{total}: {sizes:?}");
-            assert!(*sizes.last().unwrap() <= 2_000, "{total}: {sizes:?}");
-        }
-    }
+    use crate::recovery::keys::tests::record;
 
     fn table(key: &[&str], types: &[&str], spans: bool) -> TableRestore {
         let text = serde_json::json!({
@@ -498,58 +278,6 @@ mod tests {
             "differing_columns": {}, "insert_order": 0, "delete_order": 0
         });
         serde_json::from_value(text).unwrap()
-    }
-
-    fn record(texts: &[&str], literals: &[&str], okey: &str) -> KeyRecord {
-        KeyRecord {
-            action: Action::Insert,
-            class: Class::Missing,
-            key: literals.iter().map(|s| s.to_string()).collect(),
-            key_text: texts.iter().map(|s| s.to_string()).collect(),
-            key_json: serde_json::value::RawValue::from_string("[0]".into()).unwrap(),
-            okey: okey.into(),
-            before: None,
-            after: None,
-            columns: vec![],
-        }
-    }
-
-    #[test]
-    fn reads_the_action_of_a_record_as_written_and_parses_anything_else() {
-        for action in [Action::Insert, Action::Update, Action::Delete, Action::Keep] {
-            let mut r = record(&["1"], &["1"], "01");
-            r.action = action;
-            let line = serde_json::to_string(&r).unwrap();
-            assert_eq!(leading_action(line.as_bytes()), Some(action), "{line}");
-        }
-        for other in [
-            r#"{ "action":"insert"}"#,
-            r#"{"class":"missing","action":"insert"}"#,
-        ] {
-            assert_eq!(leading_action(other.as_bytes()), None);
-        }
-        assert_eq!(leading_action(br#"{"action":"upsert","#), None);
-
-        // Chunks of one action skip the others' lines unparsed, and still read every match.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("0.jsonl");
-        let mut text = String::new();
-        for i in 0..10 {
-            let mut r = record(&[&i.to_string()], &["1"], "01");
-            r.action = if i % 3 == 0 {
-                Action::Delete
-            } else {
-                Action::Insert
-            };
-            text += &serde_json::to_string(&r).unwrap();
-            text.push('\n');
-        }
-        std::fs::write(&path, text).unwrap();
-        let mut chunks = KeyChunks::open(&path, &[Action::Delete]).unwrap();
-        let read = chunks.next_records().unwrap().unwrap();
-        let keys: Vec<&str> = read.iter().map(|r| r.key_text[0].as_str()).collect();
-        assert_eq!(keys, ["0", "3", "6", "9"]);
-        assert!(chunks.next_records().unwrap().is_none());
     }
 
     #[test]
@@ -641,22 +369,5 @@ mod tests {
         let mut records = vec![record(&["1", "x"], &["'1'::bigint", "'x'::text"], "01")];
         let f = KeyedFetch::new(&two, &two.columns, &mut records, true, RowOrder::Any);
         assert!(f.probe().contains("JOIN unnest("), "{}", f.probe());
-    }
-
-    #[test]
-    fn filters_single_and_composite_keys() {
-        let one = vec!["id".to_string()];
-        assert_eq!(
-            key_filter(
-                &one,
-                &[vec!["'1'::bigint".into()], vec!["'2'::bigint".into()]]
-            ),
-            "\"id\" IN ('1'::bigint, '2'::bigint)"
-        );
-        let two = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(
-            key_filter(&two, &[vec!["1".into(), "'x'".into()]]),
-            "(\"a\", \"b\") IN ((1, 'x'))"
-        );
     }
 }

@@ -13,12 +13,11 @@
 //!
 //! On the same snapshots it also runs `check` against the base and writes its fix-ups around the
 //! row restore (schema put back before the rows, missing parents restored, constraints validated
-//! and sequences set after them; see [`crate::check::fixup`]), listed in plan.json's `fixups`.
+//! and sequences set after them; see [`fixup`]), listed in plan.json's `fixups`.
 
 pub mod fetch;
-pub mod order;
+pub mod fixup;
 pub mod parquet_out;
-pub mod plan;
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -26,18 +25,21 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
-use crate::check::fixup::{self, copy_line, FixStep, Fixups, RowRestore, TableActions};
 use crate::classify::{Action, ConflictPolicy};
 use crate::error::{Error, Result};
-use crate::pipeline::findings::key_file;
-use crate::pipeline::{self, TableRun};
+use crate::pipeline;
+use crate::plan::TableRun;
 use crate::progress::Reporter;
+use crate::recovery::keys::key_file;
+use crate::recovery::keys::{for_each_record, KeyChunks};
+use crate::recovery::plan::{self, RecoverPlan, TableRestore};
+use crate::recovery::script::Script;
 use crate::report::{Verdict, VerifyReport};
 use crate::settings::VerifySettings;
 use crate::shape::TableName;
-use crate::sink::sql::{temp_name, Script};
-use fetch::{copy_keys, for_each_record, KeyChunks};
-use plan::{RecoverPlan, TableRestore};
+use crate::sql::temp_name;
+use fetch::copy_keys;
+use fixup::{copy_line, FixStep, Fixups, RowRestore, TableActions};
 
 /// One `recover` run.
 #[derive(Clone, Debug)]

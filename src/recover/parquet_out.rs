@@ -11,15 +11,14 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::fetch::{
-    copy_out, JoinChoice, KeyChunks, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN,
-};
-use super::plan::TableRestore;
+use super::fetch::{copy_out, JoinChoice, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN};
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
-use crate::pipeline::findings::key_file;
-use crate::pipeline::findings::KeyRecord;
-use crate::pipeline::TableRun;
+use crate::plan::TableRun;
+use crate::recovery::keys::key_file;
+use crate::recovery::keys::KeyChunks;
+use crate::recovery::keys::KeyRecord;
+use crate::recovery::plan::TableRestore;
 use crate::rows::batch::CopyDecoder;
 use crate::sink::parquet::{ParquetColumn, ParquetSink};
 

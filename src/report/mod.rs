@@ -59,6 +59,7 @@
 //! value a baseline's manifest records, so a root can be checked against any baseline.
 
 pub mod human;
+pub mod listing;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -67,11 +68,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::classify::Class;
-use crate::compare::schema::SchemaDiff;
+use crate::compare::tally::TableTally;
 use crate::error::Error;
-use crate::pipeline::findings::Listed;
-use crate::pipeline::tally::TableTally;
-use crate::pipeline::TableRun;
+use crate::plan::SchemaDiff;
+use crate::plan::TableRun;
+use crate::report::listing::Listed;
 use crate::shape::TableName;
 use crate::source::{Role, SnapshotInfo};
 use crate::tree::hex;
@@ -463,7 +464,7 @@ impl VerifyReport {
 /// Writes any report as pretty JSON to a temporary file beside `path`, then renames it into
 /// place, so a crash never leaves a half report that looks complete.
 pub fn write_json_file(path: &std::path::Path, value: &impl Serialize) -> crate::error::Result<()> {
-    let file = crate::pipeline::findings::temp_beside(path)?;
+    let file = crate::staging::temp_beside(path)?;
     let mut out = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut out, value)
         .map_err(|e| Error::io(path.display(), e.into()))?;

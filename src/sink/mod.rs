@@ -1,5 +1,4 @@
-//! Where restore rows go: psql-runnable SQL scripts ([`sql`]) and Parquet files ([`parquet`]),
-//! the same rows in two encodings.
+//! Restore rows as Parquet: the same rows the SQL scripts of `recovery::script` carry, with an
+//! Arrow schema derived from the PostgreSQL types (and the baseline files' row encoding).
 
 pub mod parquet;
-pub mod sql;

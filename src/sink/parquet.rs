@@ -92,12 +92,12 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use tempfile::NamedTempFile;
 
-use crate::hash::canonical::{
-    fixed, jsonb_text, parse_numeric, read_bool, read_int, Array, Decimal, Numeric,
-};
 use crate::key::render::render_text;
 use crate::rows::batch::RowBatch;
 use crate::shape::{TypeKind, ValueError};
+use crate::value::{
+    fixed, jsonb_text, parse_numeric, read_bool, read_int, Array, Decimal, Numeric,
+};
 
 /// Field metadata key: the PostgreSQL type name.
 pub const META_PG_TYPE: &str = "pg.type";
@@ -1153,10 +1153,8 @@ fn dims_text(dims: &[(i32, i32)]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::canonical::tests::{
-        array_bytes, composite_bytes, inet_bytes, numeric_from_str,
-    };
     use crate::rows::batch::CopyDecoder;
+    use crate::value::testing::{array_bytes, composite_bytes, inet_bytes, numeric_from_str};
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Decimal128Type, Float32Type, Float64Type};
     use arrow_array::{

@@ -14,39 +14,14 @@ pub mod sample;
 pub mod socket;
 pub mod tapped_copy;
 
-use std::fmt;
-
 use serde::Serialize;
 use tokio_postgres::Client;
 
+pub use crate::role::Role;
 pub use connect::Session;
 pub use conninfo::ConnInfo;
 
 use crate::error::{Context, Result};
-
-/// Which side of the comparison a source stands on.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The known-good side: a restored pre-migration backup.
-    Base,
-    /// A copy that saw the legitimate writes but not the damage.
-    Replica,
-    /// The side under suspicion: the damaged primary.
-    Target,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Base => "base",
-            Role::Replica => "replica",
-            Role::Target => "target",
-        })
-    }
-}
 
 /// What the report records about the state a source was read in.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]

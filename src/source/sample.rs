@@ -10,11 +10,11 @@
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
-use crate::compare::schema::TablePlan;
 use crate::error::{Context, Error, Result};
 use crate::key::encode::encode_key_part;
 use crate::key::range::{pick_boundaries, KeyBound};
 use crate::key::render::render_text;
+use crate::plan::TablePlan;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 
 /// Keys sampled per range wanted: enough that the boundaries are evenly spread.

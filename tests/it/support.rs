@@ -69,7 +69,7 @@ pub fn verify_with(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Ve
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(pgsalvage::pipeline::verify(settings, reporter))
+    rt.block_on(pgsalvage::verify(settings, reporter))
         .unwrap_or_else(|e| panic!("verify failed: {e}"))
 }
 

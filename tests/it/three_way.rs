@@ -124,7 +124,7 @@ fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
     let replica = standby.url("app");
     let s = three(&url(&base), &replica, &target);
     let report = rt()
-        .block_on(pgsalvage::pipeline::verify(&s, Arc::new(NullReporter)))
+        .block_on(pgsalvage::verify(&s, Arc::new(NullReporter)))
         .unwrap();
     assert!(report.sources[&Role::Replica].in_recovery);
     let want: BTreeSet<(String, String)> = [
@@ -198,7 +198,7 @@ fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
     ]);
     two.max_findings = usize::MAX;
     let after = rt()
-        .block_on(pgsalvage::pipeline::verify(&two, Arc::new(NullReporter)))
+        .block_on(pgsalvage::verify(&two, Arc::new(NullReporter)))
         .unwrap();
     assert_eq!(
         found(&after),
@@ -303,7 +303,7 @@ fn random_three_way_scenarios_match_the_oracle() {
             let mut s = three(&url(&base), &url(&replica), &url(&target));
             s.jobs = jobs;
             let report = rt()
-                .block_on(pgsalvage::pipeline::verify(&s, Arc::new(NullReporter)))
+                .block_on(pgsalvage::verify(&s, Arc::new(NullReporter)))
                 .unwrap();
             assert_eq!(classes(&report), want, "seed {seed} jobs {jobs}");
         }

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::hash::digest::RowCodec;
+use crate::role::Role;
 use crate::shape::{quote_ident, Column, TableName, TableShape};
-use crate::source::Role;
 
 /// A schema difference between the base (or first source) and another source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

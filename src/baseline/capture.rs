@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
-use super::range_diff::{next_batch, start_query, start_reader};
 use crate::baseline::files::{frame_key, KeyedRow, RowsWriter};
 use crate::baseline::manifest::RowPart;
-use crate::compare::schema::TablePlan;
 use crate::error::{Error, Result};
-use crate::hash::digest::{on_pool, DigestBatch, RowCodec};
+use crate::hash::digest::{DigestBatch, RowCodec};
 use crate::key::range::KeyRange;
 use crate::key::render::row_key_json;
+use crate::pipeline::readers::{next_batch, start_query, start_reader};
+use crate::plan::TablePlan;
+use crate::pool::on_pool;
 use crate::progress::{Reporter, TableDone};
 use crate::shape::TypeKind;
 use crate::source::Source;

@@ -1,14 +1,14 @@
 //! The row fix-ups: missing parents restored from the base, choices for orphans nothing
 //! restores, `VALIDATE CONSTRAINT` where the rows will obey, and `setval` last.
 
-use super::super::catalog::{ColumnDef, ConstraintDef};
-use super::super::drift::{self, Change, Object};
-use super::super::parents::ParentRows;
-use super::super::scan::{self, Violation};
 use super::{entry, Builder, FixStep};
-use crate::recover::order::parents_first;
+use crate::check::catalog::{ColumnDef, ConstraintDef};
+use crate::check::drift::{self, Change, Object};
+use crate::check::parents::ParentRows;
+use crate::check::scan::{self, Violation};
+use crate::recovery::order::parents_first;
 use crate::shape::{quote_ident, TableName};
-use crate::sink::sql::{key_match, select_list};
+use crate::sql::{key_match, select_list};
 
 impl Builder<'_> {
     /// The missing parents, whole chain, parents first, from the base.

@@ -1,7 +1,7 @@
 //! Fix-ups: what `recover` adds to `restore.sql` (and reverses in `undo.sql`) for check's
 //! findings, around the row restore.
 //!
-//! recover runs [`inspect`](super::inspect) on its own snapshots (target, and the base as the
+//! recover runs [`inspect`](crate::check::inspect) on its own snapshots (target, and the base as the
 //! reference), reads which keys its row restore deletes or updates ([`RowRestore`]), and asks
 //! [`plan`] for the steps. Where they go, and why there:
 //!
@@ -32,14 +32,14 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use super::catalog::Schema;
-use super::drift::{Change, Drift, Object};
-use super::Inspection;
+use crate::check::catalog::Schema;
+use crate::check::drift::{Change, Drift, Object};
+use crate::check::Inspection;
 use crate::classify::Action;
 use crate::error::Result;
+pub use crate::recovery::fixups::{FixupEntry, FixupPlan};
 use crate::shape::TableName;
 
 /// One step a fix-up adds to a script.
@@ -64,40 +64,6 @@ pub enum FixStep {
         columns: Vec<String>,
         rows: Vec<Vec<String>>,
     },
-}
-
-/// One fix-up as plan.json lists it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct FixupEntry {
-    /// `before_rows` or `after_rows`.
-    pub stage: String,
-    /// `create_sequence`, `add_column`, `set_default`, `add_constraint`, `restore_parents`,
-    /// `copy_column`, `create_index`, `orphans`, `validate`, `set_not_null`, `setval`, `manual`.
-    pub kind: String,
-    pub table: Option<String>,
-    pub object: String,
-    /// False when written commented out.
-    pub active: bool,
-    pub rows: Option<u64>,
-    pub statements: Vec<String>,
-    pub note: Option<String>,
-}
-
-/// The `fixups` section of plan.json.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct FixupPlan {
-    pub summary: Vec<String>,
-    pub steps: Vec<FixupEntry>,
-    /// Tables the fix-ups insert rows into before the row restore.
-    pub insert_tables: Vec<String>,
-    /// What undo.sql does not reverse.
-    pub not_undone: Vec<String>,
-}
-
-impl FixupPlan {
-    pub fn active(&self) -> usize {
-        self.steps.iter().filter(|s| s.active).count()
-    }
 }
 
 /// The steps, per place in the scripts, and their listing.

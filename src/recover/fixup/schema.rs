@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::super::catalog::{ConstraintDef, ConstraintKind};
-use super::super::drift::{self, Change, Drift, Object};
-use super::super::scan;
 use super::{entry, Builder, FixStep};
+use crate::check::catalog::{ConstraintDef, ConstraintKind};
+use crate::check::drift::{self, Change, Drift, Object};
+use crate::check::scan;
 use crate::error::Result;
 use crate::shape::{quote_ident, TableName};
-use crate::sink::sql::{key_match, select_list};
+use crate::sql::{key_match, select_list};
 
 impl Builder<'_> {
     /// A drift item whose DDL runs as it is, before the row restore.

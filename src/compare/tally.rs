@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use crate::classify::{Class, Finding};
-use crate::compare::schema::TablePlan;
 use crate::hash::digest::Digest;
+use crate::plan::TablePlan;
 use crate::shape::ValueError;
 use crate::tree::ChecksumTree;
 

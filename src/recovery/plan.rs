@@ -24,7 +24,7 @@
 //!       "insert_order": 0, "delete_order": 3,
 //!       "written_sum": "9f…" } ],              // hex sum of the inserts' and updates' `after`
 //!                                              // digests (apply's scan re-verify); optional
-//!   "fixups": {                               // check's fix-ups (see crate::check::fixup)
+//!   "fixups": {                               // check's fix-ups (see recover::fixup)
 //!     "summary": [ "fix-up after rows: validate public.children.children_parent_fk", … ],
 //!     "steps": [ { "stage": "before_rows" | "after_rows", "kind": "add_column" | "set_default"
 //!         | "create_sequence" | "add_constraint" | "restore_parents" | "copy_column"
@@ -42,12 +42,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::fetch::for_each_record;
+use super::keys::for_each_record;
 use super::order::parents_first;
 use crate::classify::Action;
 use crate::error::{Error, Result};
-use crate::pipeline::findings::key_file;
-use crate::pipeline::TableRun;
+use crate::plan::TableRun;
+use crate::recovery::keys::key_file;
 use crate::report::VerifyReport;
 use crate::shape::Column;
 use crate::source::{Role, SnapshotInfo};
@@ -112,7 +112,7 @@ pub struct RecoverPlan {
     pub summary: Vec<String>,
     pub tables: Vec<TableRestore>,
     #[serde(default)]
-    pub fixups: crate::check::fixup::FixupPlan,
+    pub fixups: crate::recovery::fixups::FixupPlan,
 }
 
 /// The restore of every table of the run that has differing keys.

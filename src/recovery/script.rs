@@ -12,33 +12,7 @@ use std::io::Write;
 
 use crate::error::{Error, Result};
 use crate::shape::quote_ident;
-
-/// Temporary tables are named after the table's index in the plan and what they hold.
-pub fn temp_name(table: usize, what: &str) -> String {
-    format!("pgsalvage_{table}_{what}")
-}
-
-fn list(cols: &[String]) -> String {
-    cols.iter()
-        .map(|c| quote_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn qualified(alias: &str, cols: &[String]) -> String {
-    cols.iter()
-        .map(|c| format!("{alias}.{}", quote_ident(c)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `t.k1 = s.k1 AND t.k2 = s.k2`
-pub fn key_match(key: &[String]) -> String {
-    key.iter()
-        .map(|k| format!("t.{0} = s.{0}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
+use crate::sql::{key_match, list};
 
 /// A script being written.
 pub struct Script<W: Write> {
@@ -183,16 +157,6 @@ impl<W: Write> Script<W> {
             key_match(key)
         ))
     }
-}
-
-/// The `SELECT` list of a fetch, for reuse by callers building queries.
-pub fn select_list(cols: &[String]) -> String {
-    list(cols)
-}
-
-/// `s.a, s.b`, for callers building joins.
-pub fn qualified_list(alias: &str, cols: &[String]) -> String {
-    qualified(alias, cols)
 }
 
 /// Statements and COPY blocks of a script written by [`Script`], in order.

@@ -1,0 +1,84 @@
+//! SQL text built from identifiers and literals: column lists, key predicates, temporary table
+//! names. Identifiers are always quoted by `shape::quote_ident`; values arrive as SQL literals
+//! rendered by `key::render`. Shared by the scripts recover writes, the queries apply and check
+//! run, and the fetches of differing rows.
+
+use crate::shape::quote_ident;
+
+/// Temporary tables are named after the table's index in the plan and what they hold.
+pub fn temp_name(table: usize, what: &str) -> String {
+    format!("pgsalvage_{table}_{what}")
+}
+
+pub fn list(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn qualified(alias: &str, cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("{alias}.{}", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `t.k1 = s.k1 AND t.k2 = s.k2`
+pub fn key_match(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("t.{0} = s.{0}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The `SELECT` list of a fetch, for reuse by callers building queries.
+pub fn select_list(cols: &[String]) -> String {
+    list(cols)
+}
+
+/// `s.a, s.b`, for callers building joins.
+pub fn qualified_list(alias: &str, cols: &[String]) -> String {
+    qualified(alias, cols)
+}
+
+/// `(k1, k2) IN ((..), (..))` or `k IN (..)` for a chunk of keys.
+pub fn key_filter(key: &[String], keys: &[Vec<String>]) -> String {
+    let lhs = match key {
+        [one] => crate::shape::quote_ident(one),
+        many => format!("({})", select_list(many)),
+    };
+    let tuples: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            if k.len() == 1 {
+                k[0].clone()
+            } else {
+                format!("({})", k.join(", "))
+            }
+        })
+        .collect();
+    format!("{lhs} IN ({})", tuples.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_single_and_composite_keys() {
+        let one = vec!["id".to_string()];
+        assert_eq!(
+            key_filter(
+                &one,
+                &[vec!["'1'::bigint".into()], vec!["'2'::bigint".into()]]
+            ),
+            "\"id\" IN ('1'::bigint, '2'::bigint)"
+        );
+        let two = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            key_filter(&two, &[vec!["1".into(), "'x'".into()]]),
+            "(\"a\", \"b\") IN ((1, 'x'))"
+        );
+    }
+}
