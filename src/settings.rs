@@ -1,11 +1,16 @@
-//! The resolved, validated description of one run; no clap types.
+//! The resolved, validated description of one run of each command; no clap types.
 //!
 //! `cli` turns command-line flags into these structs (resolving connection strings, parsing table
-//! names), and everything below `pipeline` takes them as given, so the library can be driven by
-//! tests and other programs without a command line.
+//! names), and the conductors take them as given, so the library can be driven by tests and other
+//! programs without a command line. One struct per command, all here: [`VerifySettings`] (verify,
+//! and the comparison inside recover), [`BaselineSettings`], [`RecoverSettings`],
+//! [`ApplySettings`], [`CheckSettings`], [`StatusSettings`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::shape::TableName;
 use crate::source::{ConnInfo, Role};
@@ -97,6 +102,77 @@ impl VerifySettings {
             json: None,
             restore: None,
             baselines: Vec::new(),
+        }
+    }
+}
+
+/// One `recover` run.
+#[derive(Clone, Debug)]
+pub struct RecoverSettings {
+    /// The comparison; its `restore` spec says what to restore.
+    pub verify: VerifySettings,
+    pub out: PathBuf,
+    pub parquet: bool,
+    /// Replace an existing `--out` directory.
+    pub force: bool,
+}
+
+/// One `apply` run.
+#[derive(Clone, Debug)]
+pub struct ApplySettings {
+    pub dir: PathBuf,
+    pub target: ConnInfo,
+    pub dry_run: bool,
+    pub skip_changed: bool,
+}
+
+/// One `check` run.
+#[derive(Clone, Debug)]
+pub struct CheckSettings {
+    pub target: ConnInfo,
+    pub base: Option<ConnInfo>,
+    pub filter: TableFilter,
+    /// Keys listed per finding (counts stay exact).
+    pub max_keys: usize,
+    pub json: Option<PathBuf>,
+}
+
+/// What to look at and what counts as notable.
+#[derive(Clone, Debug)]
+pub struct StatusSettings {
+    pub target: ConnInfo,
+    pub thresholds: Thresholds,
+    /// How long a read may wait for a lock before the section is given up.
+    pub lock_timeout: Duration,
+}
+
+impl StatusSettings {
+    pub fn new(target: ConnInfo) -> Self {
+        StatusSettings {
+            target,
+            thresholds: Thresholds::default(),
+            lock_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What counts as long or lagging.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// A transaction open longer than this is listed and notable.
+    pub long_after_secs: u64,
+    /// Replication lag (or a standby's replay age while behind) beyond this is notable.
+    pub lag_after_secs: u64,
+    /// Replication lag, or WAL kept by an inactive slot, beyond this many bytes is notable.
+    pub lag_bytes: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            long_after_secs: 300,
+            lag_after_secs: 60,
+            lag_bytes: 16 * 1024 * 1024,
         }
     }
 }

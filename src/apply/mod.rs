@@ -23,7 +23,7 @@ mod written;
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -39,19 +39,11 @@ use crate::recovery::keys::for_each_record;
 use crate::recovery::keys::key_file;
 use crate::recovery::plan::{RecoverPlan, TableRestore};
 use crate::recovery::script::{parse_script, Step};
+pub use crate::settings::ApplySettings;
 use crate::shape::TableName;
-use crate::source::{catalog, connect, ConnInfo};
+use crate::source::{catalog, connect};
 use crate::sql::key_filter;
 use guard::{check_table, Expect, Mismatch};
-
-/// One `apply` run.
-#[derive(Clone, Debug)]
-pub struct ApplySettings {
-    pub dir: PathBuf,
-    pub target: ConnInfo,
-    pub dry_run: bool,
-    pub skip_changed: bool,
-}
 
 /// What an apply did.
 #[derive(Debug, Serialize)]

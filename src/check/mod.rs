@@ -57,14 +57,14 @@ pub mod report;
 pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+pub use crate::settings::CheckSettings;
 use crate::settings::TableFilter;
-use crate::source::{ConnInfo, Role, Source};
+use crate::source::{Role, Source};
 use catalog::{ConstraintKind, Schema, TableDef};
 use parents::{ParentRows, Seed};
 use report::{
@@ -72,17 +72,6 @@ use report::{
     OrphanFinding, ParentRestore, RowList, SequenceColumn, SequenceFinding, FORMAT,
 };
 use scan::{forms, key_columns, tuple_json, violation_condition, violations};
-
-/// One `check` run.
-#[derive(Clone, Debug)]
-pub struct CheckSettings {
-    pub target: ConnInfo,
-    pub base: Option<ConnInfo>,
-    pub filter: TableFilter,
-    /// Keys listed per finding (counts stay exact).
-    pub max_keys: usize,
-    pub json: Option<PathBuf>,
-}
 
 /// What [`inspect`] found, with the schemas (every table, whatever the filter) and parent chain
 /// the fix-ups build on.

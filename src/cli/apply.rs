@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::{OutputArgs, TargetArgs};
 use super::runtime;
-use crate::apply::{apply, ApplySettings};
+use crate::apply::{apply, ApplyReport, ApplySettings};
 use crate::error::Result;
 use crate::source::conninfo::{resolve, ProcessEnv};
 
@@ -15,9 +16,9 @@ pub struct ApplyArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// The database to restore into (the target the recovery was computed against).
-    #[arg(long, env = "PGSALVAGE_TARGET", value_name = "URL")]
-    pub target: String,
+    /// The database to restore into: the target the recovery was computed against.
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Do everything, print what would change, and roll back.
     #[arg(long)]
@@ -27,13 +28,12 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub skip_changed: bool,
 
-    /// Write what apply did as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn run(args: &ApplyArgs) -> Result<i32> {
-    let target = resolve(&args.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
+    let target = resolve(&args.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
     let settings = ApplySettings {
         dir: args.dir.clone(),
         target,
@@ -41,10 +41,8 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         skip_changed: args.skip_changed,
     };
     let report = runtime()?.block_on(apply(&settings))?;
-    if let Some(path) = &args.json {
-        let text = serde_json::to_vec_pretty(&report)
-            .map_err(|e| crate::Error::internal(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| crate::Error::io(path.display(), e))?;
+    if let Some(path) = &args.output.json {
+        crate::report::write_json_file(path, &report)?;
     }
     for c in &report.conflicts {
         let verb = if args.skip_changed {
@@ -68,17 +66,8 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         );
         return Ok(report.exit_code);
     }
-    for s in &report.statements {
-        println!("{:>10} rows  {}", s.rows, s.statement);
-    }
-    for table in &report.index_guarded {
-        println!("  rows to insert into {table}: guarded by its unique key index, not read ahead");
-    }
-    for table in &report.scanned {
-        println!("  rows written to {table}: re-verified by one scan of what this apply wrote");
-    }
-    for m in &report.reverify_mismatches {
-        println!("  not as planned: {} key {}", m.table, m.key.get());
+    if !args.output.quiet {
+        print_steps(&report);
     }
     let checked = format!(
         "re-verified {} keys: {} not as planned",
@@ -93,4 +82,20 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         eprintln!("error: the restore did not produce the planned rows ({checked}); rolled back, nothing changed");
     }
     Ok(report.exit_code)
+}
+
+/// What apply ran, table by table, and how it re-verified.
+fn print_steps(report: &ApplyReport) {
+    for s in &report.statements {
+        println!("{:>10} rows  {}", s.rows, s.statement);
+    }
+    for table in &report.index_guarded {
+        println!("  rows to insert into {table}: guarded by its unique key index, not read ahead");
+    }
+    for table in &report.scanned {
+        println!("  rows written to {table}: re-verified by one scan of what this apply wrote");
+    }
+    for m in &report.reverify_mismatches {
+        println!("  not as planned: {} key {}", m.table, m.key.get());
+    }
 }

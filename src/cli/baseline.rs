@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{parse_keys, reporter_for, runtime, table_filter};
+use super::args::{OutputArgs, ScopeArgs, WorkArgs};
+use super::{parse_keys, reporter_for, runtime};
 use crate::baseline::manifest::Baseline;
 use crate::baseline::take::take;
 use crate::baseline::Manifest;
@@ -20,7 +21,13 @@ pub struct BaselineArgs {
     pub command: Option<BaselineCommand>,
 
     /// The database to record (a libpq URL or key=value string; a hot standby works).
-    #[arg(long, env = "PGSALVAGE_SOURCE", value_name = "URL", required = true)]
+    #[arg(
+        long,
+        env = "PGSALVAGE_SOURCE",
+        hide_env_values = true,
+        value_name = "URL",
+        required = true
+    )]
     pub source: Option<String>,
 
     /// The directory to write; it must not exist (see --force). Written atomically.
@@ -35,30 +42,19 @@ pub struct BaselineArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Record only these tables (schema.table, comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "TABLES")]
-    pub tables: Vec<String>,
-
-    /// Record only tables in these schemas (comma-separated).
-    #[arg(long = "schema", value_delimiter = ',', value_name = "SCHEMA")]
-    pub schemas: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     /// Key columns for a table without a primary key: --key public.events=tenant_id,event_id.
     #[arg(long, value_name = "TABLE=COLS")]
     pub key: Vec<String>,
 
-    /// Worker sessions reading the source.
-    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub work: WorkArgs,
 
-    /// COPY data per hashing batch, in KiB. Twice verify's default: a baseline reads one source,
-    /// so the same memory holds batches twice as large (fewer hand-offs to the hashing pool).
-    #[arg(long, default_value_t = 2048, value_name = "KIB", hide = true)]
-    pub batch_kib: usize,
-
-    /// Print only the last line; no progress bars.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    /// Also write the manifest as JSON to this file (what `baseline inspect --json` prints).
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,18 +82,15 @@ impl BaselineArgs {
             .out
             .clone()
             .ok_or_else(|| Error::usage("--out is required"))?;
-        if self.jobs == 0 {
-            return Err(Error::usage("--jobs must be at least 1"));
-        }
         Ok(BaselineSettings {
             source: resolve(source, &ProcessEnv).map_err(|e| e.context("--source"))?,
             out,
             rows: self.rows,
             force: self.force,
-            filter: table_filter(&self.tables, &self.schemas)?,
+            filter: self.scope.filter()?,
             keys: parse_keys(&self.key)?,
-            jobs: self.jobs,
-            batch_bytes: self.batch_kib.max(4) * 1024,
+            jobs: self.work.jobs,
+            batch_bytes: self.work.batch_bytes(2048),
         })
     }
 }
@@ -107,14 +100,12 @@ pub fn run(args: &BaselineArgs) -> Result<i32> {
         return run_inspect(inspect);
     }
     let settings = args.settings()?;
-    let reporter = reporter_for(args.quiet);
+    let reporter = reporter_for(args.output.silent());
     let manifest = runtime()?.block_on(take(&settings, reporter))?;
-    let text = summary(&manifest, &settings.out);
-    if args.quiet {
-        println!("{}", text.lines().last().unwrap_or_default());
-    } else {
-        print!("{text}");
+    if let Some(path) = &args.output.json {
+        crate::report::write_json_file(path, &manifest)?;
     }
+    args.output.print(&summary(&manifest, &settings.out));
     Ok(0)
 }
 

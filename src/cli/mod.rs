@@ -4,6 +4,7 @@
 //! Exit status: 0 identical, 1 differences found, 2 an error or anything left unverified.
 
 pub mod apply;
+pub mod args;
 pub mod bars;
 pub mod baseline;
 pub mod check;
@@ -24,7 +25,8 @@ use crate::report::{human, VerifyReport};
 use crate::settings::{TableFilter, VerifySettings};
 use crate::shape::TableName;
 use crate::source::conninfo::{resolve, ProcessEnv};
-use crate::source::Role;
+use crate::source::{ConnInfo, Role};
+use args::{OutputArgs, ScopeArgs, TargetArgs, WorkArgs};
 
 /// Exact data-integrity diff and recovery for PostgreSQL.
 ///
@@ -47,20 +49,22 @@ pub struct Cli {
 pub enum Command {
     /// Compare a base database with a target database, row by row.
     ///
-    /// Exit status: 0 identical, 1 differences, 2 error or anything not verified.
+    /// Exit status: 0 identical, 1 differences, 2 error or anything not verified. --json writes
+    /// schema pgsalvage.verify/1.
     Verify(VerifyArgs),
     /// Compare, then write restore batches that put lost and damaged rows back.
     ///
     /// Writes into --out: plan.json (review it first), restore.sql (one transaction, tables in
     /// foreign-key order), undo.sql (reverts restore.sql), keys/ (what apply guards with).
-    /// Exit status: 0 nothing to restore, 1 a restore was written, 2 error.
+    /// Exit status: 0 nothing to restore, 1 a restore was written, 2 error. --json writes the
+    /// comparison (schema pgsalvage.verify/1).
     Recover(recover::RecoverArgs),
     /// Apply a recovery to the target in one transaction, guarded and re-verified.
     ///
     /// Every row the restore touches must still be as it was when recover compared it; rows
     /// changed since are conflicts (abort, or skip them with --skip-changed). --dry-run does all
     /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
-    /// differences remain, 2 error or aborted.
+    /// differences remain, 2 error or aborted. --json writes what apply did.
     Apply(apply::ApplyArgs),
     /// Take a checksum baseline of a database (or inspect one: baseline inspect DIR).
     ///
@@ -73,12 +77,14 @@ pub enum Command {
     /// Reports migration tables (dirty, failed, locked), lock waits and who blocks whom, running
     /// DDL, long transactions, replication (replicas, replay pause, lag, slots) and invalid
     /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
-    /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read.
+    /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read. --json
+    /// writes schema pgsalvage.status/1.
     Status(status::StatusArgs),
     /// Check integrity on the target: constraints not validated, orphans, sequences behind
     /// their tables, and with --base the NOT NULL and unique rules it lost and its schema drift.
     ///
     /// Read-only, in one snapshot. Exit status: 0 nothing found, 1 problems found, 2 error.
+    /// --json writes schema pgsalvage.check/1.
     Check(check::CheckArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
@@ -89,26 +95,18 @@ pub enum Command {
 pub struct CompareArgs {
     /// The known-good side, e.g. a restored pre-migration backup, or a baseline directory.
     ///
-    /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
-    /// string; missing parts come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE and
-    /// passwords from PGPASSWORD or ~/.pgpass.
+    /// A libpq connection URI or key=value string, like --target.
     #[arg(
         long,
         env = "PGSALVAGE_BASE",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Sources"
     )]
     pub base: String,
 
-    /// The side under suspicion, e.g. the primary after a failed migration, or a baseline
-    /// directory.
-    #[arg(
-        long,
-        env = "PGSALVAGE_TARGET",
-        value_name = "URL",
-        help_heading = "Sources"
-    )]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// A copy that saw the legitimate writes after the backup but not the damage (a delayed or
     /// paused standby, a later backup). With it, differences are classified three ways: lost,
@@ -116,47 +114,22 @@ pub struct CompareArgs {
     #[arg(
         long,
         env = "PGSALVAGE_REPLICA",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Sources"
     )]
     pub replica: Option<String>,
 
-    /// Compare only these tables (schema.table, comma-separated).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "TABLES",
-        help_heading = "What to compare"
-    )]
-    pub tables: Vec<String>,
-
-    /// Compare only tables in these schemas (comma-separated).
-    #[arg(
-        long = "schema",
-        value_delimiter = ',',
-        value_name = "SCHEMA",
-        help_heading = "What to compare"
-    )]
-    pub schemas: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     /// Use these columns as the key of a table without a usable primary key:
     /// --key public.events=tenant_id,event_id (repeatable). They must be NOT NULL and unique.
     #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
     pub key: Vec<String>,
 
-    /// Worker sessions per source; each reads one key range at a time.
-    #[arg(
-        long,
-        short = 'j',
-        default_value_t = 4,
-        value_name = "N",
-        help_heading = "Performance"
-    )]
-    pub jobs: usize,
-
-    /// COPY data per hashing batch, in KiB (bounds memory per worker).
-    #[arg(long, default_value_t = 1024, value_name = "KIB", hide = true)]
-    pub batch_kib: usize,
+    #[command(flatten)]
+    pub work: WorkArgs,
 }
 
 #[derive(Debug, Args)]
@@ -164,9 +137,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub compare: CompareArgs,
 
-    /// Write the full report as JSON (schema pgsalvage.verify/1) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Write one CSV line per differing row (table,key,kind,columns) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -180,14 +152,6 @@ pub struct VerifyArgs {
         help_heading = "Output"
     )]
     pub max_findings: usize,
-
-    /// Print only the verdict line (and errors); no progress bars.
-    #[arg(long, short = 'q', help_heading = "Output")]
-    pub quiet: bool,
-
-    /// Do not draw progress bars.
-    #[arg(long, help_heading = "Output")]
-    pub no_progress: bool,
 }
 
 impl VerifyArgs {
@@ -196,7 +160,7 @@ impl VerifyArgs {
         let mut settings = self.compare.settings()?;
         settings.max_findings = self.max_findings;
         settings.findings_csv = self.findings.clone();
-        settings.json = self.json.clone();
+        settings.json = self.output.json.clone();
         Ok(settings)
     }
 }
@@ -204,15 +168,27 @@ impl VerifyArgs {
 impl CompareArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
-        if self.jobs == 0 {
-            return Err(Error::usage("--jobs must be at least 1"));
+        let (sources, baselines) = self.sides()?;
+        if !baselines.is_empty() && self.replica.is_some() {
+            return Err(Error::usage("--replica cannot be combined with a baseline")
+                .with_hint("compare a baseline with one database or another baseline"));
         }
-        let mut sources = Vec::new();
-        let mut baselines = Vec::new();
+        let mut settings = VerifySettings::new(sources);
+        settings.baselines = baselines;
+        settings.filter = self.scope.filter()?;
+        settings.keys = parse_keys(&self.key)?;
+        settings.jobs = self.work.jobs;
+        settings.batch_bytes = self.work.batch_bytes(1024);
+        Ok(settings)
+    }
+
+    /// Each side given: a database (resolved like libpq) or a baseline directory.
+    fn sides(&self) -> Result<(Vec<(Role, ConnInfo)>, Vec<(Role, PathBuf)>)> {
+        let (mut sources, mut baselines) = (Vec::new(), Vec::new());
         let sides = [
             (Role::Base, Some(&self.base)),
             (Role::Replica, self.replica.as_ref()),
-            (Role::Target, Some(&self.target)),
+            (Role::Target, Some(&self.target.target)),
         ];
         for (role, text) in sides {
             let Some(text) = text else { continue };
@@ -224,21 +200,7 @@ impl CompareArgs {
                 sources.push((role, info));
             }
         }
-        if !baselines.is_empty() && self.replica.is_some() {
-            return Err(Error::usage("--replica cannot be combined with a baseline")
-                .with_hint("compare a baseline with one database or another baseline"));
-        }
-        let mut settings = VerifySettings::new(sources);
-        settings.baselines = baselines;
-        settings.filter = self.filter()?;
-        settings.keys = parse_keys(&self.key)?;
-        settings.jobs = self.jobs;
-        settings.batch_bytes = self.batch_kib.max(4) * 1024;
-        Ok(settings)
-    }
-
-    fn filter(&self) -> Result<TableFilter> {
-        table_filter(&self.tables, &self.schemas)
+        Ok((sources, baselines))
     }
 }
 
@@ -320,9 +282,9 @@ pub fn print_error(e: &Error) {
 
 fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let settings = args.settings()?;
-    let reporter = reporter_for(args.quiet || args.no_progress);
+    let reporter = reporter_for(args.output.silent());
     let report = runtime()?.block_on(crate::verify(&settings, reporter.clone()))?;
-    finish(&report, &settings, args.quiet)
+    finish(&report, &settings, args.output.quiet)
 }
 
 /// Prints and writes a finished report; returns its exit status.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::OutputArgs;
 use super::{finish, parse_table, parse_table_columns, reporter_for, runtime, CompareArgs};
 use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
@@ -75,17 +76,8 @@ pub struct RecoverArgs {
     )]
     pub on_conflict: OnConflict,
 
-    /// Also write the comparison report as JSON (schema pgsalvage.verify/1).
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub json: Option<PathBuf>,
-
-    /// Print only the verdict and the plan summary; no progress bars.
-    #[arg(long, short = 'q', help_heading = "Output")]
-    pub quiet: bool,
-
-    /// Do not draw progress bars.
-    #[arg(long, help_heading = "Output")]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl RecoverArgs {
@@ -95,7 +87,7 @@ impl RecoverArgs {
             return Err(Error::usage("recover needs databases: a baseline holds digests, not rows")
                 .with_hint("compare with the baseline using verify, then recover from a restored backup database"));
         }
-        verify.json = self.json.clone();
+        verify.json = self.output.json.clone();
         verify.restore = Some(RestoreSpec {
             columns: parse_columns(&self.columns)?,
             no_delete: self.no_delete,
@@ -138,9 +130,9 @@ fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {
 
 pub fn run(args: &RecoverArgs) -> Result<i32> {
     let settings = args.settings()?;
-    let reporter = reporter_for(args.quiet || args.no_progress);
+    let reporter = reporter_for(args.output.silent());
     let outcome = runtime()?.block_on(recover(&settings, reporter))?;
-    let code = finish(&outcome.report, &settings.verify, args.quiet)?;
+    let code = finish(&outcome.report, &settings.verify, args.output.quiet)?;
     let t = &outcome.plan.totals;
     println!(
         "\nrecovery written to {}: insert {}, update {}, delete {}, keep {}",

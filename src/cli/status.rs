@@ -1,10 +1,9 @@
 //! `pgsalvage status`: flags → [`StatusSettings`], one read-only look at the target, the summary
 //! printed and the JSON written.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
+use super::args::{OutputArgs, TargetArgs};
 use super::runtime;
 use crate::error::Result;
 use crate::incident::{status, StatusSettings, Thresholds};
@@ -12,13 +11,10 @@ use crate::source::conninfo::{resolve, ProcessEnv};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The database to look at (a primary or a standby).
-    ///
-    /// A libpq connection URI or key=value string; missing parts come from PGHOST, PGPORT,
-    /// PGUSER, PGDATABASE, PGSSLMODE and passwords from PGPASSWORD or ~/.pgpass. The session is
-    /// read-only; sessions and locks are those of this database, replication is the cluster's.
-    #[arg(long, env = "PGSALVAGE_TARGET", value_name = "URL")]
-    pub target: String,
+    /// The database to look at: a primary or a standby. The session is read-only; sessions and
+    /// locks are those of this database, replication is the cluster's.
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// List (and count as notable) transactions open longer than this.
     #[arg(
@@ -48,18 +44,14 @@ pub struct StatusArgs {
     )]
     pub lag_bytes: u64,
 
-    /// Write the report as JSON (schema pgsalvage.status/1) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub json: Option<PathBuf>,
-
-    /// Print only the verdict line (and errors).
-    #[arg(long, short = 'q', help_heading = "Output")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl StatusArgs {
     pub fn settings(&self) -> Result<StatusSettings> {
-        let target = resolve(&self.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
+        let target =
+            resolve(&self.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         let mut settings = StatusSettings::new(target);
         settings.thresholds = Thresholds {
             long_after_secs: self.long_after,
@@ -73,15 +65,10 @@ impl StatusArgs {
 pub fn run(args: &StatusArgs) -> Result<i32> {
     let settings = args.settings()?;
     let report = runtime()?.block_on(status(&settings))?;
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.output.json {
         report.write_json(path)?;
     }
-    let text = crate::incident::human::summary(&report);
-    if args.quiet {
-        println!("{}", text.lines().last().unwrap_or_default());
-    } else {
-        print!("{text}");
-    }
+    args.output.print(&crate::incident::human::summary(&report));
     for e in &report.errors {
         eprintln!("error: {}: {}", e.section, e.message);
         if let Some(hint) = &e.hint {

@@ -13,28 +13,8 @@ use super::indexes::InvalidIndex;
 use super::migrations::{MigrationTable, Tool};
 use super::replication::{Replica, Replication, Slot, StandbyState};
 use super::StatusReport;
+pub use crate::settings::Thresholds;
 use crate::shape::quote_ident;
-
-/// What counts as long or lagging.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Thresholds {
-    /// A transaction open longer than this is listed and notable.
-    pub long_after_secs: u64,
-    /// Replication lag (or a standby's replay age while behind) beyond this is notable.
-    pub lag_after_secs: u64,
-    /// Replication lag, or WAL kept by an inactive slot, beyond this many bytes is notable.
-    pub lag_bytes: u64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            long_after_secs: 300,
-            lag_after_secs: 60,
-            lag_bytes: 16 * 1024 * 1024,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,7 +7,7 @@
 //! section that fails (permissions, that timeout) is recorded and the others are still read; the
 //! report is then incomplete and the exit status 2.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_postgres::Client;
 
@@ -16,26 +16,8 @@ use super::{
     SectionError, ServerInfo, StatusReport, StatusVerdict, FORMAT,
 };
 use crate::error::{Context, Result};
+pub use crate::settings::StatusSettings;
 use crate::source::{connect::connect, ConnInfo};
-
-/// What to look at and what counts as notable.
-#[derive(Clone, Debug)]
-pub struct StatusSettings {
-    pub target: ConnInfo,
-    pub thresholds: Thresholds,
-    /// How long a read may wait for a lock before the section is given up.
-    pub lock_timeout: Duration,
-}
-
-impl StatusSettings {
-    pub fn new(target: ConnInfo) -> Self {
-        StatusSettings {
-            target,
-            thresholds: Thresholds::default(),
-            lock_timeout: Duration::from_secs(2),
-        }
-    }
-}
 
 const SERVER: &str = "
 SELECT current_setting('server_version'), current_setting('server_version_num')::int,

@@ -20,7 +20,7 @@ pub mod fixup;
 pub mod parquet_out;
 
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio_postgres::Client;
@@ -35,22 +35,11 @@ use crate::recovery::keys::{for_each_record, KeyChunks};
 use crate::recovery::plan::{self, RecoverPlan, TableRestore};
 use crate::recovery::script::Script;
 use crate::report::{Verdict, VerifyReport};
-use crate::settings::VerifySettings;
+pub use crate::settings::RecoverSettings;
 use crate::shape::TableName;
 use crate::sql::temp_name;
 use fetch::copy_keys;
 use fixup::{copy_line, FixStep, Fixups, RowRestore, TableActions};
-
-/// One `recover` run.
-#[derive(Clone, Debug)]
-pub struct RecoverSettings {
-    /// The comparison; its `restore` spec says what to restore.
-    pub verify: VerifySettings,
-    pub out: PathBuf,
-    pub parquet: bool,
-    /// Replace an existing `--out` directory.
-    pub force: bool,
-}
 
 /// What a recover run produced.
 pub struct RecoverOutcome {

@@ -453,3 +453,56 @@ fn permission_denied_fails_that_table_with_its_name() {
         text(&out.stdout)
     );
 }
+
+/// Issue 19: a password in a connection variable never shows in `--help`.
+#[test]
+fn help_never_prints_connection_secrets() {
+    let secret = "s3cr3t-in-env";
+    for cmd in ["verify", "recover", "apply", "check", "status", "baseline"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
+            .args([cmd, "--help"])
+            .env("PGSALVAGE_TARGET", format!("postgresql://u:{secret}@h/db"))
+            .env("PGSALVAGE_BASE", format!("postgresql://u:{secret}@h/db"))
+            .env("PGSALVAGE_REPLICA", format!("postgresql://u:{secret}@h/db"))
+            .env("PGSALVAGE_SOURCE", format!("postgresql://u:{secret}@h/db"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd} --help failed");
+        let help = text(&out.stdout);
+        assert!(
+            !help.contains(secret),
+            "{cmd} --help prints the secret:\n{help}"
+        );
+        assert!(
+            help.contains("PGSALVAGE_"),
+            "{cmd} --help names no variable:\n{help}"
+        );
+    }
+}
+
+/// Shared flag groups: every command that reports takes -q, --no-progress and --json, and
+/// --jobs 0 is refused by the parser, naming the flag.
+#[test]
+fn output_flags_are_the_same_everywhere() {
+    for cmd in ["verify", "recover", "apply", "check", "status", "baseline"] {
+        let out = pgsalvage(&[cmd, "--help"]);
+        let help = text(&out.stdout);
+        for flag in ["--quiet", "--no-progress", "--json"] {
+            assert!(help.contains(flag), "{cmd} --help lacks {flag}:\n{help}");
+        }
+    }
+    for cmd in [
+        &["verify", "--base", "x", "--target", "y"][..],
+        &["baseline", "--source", "x", "--out", "/tmp/x"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--jobs", "0"]);
+        let out = pgsalvage(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--jobs") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+}

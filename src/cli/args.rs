@@ -1,0 +1,129 @@
+//! Flag groups shared by several commands, declared once and flattened into each
+//! (`#[command(flatten)]`), so `--target`, `--json`, `-q`, `--jobs` read and validate the same
+//! everywhere.
+//!
+//! Connection flags never show their environment value in `--help` (`hide_env_values`): a URL in
+//! `PGSALVAGE_TARGET` may hold a password. Keep passwords in `PGPASSWORD`, `~/.pgpass` or a
+//! `passfile=` instead.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::Result;
+use crate::settings::TableFilter;
+
+/// `--target`: the database a command looks at or changes.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The target database: the side under suspicion, e.g. the primary after a failed
+    /// migration.
+    ///
+    /// A libpq connection URI (postgresql://user@host:port/db?sslmode=require) or key=value
+    /// string; missing parts come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, and
+    /// passwords from PGPASSWORD or ~/.pgpass.
+    #[arg(
+        long,
+        env = "PGSALVAGE_TARGET",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Sources"
+    )]
+    pub target: String,
+}
+
+/// `--tables` and `--schema`: which tables a command covers.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Only these tables (schema.table, comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TABLES",
+        help_heading = "What to compare"
+    )]
+    pub tables: Vec<String>,
+
+    /// Only tables in these schemas (comma-separated).
+    #[arg(
+        long = "schema",
+        value_delimiter = ',',
+        value_name = "SCHEMA",
+        help_heading = "What to compare"
+    )]
+    pub schemas: Vec<String>,
+}
+
+impl ScopeArgs {
+    pub fn filter(&self) -> Result<TableFilter> {
+        super::table_filter(&self.tables, &self.schemas)
+    }
+}
+
+/// `--jobs` and the hidden batch size: how hard a command reads its sources.
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Worker sessions per source; each reads one key range at a time.
+    #[arg(
+        long,
+        short = 'j',
+        default_value_t = 4,
+        value_name = "N",
+        value_parser = at_least_one,
+        help_heading = "Performance"
+    )]
+    pub jobs: usize,
+
+    /// COPY data per hashing batch, in KiB (bounds memory per worker). The default is the
+    /// command's own: a baseline reads one source, so the same memory holds batches twice as
+    /// large as a verify's.
+    #[arg(long, value_name = "KIB", hide = true)]
+    pub batch_kib: Option<usize>,
+}
+
+impl WorkArgs {
+    /// The batch size in bytes, `default_kib` unless given.
+    pub fn batch_bytes(&self, default_kib: usize) -> usize {
+        self.batch_kib.unwrap_or(default_kib).max(4) * 1024
+    }
+}
+
+/// `--json`, `-q`, `--no-progress`: what a command prints and writes.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the full report as JSON to this file (its schema is named in its "format" field).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub json: Option<PathBuf>,
+
+    /// Print only the verdict line (and errors); no progress bars.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+
+    /// Do not draw progress bars.
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}
+
+impl OutputArgs {
+    /// Whether progress bars stay off.
+    pub fn silent(&self) -> bool {
+        self.quiet || self.no_progress
+    }
+
+    /// Prints a command's text, or only its last line (the verdict) with `-q`.
+    pub fn print(&self, text: &str) {
+        if self.quiet {
+            println!("{}", text.lines().last().unwrap_or_default());
+        } else {
+            print!("{text}");
+        }
+    }
+}
+
+fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
