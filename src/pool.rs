@@ -29,3 +29,35 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Error::internal(format!("a file task stopped: {e}")))?
 }
+
+/// A file (or any writer) whose writes leave the async worker they are made on: inside a
+/// multi-threaded tokio runtime each write runs under `block_in_place`, which hands the worker's
+/// other tasks to another thread first; elsewhere it simply writes. Wrapped in a `BufWriter`,
+/// the crossing costs once per buffer (a MiB), not once per row.
+pub struct OffRuntime<W>(pub W);
+
+/// Runs short blocking work (a write, an fsync) where it is called, having first moved the
+/// worker's other tasks to another thread when inside a multi-threaded runtime.
+pub fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for OffRuntime<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        off_runtime(|| self.0.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        off_runtime(|| self.0.write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        off_runtime(|| self.0.flush())
+    }
+}

@@ -122,7 +122,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
             .map(|c| (c.plan.name.to_string(), c.plan.columns.clone()))
             .collect(),
     );
-    let collector = tokio::spawn(findings::collect(rx, layout, settings.clone()));
+    let collector = findings::spawn(rx, layout, settings.clone());
     reports.extend(compare_all(settings, &sides, compared, reporter, &tx).await);
     drop(tx);
     let listed = collector

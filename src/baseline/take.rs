@@ -20,6 +20,7 @@ use crate::progress::Reporter;
 use crate::settings::BaselineSettings;
 use crate::shape::{TableName, TableShape};
 use crate::source::{catalog, Role, Source};
+use crate::staging::StagedDir;
 use crate::tree::leaves::shift_for;
 
 use super::files::write_leaves;
@@ -27,13 +28,13 @@ use super::manifest::{root_of, schema_fingerprint, Manifest, TableEntry, MANIFES
 
 /// Takes a baseline; returns its manifest.
 pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> Result<Manifest> {
-    check_out(&settings.out, settings.force)?;
+    let staging = StagedDir::create(&settings.out, "baseline", settings.force)?;
+    create_leaves_dir(&staging)?;
     let source = Source::open(Role::Base, settings.source.clone()).await?;
     let shapes = catalog::read_tables(source.client())
         .await
         .map_err(|e| e.context("reading the catalog of the source"))?;
     let plans = plan_tables(settings, &shapes)?;
-    let staging = staging_dir(&settings.out)?;
     let mut tables = Vec::with_capacity(plans.len());
     for (i, plan) in plans.into_iter().enumerate() {
         let ranges = ranges_of(source.client(), &plan, settings.jobs).await?;
@@ -66,18 +67,13 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     );
     let mut manifest = Manifest::new(source.snapshot.clone(), settings.rows);
     manifest.tables = entries?;
-    manifest.seal(staging.path())?;
-    write_manifest(staging.path(), &manifest)?;
-    publish(staging, &settings.out)?;
-    Ok(manifest)
-}
-
-fn check_out(out: &Path, force: bool) -> Result<()> {
-    if out.exists() && !force {
-        return Err(Error::usage(format!("{} already exists", out.display()))
-            .with_hint("choose a new directory, or pass --force to replace it"));
-    }
-    Ok(())
+    crate::pool::blocking(move || {
+        manifest.seal(staging.path())?;
+        write_manifest(staging.path(), &manifest)?;
+        staging.publish()?;
+        Ok(manifest)
+    })
+    .await
 }
 
 /// The tables to capture, each reconciled on its own; a table that cannot be keyed fails the
@@ -105,21 +101,6 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
             .with_hint("give those tables a key with --key schema.table=cols, or leave them out with --tables/--schema"));
     }
     Ok(plans)
-}
-
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
-    let dir = tempfile::Builder::new()
-        .prefix(".pgsalvage-baseline-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent.display(), e))?;
-    std::fs::create_dir(dir.path().join("leaves"))
-        .map_err(|e| Error::io(dir.path().display(), e))?;
-    Ok(dir)
 }
 
 /// A file-name-safe stem for a table: its position and its name with anything unusual replaced.
@@ -211,35 +192,10 @@ async fn write_table(
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
-    std::fs::write(&path, json).map_err(|e| Error::io(path.display(), e))?;
-    sync_dir(dir)
+    std::fs::write(&path, json).map_err(|e| Error::io(path.display(), e))
 }
 
-/// Makes the staging directory's entries durable before it is renamed into place.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir.display(), e))
-}
-
-/// Renames the finished staging directory to `out`; an old baseline there (with --force) is
-/// moved aside first and removed only once the new one is in place.
-fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
-    let staged = staging.keep();
-    let old = out.exists().then(|| {
-        let mut aside = staged.clone();
-        aside.set_extension("old");
-        aside
-    });
-    if let Some(aside) = &old {
-        std::fs::rename(out, aside).map_err(|e| Error::io(out.display(), e))?;
-    }
-    if let Err(e) = std::fs::rename(&staged, out) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(Error::io(out.display(), e));
-    }
-    if let Some(aside) = old {
-        let _ = std::fs::remove_dir_all(aside);
-    }
-    Ok(())
+fn create_leaves_dir(staging: &StagedDir) -> Result<()> {
+    let dir = staging.path().join("leaves");
+    std::fs::create_dir(&dir).map_err(|e| Error::io(dir.display(), e))
 }

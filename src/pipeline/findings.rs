@@ -19,8 +19,18 @@ use crate::report::listing::{Layout, Listed};
 use crate::settings::VerifySettings;
 use crate::staging::temp_beside;
 
+/// Starts the collector on a blocking thread (it writes files as findings arrive) and returns
+/// where its listing will arrive.
+pub fn spawn(
+    rx: mpsc::Receiver<Vec<Finding>>,
+    layout: Layout,
+    settings: VerifySettings,
+) -> tokio::task::JoinHandle<Result<Listed>> {
+    tokio::task::spawn_blocking(move || collect(rx, layout, settings))
+}
+
 /// Receives findings until every sender is gone.
-pub async fn collect(
+pub fn collect(
     mut rx: mpsc::Receiver<Vec<Finding>>,
     layout: Layout,
     settings: VerifySettings,
@@ -37,7 +47,7 @@ pub async fn collect(
         .transpose()?;
     let mut kept = Vec::new();
     let mut truncated = false;
-    while let Some(chunk) = rx.recv().await {
+    while let Some(chunk) = rx.blocking_recv() {
         if let Some(csv) = csv.as_mut() {
             csv.write_all(&layout, &chunk)?;
         }

@@ -88,7 +88,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     }
     let (tx, rx) = mpsc::channel(64);
     let layout = crate::report::listing::Layout::of(&tables);
-    let collector = tokio::spawn(findings::collect(rx, layout, settings.clone()));
+    let collector = findings::spawn(rx, layout, settings.clone());
     let mut ctx = RunContext::new(
         roles.clone(),
         sources,

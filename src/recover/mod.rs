@@ -29,6 +29,7 @@ use crate::classify::{Action, ConflictPolicy};
 use crate::error::{Error, Result};
 use crate::pipeline;
 use crate::plan::TableRun;
+use crate::pool::OffRuntime;
 use crate::progress::Reporter;
 use crate::recovery::keys::key_file;
 use crate::recovery::keys::{for_each_record, KeyChunks};
@@ -38,6 +39,7 @@ use crate::report::{Verdict, VerifyReport};
 pub use crate::settings::RecoverSettings;
 use crate::shape::TableName;
 use crate::sql::temp_name;
+use crate::staging::StagedDir;
 use fetch::copy_keys;
 use fixup::{copy_line, FixStep, Fixups, RowRestore, TableActions};
 
@@ -52,8 +54,7 @@ pub async fn recover(
     settings: &RecoverSettings,
     reporter: Arc<dyn Reporter>,
 ) -> Result<RecoverOutcome> {
-    check_out(&settings.out, settings.force)?;
-    let staging = staging_dir(&settings.out)?;
+    let staging = StagedDir::create(&settings.out, "recover", settings.force)?;
     let mut verify = settings.verify.clone();
     let keys = staging.path().join("keys");
     verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
@@ -132,55 +133,30 @@ pub async fn recover(
         }
     }
     plan.write(&dir.join("plan.json"))?;
-    finish_dir(staging, &settings.out, settings.force)?;
+    crate::pool::blocking(move || staging.publish()).await?;
     Ok(RecoverOutcome {
         report: run.report,
         plan,
     })
 }
 
-fn check_out(out: &Path, force: bool) -> Result<()> {
-    if out.exists() && !force {
-        return Err(Error::usage(format!("{} already exists", out.display()))
-            .with_hint("choose a new --out directory, or add --force to replace it"));
-    }
-    Ok(())
-}
+/// A script file, written a MiB at a time off the async workers (see [`OffRuntime`]).
+type ScriptFile = Script<BufWriter<OffRuntime<std::fs::File>>>;
 
-/// A temporary directory beside `out`, so the final rename stays on one filesystem.
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    tempfile::Builder::new()
-        .prefix(".pgsalvage-recover-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(format!("creating a directory in {}", parent.display()), e))
-}
-
-fn finish_dir(staging: tempfile::TempDir, out: &Path, force: bool) -> Result<()> {
-    if force && out.exists() {
-        std::fs::remove_dir_all(out)
-            .map_err(|e| Error::io(format!("replacing {}", out.display()), e))?;
-    }
-    let path = staging.keep();
-    std::fs::rename(&path, out)
-        .map_err(|e| Error::io(format!("moving the recovery to {}", out.display()), e))
-}
-
-fn create(path: &Path) -> Result<Script<BufWriter<std::fs::File>>> {
+fn create(path: &Path) -> Result<ScriptFile> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
-    Ok(Script::new(BufWriter::with_capacity(1 << 20, file)))
+    Ok(Script::new(BufWriter::with_capacity(
+        1 << 20,
+        OffRuntime(file),
+    )))
 }
 
-fn close(script: Script<BufWriter<std::fs::File>>, path: &Path) -> Result<()> {
+fn close(script: ScriptFile, path: &Path) -> Result<()> {
     use std::io::Write;
     let mut out = script.into_inner();
     out.flush().map_err(|e| Error::io(path.display(), e))?;
-    out.get_ref()
-        .sync_all()
-        .map_err(|e| Error::io(path.display(), e))
+    let file = &out.get_ref().0;
+    crate::pool::off_runtime(|| file.sync_all()).map_err(|e| Error::io(path.display(), e))
 }
 
 /// What the row restore does to the differing keys: every table's count of kept rows, and the
@@ -422,11 +398,7 @@ async fn write_script(
 }
 
 /// Fix-up steps; rows they load come from `reference` (the base).
-async fn write_fixups(
-    s: &mut Script<BufWriter<std::fs::File>>,
-    steps: &[FixStep],
-    reference: &Client,
-) -> Result<()> {
+async fn write_fixups(s: &mut ScriptFile, steps: &[FixStep], reference: &Client) -> Result<()> {
     for step in steps {
         match step {
             FixStep::Comment(text) => s.comment(text)?,
@@ -471,7 +443,7 @@ async fn write_fixups(
 
 /// A temporary table filled with the given rows of `source`, read by key.
 async fn load(
-    s: &mut Script<BufWriter<std::fs::File>>,
+    s: &mut ScriptFile,
     source: &Client,
     table: &TableRestore,
     temp: &str,
