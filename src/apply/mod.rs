@@ -124,34 +124,8 @@ impl Attempt<'_> {
     /// the lock, which also keeps those indexes from being dropped until the commit.
     async fn once(&self, by_index: bool) -> Result<Option<ApplyReport>> {
         let (client, settings, plan) = (self.client, self.settings, self.plan);
-        client
-            .batch_execute("BEGIN")
-            .await
-            .context(|| "starting the apply transaction".into())?;
-        lock_tables(client, plan).await?;
-        let keyed = if by_index {
-            self.index_guarded().await?
-        } else {
-            HashSet::new()
-        };
-        let keyed = &keyed;
-        let conflicts = self.guard(keyed).await?;
-        let mut report = ApplyReport {
-            dry_run: settings.dry_run,
-            committed: false,
-            conflicts,
-            statements: Vec::new(),
-            reverify_mismatches: Vec::new(),
-            reverified_keys: 0,
-            index_guarded: plan
-                .tables
-                .iter()
-                .filter(|t| keyed.contains(&t.index))
-                .map(|t| t.table.clone())
-                .collect(),
-            scanned: Vec::new(),
-            exit_code: 0,
-        };
+        let keyed = self.begin(by_index).await?;
+        let mut report = self.guarded_report(&keyed).await?;
         if !report.conflicts.is_empty() && !settings.skip_changed {
             rollback(client).await?;
             if !keyed.is_empty() {
@@ -162,36 +136,70 @@ impl Attempt<'_> {
             return Ok(Some(report));
         }
         let steps = without_setval(self.steps, settings.dry_run, &mut report.statements);
-        let Some(counts) = run_steps(
-            client,
-            plan,
-            &steps,
-            &report.conflicts,
-            keyed,
-            &settings.dir,
-        )
-        .await?
-        else {
+        let (conflicts, dir) = (&report.conflicts, &settings.dir);
+        let Some(counts) = run_steps(client, plan, &steps, conflicts, &keyed, dir).await? else {
             rollback(client).await?;
             return Ok(None);
         };
         report.statements.extend(counts);
         // Verify inside the transaction: a restore that did not produce exactly the planned rows
         // is rolled back instead of committed; a dry run shows the same check.
-        reverify(client, plan, self.codecs, &settings.dir, &mut report).await?;
-        if settings.dry_run || !report.reverify_mismatches.is_empty() {
-            rollback(client).await?;
-            if !settings.dry_run {
+        reverify(client, plan, self.codecs, dir, &mut report).await?;
+        self.end(report).await.map(Some)
+    }
+
+    /// Opens the transaction and locks the plan's tables; with `by_index`, finds the tables whose
+    /// inserts their unique index guards (after the lock, which keeps those indexes in place).
+    async fn begin(&self, by_index: bool) -> Result<HashSet<usize>> {
+        self.client
+            .batch_execute("BEGIN")
+            .await
+            .context(|| "starting the apply transaction".into())?;
+        lock_tables(self.client, self.plan).await?;
+        match by_index {
+            true => self.index_guarded().await,
+            false => Ok(HashSet::new()),
+        }
+    }
+
+    /// A report that starts with the guard's conflicts.
+    async fn guarded_report(&self, keyed: &HashSet<usize>) -> Result<ApplyReport> {
+        let index_guarded = self
+            .plan
+            .tables
+            .iter()
+            .filter(|t| keyed.contains(&t.index))
+            .map(|t| t.table.clone())
+            .collect();
+        Ok(ApplyReport {
+            dry_run: self.settings.dry_run,
+            committed: false,
+            conflicts: self.guard(keyed).await?,
+            statements: Vec::new(),
+            reverify_mismatches: Vec::new(),
+            reverified_keys: 0,
+            index_guarded,
+            scanned: Vec::new(),
+            exit_code: 0,
+        })
+    }
+
+    /// Commits a restore that re-verified; rolls back a dry run or one that did not.
+    async fn end(&self, mut report: ApplyReport) -> Result<ApplyReport> {
+        let dry_run = self.settings.dry_run;
+        if dry_run || !report.reverify_mismatches.is_empty() {
+            rollback(self.client).await?;
+            if !dry_run {
                 report.exit_code = 2;
             }
-            return Ok(Some(report));
+            return Ok(report);
         }
-        client
+        self.client
             .batch_execute("COMMIT")
             .await
             .context(|| "committing the restore".into())?;
         report.committed = true;
-        Ok(Some(report))
+        Ok(report)
     }
 
     /// The guard ahead of the restore: every touched key, but the inserts of `keyed` tables.
@@ -341,61 +349,92 @@ async fn run_steps(
     keyed: &HashSet<usize>,
     dir: &Path,
 ) -> Result<Option<Vec<StatementCount>>> {
-    let mut counts = Vec::new();
-    let mut copied_directly: Option<String> = None;
+    let mut runner = Runner {
+        client,
+        plan,
+        conflicts,
+        keyed,
+        dir,
+        counts: Vec::new(),
+        copied_directly: None,
+    };
     for &step in steps {
-        match step {
-            Step::Statement(sql) if matches!(sql.as_str(), "BEGIN" | "COMMIT") => {}
-            Step::Statement(sql)
-                if copied_directly.as_ref().is_some_and(|temp| {
-                    sql.starts_with("INSERT ") && sql.contains(temp.as_str())
-                }) =>
-            {
-                copied_directly = None;
-            }
-            Step::Statement(sql) => {
-                let rows = client
-                    .execute(sql.as_str(), &[])
-                    .await
-                    .context(|| format!("running: {}", short(sql)))?;
-                if is_dml(sql) {
-                    counts.push(StatementCount {
-                        statement: short(sql),
-                        rows,
-                    });
-                }
-            }
-            Step::Copy { statement, data } => {
-                match direct_insert(plan, statement).filter(|_| conflicts.is_empty()) {
-                    Some((temp, direct)) => {
-                        let rows = match copy_in_raw(client, &direct, dir, data).await {
-                            Ok(rows) => rows,
-                            Err(CopyFailure::Pg(e))
-                                if !keyed.is_empty() && is_unique_violation(&e) =>
-                            {
-                                return Ok(None)
-                            }
-                            Err(e) => {
-                                return Err(e
-                                    .into_error()
-                                    .context(format!("loading: {}", short(&direct))))
-                            }
-                        };
-                        counts.push(StatementCount {
-                            statement: short(&direct),
-                            rows,
-                        });
-                        copied_directly = Some(format!("FROM {temp} ON CONFLICT"));
-                    }
-                    None => {
-                        copy_in(client, statement, dir, data).await?;
-                        drop_conflicts(client, plan, statement, conflicts, dir).await?;
-                    }
-                }
-            }
+        let went_on = match step {
+            Step::Statement(sql) => runner.statement(sql).await.map(|()| true)?,
+            Step::Copy { statement, data } => runner.copy(statement, data).await?,
+        };
+        if !went_on {
+            return Ok(None);
         }
     }
-    Ok(Some(counts))
+    Ok(Some(runner.counts))
+}
+
+/// The state of a run through the script's steps.
+struct Runner<'a> {
+    client: &'a Client,
+    plan: &'a RecoverPlan,
+    conflicts: &'a [Mismatch],
+    keyed: &'a HashSet<usize>,
+    dir: &'a Path,
+    counts: Vec<StatementCount>,
+    /// After a direct copy: the `INSERT ... FROM <temp> ON CONFLICT` it made redundant.
+    copied_directly: Option<String>,
+}
+
+impl Runner<'_> {
+    /// Runs one statement, but the script's own BEGIN/COMMIT and an insert a direct copy did.
+    async fn statement(&mut self, sql: &str) -> Result<()> {
+        if matches!(sql, "BEGIN" | "COMMIT") {
+            return Ok(());
+        }
+        let done = self.copied_directly.as_ref();
+        if done.is_some_and(|temp| sql.starts_with("INSERT ") && sql.contains(temp.as_str())) {
+            self.copied_directly = None;
+            return Ok(());
+        }
+        let rows = self
+            .client
+            .execute(sql, &[])
+            .await
+            .context(|| format!("running: {}", short(sql)))?;
+        if is_dml(sql) {
+            self.counts.push(StatementCount {
+                statement: short(sql),
+                rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads one COPY: straight into the table when nothing conflicts and the plan allows it,
+    /// else into its temporary table with the conflicting keys dropped. `false` when a direct
+    /// copy met a key that appeared since the diff (the caller starts over, guarding every key).
+    async fn copy(&mut self, statement: &str, data: &Range<u64>) -> Result<bool> {
+        let direct = direct_insert(self.plan, statement).filter(|_| self.conflicts.is_empty());
+        let Some((temp, direct)) = direct else {
+            copy_in(self.client, statement, self.dir, data).await?;
+            drop_conflicts(self.client, self.plan, statement, self.conflicts, self.dir).await?;
+            return Ok(true);
+        };
+        let rows = match copy_in_raw(self.client, &direct, self.dir, data).await {
+            Ok(rows) => rows,
+            Err(CopyFailure::Pg(e)) if !self.keyed.is_empty() && is_unique_violation(&e) => {
+                return Ok(false)
+            }
+            Err(e) => {
+                return Err(e
+                    .into_error()
+                    .context(format!("loading: {}", short(&direct))))
+            }
+        };
+        self.counts.push(StatementCount {
+            statement: short(&direct),
+            rows,
+        });
+        self.copied_directly = Some(format!("FROM {temp} ON CONFLICT"));
+        Ok(true)
+    }
 }
 
 fn is_unique_violation(err: &tokio_postgres::Error) -> bool {

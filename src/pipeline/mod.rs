@@ -89,37 +89,14 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     let (tx, rx) = mpsc::channel(64);
     let layout = crate::report::listing::Layout::of(&tables);
     let collector = findings::spawn(rx, layout, settings.clone());
-    let mut ctx = RunContext::new(
-        roles.clone(),
-        sources,
-        tables,
-        batch_bytes(settings.batch_bytes, settings.jobs * settings.sources.len()),
-        tx,
-        reporter,
-    );
-    ctx.capture = settings.restore.as_ref().map(|r| CaptureSpec {
-        no_delete: r.no_delete,
-        on_conflict: r.on_conflict,
-        source: if settings.sources.len() == 3 { 1 } else { 0 },
-        keep_all: false,
-    });
-    let ctx = Arc::new(ctx);
-    let workers: Vec<_> = (0..settings.jobs.max(1))
-        .map(|_| tokio::spawn(worker(ctx.clone())))
-        .collect();
-    for w in workers {
-        w.await
-            .map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
-    }
-    let ctx = Arc::into_inner(ctx).ok_or_else(|| Error::internal("workers still hold the run"))?;
-    let (tallies, sources, tables) = ctx.into_parts();
+    let ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
+    let (tallies, sources, tables) = run_workers(ctx, settings.jobs).await?;
     let listed = collector
         .await
         .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
-    let snapshots = sources.iter().map(|s| s.snapshot.clone()).collect();
     let parts = report::Parts {
         roles: &roles,
-        snapshots,
+        snapshots: sources.iter().map(|s| s.snapshot.clone()).collect(),
         tables: &tables,
         tallies,
         refused,
@@ -131,6 +108,23 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         sources,
         tables,
     })
+}
+
+/// Runs `jobs` workers over the queue of units until it is empty.
+async fn run_workers(
+    ctx: RunContext,
+    jobs: usize,
+) -> Result<(Vec<TableTally>, Vec<Source>, Vec<TableRun>)> {
+    let ctx = Arc::new(ctx);
+    let workers: Vec<_> = (0..jobs.max(1))
+        .map(|_| tokio::spawn(worker(ctx.clone())))
+        .collect();
+    for w in workers {
+        w.await
+            .map_err(|e| Error::internal(format!("a worker panicked: {e}")))?;
+    }
+    let ctx = Arc::into_inner(ctx).ok_or_else(|| Error::internal("workers still hold the run"))?;
+    Ok(ctx.into_parts())
 }
 
 async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
@@ -220,13 +214,21 @@ pub(crate) async fn ranges_of(
 
 impl RunContext {
     fn new(
+        settings: &VerifySettings,
         roles: Vec<Role>,
         sources: Vec<Source>,
         tables: Vec<TableRun>,
-        batch_bytes: usize,
         findings: mpsc::Sender<Vec<Finding>>,
         reporter: Arc<dyn Reporter>,
     ) -> Self {
+        let batch_bytes = batch_bytes(settings.batch_bytes, settings.jobs * roles.len());
+        // Recover runs: findings carry what restoring their key takes.
+        let capture = settings.restore.as_ref().map(|r| CaptureSpec {
+            no_delete: r.no_delete,
+            on_conflict: r.on_conflict,
+            source: if roles.len() == 3 { 1 } else { 0 },
+            keep_all: false,
+        });
         let n = roles.len();
         let tallies = tables
             .iter()
@@ -243,7 +245,7 @@ impl RunContext {
             sources,
             tables,
             batch_bytes,
-            capture: None,
+            capture,
             findings,
             reporter,
             tallies: Mutex::new(tallies),

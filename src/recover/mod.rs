@@ -37,6 +37,7 @@ use crate::recovery::plan::{self, RecoverPlan, TableRestore};
 use crate::recovery::script::Script;
 use crate::report::{Verdict, VerifyReport};
 pub use crate::settings::RecoverSettings;
+use crate::settings::VerifySettings;
 use crate::shape::TableName;
 use crate::sql::temp_name;
 use crate::staging::StagedDir;
@@ -59,19 +60,45 @@ pub async fn recover(
     let keys = staging.path().join("keys");
     verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
     let run = pipeline::run(&verify, reporter).await?;
-    if run.report.verdict == Verdict::Incomplete {
+    refuse_unsafe(&run.report, &verify)?;
+    let tables = plan::restores(&run.tables, &keys)?;
+    let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
+    let sides = Sides::of(&run);
+    let found =
+        crate::check::inspect(sides.target, Some(sides.reference), &verify.filter, 1000).await?;
+    let actions = row_actions(&run.tables, &keys, &found.report)?;
+    let fixups = fixup::plan(sides.target, &found, &actions).await?;
+    plan.fixups = fixups.plan.clone();
+    let out = Written {
+        dir: staging.path(),
+        keys: &keys,
+        runs: &run.tables,
+        plan: &plan,
+        fixups: &fixups,
+        sides: &sides,
+    };
+    out.scripts().await?;
+    if settings.parquet {
+        out.parquet().await?;
+    }
+    plan.write(&staging.path().join("plan.json"))?;
+    crate::pool::blocking(move || staging.publish()).await?;
+    Ok(RecoverOutcome {
+        report: run.report,
+        plan,
+    })
+}
+
+/// Refuses to write a restore from an incomplete comparison, or with conflicts under
+/// `--on-conflict fail`.
+fn refuse_unsafe(report: &VerifyReport, verify: &VerifySettings) -> Result<()> {
+    if report.verdict == Verdict::Incomplete {
         return Err(
             Error::source("the comparison was incomplete, so no restore was written")
                 .with_hint("fix the errors above and run recover again"),
         );
     }
-    let conflicts = run
-        .report
-        .totals
-        .classes
-        .get("conflict")
-        .copied()
-        .unwrap_or(0);
+    let conflicts = report.totals.classes.get("conflict").copied().unwrap_or(0);
     let policy = verify
         .restore
         .as_ref()
@@ -85,59 +112,71 @@ pub async fn recover(
             "review them in the report, then choose --on-conflict keep-target or take-replica",
         ));
     }
-    let tables = plan::restores(&run.tables, &keys)?;
-    let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
-    // Rows are restored from the replica in a three-way run, else from the base.
-    let source = if run.sources.len() == 3 { 1 } else { 0 };
-    let (base, target) = (
-        run.sources[source].client(),
-        run.sources[run.sources.len() - 1].client(),
-    );
-    // The fix-ups take the base as the reference schema, also in a three-way run.
-    let reference = run.sources[0].client();
-    let found = crate::check::inspect(target, Some(reference), &verify.filter, 1000).await?;
-    let actions = row_actions(&run.tables, &keys, &found.report)?;
-    let fixups = fixup::plan(target, &found, &actions).await?;
-    plan.fixups = fixups.plan.clone();
-    let dir = staging.path();
-    let around = Around {
-        fixups: &fixups,
-        reference,
-    };
-    write_restore(
-        base,
-        target,
-        &run.tables,
-        &plan,
-        &keys,
-        &dir.join("restore.sql"),
-        &around,
-    )
-    .await?;
-    write_undo(
-        base,
-        target,
-        &run.tables,
-        &plan,
-        &keys,
-        &dir.join("undo.sql"),
-        &around,
-    )
-    .await?;
-    if settings.parquet {
-        let pq = dir.join("parquet");
-        std::fs::create_dir_all(&pq).map_err(|e| Error::io(pq.display(), e))?;
-        for t in &plan.tables {
-            parquet_out::write_table((base, source), target, &run.tables[t.index], t, &keys, &pq)
-                .await?;
+    Ok(())
+}
+
+/// The sessions a recovery reads rows from, all on the comparison's snapshots.
+struct Sides<'a> {
+    /// Where restored rows come from: the replica in a three-way run, else the base.
+    source: &'a Client,
+    source_index: usize,
+    target: &'a Client,
+    /// The reference schema of the fix-ups: the base, also in a three-way run.
+    reference: &'a Client,
+}
+
+impl<'a> Sides<'a> {
+    fn of(run: &'a pipeline::Run) -> Self {
+        let source_index = if run.sources.len() == 3 { 1 } else { 0 };
+        Sides {
+            source: run.sources[source_index].client(),
+            source_index,
+            target: run.sources[run.sources.len() - 1].client(),
+            reference: run.sources[0].client(),
         }
     }
-    plan.write(&dir.join("plan.json"))?;
-    crate::pool::blocking(move || staging.publish()).await?;
-    Ok(RecoverOutcome {
-        report: run.report,
-        plan,
-    })
+}
+
+/// What goes into the staging directory, and from where.
+struct Written<'a> {
+    dir: &'a Path,
+    keys: &'a Path,
+    runs: &'a [TableRun],
+    plan: &'a RecoverPlan,
+    fixups: &'a Fixups,
+    sides: &'a Sides<'a>,
+}
+
+impl Written<'_> {
+    /// restore.sql and undo.sql.
+    async fn scripts(&self) -> Result<()> {
+        for direction in [Direction::Restore, Direction::Undo] {
+            let path = self.dir.join(direction.file());
+            let header = self.plan.header(direction.name(), direction.about());
+            let sections = sections(self.plan, direction, self.sides);
+            write_script(
+                &path,
+                &header,
+                self,
+                sections,
+                direction.fixups(self.fixups),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// parquet/: the rows to restore of every table, as Parquet.
+    async fn parquet(&self) -> Result<()> {
+        let pq = self.dir.join("parquet");
+        std::fs::create_dir_all(&pq).map_err(|e| Error::io(pq.display(), e))?;
+        let source = (self.sides.source, self.sides.source_index);
+        for t in &self.plan.tables {
+            let run = &self.runs[t.index];
+            parquet_out::write_table(source, self.sides.target, run, t, self.keys, &pq).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A script file, written a MiB at a time off the async workers (see [`OffRuntime`]).
@@ -195,10 +234,44 @@ fn row_actions(
     Ok(out)
 }
 
-/// The fix-up steps a script writes around its row sections, and the base they load from.
-struct Around<'a> {
-    fixups: &'a Fixups,
-    reference: &'a Client,
+/// Which script is written: restore.sql puts the restore source's rows onto the target; undo.sql
+/// is its exact reverse, the target's rows as they were at diff time. The two are mirror images,
+/// so one description serves both.
+#[derive(Clone, Copy)]
+enum Direction {
+    Restore,
+    Undo,
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Restore => "restore",
+            Direction::Undo => "undo",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Direction::Restore => "restore.sql",
+            Direction::Undo => "undo.sql",
+        }
+    }
+
+    fn about(self) -> &'static str {
+        match self {
+            Direction::Restore => "puts the lost and damaged rows back on the target",
+            Direction::Undo => "reverts restore.sql: the target's rows as they were at diff time",
+        }
+    }
+
+    /// The fix-up steps before and after the row sections.
+    fn fixups(self, f: &Fixups) -> (&[FixStep], &[FixStep]) {
+        match self {
+            Direction::Restore => (&f.before_rows, &f.after_rows),
+            Direction::Undo => (&f.undo_first, &f.undo_last),
+        }
+    }
 }
 
 /// What one section of a script does to its table after loading the rows.
@@ -222,144 +295,122 @@ struct Section<'a> {
     dml: Dml,
 }
 
-/// restore.sql: inserts and updates parents first (from the restore source), then deletes
-/// children first (keys read from the target).
-async fn write_restore(
-    source: &Client,
-    target: &Client,
-    runs: &[TableRun],
-    plan: &RecoverPlan,
-    keys: &Path,
-    path: &Path,
-    around: &Around<'_>,
-) -> Result<()> {
-    let mut sections = Vec::new();
+/// A script's sections: rows put in and updated parents first, rows taken out children first.
+fn sections<'a>(plan: &'a RecoverPlan, dir: Direction, sides: &Sides<'a>) -> Vec<Section<'a>> {
+    let mut out = Vec::new();
     for t in plan.parents_first() {
-        if t.insert > 0 {
-            let comment = format!(
+        out.extend(put_in(t, dir, sides));
+        out.extend(update(t, dir, sides));
+    }
+    for t in plan.children_first() {
+        out.extend(take_out(t, dir, sides));
+    }
+    out
+}
+
+/// Restore inserts the rows missing on the target (from the source); undo re-inserts the rows
+/// restore deletes (from the target).
+fn put_in<'a>(t: &'a TableRestore, dir: Direction, sides: &Sides<'a>) -> Option<Section<'a>> {
+    let (count, comment, temp, from, action, columns, overriding) = match dir {
+        Direction::Restore => (
+            t.insert,
+            format!(
                 "{}: insert {} rows missing on the target",
                 t.table, t.insert
-            );
-            let dml = Dml::Insert {
-                overriding: t.overriding,
-            };
-            sections.push(Section {
-                table: t,
-                comment,
-                temp: "ins",
-                from: source,
-                action: Action::Insert,
-                columns: t.insert_columns.clone(),
-                dml,
-            });
-        }
-        if t.update > 0 && !t.update_columns.is_empty() {
-            let comment = format!(
+            ),
+            "ins",
+            sides.source,
+            Action::Insert,
+            &t.insert_columns,
+            t.overriding,
+        ),
+        Direction::Undo => (
+            t.delete,
+            format!(
+                "{}: re-insert {} rows restore.sql deletes",
+                t.table, t.delete
+            ),
+            "undel",
+            sides.target,
+            Action::Delete,
+            &t.target_columns,
+            t.target_overriding,
+        ),
+    };
+    (count > 0).then(|| Section {
+        table: t,
+        comment,
+        temp,
+        from,
+        action,
+        columns: columns.clone(),
+        dml: Dml::Insert { overriding },
+    })
+}
+
+/// Restore sets the divergent rows' columns from the source; undo puts the target's back.
+fn update<'a>(t: &'a TableRestore, dir: Direction, sides: &Sides<'a>) -> Option<Section<'a>> {
+    if t.update == 0 || t.update_columns.is_empty() {
+        return None;
+    }
+    let (comment, temp, from) = match dir {
+        Direction::Restore => (
+            format!(
                 "{}: update {} divergent rows ({})",
                 t.table,
                 t.update,
                 t.update_columns.join(", ")
-            );
-            let columns = [t.key.clone(), t.update_columns.clone()].concat();
-            sections.push(Section {
-                table: t,
-                comment,
-                temp: "upd",
-                from: source,
-                action: Action::Update,
-                columns,
-                dml: Dml::Update(t.update_columns.clone()),
-            });
-        }
-    }
-    for t in plan.children_first().into_iter().filter(|t| t.delete > 0) {
-        let comment = format!("{}: delete {} rows extra on the target", t.table, t.delete);
-        sections.push(Section {
-            table: t,
-            comment,
-            temp: "del",
-            from: target,
-            action: Action::Delete,
-            columns: t.key.clone(),
-            dml: Dml::Delete,
-        });
-    }
-    let header = plan.header(
-        "restore",
-        "puts the lost and damaged rows back on the target",
-    );
-    let f = around.fixups;
-    let steps = (&f.before_rows[..], &f.after_rows[..]);
-    write_script(path, &header, runs, keys, sections, steps, around.reference).await
-}
-
-/// undo.sql: the target as it is now for everything restore.sql changes: re-inserts and updates
-/// parents first, then deletes of what restore.sql inserts, children first.
-async fn write_undo(
-    source: &Client,
-    target: &Client,
-    runs: &[TableRun],
-    plan: &RecoverPlan,
-    keys: &Path,
-    path: &Path,
-    around: &Around<'_>,
-) -> Result<()> {
-    let mut sections = Vec::new();
-    for t in plan.parents_first() {
-        if t.delete > 0 {
-            let comment = format!(
-                "{}: re-insert {} rows restore.sql deletes",
-                t.table, t.delete
-            );
-            let dml = Dml::Insert {
-                overriding: t.target_overriding,
-            };
-            sections.push(Section {
-                table: t,
-                comment,
-                temp: "undel",
-                from: target,
-                action: Action::Delete,
-                columns: t.target_columns.clone(),
-                dml,
-            });
-        }
-        if t.update > 0 && !t.update_columns.is_empty() {
-            let comment = format!(
+            ),
+            "upd",
+            sides.source,
+        ),
+        Direction::Undo => (
+            format!(
                 "{}: put back {} rows restore.sql updates",
                 t.table, t.update
-            );
-            let columns = [t.key.clone(), t.update_columns.clone()].concat();
-            sections.push(Section {
-                table: t,
-                comment,
-                temp: "unupd",
-                from: target,
-                action: Action::Update,
-                columns,
-                dml: Dml::Update(t.update_columns.clone()),
-            });
-        }
-    }
-    for t in plan.children_first().into_iter().filter(|t| t.insert > 0) {
-        let comment = format!("{}: delete {} rows restore.sql inserts", t.table, t.insert);
-        sections.push(Section {
-            table: t,
-            comment,
-            temp: "unins",
-            from: source,
-            action: Action::Insert,
-            columns: t.key.clone(),
-            dml: Dml::Delete,
-        });
-    }
-    let header = plan.header(
-        "undo",
-        "reverts restore.sql: the target's rows as they were at diff time",
-    );
-    let f = around.fixups;
-    let steps = (&f.undo_first[..], &f.undo_last[..]);
-    write_script(path, &header, runs, keys, sections, steps, around.reference).await
+            ),
+            "unupd",
+            sides.target,
+        ),
+    };
+    Some(Section {
+        table: t,
+        comment,
+        temp,
+        from,
+        action: Action::Update,
+        columns: [t.key.clone(), t.update_columns.clone()].concat(),
+        dml: Dml::Update(t.update_columns.clone()),
+    })
+}
+
+/// Restore deletes the rows extra on the target; undo deletes the rows restore inserts.
+fn take_out<'a>(t: &'a TableRestore, dir: Direction, sides: &Sides<'a>) -> Option<Section<'a>> {
+    let (count, comment, temp, from, action) = match dir {
+        Direction::Restore => (
+            t.delete,
+            format!("{}: delete {} rows extra on the target", t.table, t.delete),
+            "del",
+            sides.target,
+            Action::Delete,
+        ),
+        Direction::Undo => (
+            t.insert,
+            format!("{}: delete {} rows restore.sql inserts", t.table, t.insert),
+            "unins",
+            sides.source,
+            Action::Insert,
+        ),
+    };
+    (count > 0).then(|| Section {
+        table: t,
+        comment,
+        temp,
+        from,
+        action,
+        columns: t.key.clone(),
+        dml: Dml::Delete,
+    })
 }
 
 /// Writes a script: the header, one transaction, the fix-ups that go first, each section's rows
@@ -367,12 +418,11 @@ async fn write_undo(
 async fn write_script(
     path: &Path,
     header: &str,
-    runs: &[TableRun],
-    keys: &Path,
+    out: &Written<'_>,
     sections: Vec<Section<'_>>,
     (first, last): (&[FixStep], &[FixStep]),
-    reference: &Client,
 ) -> Result<()> {
+    let (runs, keys, reference) = (out.runs, out.keys, out.sides.reference);
     let mut s = create(path)?;
     s.comment(header)?;
     s.begin()?;
