@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::files::{read_leaves, unframe_key, KeyedRow, StoredRows};
 use super::manifest::{root_of, Baseline, TableEntry};
-use crate::baseline::capture::{capture, span_rows, CaptureTable};
+use crate::baseline::capture::{capture, span_rows, CaptureTable, Captured};
 use crate::classify::{two_way, Class, Finding};
 use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
@@ -41,6 +41,7 @@ use crate::shape::{TableName, TableShape};
 use crate::source::sample::bound_of_fields;
 use crate::source::{catalog, Role, SnapshotInfo, Source};
 use crate::tree::leaves::{diff, total, Anchor, Leaf, SpanDiff};
+use crate::tree::Fingerprint;
 
 /// Rows of differing spans read per merge step (bounds memory), and spans per statement (saves
 /// round trips; each is one index range scan).
@@ -286,18 +287,50 @@ async fn compare_all(
     reporter: Arc<dyn Reporter>,
     findings: &mpsc::Sender<Vec<Finding>>,
 ) -> Vec<TableReport> {
-    let mut reports = Vec::new();
     let live = sides.iter().enumerate().find_map(|(role, s)| match s {
         Side::Live(source) => Some((role, source)),
         Side::Stored(_) => None,
     });
-    let Some((live_role, source)) = live else {
-        for (i, mut c) in compared.into_iter().enumerate() {
-            read_stored_leaves(sides, &mut c);
-            reports.push(compare_table(settings, sides, i, c, findings).await);
-        }
-        return reports;
+    let Some(live) = live else {
+        return compare_stored(settings, sides, compared, findings).await;
     };
+    let (captures, mut reports) = plan_captures(settings, sides, live, compared, findings).await;
+    reports.extend(compare_captured(settings, sides, live, captures, reporter, findings).await);
+    reports
+}
+
+/// Two baselines: table after table, from their leaf files.
+async fn compare_stored(
+    settings: &VerifySettings,
+    sides: &[Side],
+    compared: Vec<Compared>,
+    findings: &mpsc::Sender<Vec<Finding>>,
+) -> Vec<TableReport> {
+    let mut reports = Vec::new();
+    for (i, mut c) in compared.into_iter().enumerate() {
+        read_stored_leaves(sides, &mut c);
+        reports.push(compare_table(settings, sides, i, c, findings).await);
+    }
+    reports
+}
+
+/// The tables of the live side to capture, with the baseline's leaf size.
+struct Captures {
+    tables: Vec<CaptureTable>,
+    /// By capture index: the table's index and state, until its capture comes back.
+    waiting: Vec<Option<(usize, Compared)>>,
+}
+
+/// Plans the ranges of each table to capture; a table whose ranges cannot be planned is reported
+/// (as an error) at once.
+async fn plan_captures(
+    settings: &VerifySettings,
+    sides: &[Side],
+    (live_role, source): (usize, &Source),
+    compared: Vec<Compared>,
+    findings: &mpsc::Sender<Vec<Finding>>,
+) -> (Captures, Vec<TableReport>) {
+    let mut reports = Vec::new();
     let mut tables = Vec::new();
     let mut waiting = Vec::new();
     for (i, mut c) in compared.into_iter().enumerate() {
@@ -322,7 +355,20 @@ async fn compare_all(
             }
         }
     }
-    let (done, mut finished) = mpsc::unbounded_channel();
+    (Captures { tables, waiting }, reports)
+}
+
+/// Captures the live side's tables in parallel and compares each as its capture finishes.
+async fn compare_captured(
+    settings: &VerifySettings,
+    sides: &[Side],
+    (live_role, source): (usize, &Source),
+    captures: Captures,
+    reporter: Arc<dyn Reporter>,
+    findings: &mpsc::Sender<Vec<Finding>>,
+) -> Vec<TableReport> {
+    let Captures { tables, waiting } = captures;
+    let (done, finished) = mpsc::unbounded_channel();
     let capturing = capture(
         source,
         &tables,
@@ -331,23 +377,32 @@ async fn compare_all(
         reporter,
         done,
     );
-    let comparing = async {
-        let mut out = Vec::new();
-        while let Some((k, got)) = finished.recv().await {
-            let (i, mut c) = waiting[k].take().expect("each table is captured once");
-            read_stored_leaves(sides, &mut c);
-            c.elapsed_ms = got.elapsed.as_millis() as u64;
-            match got.error {
-                Some(e) => c.error = Some(e),
-                None => c.leaves[live_role] = Some(got.leaves),
-            }
-            out.push(compare_table(settings, sides, i, c, findings).await);
-        }
-        out
-    };
+    let comparing = compare_finished(settings, sides, live_role, waiting, finished, findings);
     let ((), compared) = tokio::join!(capturing, comparing);
-    reports.extend(compared);
-    reports
+    compared
+}
+
+/// Compares each captured table with its baseline side, in the order the captures finish.
+async fn compare_finished(
+    settings: &VerifySettings,
+    sides: &[Side],
+    live_role: usize,
+    mut waiting: Vec<Option<(usize, Compared)>>,
+    mut finished: mpsc::UnboundedReceiver<(usize, Captured)>,
+    findings: &mpsc::Sender<Vec<Finding>>,
+) -> Vec<TableReport> {
+    let mut out = Vec::new();
+    while let Some((k, got)) = finished.recv().await {
+        let (i, mut c) = waiting[k].take().expect("each table is captured once");
+        read_stored_leaves(sides, &mut c);
+        c.elapsed_ms = got.elapsed.as_millis() as u64;
+        match got.error {
+            Some(e) => c.error = Some(e),
+            None => c.leaves[live_role] = Some(got.leaves),
+        }
+        out.push(compare_table(settings, sides, i, c, findings).await);
+    }
+    out
 }
 
 /// The leaves of a table's baseline side(s).
@@ -373,22 +428,10 @@ async fn compare_table(
 ) -> TableReport {
     let mut report = base_report(&c);
     let (Some(base), Some(target), None) = (&c.leaves[0], &c.leaves[1], &c.error) else {
-        report.status = TableStatus::Error;
-        let e = c
-            .error
-            .as_ref()
-            .map_or("not compared".to_string(), Error::to_string);
-        report.errors.push(e);
-        return report;
+        return failed_report(report, &c);
     };
     let totals = [total(base), total(target)];
-    for (i, role) in [Role::Base, Role::Target].into_iter().enumerate() {
-        report.rows.insert(role, totals[i].count);
-        report.roots.insert(role, root_of(&totals[i]));
-    }
-    // The rows of the side that was read (a database); a baseline's leaves cost no reading.
-    let read = totals[0].count.max(totals[1].count);
-    report.rows_per_sec = (read * 1000).checked_div(c.elapsed_ms).unwrap_or(0);
+    record_totals(&mut report, &totals, c.elapsed_ms);
     let spans = if totals[0] == totals[1] {
         Vec::new()
     } else {
@@ -401,19 +444,7 @@ async fn compare_table(
     report.spans = Some(spans_out(&c.plan, &spans, exact, settings.max_findings));
     if !spans.is_empty() && exact {
         match exact_rows(settings, sides, index, &c, &spans, findings).await {
-            Ok(counts) => {
-                report.missing = counts[0];
-                report.extra = counts[1];
-                report.divergent = counts[2];
-                for (class, n) in [Class::Missing, Class::Extra, Class::Divergent]
-                    .iter()
-                    .zip(counts)
-                {
-                    if n > 0 {
-                        report.classes.insert(class.as_str(), n);
-                    }
-                }
-            }
+            Ok(counts) => record_counts(&mut report, counts),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
@@ -424,6 +455,43 @@ async fn compare_table(
         (true, false) => TableStatus::Identical,
     };
     report
+}
+
+/// A table whose leaves are not both at hand: its error, or `not compared`.
+fn failed_report(mut report: TableReport, c: &Compared) -> TableReport {
+    report.status = TableStatus::Error;
+    let e = c
+        .error
+        .as_ref()
+        .map_or("not compared".to_string(), Error::to_string);
+    report.errors.push(e);
+    report
+}
+
+/// Each side's row count and root, and the reading rate.
+fn record_totals(report: &mut TableReport, totals: &[Fingerprint; 2], elapsed_ms: u64) {
+    for (i, role) in [Role::Base, Role::Target].into_iter().enumerate() {
+        report.rows.insert(role, totals[i].count);
+        report.roots.insert(role, root_of(&totals[i]));
+    }
+    // The rows of the side that was read (a database); a baseline's leaves cost no reading.
+    let read = totals[0].count.max(totals[1].count);
+    report.rows_per_sec = (read * 1000).checked_div(elapsed_ms).unwrap_or(0);
+}
+
+/// The exact row counts: [missing, extra, divergent], each class listed when it has rows.
+fn record_counts(report: &mut TableReport, counts: [u64; 3]) {
+    report.missing = counts[0];
+    report.extra = counts[1];
+    report.divergent = counts[2];
+    for (class, n) in [Class::Missing, Class::Extra, Class::Divergent]
+        .iter()
+        .zip(counts)
+    {
+        if n > 0 {
+            report.classes.insert(class.as_str(), n);
+        }
+    }
 }
 
 fn base_report(c: &Compared) -> TableReport {

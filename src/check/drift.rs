@@ -143,62 +143,7 @@ fn column_diff(base: &TableDef, target: &TableDef) -> Vec<Drift> {
             });
             continue;
         };
-        let col = quote_ident(&b.name);
-        let alter = format!("ALTER TABLE {} ALTER COLUMN {col}", table.sql());
-        if b.type_sql != t.type_sql {
-            let pair = (Some(b.type_sql.clone()), Some(t.type_sql.clone()));
-            out.push(different(
-                Object::Column,
-                table,
-                &b.name,
-                "type",
-                pair,
-                Vec::new(),
-            ));
-        }
-        if b.not_null != t.not_null {
-            let text = |n: bool| Some(if n { "not null" } else { "null" }.to_string());
-            let ddl = if b.not_null {
-                "SET NOT NULL"
-            } else {
-                "DROP NOT NULL"
-            };
-            let pair = (text(b.not_null), text(t.not_null));
-            let ddl = vec![format!("{alter} {ddl}")];
-            out.push(different(
-                Object::Column,
-                table,
-                &b.name,
-                "nullability",
-                pair,
-                ddl,
-            ));
-        }
-        if b.default != t.default && !b.generated && !t.generated {
-            let ddl = match &b.default {
-                Some(expr) => format!("{alter} SET DEFAULT {expr}"),
-                None => format!("{alter} DROP DEFAULT"),
-            };
-            let pair = (b.default.clone(), t.default.clone());
-            out.push(different(
-                Object::Column,
-                table,
-                &b.name,
-                "default",
-                pair,
-                vec![ddl],
-            ));
-        } else if b.default != t.default || b.generated != t.generated {
-            let pair = (b.default.clone(), t.default.clone());
-            out.push(different(
-                Object::Column,
-                table,
-                &b.name,
-                "generation",
-                pair,
-                Vec::new(),
-            ));
-        }
+        out.extend(column_changes(table, b, t));
     }
     for t in target
         .columns
@@ -211,6 +156,76 @@ fn column_diff(base: &TableDef, target: &TableDef) -> Vec<Drift> {
         });
     }
     out
+}
+
+/// How a column both sides have differs: its type, its nullability, then its default or
+/// generation.
+fn column_changes(table: &TableName, b: &ColumnDef, t: &ColumnDef) -> Vec<Drift> {
+    let col = quote_ident(&b.name);
+    let alter = format!("ALTER TABLE {} ALTER COLUMN {col}", table.sql());
+    let mut out = Vec::new();
+    if b.type_sql != t.type_sql {
+        let pair = (Some(b.type_sql.clone()), Some(t.type_sql.clone()));
+        out.push(different(
+            Object::Column,
+            table,
+            &b.name,
+            "type",
+            pair,
+            Vec::new(),
+        ));
+    }
+    if b.not_null != t.not_null {
+        out.push(nullability_change(table, b, t, &alter));
+    }
+    out.extend(default_change(table, b, t, &alter));
+    out
+}
+
+/// `SET NOT NULL` or `DROP NOT NULL`, to the base's nullability.
+fn nullability_change(table: &TableName, b: &ColumnDef, t: &ColumnDef, alter: &str) -> Drift {
+    let text = |n: bool| Some(if n { "not null" } else { "null" }.to_string());
+    let ddl = if b.not_null {
+        "SET NOT NULL"
+    } else {
+        "DROP NOT NULL"
+    };
+    let pair = (text(b.not_null), text(t.not_null));
+    let ddl = vec![format!("{alter} {ddl}")];
+    different(Object::Column, table, &b.name, "nullability", pair, ddl)
+}
+
+/// A changed default, with the DDL that puts the base's back; a change of generation (the
+/// expression of a generated column, or whether it is generated at all) has none: that needs a
+/// person.
+fn default_change(table: &TableName, b: &ColumnDef, t: &ColumnDef, alter: &str) -> Option<Drift> {
+    if b.default != t.default && !b.generated && !t.generated {
+        let ddl = match &b.default {
+            Some(expr) => format!("{alter} SET DEFAULT {expr}"),
+            None => format!("{alter} DROP DEFAULT"),
+        };
+        let pair = (b.default.clone(), t.default.clone());
+        Some(different(
+            Object::Column,
+            table,
+            &b.name,
+            "default",
+            pair,
+            vec![ddl],
+        ))
+    } else if b.default != t.default || b.generated != t.generated {
+        let pair = (b.default.clone(), t.default.clone());
+        Some(different(
+            Object::Column,
+            table,
+            &b.name,
+            "generation",
+            pair,
+            Vec::new(),
+        ))
+    } else {
+        None
+    }
 }
 
 /// `type [NOT NULL] [DEFAULT expr]`, for reports.

@@ -65,13 +65,13 @@ use crate::error::{Error, Result};
 pub use crate::settings::CheckSettings;
 use crate::settings::TableFilter;
 use crate::source::{Role, Source};
-use catalog::{ConstraintKind, Schema, TableDef};
+use catalog::{ConstraintDef, ConstraintKind, ForeignKey, Schema, TableDef};
 use parents::{ParentRows, Seed};
 use report::{
     CheckReport, CheckTotals, CheckVerdict, ConstraintFinding, DuplicateFinding, NullFinding,
     OrphanFinding, ParentRestore, RowList, SequenceColumn, SequenceFinding, FORMAT,
 };
-use scan::{forms, key_columns, tuple_json, violation_condition, violations};
+use scan::{forms, key_columns, tuple_json, violation_condition, violations, Tuple, Violation};
 
 /// What [`inspect`] found, with the schemas (every table, whatever the filter) and parent chain
 /// the fix-ups build on.
@@ -208,14 +208,10 @@ async fn constraint_findings(
         };
         let list = |all: Vec<_>| RowList::new(key.clone(), &forms(table, &key), all, max_keys);
         if !con.validated {
-            report.not_validated.push(ConstraintFinding {
-                table: table.name.to_string(),
-                table_name: table.name.clone(),
-                constraint: con.name.clone(),
-                kind: con.kind,
-                definition: con.definition.clone(),
-                violations: rows.clone().map(list),
-            });
+            let violations = rows.clone().map(list);
+            report
+                .not_validated
+                .push(not_validated(table, con, violations));
         }
         let (Some(rows), Some(foreign)) = (rows, &con.foreign) else {
             continue;
@@ -223,33 +219,66 @@ async fn constraint_findings(
         if rows.is_empty() {
             continue;
         }
-        let parent_keys: BTreeSet<Vec<Option<String>>> = rows
-            .iter()
-            .map(|r| r.values.clone())
-            .filter(|v| v.iter().all(Option::is_some))
-            .collect();
-        let value_forms = forms(table, &con.columns);
-        report.orphans.push(OrphanFinding {
-            table: table.name.to_string(),
-            table_name: table.name.clone(),
-            constraint: con.name.clone(),
-            columns: con.columns.clone(),
-            parent: foreign.parent.to_string(),
-            parent_name: foreign.parent.clone(),
-            parent_columns: foreign.parent_columns.clone(),
-            validated: con.validated,
-            missing_parents: parent_keys.len() as u64,
-            parent_keys: parent_keys
-                .iter()
-                .take(max_keys)
-                .map(|k| tuple_json(k, &value_forms))
-                .collect(),
-            orphans: list(rows),
-            restorable_parents: None,
-            unrestorable_parents: None,
-        });
+        let orphans = list(rows);
+        let finding = orphan_finding(table, con, foreign, orphans, max_keys);
+        report.orphans.push(finding);
     }
     Ok(())
+}
+
+/// The finding of a constraint the target holds `NOT VALID`.
+fn not_validated(
+    table: &TableDef,
+    con: &ConstraintDef,
+    violations: Option<RowList>,
+) -> ConstraintFinding {
+    ConstraintFinding {
+        table: table.name.to_string(),
+        table_name: table.name.clone(),
+        constraint: con.name.clone(),
+        kind: con.kind,
+        definition: con.definition.clone(),
+        violations,
+    }
+}
+
+/// The distinct parent keys orphans reference; a key with a NULL in it references nothing.
+fn parent_keys(rows: &[Violation]) -> BTreeSet<Tuple> {
+    rows.iter()
+        .map(|r| r.values.clone())
+        .filter(|v| v.iter().all(Option::is_some))
+        .collect()
+}
+
+/// The finding of a foreign key's orphans; the base's part (restorable or not) comes later.
+fn orphan_finding(
+    table: &TableDef,
+    con: &ConstraintDef,
+    foreign: &ForeignKey,
+    orphans: RowList,
+    max_keys: usize,
+) -> OrphanFinding {
+    let parent_keys = parent_keys(&orphans.all);
+    let value_forms = forms(table, &con.columns);
+    OrphanFinding {
+        table: table.name.to_string(),
+        table_name: table.name.clone(),
+        constraint: con.name.clone(),
+        columns: con.columns.clone(),
+        parent: foreign.parent.to_string(),
+        parent_name: foreign.parent.clone(),
+        parent_columns: foreign.parent_columns.clone(),
+        validated: con.validated,
+        missing_parents: parent_keys.len() as u64,
+        parent_keys: parent_keys
+            .iter()
+            .take(max_keys)
+            .map(|k| tuple_json(k, &value_forms))
+            .collect(),
+        orphans,
+        restorable_parents: None,
+        unrestorable_parents: None,
+    }
 }
 
 /// The missing parents of every orphan, looked up on the base up the chain.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tokio_postgres::Client;
 
 use super::catalog::{ForeignKey, Schema};
-use super::scan::rows_by;
+use super::scan::{rows_by, Tuple};
 use crate::error::Result;
 use crate::shape::TableName;
 
@@ -62,6 +62,12 @@ pub async fn resolve(
     target_schema: &Schema,
     seeds: Vec<Seed>,
 ) -> Result<Vec<ParentRows>> {
+    let sides = Sides {
+        base,
+        target,
+        base_schema,
+        target_schema,
+    };
     let mut out: BTreeMap<(TableName, Vec<String>), ParentRows> = BTreeMap::new();
     let mut queue: VecDeque<Seed> = seeds.into();
     while let Some(seed) = queue.pop_front() {
@@ -73,50 +79,87 @@ pub async fn resolve(
                 restore: BTreeSet::new(),
                 unresolved: BTreeSet::new(),
             });
-        let new: BTreeSet<Vec<String>> = seed
-            .tuples
-            .iter()
-            .filter(|t| !entry.restore.contains(*t) && !entry.unresolved.contains(*t))
-            .cloned()
-            .collect();
+        let new = unseen(&seed, entry);
         if new.is_empty() {
             continue;
         }
-        let Some(table) = base_schema.table(&seed.table) else {
+        queue.extend(sides.follow(&seed, entry, new).await?);
+    }
+    Ok(out
+        .into_values()
+        .filter(|p| !p.restore.is_empty() || !p.unresolved.is_empty())
+        .collect())
+}
+
+/// The keys of a seed not yet sorted into found or not: each key is looked up once.
+fn unseen(seed: &Seed, entry: &ParentRows) -> BTreeSet<Vec<String>> {
+    seed.tuples
+        .iter()
+        .filter(|t| !entry.restore.contains(*t) && !entry.unresolved.contains(*t))
+        .cloned()
+        .collect()
+}
+
+/// The two databases the chain is followed across, with their schemas.
+struct Sides<'a> {
+    base: &'a Client,
+    target: &'a Client,
+    base_schema: &'a Schema,
+    target_schema: &'a Schema,
+}
+
+impl Sides<'_> {
+    /// Looks the `new` keys of a seed up on the base, sorts them in `entry` into found and not,
+    /// and returns the seeds of the parents the found rows reference and the target lacks.
+    async fn follow(
+        &self,
+        seed: &Seed,
+        entry: &mut ParentRows,
+        new: BTreeSet<Vec<String>>,
+    ) -> Result<Vec<Seed>> {
+        let Some(table) = self.base_schema.table(&seed.table) else {
             entry.unresolved.extend(new);
-            continue;
+            return Ok(Vec::new());
         };
-        let refs: Vec<_> = references(base_schema, target_schema, &seed.table)
+        let refs: Vec<_> = references(self.base_schema, self.target_schema, &seed.table)
             .into_iter()
             .filter(|(cols, _)| cols.iter().all(|c| table.column(c).is_some()))
             .collect();
         let select: Vec<String> = refs.iter().flat_map(|(c, _)| c.clone()).collect();
-        let rows = rows_by(base, table, &seed.columns, &new, &select).await?;
+        let rows = rows_by(self.base, table, &seed.columns, &new, &select).await?;
         let found: BTreeSet<Vec<String>> = rows.iter().map(|(k, _)| k.clone()).collect();
         entry.unresolved.extend(new.difference(&found).cloned());
         entry.restore.extend(found);
+        self.missing_parents(&refs, &rows).await
+    }
+
+    /// Per reference, the parent keys `rows` hold (their selected columns, in `refs` order) that
+    /// the target lacks, as seeds.
+    async fn missing_parents(
+        &self,
+        refs: &[(Vec<String>, ForeignKey)],
+        rows: &[(Vec<String>, Tuple)],
+    ) -> Result<Vec<Seed>> {
+        let mut seeds = Vec::new();
         let mut offset = 0;
-        for (cols, fk) in &refs {
+        for (cols, fk) in refs {
             // MATCH SIMPLE: a reference with a NULL in it points nowhere.
             let wanted: BTreeSet<Vec<String>> = rows
                 .iter()
                 .filter_map(|(_, v)| v[offset..offset + cols.len()].iter().cloned().collect())
                 .collect();
             offset += cols.len();
-            let missing = missing_on_target(target, target_schema, fk, wanted).await?;
+            let missing = missing_on_target(self.target, self.target_schema, fk, wanted).await?;
             if !missing.is_empty() {
-                queue.push_back(Seed {
+                seeds.push(Seed {
                     table: fk.parent.clone(),
                     columns: fk.parent_columns.clone(),
                     tuples: missing,
                 });
             }
         }
+        Ok(seeds)
     }
-    Ok(out
-        .into_values()
-        .filter(|p| !p.restore.is_empty() || !p.unresolved.is_empty())
-        .collect())
 }
 
 /// The tuples of `wanted` that no row of the reference's parent holds on the target.

@@ -218,111 +218,121 @@ impl CheckReport {
     pub fn human(&self) -> String {
         let mut out = String::new();
         for f in &self.not_validated {
-            let n = f.violations.as_ref().map_or("not checked".into(), |v| {
-                format!(
-                    "{} violating rows{}",
-                    v.rows,
-                    keys_text(&v.keys, v.keys_truncated)
-                )
-            });
-            line(
-                &mut out,
-                format!(
-                    "not validated: {}.{} ({}): {n}",
-                    f.table,
-                    f.constraint,
-                    f.kind.as_str()
-                ),
-            );
+            line(&mut out, not_validated_text(f));
         }
         for o in &self.orphans {
-            let restorable = match (o.restorable_parents, o.unrestorable_parents) {
-                (Some(r), Some(u)) => format!("; the base has {r} of them, {u} are nowhere"),
-                _ => String::new(),
-            };
-            line(
-                &mut out,
-                format!(
-                    "orphans: {} rows of {} ({}) reference {} missing rows of {}{restorable}{}",
-                    o.orphans.rows,
-                    o.table,
-                    o.constraint,
-                    o.missing_parents,
-                    o.parent,
-                    keys_text(&o.orphans.keys, o.orphans.keys_truncated)
-                ),
-            );
+            line(&mut out, orphan_text(o));
         }
         for p in &self.parent_restores {
-            line(
-                &mut out,
-                format!(
-                    "restorable from the base: {} rows of {} ({}){}",
-                    p.rows,
-                    p.table,
-                    p.columns.join(", "),
-                    keys_text(&p.keys, p.keys_truncated)
-                ),
-            );
+            line(&mut out, parent_restore_text(p));
         }
         for s in &self.sequences {
-            let cols: Vec<String> = s
-                .columns
-                .iter()
-                .map(|c| format!("{}.{}", c.table, c.column))
-                .collect();
-            line(
-                &mut out,
-                format!(
-                    "sequence behind: {} would give {} but {} holds {}; setval to {}",
-                    s.sequence,
-                    s.next_value,
-                    cols.join(", "),
-                    s.max,
-                    s.setval
-                ),
-            );
+            line(&mut out, sequence_text(s));
         }
         for n in &self.not_null {
-            line(
-                &mut out,
-                format!(
-                    "nulls: {}.{} is NOT NULL on the base; {} rows hold NULL{}",
-                    n.table,
-                    n.column,
-                    n.nulls.rows,
-                    keys_text(&n.nulls.keys, n.nulls.keys_truncated)
-                ),
-            );
+            line(&mut out, null_text(n));
         }
         for d in &self.duplicates {
-            line(
-                &mut out,
-                format!(
-                    "duplicates: {} ({}) has no index on the target; {} groups, {} rows{}",
-                    d.table,
-                    d.name,
-                    d.groups,
-                    d.duplicates.rows,
-                    keys_text(&d.duplicates.keys, d.duplicates.keys_truncated)
-                ),
-            );
+            line(&mut out, duplicate_text(d));
         }
         for d in &self.drift {
             line(&mut out, drift_text(d));
         }
+        line(&mut out, self.verdict_text());
+        out
+    }
+
+    /// The last line: `clean`, or the totals of every kind of problem.
+    fn verdict_text(&self) -> String {
         let t = &self.totals;
-        let verdict = match self.verdict {
+        match self.verdict {
             CheckVerdict::Clean => "check: clean".to_string(),
             CheckVerdict::Problems => format!(
                 "check: problems: {} not validated, {} orphans under {} foreign keys, {} sequences behind, {} NOT NULL columns with NULLs, {} duplicate groups, {} schema differences",
                 t.not_validated, t.orphans, t.foreign_keys_with_orphans, t.sequences_behind,
                 t.not_null_columns_with_nulls, t.duplicate_groups, t.drift
             ),
-        };
-        line(&mut out, verdict);
-        out
+        }
     }
+}
+
+fn not_validated_text(f: &ConstraintFinding) -> String {
+    let n = f.violations.as_ref().map_or("not checked".into(), |v| {
+        format!(
+            "{} violating rows{}",
+            v.rows,
+            keys_text(&v.keys, v.keys_truncated)
+        )
+    });
+    format!(
+        "not validated: {}.{} ({}): {n}",
+        f.table,
+        f.constraint,
+        f.kind.as_str()
+    )
+}
+
+fn orphan_text(o: &OrphanFinding) -> String {
+    let restorable = match (o.restorable_parents, o.unrestorable_parents) {
+        (Some(r), Some(u)) => format!("; the base has {r} of them, {u} are nowhere"),
+        _ => String::new(),
+    };
+    format!(
+        "orphans: {} rows of {} ({}) reference {} missing rows of {}{restorable}{}",
+        o.orphans.rows,
+        o.table,
+        o.constraint,
+        o.missing_parents,
+        o.parent,
+        keys_text(&o.orphans.keys, o.orphans.keys_truncated)
+    )
+}
+
+fn parent_restore_text(p: &ParentRestore) -> String {
+    format!(
+        "restorable from the base: {} rows of {} ({}){}",
+        p.rows,
+        p.table,
+        p.columns.join(", "),
+        keys_text(&p.keys, p.keys_truncated)
+    )
+}
+
+fn sequence_text(s: &SequenceFinding) -> String {
+    let cols: Vec<String> = s
+        .columns
+        .iter()
+        .map(|c| format!("{}.{}", c.table, c.column))
+        .collect();
+    format!(
+        "sequence behind: {} would give {} but {} holds {}; setval to {}",
+        s.sequence,
+        s.next_value,
+        cols.join(", "),
+        s.max,
+        s.setval
+    )
+}
+
+fn null_text(n: &NullFinding) -> String {
+    format!(
+        "nulls: {}.{} is NOT NULL on the base; {} rows hold NULL{}",
+        n.table,
+        n.column,
+        n.nulls.rows,
+        keys_text(&n.nulls.keys, n.nulls.keys_truncated)
+    )
+}
+
+fn duplicate_text(d: &DuplicateFinding) -> String {
+    format!(
+        "duplicates: {} ({}) has no index on the target; {} groups, {} rows{}",
+        d.table,
+        d.name,
+        d.groups,
+        d.duplicates.rows,
+        keys_text(&d.duplicates.keys, d.duplicates.keys_truncated)
+    )
 }
 
 fn line(out: &mut String, text: String) {

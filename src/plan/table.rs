@@ -214,7 +214,14 @@ fn key_diffs(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let wanted = key.join(", ");
+    // Each side's primary key against the reference side's, not against the key in use: a
+    // `--key` on tables whose primary keys agree (or that have none) is no schema difference.
+    let _ = key;
+    let wanted = shapes[ref_idx].map(names).unwrap_or_default();
+    let pk = |cols: &str| match cols.is_empty() {
+        true => "no primary key".to_string(),
+        false => format!("primary key ({cols})"),
+    };
     shapes
         .iter()
         .enumerate()
@@ -225,7 +232,7 @@ fn key_diffs(
             kind: "key_changed",
             source: roles[i],
             column: None,
-            expected: format!("primary key ({wanted})"),
+            expected: pk(&wanted),
             found: if found.is_empty() {
                 "no primary key".into()
             } else {
@@ -325,4 +332,463 @@ fn codec_for(shape: &TableShape, columns: &[String], nkey: usize) -> RowCodec {
         })
         .collect();
     RowCodec { kinds, nkey }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::TypeKind;
+
+    fn col(name: &str, type_name: &str, kind: TypeKind, not_null: bool) -> Column {
+        Column {
+            name: name.into(),
+            type_name: type_name.into(),
+            family: kind.family(type_name),
+            kind,
+            not_null,
+            bytewise: false,
+            generated: false,
+            identity_always: false,
+        }
+    }
+
+    fn int4(name: &str) -> Column {
+        col(name, "integer", TypeKind::Int(4), true)
+    }
+
+    fn int8(name: &str) -> Column {
+        col(name, "bigint", TypeKind::Int(8), true)
+    }
+
+    fn text(name: &str) -> Column {
+        col(name, "text", TypeKind::Text, false)
+    }
+
+    fn nullable(mut c: Column) -> Column {
+        c.not_null = false;
+        c
+    }
+
+    fn name() -> TableName {
+        TableName::new("public", "t")
+    }
+
+    /// `public.t` with these columns and primary key (by column name).
+    fn shape(columns: Vec<Column>, key: &[&str]) -> TableShape {
+        let key = key
+            .iter()
+            .map(|k| {
+                columns
+                    .iter()
+                    .position(|c| c.name == *k)
+                    .expect("key column")
+            })
+            .collect();
+        TableShape {
+            name: name(),
+            columns,
+            key,
+            est_rows: 100,
+            parents: Vec::new(),
+        }
+    }
+
+    const TWO: [Role; 2] = [Role::Base, Role::Target];
+    const THREE: [Role; 3] = [Role::Base, Role::Replica, Role::Target];
+
+    fn plan(shapes: &[Option<&TableShape>], key: Option<&[&str]>) -> Result<TablePlan> {
+        let roles = if shapes.len() == 3 {
+            &THREE[..]
+        } else {
+            &TWO[..]
+        };
+        let key: Option<Vec<String>> = key.map(|k| k.iter().map(|s| s.to_string()).collect());
+        reconcile(&name(), roles, shapes, key.as_deref())
+    }
+
+    /// A difference as a tuple: (kind, source, column, expected, found).
+    fn diff(
+        kind: &str,
+        source: Role,
+        column: Option<&str>,
+        expected: &str,
+        found: &str,
+    ) -> (String, Role, Option<String>, String, String) {
+        (
+            kind.into(),
+            source,
+            column.map(str::to_string),
+            expected.into(),
+            found.into(),
+        )
+    }
+
+    fn diffs(plan: &TablePlan) -> Vec<(String, Role, Option<String>, String, String)> {
+        plan.schema_diffs
+            .iter()
+            .map(|d| {
+                (
+                    d.kind.to_string(),
+                    d.source,
+                    d.column.clone(),
+                    d.expected.clone(),
+                    d.found.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn kinds(plan: &TablePlan, source: usize) -> Option<(Vec<TypeKind>, usize)> {
+        plan.codecs[source]
+            .as_ref()
+            .map(|c| (c.kinds.clone(), c.nkey))
+    }
+
+    #[test]
+    fn the_key_is_the_base_primary_key_and_comes_first() {
+        // The key column is not the first column; it is compared first all the same.
+        let base = shape(vec![text("v"), int4("id"), int4("w")], &["id"]);
+        let p = plan(&[Some(&base), Some(&base)], None).unwrap();
+        assert_eq!(p.columns, ["id", "v", "w"]);
+        assert_eq!(p.nkey, 1);
+        assert_eq!(p.key_columns, [int4("id")]);
+        assert_eq!(p.select_list(), r#""id", "v", "w""#);
+        assert!(p.schema_diffs.is_empty(), "{:?}", p.schema_diffs);
+        let want = (vec![TypeKind::Int(4), TypeKind::Text, TypeKind::Int(4)], 1);
+        assert_eq!(kinds(&p, 0), Some(want.clone()));
+        assert_eq!(kinds(&p, 1), Some(want));
+
+        // Another primary key on the target: the base's is used, the change reported.
+        let target = shape(vec![text("v"), int4("id"), int4("w")], &["w", "id"]);
+        let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+        assert_eq!(p.columns, ["id", "v", "w"]);
+        assert_eq!(p.nkey, 1);
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "key_changed",
+                Role::Target,
+                None,
+                "primary key (id)",
+                "primary key (w, id)"
+            )]
+        );
+        let no_key = shape(vec![text("v"), int4("id"), int4("w")], &[]);
+        let p = plan(&[Some(&base), Some(&no_key)], None).unwrap();
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "key_changed",
+                Role::Target,
+                None,
+                "primary key (id)",
+                "no primary key"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_composite_key_keeps_its_order() {
+        let s = shape(vec![text("v"), int4("a"), int8("b")], &["b", "a"]);
+        let p = plan(&[Some(&s), Some(&s)], None).unwrap();
+        assert_eq!(p.columns, ["b", "a", "v"]);
+        assert_eq!(p.nkey, 2);
+        assert_eq!(
+            kinds(&p, 0),
+            Some((vec![TypeKind::Int(8), TypeKind::Int(4), TypeKind::Text], 2))
+        );
+        assert_eq!(p.key_exprs(), [r#""b""#, r#""a""#]);
+    }
+
+    #[test]
+    fn key_override_replaces_the_primary_key() {
+        let no_key = shape(vec![int4("tenant"), int4("seq"), text("msg")], &[]);
+        let err = plan(&[Some(&no_key), Some(&no_key)], None).unwrap_err();
+        assert_eq!(err.to_string(), "table public.t has no primary key");
+        assert_eq!(
+            err.hint(),
+            Some("name a unique NOT NULL column set with --key public.t=col1,col2")
+        );
+        let p = plan(&[Some(&no_key), Some(&no_key)], Some(&["seq", "tenant"])).unwrap();
+        assert_eq!(p.columns, ["seq", "tenant", "msg"]);
+        assert_eq!(p.nkey, 2);
+        assert_eq!(p.key_columns, [int4("seq"), int4("tenant")]);
+        // An override wins over a primary key too.
+        let keyed = shape(vec![int4("id"), int4("code"), text("v")], &["id"]);
+        let p = plan(&[Some(&keyed), Some(&keyed)], Some(&["code"])).unwrap();
+        assert_eq!(p.columns, ["code", "id", "v"]);
+        assert_eq!(p.key_columns, [int4("code")]);
+    }
+
+    /// Both sides have the same primary key (or the same lack of one); `--key` names another
+    /// column set. The sources' schemas do not differ, so no schema difference should be
+    /// reported (a difference makes the table's status "differences" even when every row
+    /// matches). `key_diffs` once compared each source's primary key with the *chosen* key, so
+    /// the target alone got a spurious `key_changed` and an identical table exited 1.
+    #[test]
+    fn key_override_on_equal_schemas_reports_no_difference() {
+        let no_key = shape(vec![int4("tenant"), int4("seq"), text("msg")], &[]);
+        let p = plan(&[Some(&no_key), Some(&no_key)], Some(&["tenant", "seq"])).unwrap();
+        assert_eq!(diffs(&p), []);
+        let keyed = shape(vec![int4("id"), int4("code"), text("v")], &["id"]);
+        let p = plan(&[Some(&keyed), Some(&keyed)], Some(&["code"])).unwrap();
+        assert_eq!(diffs(&p), []);
+    }
+
+    #[test]
+    fn columns_absent_on_one_side_are_reported_and_left_out() {
+        let base = shape(vec![int4("id"), text("v"), text("gone")], &["id"]);
+        let target = shape(vec![int4("id"), text("added"), text("v")], &["id"]);
+        let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+        assert_eq!(p.columns, ["id", "v"]);
+        assert_eq!(
+            diffs(&p),
+            [
+                diff(
+                    "column_absent",
+                    Role::Target,
+                    Some("gone"),
+                    "text",
+                    "no column"
+                ),
+                diff(
+                    "column_extra",
+                    Role::Target,
+                    Some("added"),
+                    "no column",
+                    "text"
+                ),
+            ]
+        );
+        // The target's codec reads its own columns by name, in the compared order.
+        assert_eq!(
+            kinds(&p, 1),
+            Some((vec![TypeKind::Int(4), TypeKind::Text], 1))
+        );
+        // Three sources: a column only the replica lacks is left out too.
+        let replica = shape(vec![int4("id"), text("gone")], &["id"]);
+        let p = plan(&[Some(&base), Some(&replica), Some(&base)], None).unwrap();
+        assert_eq!(p.columns, ["id", "gone"]);
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "column_absent",
+                Role::Replica,
+                Some("v"),
+                "text",
+                "no column"
+            )]
+        );
+    }
+
+    #[test]
+    fn type_changes_compare_within_a_family_only() {
+        // (the target's n, compared?, kind of difference, the target's kind of n)
+        let cases = [
+            (int8("n"), true, "type_changed", TypeKind::Int(8)),
+            (
+                col("n", "smallint", TypeKind::Int(2), true),
+                true,
+                "type_changed",
+                TypeKind::Int(2),
+            ),
+            (
+                col("n", "numeric", TypeKind::Numeric, true),
+                false,
+                "type_incomparable",
+                TypeKind::Numeric,
+            ),
+            (text("n"), false, "type_incomparable", TypeKind::Text),
+        ];
+        let base = shape(vec![int4("id"), int4("n"), text("v")], &["id"]);
+        for (n, compared, kind, target_kind) in cases {
+            let found = n.type_name.clone();
+            let target = shape(vec![int4("id"), n, text("v")], &["id"]);
+            let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+            assert_eq!(
+                diffs(&p),
+                [diff(kind, Role::Target, Some("n"), "integer", &found)],
+                "integer -> {found}"
+            );
+            if compared {
+                assert_eq!(p.columns, ["id", "n", "v"], "integer -> {found}");
+                let want = |k| Some((vec![TypeKind::Int(4), k, TypeKind::Text], 1));
+                assert_eq!(kinds(&p, 0), want(TypeKind::Int(4)));
+                assert_eq!(kinds(&p, 1), want(target_kind));
+            } else {
+                assert_eq!(p.columns, ["id", "v"], "integer -> {found}");
+            }
+        }
+        // varchar(10) -> text stays in the text family.
+        let base = shape(
+            vec![
+                int4("id"),
+                col("s", "character varying(10)", TypeKind::Text, false),
+            ],
+            &["id"],
+        );
+        let target = shape(vec![int4("id"), text("s")], &["id"]);
+        let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+        assert_eq!(p.columns, ["id", "s"]);
+        assert_eq!(p.schema_diffs[0].kind, "type_changed");
+    }
+
+    #[test]
+    fn a_key_column_may_widen() {
+        let base = shape(vec![int4("id"), text("v")], &["id"]);
+        let target = shape(vec![int8("id"), text("v")], &["id"]);
+        let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+        assert_eq!(p.columns, ["id", "v"]);
+        assert_eq!(p.key_columns, [int4("id")]);
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "type_changed",
+                Role::Target,
+                Some("id"),
+                "integer",
+                "bigint"
+            )]
+        );
+        assert_eq!(kinds(&p, 1).unwrap().0[0], TypeKind::Int(8));
+    }
+
+    #[test]
+    fn a_table_absent_on_one_side_is_reported() {
+        let base = shape(vec![int4("id"), text("v")], &["id"]);
+        let p = plan(&[Some(&base), None], None).unwrap();
+        assert_eq!(p.columns, ["id", "v"]);
+        assert!(p.codecs[0].is_some() && p.codecs[1].is_none());
+        assert_eq!(p.shapes, [Some(base.clone()), None]);
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "table_absent",
+                Role::Target,
+                None,
+                "table",
+                "no table"
+            )]
+        );
+        // Absent on the base: the target's shape and primary key are the reference.
+        let target = shape(vec![text("v"), int8("k")], &["k"]);
+        let p = plan(&[None, Some(&target)], None).unwrap();
+        assert_eq!(p.columns, ["k", "v"]);
+        assert_eq!(p.key_columns, [int8("k")]);
+        assert_eq!(
+            diffs(&p),
+            [diff("table_absent", Role::Base, None, "table", "no table")]
+        );
+        // Absent on the replica of a three-way run.
+        let p = plan(&[Some(&base), None, Some(&base)], None).unwrap();
+        assert_eq!(
+            diffs(&p),
+            [diff(
+                "table_absent",
+                Role::Replica,
+                None,
+                "table",
+                "no table"
+            )]
+        );
+        assert_eq!(
+            p.codecs.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+    }
+
+    #[test]
+    fn unsafe_keys_are_refused_naming_the_table() {
+        let good = shape(vec![int4("id"), text("v")], &["id"]);
+        let nullable_id = shape(vec![nullable(int4("id")), text("v")], &[]);
+        let no_id = shape(vec![int4("other"), text("v")], &["other"]);
+        let text_id = shape(
+            vec![col("id", "text", TypeKind::Text, true), text("v")],
+            &["id"],
+        );
+        let json_id = shape(vec![col("id", "jsonb", TypeKind::Jsonb, true)], &["id"]);
+        // (what, the shapes, --key, the error)
+        type Case<'a> = (
+            &'a str,
+            Vec<Option<&'a TableShape>>,
+            Option<&'a [&'a str]>,
+            &'a str,
+        );
+        let cases: [Case; 7] = [
+            (
+                "--key names a NULLable column",
+                vec![Some(&good), Some(&good)],
+                Some(&["v"]),
+                "key column v of table public.t allows NULL",
+            ),
+            (
+                "the key column is NULLable on the target",
+                vec![Some(&good), Some(&nullable_id)],
+                None,
+                "key column id of table public.t allows NULL",
+            ),
+            (
+                "the key column is missing on the target",
+                vec![Some(&good), Some(&no_id)],
+                None,
+                "key column id of table public.t is missing on one source",
+            ),
+            (
+                "--key names no column",
+                vec![Some(&good), Some(&good)],
+                Some(&["nope"]),
+                "key column nope of table public.t does not exist",
+            ),
+            (
+                "the key column changed family",
+                vec![Some(&good), Some(&text_id)],
+                None,
+                "key column id of table public.t changed type from integer to text",
+            ),
+            (
+                "the key column cannot be ordered",
+                vec![Some(&json_id), Some(&json_id)],
+                None,
+                "key column id of table public.t has type jsonb, which pgsalvage cannot order",
+            ),
+            (
+                "the table is nowhere",
+                vec![None, None],
+                None,
+                "table public.t not found on any source",
+            ),
+        ];
+        for (what, shapes, key, message) in cases {
+            match plan(&shapes, key) {
+                Ok(p) => panic!("{what}: planned {:?}", p.columns),
+                Err(e) => assert_eq!(e.to_string(), message, "{what}"),
+            }
+        }
+    }
+
+    #[test]
+    fn text_keys_sort_in_c_unless_every_side_already_does() {
+        let code = |bytewise| {
+            let mut c = col("code", "text", TypeKind::Text, true);
+            c.bytewise = bytewise;
+            shape(vec![c, text("v")], &["code"])
+        };
+        let (c, other) = (code(true), code(false));
+        let p = plan(&[Some(&c), Some(&c)], None).unwrap();
+        assert!(p.native_order);
+        assert_eq!(p.key_exprs(), [r#""code""#]);
+        let p = plan(&[Some(&c), Some(&other)], None).unwrap();
+        assert!(!p.native_order);
+        assert_eq!(p.key_exprs(), [r#""code" COLLATE "C""#]);
+    }
+
+    #[test]
+    fn the_row_estimate_is_the_largest() {
+        let mut small = shape(vec![int4("id")], &["id"]);
+        let mut large = small.clone();
+        small.est_rows = 10;
+        large.est_rows = 5000;
+        let p = plan(&[Some(&small), None, Some(&large)], None).unwrap();
+        assert_eq!(p.est_rows, 5000);
+    }
 }

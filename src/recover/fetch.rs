@@ -102,54 +102,12 @@ impl KeyedFetch {
         order: RowOrder,
     ) -> KeyedFetch {
         records.sort_unstable_by(|a, b| a.okey.cmp(&b.okey));
-        let names: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
-        let arrays: Vec<String> = table
-            .key_types
-            .iter()
-            .enumerate()
-            .map(|(i, ty)| {
-                let values = records.iter().map(|r| r.key_text[i].as_str());
-                format!("{}::{ty}[]", escape_literal(&array_literal(values)))
-            })
-            .collect();
-        let on: Vec<String> = table
-            .key
-            .iter()
-            .zip(&names)
-            .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
-            .collect();
+        let arrays = key_arrays(table, records);
         let from = TableName::new(&table.schema, &table.name).sql();
         let select = qualified_list("t", cols);
-        let head = format!(
-            "COPY (SELECT {select} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
-            arrays.join(", "),
-            names.join(", "),
-            on.join(" AND ")
-        );
-        let any = match (order, table.key.as_slice()) {
-            // The array goes in through a one-row subquery (an InitPlan): given the constant,
-            // the planner estimates every element's selectivity (about 7 ms per 20 k keys,
-            // a tenth of the fetch), and the bitmap scan is chosen by `JoinChoice` anyway. The
-            // outer cast makes `(SELECT …)` an array expression: bare, `ANY((SELECT …))` would
-            // compare the key with the subquery's one row, an array, and fail to resolve.
-            (RowOrder::Any, [k]) => Some(format!(
-                "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[])",
-                quote_ident(k),
-                arrays[0],
-                table.key_types[0]
-            )),
-            _ => None,
-        };
-        let span = match (table.key_spans, records.first(), records.last()) {
-            (true, Some(first), Some(last)) => {
-                // Sorted by the order key, whose first column leads: the span of that column.
-                let k = quote_ident(&table.key[0]);
-                let bounds = format!("t.{k} >= {} AND t.{k} <= {}", first.key[0], last.key[0]);
-                let explain = format!("EXPLAIN SELECT 1 FROM {from} t WHERE {bounds}");
-                Some((explain, bounds))
-            }
-            _ => None,
-        };
+        let head = join_head(table, &select, &from, &arrays);
+        let any = any_probe(table, order, &select, &from, &arrays);
+        let span = span_bounds(table, records, &from);
         KeyedFetch {
             head,
             tail: if binary {
@@ -178,6 +136,79 @@ impl KeyedFetch {
     fn merge(&self) -> Option<(&str, String)> {
         let (explain, bounds) = self.span.as_ref()?;
         Some((explain, self.bounded(bounds)))
+    }
+}
+
+/// One array literal per key column, `'{...}'::type[]`, of the records' key values in order.
+fn key_arrays(table: &TableRestore, records: &[KeyRecord]) -> Vec<String> {
+    table
+        .key_types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            let values = records.iter().map(|r| r.key_text[i].as_str());
+            format!("{}::{ty}[]", escape_literal(&array_literal(values)))
+        })
+        .collect()
+}
+
+/// `COPY (SELECT t.cols FROM table t JOIN unnest(keys) AS g(k0, ..) ON t.key = g.k0 ..`.
+fn join_head(table: &TableRestore, select: &str, from: &str, arrays: &[String]) -> String {
+    let names: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
+    let on: Vec<String> = table
+        .key
+        .iter()
+        .zip(&names)
+        .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
+        .collect();
+    format!(
+        "COPY (SELECT {select} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
+        arrays.join(", "),
+        names.join(", "),
+        on.join(" AND ")
+    )
+}
+
+/// For [`RowOrder::Any`] on a one-column key: the `= ANY(keys)` probe (see [`KeyedFetch::any`]).
+fn any_probe(
+    table: &TableRestore,
+    order: RowOrder,
+    select: &str,
+    from: &str,
+    arrays: &[String],
+) -> Option<String> {
+    match (order, table.key.as_slice()) {
+        // The array goes in through a one-row subquery (an InitPlan): given the constant,
+        // the planner estimates every element's selectivity (about 7 ms per 20 k keys,
+        // a tenth of the fetch), and the bitmap scan is chosen by `JoinChoice` anyway. The
+        // outer cast makes `(SELECT …)` an array expression: bare, `ANY((SELECT …))` would
+        // compare the key with the subquery's one row, an array, and fail to resolve.
+        (RowOrder::Any, [k]) => Some(format!(
+            "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[])",
+            quote_ident(k),
+            arrays[0],
+            table.key_types[0]
+        )),
+        _ => None,
+    }
+}
+
+/// When the key's span bounds a scan: the `EXPLAIN` of the scan over the sorted records' span,
+/// and its bounds.
+fn span_bounds(
+    table: &TableRestore,
+    records: &[KeyRecord],
+    from: &str,
+) -> Option<(String, String)> {
+    match (table.key_spans, records.first(), records.last()) {
+        (true, Some(first), Some(last)) => {
+            // Sorted by the order key, whose first column leads: the span of that column.
+            let k = quote_ident(&table.key[0]);
+            let bounds = format!("t.{k} >= {} AND t.{k} <= {}", first.key[0], last.key[0]);
+            let explain = format!("EXPLAIN SELECT 1 FROM {from} t WHERE {bounds}");
+            Some((explain, bounds))
+        }
+        _ => None,
     }
 }
 

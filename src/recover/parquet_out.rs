@@ -33,15 +33,45 @@ pub async fn write_table(
     keys_dir: &Path,
     dir: &Path,
 ) -> Result<u64> {
-    let plan = &run.plan;
     let (client, index) = source;
+    let columns = parquet_columns(run, index)?;
+    let path = dir.join(format!("{}.{}.parquet", t.schema, t.name));
+    let mut sink = ParquetSink::create(&path, columns, &EXTRA).map_err(|e| sink_error(&path, e))?;
+    // One pass over the key records; each chunk's rows are read per (action, class), which the
+    // extra columns then name.
+    let mut chunks = KeyChunks::open(&key_file(keys_dir, t.index), CHANGED)?;
+    let at = || format!("reading rows of {} by key", t.table);
+    for c in [client, target] {
+        c.batch_execute(NO_HASH_JOIN).await.context(at)?;
+    }
+    let mut readers = Readers {
+        source: client,
+        target,
+        source_join: JoinChoice::default(),
+        target_join: JoinChoice::default(),
+    };
+    while let Some(records) = chunks.next_records()? {
+        for group in groups(records) {
+            let cols = &run.plan.columns;
+            readers.write_group(t, cols, group, &mut sink, at).await?;
+        }
+    }
+    for c in [client, target] {
+        c.batch_execute(RESET_HASH_JOIN).await.context(at)?;
+    }
+    sink.finish().map_err(|e| sink_error(&path, e))
+}
+
+/// The file's columns: the plan's, with the restore source's types.
+fn parquet_columns(run: &TableRun, index: usize) -> Result<Vec<ParquetColumn>> {
+    let plan = &run.plan;
     let codec = plan.codecs[index]
         .as_ref()
         .ok_or_else(|| Error::internal("restore source without the table"))?;
     let shape = plan.shapes[index]
         .as_ref()
         .ok_or_else(|| Error::internal("restore source without the table"))?;
-    let columns: Vec<ParquetColumn> = plan
+    Ok(plan
         .columns
         .iter()
         .zip(&codec.kinds)
@@ -52,39 +82,42 @@ pub async fn write_table(
                 .unwrap_or_default();
             ParquetColumn::new(name.clone(), kind.clone(), type_name)
         })
-        .collect();
-    let path = dir.join(format!("{}.{}.parquet", t.schema, t.name));
-    let mut sink = ParquetSink::create(&path, columns, &EXTRA).map_err(|e| sink_error(&path, e))?;
-    // One pass over the key records; each chunk's rows are read per (action, class), which the
-    // extra columns then name.
-    let mut chunks = KeyChunks::open(&key_file(keys_dir, t.index), CHANGED)?;
-    let at = || format!("reading rows of {} by key", t.table);
-    for c in [client, target] {
-        c.batch_execute(NO_HASH_JOIN).await.context(at)?;
+        .collect())
+}
+
+/// The two sessions rows are read from, each with its own join settings.
+struct Readers<'a> {
+    source: &'a Client,
+    target: &'a Client,
+    source_join: JoinChoice,
+    target_join: JoinChoice,
+}
+
+impl Readers<'_> {
+    /// Reads the rows of one (action, class) group of records and appends them, named by both.
+    async fn write_group(
+        &mut self,
+        t: &TableRestore,
+        columns: &[String],
+        mut group: Vec<KeyRecord>,
+        sink: &mut ParquetSink,
+        at: impl Fn() -> String + Copy,
+    ) -> Result<()> {
+        let (action, class) = (group[0].action, group[0].class);
+        let extra = [action_name(action), class.as_str()];
+        // Deletes: the key only, from the target (the restore source has no row).
+        let (from, cols, key_only) = match action {
+            Action::Delete => (self.target, &t.key[..], Some(t.key.len())),
+            _ => (self.source, columns, None),
+        };
+        let fetch = KeyedFetch::new(t, cols, &mut group, true, RowOrder::Key);
+        let join = match action {
+            Action::Delete => &mut self.target_join,
+            _ => &mut self.source_join,
+        };
+        let copy = join.prepare(from, &fetch).await.context(at)?;
+        stream_rows(from, &copy, cols.len(), sink, &extra, key_only, at).await
     }
-    let (mut source_join, mut target_join) = (JoinChoice::default(), JoinChoice::default());
-    while let Some(records) = chunks.next_records()? {
-        for mut group in groups(records) {
-            let (action, class) = (group[0].action, group[0].class);
-            let extra = [action_name(action), class.as_str()];
-            // Deletes: the key only, from the target (the restore source has no row).
-            let (from, cols, key_only) = match action {
-                Action::Delete => (target, &t.key, Some(t.key.len())),
-                _ => (client, &plan.columns, None),
-            };
-            let fetch = KeyedFetch::new(t, cols, &mut group, true, RowOrder::Key);
-            let join = match action {
-                Action::Delete => &mut target_join,
-                _ => &mut source_join,
-            };
-            let copy = join.prepare(from, &fetch).await.context(at)?;
-            stream_rows(from, &copy, cols.len(), &mut sink, &extra, key_only, at).await?;
-        }
-    }
-    for c in [client, target] {
-        c.batch_execute(RESET_HASH_JOIN).await.context(at)?;
-    }
-    sink.finish().map_err(|e| sink_error(&path, e))
 }
 
 fn action_name(action: Action) -> &'static str {

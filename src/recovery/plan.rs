@@ -49,7 +49,7 @@ use crate::error::{Error, Result};
 use crate::plan::TableRun;
 use crate::recovery::keys::key_file;
 use crate::report::VerifyReport;
-use crate::shape::Column;
+use crate::shape::{Column, TableShape};
 use crate::source::{Role, SnapshotInfo};
 use crate::tree::{hex, unhex_digest, Fingerprint};
 
@@ -202,51 +202,28 @@ fn parents_of(run: &TableRun) -> Vec<crate::shape::TableName> {
 
 fn table_restore(index: usize, run: &TableRun) -> TableRestore {
     let plan = &run.plan;
-    let target = plan.shapes.last().and_then(Option::as_ref);
-    let target_col = |name: &str| target.and_then(|s| s.column(name)).map(|(_, c)| c);
-    let writable = |c: &&String| !target_col(c).is_some_and(|c| c.generated);
+    let target = TargetShape(plan.shapes.last().and_then(Option::as_ref));
     let key: Vec<String> = plan.columns[..plan.nkey].to_vec();
-    let insert_columns: Vec<String> = plan.columns.iter().filter(writable).cloned().collect();
-    let settable = |(i, c): &(usize, &String)| {
-        *i >= plan.nkey
-            && run.restore_mask.as_ref().is_none_or(|m| m[*i])
-            && !target_col(c).is_some_and(|c| c.generated || c.identity_always)
-    };
-    let update_columns = plan
+    let insert_columns: Vec<String> = plan
         .columns
         .iter()
-        .enumerate()
-        .filter(settable)
-        .map(|(_, c)| c.clone())
+        .filter(|c| !target.generated(c))
+        .cloned()
         .collect();
-    let target_columns: Vec<String> = target
-        .map(|s| {
-            s.columns
-                .iter()
-                .filter(|c| !c.generated)
-                .map(|c| c.name.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let always = |cols: &[String]| {
-        cols.iter()
-            .any(|c| target_col(c).is_some_and(|c: &Column| c.identity_always))
-    };
+    let update_columns = update_columns(run, target);
+    let target_columns = target.written_columns();
+    let key_types = plan.key_columns.iter().map(|c| c.type_name.clone());
     TableRestore {
         index,
         table: plan.name.to_string(),
         schema: plan.name.schema.clone(),
         name: plan.name.name.clone(),
         key,
-        key_types: plan
-            .key_columns
-            .iter()
-            .map(|c| c.type_name.clone())
-            .collect(),
+        key_types: key_types.collect(),
         key_spans: plan.native_order,
         columns: plan.columns.clone(),
-        overriding: always(&insert_columns),
-        target_overriding: always(&target_columns),
+        overriding: target.identity_always(&insert_columns),
+        target_overriding: target.identity_always(&target_columns),
         insert_columns,
         update_columns,
         target_columns,
@@ -260,6 +237,60 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         insert_order: 0,
         delete_order: 0,
         written_sum: None,
+    }
+}
+
+/// The columns an update sets: not the key, only those `--columns` restores, and none the target
+/// computes itself (generated, or identity `ALWAYS`).
+fn update_columns(run: &TableRun, target: TargetShape<'_>) -> Vec<String> {
+    let plan = &run.plan;
+    let settable = |(i, c): &(usize, &String)| {
+        *i >= plan.nkey
+            && run.restore_mask.as_ref().is_none_or(|m| m[*i])
+            && !target
+                .column(c)
+                .is_some_and(|c| c.generated || c.identity_always)
+    };
+    plan.columns
+        .iter()
+        .enumerate()
+        .filter(settable)
+        .map(|(_, c)| c.clone())
+        .collect()
+}
+
+/// The target's shape of a table, when the target has the table.
+#[derive(Clone, Copy)]
+struct TargetShape<'a>(Option<&'a TableShape>);
+
+impl<'a> TargetShape<'a> {
+    fn column(self, name: &str) -> Option<&'a Column> {
+        self.0.and_then(|s| s.column(name)).map(|(_, c)| c)
+    }
+
+    /// Whether the target generates the column: no statement writes it.
+    fn generated(self, name: &str) -> bool {
+        self.column(name).is_some_and(|c| c.generated)
+    }
+
+    /// Whether one of `cols` is an identity `ALWAYS` on the target: inserts into them need
+    /// `OVERRIDING SYSTEM VALUE`.
+    fn identity_always(self, cols: &[String]) -> bool {
+        cols.iter()
+            .any(|c| self.column(c).is_some_and(|c: &Column| c.identity_always))
+    }
+
+    /// The target's own columns, generated ones left out.
+    fn written_columns(self) -> Vec<String> {
+        self.0
+            .map(|s| {
+                s.columns
+                    .iter()
+                    .filter(|c| !c.generated)
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -71,7 +71,7 @@ use crate::classify::Class;
 use crate::compare::tally::TableTally;
 use crate::error::Error;
 use crate::plan::SchemaDiff;
-use crate::plan::TableRun;
+use crate::plan::{TablePlan, TableRun};
 use crate::report::listing::Listed;
 use crate::shape::TableName;
 use crate::source::{Role, SnapshotInfo};
@@ -290,39 +290,15 @@ pub fn assemble(
 fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableReport {
     check_roots(&mut tally);
     let plan = &run.plan;
-    let differs = tally.classes.actionable() > 0 || !plan.schema_diffs.is_empty();
-    let status = match (tally.complete(), differs) {
-        (false, _) => TableStatus::Error,
-        (true, true) => TableStatus::Differences,
-        (true, false) => TableStatus::Identical,
-    };
-    if tally.ranges_verified + tally.errors.len() < tally.ranges_total {
-        let left = tally.ranges_total - tally.ranges_verified - tally.errors.len();
-        tally.errors.push(format!(
-            "{left} of {} ranges were not verified",
-            tally.ranges_total
-        ));
-    }
+    let status = table_status(&tally, plan);
+    note_unverified(&mut tally);
     let elapsed = tally.elapsed();
     let rows_read: u64 = tally.rows.iter().sum();
-    let divergent_columns = plan
-        .columns
-        .iter()
-        .zip(&tally.columns)
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| ColumnCount {
-            column: c.clone(),
-            rows: *n,
-        })
-        .collect();
+    let divergent_columns = divergent_columns(plan, &tally);
     TableReport {
         table: plan.name.to_string(),
         status,
-        rows: roles
-            .iter()
-            .copied()
-            .zip(tally.rows.iter().copied())
-            .collect(),
+        rows: per_role(roles, tally.rows.iter().copied()),
         missing: tally.classes.get(Class::Missing),
         extra: tally.classes.get(Class::Extra),
         divergent: tally.classes.get(Class::Divergent),
@@ -335,11 +311,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         schema_differences: plan.schema_diffs.clone(),
         key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
         columns_compared: plan.columns.clone(),
-        roots: roles
-            .iter()
-            .copied()
-            .zip(tally.trees.iter().map(|t| hex(&t.root())))
-            .collect(),
+        roots: per_role(roles, tally.trees.iter().map(|t| hex(&t.root()))),
         ranges: RangeCounts {
             planned: tally.ranges_total,
             verified: tally.ranges_verified,
@@ -349,6 +321,45 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         errors: tally.errors,
         spans: None,
     }
+}
+
+/// An error unless every range was verified without error; otherwise whether anything differs.
+fn table_status(tally: &TableTally, plan: &TablePlan) -> TableStatus {
+    let differs = tally.classes.actionable() > 0 || !plan.schema_diffs.is_empty();
+    match (tally.complete(), differs) {
+        (false, _) => TableStatus::Error,
+        (true, true) => TableStatus::Differences,
+        (true, false) => TableStatus::Identical,
+    }
+}
+
+/// Ranges neither verified nor failed are an error of their own: the table was not all compared.
+fn note_unverified(tally: &mut TableTally) {
+    if tally.ranges_verified + tally.errors.len() < tally.ranges_total {
+        let left = tally.ranges_total - tally.ranges_verified - tally.errors.len();
+        tally.errors.push(format!(
+            "{left} of {} ranges were not verified",
+            tally.ranges_total
+        ));
+    }
+}
+
+/// The compared columns that differ in some row, with how many rows.
+fn divergent_columns(plan: &TablePlan, tally: &TableTally) -> Vec<ColumnCount> {
+    plan.columns
+        .iter()
+        .zip(&tally.columns)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| ColumnCount {
+            column: c.clone(),
+            rows: *n,
+        })
+        .collect()
+}
+
+/// `values` keyed by the roles they belong to, in order.
+fn per_role<T>(roles: &[Role], values: impl Iterator<Item = T>) -> BTreeMap<Role, T> {
+    roles.iter().copied().zip(values).collect()
 }
 
 /// The merge and the trees are two views of the same rows: if they disagree, something is broken

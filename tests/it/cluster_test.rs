@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use pgsalvage::cluster::{Cluster, ClusterError};
 
+use crate::support::wait_until;
+
 /// Marks the re-run of this test binary that starts a cluster and exits without `Drop`.
 const CHILD_ENV: &str = "PGSALVAGE_WATCHDOG_CHILD";
 
@@ -28,18 +30,6 @@ fn shared() -> &'static Cluster {
 fn accepts_connections(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-}
-
-/// Polls `done` every 100 ms until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    done()
 }
 
 #[test]
@@ -158,12 +148,15 @@ fn standby_replicates_from_primary() {
             "CREATE TABLE replicated (v text); INSERT INTO replicated VALUES ('hello');",
         )
         .unwrap();
-    let seen = eventually(Duration::from_secs(30), || {
-        standby
-            .psql("postgres", "SELECT v FROM replicated")
-            .is_ok_and(|out| out == "hello\n")
-    });
-    assert!(seen, "row did not reach the standby within 30 s");
+    wait_until(
+        "the row to reach the standby",
+        Duration::from_secs(30),
+        || {
+            standby
+                .psql("postgres", "SELECT v FROM replicated")
+                .is_ok_and(|out| out == "hello\n")
+        },
+    );
 }
 
 #[test]
@@ -234,8 +227,11 @@ fn watchdog_stops_server_after_exit_without_drop() {
     let port: u16 = field("PORT=").parse().unwrap();
     let data = PathBuf::from(field("DATA="));
 
-    let gone = eventually(Duration::from_secs(10), || {
+    let what = format!(
+        "the server on port {port} to stop and {} to go",
+        data.display()
+    );
+    wait_until(&what, Duration::from_secs(10), || {
         !accepts_connections(port) && !Path::new(&data).exists()
     });
-    assert!(gone, "server on port {port} / {} survived", data.display());
 }

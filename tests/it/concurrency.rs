@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgsalvage::progress::Reporter;
 use pgsalvage::shape::TableName;
@@ -69,15 +69,11 @@ fn a_hot_standby_is_a_valid_source() {
         "DELETE FROM t WHERE id = 500; UPDATE t SET v = 'x' WHERE id = 600;",
     );
     let standby = cluster().standby().expect("start a standby");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while standby
-        .psql(&target, "SELECT count(*) FROM t")
-        .map(|c| c.trim() != "99999")
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "the standby did not catch up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the standby to catch up", Duration::from_secs(30), || {
+        standby
+            .psql(&target, "SELECT count(*) FROM t")
+            .is_ok_and(|c| c.trim() == "99999")
+    });
     let mut s = settings(&base, &target);
     s.sources[1].1 = pgsalvage::source::conninfo::resolve(
         &standby.url(&target),

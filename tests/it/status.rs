@@ -37,14 +37,6 @@ fn kinds(r: &StatusReport) -> Vec<NotableKind> {
     r.notable.iter().map(|n| n.kind).collect()
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 const GOLANG_MIGRATE_DIRTY: &str = "
 CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
 INSERT INTO schema_migrations VALUES (42, true);";
@@ -374,7 +366,7 @@ fn a_paused_standby_reports_its_pause_and_the_primary_its_replica_and_lag() {
         )
         .unwrap();
     let standby = primary.standby().expect("standby");
-    wait_until("the standby to catch up", || {
+    wait_until("the standby to catch up", Duration::from_secs(30), || {
         standby
             .psql("app", "SELECT count(*) FROM t")
             .is_ok_and(|c| c.trim() == "1")
@@ -382,7 +374,7 @@ fn a_paused_standby_reports_its_pause_and_the_primary_its_replica_and_lag() {
     standby
         .psql("postgres", "SELECT pg_wal_replay_pause()")
         .unwrap();
-    wait_until("replay to pause", || {
+    wait_until("replay to pause", Duration::from_secs(30), || {
         standby
             .psql("postgres", "SELECT pg_get_wal_replay_pause_state()")
             .is_ok_and(|s| s.trim() == "paused")
@@ -395,14 +387,18 @@ fn a_paused_standby_reports_its_pause_and_the_primary_its_replica_and_lag() {
         .unwrap();
     let written = primary.psql("app", "SELECT pg_current_wal_lsn()").unwrap();
     let written = written.trim();
-    wait_until("the standby to receive the writes", || {
-        primary
-            .psql(
-                "postgres",
-                &format!("SELECT flush_lsn >= '{written}' FROM pg_stat_replication"),
-            )
-            .is_ok_and(|s| s.trim() == "t")
-    });
+    wait_until(
+        "the standby to receive the writes",
+        Duration::from_secs(30),
+        || {
+            primary
+                .psql(
+                    "postgres",
+                    &format!("SELECT flush_lsn >= '{written}' FROM pg_stat_replication"),
+                )
+                .is_ok_and(|s| s.trim() == "t")
+        },
+    );
     let replayed = standby
         .psql("postgres", "SELECT pg_last_wal_replay_lsn()")
         .unwrap();

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use pgsalvage::cluster::Cluster;
 use pgsalvage::progress::{NullReporter, Reporter};
@@ -115,6 +116,57 @@ pub fn pgsalvage(args: &[&str]) -> Output {
         .expect("run pgsalvage")
 }
 
+/// Calls `f` every 100 ms until it returns `Some`, and returns that value. Once `timeout` has
+/// passed, `f` gets one last call; if that too returns `None`, the test fails naming `what`
+/// ("timed out after 30s waiting for the standby to catch up").
+pub fn poll_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = Instant::now() >= deadline;
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(!last, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// [`poll_until`] for a condition: waits until `done` holds.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    poll_until(what, timeout, || done().then_some(()))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn poll_until_returns_the_first_value() {
+    let mut calls = 0;
+    let got = poll_until("the third call", Duration::from_secs(10), || {
+        calls += 1;
+        (calls == 3).then_some(calls * 10)
+    });
+    assert_eq!((got, calls), (30, 3));
+}
+
+#[test]
+#[should_panic(expected = "waiting for a value that never comes")]
+fn poll_until_gives_up_after_a_last_try() {
+    let started = Instant::now();
+    let mut calls = 0;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        poll_until(
+            "a value that never comes",
+            Duration::from_millis(250),
+            || {
+                calls += 1;
+                None::<()>
+            },
+        )
+    }));
+    // Polled every 100 ms for 250 ms, then once more past the deadline.
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!((3..=5).contains(&calls), "{calls} calls");
+    std::panic::resume_unwind(outcome.unwrap_err());
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgsalvage::apply::{apply, ApplySettings};
 use pgsalvage::classify::ConflictPolicy;
@@ -48,14 +48,6 @@ fn classes(report: &pgsalvage::report::VerifyReport) -> BTreeSet<(String, String
         .collect()
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
     let primary = Cluster::start_with(&[("wal_level", "replica")]).expect("primary cluster");
@@ -89,7 +81,7 @@ fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
         )
         .unwrap();
     let standby = primary.standby().expect("standby");
-    wait_until("the standby to catch up", || {
+    wait_until("the standby to catch up", Duration::from_secs(30), || {
         standby
             .psql("app", "SELECT count(*) FROM t WHERE id = 203")
             .map(|c| c.trim() == "1")
@@ -98,7 +90,7 @@ fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
     standby
         .psql("postgres", "SELECT pg_wal_replay_pause()")
         .unwrap();
-    wait_until("replay to pause", || {
+    wait_until("replay to pause", Duration::from_secs(30), || {
         standby
             .psql("postgres", "SELECT pg_get_wal_replay_pause_state()")
             .map(|s| s.trim() == "paused")

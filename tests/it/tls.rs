@@ -60,18 +60,15 @@ fn tls_cluster(dir: &std::path::Path) -> (Cluster, std::path::PathBuf) {
         .psql("postgres", "ALTER SYSTEM SET ssl = on")
         .unwrap();
     cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while cluster
-        .psql("postgres", "SHOW ssl")
-        .map(|v| v.trim() != "on")
-        .unwrap_or(true)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not turn TLS on"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(
+        "the server to turn TLS on",
+        std::time::Duration::from_secs(10),
+        || {
+            cluster
+                .psql("postgres", "SHOW ssl")
+                .is_ok_and(|v| v.trim() == "on")
+        },
+    );
     cluster
         .psql(
             "postgres",

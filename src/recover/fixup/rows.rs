@@ -2,7 +2,7 @@
 //! restores, `VALIDATE CONSTRAINT` where the rows will obey, and `setval` last.
 
 use super::{entry, Builder, FixStep};
-use crate::check::catalog::{ColumnDef, ConstraintDef};
+use crate::check::catalog::{ColumnDef, ConstraintDef, TableDef};
 use crate::check::drift::{self, Change, Object};
 use crate::check::parents::ParentRows;
 use crate::check::scan::{self, Violation};
@@ -48,45 +48,11 @@ impl Builder<'_> {
     pub(super) fn restore_parents(&mut self, p: &ParentRows) -> Option<Vec<FixStep>> {
         let bt = self.bs.table(&p.table)?;
         let tt = self.ins.target.table(&p.table)?;
-        let added: Vec<&ColumnDef> = self
-            .drift(Object::Column, Change::Missing)
-            .filter(|d| d.qualified == p.table)
-            .filter_map(|d| bt.column(&d.name))
-            .collect();
-        let exists =
-            |c: &&ColumnDef| tt.column(&c.name).is_some() || added.iter().any(|a| a.name == c.name);
-        let target_col = |c: &ColumnDef| tt.column(&c.name).unwrap_or(c).clone();
-        let cols: Vec<ColumnDef> = bt
-            .columns
-            .iter()
-            .filter(exists)
-            .map(target_col)
-            .filter(|c| !c.generated)
-            .collect();
+        let cols = self.parent_columns(p, bt, tt);
         let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
-        let overriding = if cols.iter().any(|c| c.identity == Some('a')) {
-            " OVERRIDING SYSTEM VALUE"
-        } else {
-            ""
-        };
-        let queries: Vec<String> = scan::tuple_filters(bt, &p.columns, &p.restore)?
-            .into_iter()
-            .map(|f| {
-                format!(
-                    "SELECT {} FROM {} WHERE {f}",
-                    select_list(&names),
-                    p.table.sql()
-                )
-            })
-            .collect();
+        let queries = parent_queries(bt, p, &names)?;
         let temp = self.temp("par");
-        let insert = format!(
-            "INSERT INTO {} ({}){overriding} SELECT {} FROM {} ON CONFLICT DO NOTHING",
-            p.table.sql(),
-            select_list(&names),
-            select_list(&names),
-            quote_ident(&temp)
-        );
+        let insert = parent_insert(p, &cols, &names, &temp);
         let mut e = entry("restore_parents", Some(&p.table), &p.table.to_string());
         e.rows = Some(p.restore.len() as u64);
         e.statements = vec![insert.clone()];
@@ -98,6 +64,30 @@ impl Builder<'_> {
         };
         self.push(false, e, vec![load, FixStep::Run(insert)]);
         self.out.plan.insert_tables.push(p.table.to_string());
+        Some(self.parents_undo(p))
+    }
+
+    /// The columns a parent restore writes: the base's that the target has or a fix-up adds, as
+    /// the target defines them, generated ones left to the server.
+    fn parent_columns(&self, p: &ParentRows, bt: &TableDef, tt: &TableDef) -> Vec<ColumnDef> {
+        let added: Vec<&ColumnDef> = self
+            .drift(Object::Column, Change::Missing)
+            .filter(|d| d.qualified == p.table)
+            .filter_map(|d| bt.column(&d.name))
+            .collect();
+        let exists =
+            |c: &&ColumnDef| tt.column(&c.name).is_some() || added.iter().any(|a| a.name == c.name);
+        let target_col = |c: &ColumnDef| tt.column(&c.name).unwrap_or(c).clone();
+        bt.columns
+            .iter()
+            .filter(exists)
+            .map(target_col)
+            .filter(|c| !c.generated)
+            .collect()
+    }
+
+    /// The undo of a parent restore: delete the restored keys again.
+    fn parents_undo(&mut self, p: &ParentRows) -> Vec<FixStep> {
         let untemp = self.temp("unpar");
         let delete = format!(
             "DELETE FROM {} AS t USING {} AS s WHERE {}",
@@ -105,7 +95,7 @@ impl Builder<'_> {
             quote_ident(&untemp),
             key_match(&p.columns)
         );
-        Some(vec![
+        vec![
             FixStep::Comment(format!(
                 "undo: delete the {} parent rows restored into {}",
                 p.restore.len(),
@@ -118,7 +108,7 @@ impl Builder<'_> {
                 rows: p.restore.iter().cloned().collect(),
             },
             FixStep::Run(delete),
-        ])
+        ]
     }
 
     /// Violating rows that nothing in the recovery fixes.
@@ -332,4 +322,35 @@ impl Builder<'_> {
                 .push(format!("setval of {}", s.sequence));
         }
     }
+}
+
+/// The queries that read the parent rows to restore from the base, a batch of keys each.
+fn parent_queries(bt: &TableDef, p: &ParentRows, names: &[String]) -> Option<Vec<String>> {
+    let queries = scan::tuple_filters(bt, &p.columns, &p.restore)?
+        .into_iter()
+        .map(|f| {
+            format!(
+                "SELECT {} FROM {} WHERE {f}",
+                select_list(names),
+                p.table.sql()
+            )
+        })
+        .collect();
+    Some(queries)
+}
+
+/// The insert from the loaded temporary table; rows already there are left alone.
+fn parent_insert(p: &ParentRows, cols: &[ColumnDef], names: &[String], temp: &str) -> String {
+    let overriding = if cols.iter().any(|c| c.identity == Some('a')) {
+        " OVERRIDING SYSTEM VALUE"
+    } else {
+        ""
+    };
+    format!(
+        "INSERT INTO {} ({}){overriding} SELECT {} FROM {} ON CONFLICT DO NOTHING",
+        p.table.sql(),
+        select_list(names),
+        select_list(names),
+        quote_ident(temp)
+    )
 }

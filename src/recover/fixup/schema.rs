@@ -26,6 +26,14 @@ impl Builder<'_> {
 
     /// Sequences, columns and defaults the target lost, and a lost primary key.
     pub(super) fn schema_before(&mut self) {
+        self.missing_sequences();
+        self.missing_columns();
+        self.changed_defaults();
+        self.missing_primary_keys();
+    }
+
+    /// Creates the sequences the target lost; undo drops them last.
+    fn missing_sequences(&mut self) {
         let seqs: Vec<Drift> = self
             .drift(Object::Sequence, Change::Missing)
             .cloned()
@@ -35,6 +43,10 @@ impl Builder<'_> {
             let drop = format!("DROP SEQUENCE {}", d.qualified.sql());
             self.out.undo_last.push(FixStep::Run(drop));
         }
+    }
+
+    /// Adds the columns the target lost; undo drops them.
+    fn missing_columns(&mut self) {
         let cols: Vec<Drift> = self
             .drift(Object::Column, Change::Missing)
             .cloned()
@@ -57,6 +69,10 @@ impl Builder<'_> {
                 )),
             );
         }
+    }
+
+    /// Sets the base's defaults back; undo sets the target's again.
+    fn changed_defaults(&mut self) {
         let defaults: Vec<Drift> = self
             .drift(Object::Column, Change::Different)
             .filter(|d| d.aspect == Some("default"))
@@ -81,6 +97,11 @@ impl Builder<'_> {
             };
             self.out.undo_last.insert(0, FixStep::Run(back));
         }
+    }
+
+    /// Adds the primary keys the target lost before the rows: the row restore's
+    /// `ON CONFLICT (key)` needs their index.
+    fn missing_primary_keys(&mut self) {
         let pks: Vec<(TableName, ConstraintDef)> = self
             .missing_constraints()
             .into_iter()
