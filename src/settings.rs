@@ -33,6 +33,31 @@ impl TableFilter {
             .is_none_or(|s| s.contains(&name.schema));
         table_ok && schema_ok
     }
+
+    /// The filter as the flags that made it, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.tables {
+            let names: Vec<String> = t.iter().map(ToString::to_string).collect();
+            parts.push(format!("--tables {}", names.join(",")));
+        }
+        if let Some(s) = &self.schemas {
+            parts.push(format!("--schema {}", s.join(",")));
+        }
+        match parts.is_empty() {
+            true => "the whole database".into(),
+            false => parts.join(" "),
+        }
+    }
+
+    /// The error of a run that found no table to work on: never a clean result (issue 18).
+    pub fn matched_nothing(&self, sides: &str) -> crate::error::Error {
+        crate::error::Error::usage(format!(
+            "no table to compare: {} matched no table on {sides}",
+            self.describe()
+        ))
+        .with_hint("a run over zero tables is never reported clean; check the filter, and the database name in the URL (without one, libpq uses the user name)")
+    }
 }
 
 /// One `verify` run.

@@ -96,6 +96,9 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
             Err(e) => refused.push(e.to_string()),
         }
     }
+    if plans.is_empty() && refused.is_empty() {
+        return Err(settings.filter.matched_nothing("the source"));
+    }
     if !refused.is_empty() {
         return Err(Error::usage(format!("cannot take a baseline: {}", refused.join("; ")))
             .with_hint("give those tables a key with --key schema.table=cols, or leave them out with --tables/--schema"));

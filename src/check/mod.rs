@@ -146,6 +146,14 @@ pub async fn inspect(
     };
     let ts = scoped(&target_all);
     let bs = base_all.as_ref().map(scoped);
+    if ts.tables.is_empty() && bs.as_ref().is_none_or(|b| b.tables.is_empty()) {
+        let sides = if base.is_some() {
+            "target or base"
+        } else {
+            "target"
+        };
+        return Err(filter.matched_nothing(sides));
+    }
     let mut report = empty_report(max_keys);
     for table in ts.tables.values() {
         constraint_findings(target, table, max_keys, &mut report).await?;

@@ -91,7 +91,8 @@ impl WorkArgs {
 /// `--json`, `-q`, `--no-progress`: what a command prints and writes.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Write the full report as JSON to this file (its schema is named in its "format" field).
+    /// Write the full report as JSON to this file, or to standard output with `-` (the text
+    /// summary then goes to standard error). Its schema is named in its "format" field.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub json: Option<PathBuf>,
 
@@ -110,13 +111,30 @@ impl OutputArgs {
         self.quiet || self.no_progress
     }
 
+    /// Checks that `--json` can be written, before any work.
+    pub fn check(&self) -> Result<()> {
+        match &self.json {
+            Some(path) => crate::report::check_writable(path, "--json"),
+            None => Ok(()),
+        }
+    }
+
     /// Prints a command's text, or only its last line (the verdict) with `-q`.
     pub fn print(&self, text: &str) {
-        if self.quiet {
-            println!("{}", text.lines().last().unwrap_or_default());
-        } else {
-            print!("{text}");
-        }
+        print_text(text, self.quiet, self.json.as_deref());
+    }
+}
+
+/// Prints a summary (or its last line when `quiet`) to standard output, or to standard error
+/// when the JSON report takes standard output.
+pub fn print_text(text: &str, quiet: bool, json: Option<&std::path::Path>) {
+    let text = match quiet {
+        true => format!("{}\n", text.lines().last().unwrap_or_default()),
+        false => text.to_string(),
+    };
+    match json.is_some_and(crate::report::is_stdout) {
+        true => eprint!("{text}"),
+        false => print!("{text}"),
     }
 }
 

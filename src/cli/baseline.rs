@@ -74,6 +74,7 @@ pub struct InspectArgs {
 
 impl BaselineArgs {
     pub fn settings(&self) -> Result<BaselineSettings> {
+        self.output.check()?;
         let source = self
             .source
             .as_deref()

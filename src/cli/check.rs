@@ -43,6 +43,7 @@ pub struct CheckArgs {
 
 impl CheckArgs {
     pub fn settings(&self) -> Result<CheckSettings> {
+        self.output.check()?;
         let target =
             resolve(&self.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         let base = self

@@ -157,6 +157,10 @@ pub struct VerifyArgs {
 impl VerifyArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
+        self.output.check()?;
+        if let Some(path) = &self.findings {
+            crate::report::check_writable(path, "--findings")?;
+        }
         let mut settings = self.compare.settings()?;
         settings.max_findings = self.max_findings;
         settings.findings_csv = self.findings.clone();
@@ -292,12 +296,7 @@ pub fn finish(report: &VerifyReport, settings: &VerifySettings, quiet: bool) -> 
     if let Some(path) = &settings.json {
         report.write_json(path)?;
     }
-    let text = human::summary(report);
-    if quiet {
-        println!("{}", text.lines().last().unwrap_or_default());
-    } else {
-        print!("{text}");
-    }
+    args::print_text(&human::summary(report), quiet, settings.json.as_deref());
     for e in &report.errors {
         eprintln!("error: {}", e.message);
         if let Some(hint) = &e.hint {

@@ -82,6 +82,7 @@ pub struct RecoverArgs {
 
 impl RecoverArgs {
     pub fn settings(&self) -> Result<RecoverSettings> {
+        self.output.check()?;
         let mut verify = self.compare.settings()?;
         if !verify.baselines.is_empty() {
             return Err(Error::usage("recover needs databases: a baseline holds digests, not rows")

@@ -50,6 +50,7 @@ pub struct StatusArgs {
 
 impl StatusArgs {
     pub fn settings(&self) -> Result<StatusSettings> {
+        self.output.check()?;
         let target =
             resolve(&self.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         let mut settings = StatusSettings::new(target);

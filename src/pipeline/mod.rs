@@ -159,6 +159,10 @@ fn plan_tables(
                 .with_hint("check the name (schema.table); list tables with psql's \\dt"));
         }
     }
+    if names.is_empty() {
+        let sides = roles.iter().map(Role::to_string).collect::<Vec<_>>();
+        return Err(settings.filter.matched_nothing(&sides.join(" or ")));
+    }
     let (mut plans, mut refused) = (Vec::new(), Vec::new());
     for name in names {
         let shapes: Vec<Option<&TableShape>> = catalogs

@@ -473,8 +473,15 @@ impl VerifyReport {
 }
 
 /// Writes any report as pretty JSON to a temporary file beside `path`, then renames it into
-/// place, so a crash never leaves a half report that looks complete.
+/// place, so a crash never leaves a half report that looks complete. `-` is standard output.
 pub fn write_json_file(path: &std::path::Path, value: &impl Serialize) -> crate::error::Result<()> {
+    if is_stdout(path) {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)
+            .map_err(|e| Error::io("standard output", e.into()))?;
+        return std::io::Write::write_all(&mut out, b"\n")
+            .map_err(|e| Error::io("standard output", e));
+    }
     let file = crate::staging::temp_beside(path)?;
     let mut out = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut out, value)
@@ -485,4 +492,28 @@ pub fn write_json_file(path: &std::path::Path, value: &impl Serialize) -> crate:
     file.persist(path)
         .map_err(|e| Error::io(path.display(), e.error))?;
     Ok(())
+}
+
+/// Whether an output path means standard output (`-`).
+pub fn is_stdout(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Checks, before any work, that an output file can be written where it is asked for: its
+/// directory exists and takes a new file. A run must not fail after an hour of comparing
+/// because of a typo in `--json`.
+pub fn check_writable(path: &std::path::Path, flag: &str) -> crate::error::Result<()> {
+    if is_stdout(path) {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(
+            Error::usage(format!("{flag} {}: is a directory", path.display()))
+                .with_hint("name a file to write"),
+        );
+    }
+    crate::staging::temp_beside(path).map(drop).map_err(|e| {
+        Error::usage(format!("{flag} {}: {e}", path.display()))
+            .with_hint("the directory must exist and be writable")
+    })
 }

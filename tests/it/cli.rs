@@ -506,3 +506,85 @@ fn output_flags_are_the_same_everywhere() {
         );
     }
 }
+
+/// Issue 18: a run that compares no table is an error (exit 2) naming the filter, never clean;
+/// for verify, recover, baseline and check alike, and a baseline writes nothing.
+#[test]
+fn zero_tables_is_never_clean() {
+    let (base, target) = shop();
+    let (b, t) = (url(&base), url(&target));
+    let out_dir = tempfile::tempdir().unwrap();
+    let rec = out_dir.path().join("rec");
+    let bl = out_dir.path().join("bl");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["verify", "--base", &b, "--target", &t, "--schema", "nosuch"],
+        vec![
+            "recover",
+            "--base",
+            &b,
+            "--target",
+            &t,
+            "--schema",
+            "nosuch",
+            "--out",
+            rec.to_str().unwrap(),
+        ],
+        vec![
+            "baseline",
+            "--source",
+            &b,
+            "--schema",
+            "nosuch",
+            "--out",
+            bl.to_str().unwrap(),
+        ],
+        vec!["check", "--target", &t, "--schema", "nosuch"],
+    ];
+    for args in runs {
+        let out = pgsalvage(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no table to compare: --schema nosuch matched no table"),
+            "{args:?}: {err}"
+        );
+        assert!(!text(&out.stdout).contains("IDENTICAL"), "{args:?}");
+    }
+    assert!(!rec.exists() && !bl.exists(), "nothing is left at --out");
+    let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "staging directories left: {left:?}");
+}
+
+/// Issue 18: output paths are checked before connecting (an unreachable target proves it), and
+/// `--json -` writes the report to standard output with the summary on standard error.
+#[test]
+fn outputs_are_checked_before_work_and_dash_is_stdout() {
+    let dead = format!(
+        "postgresql://127.0.0.1:{}/x?connect_timeout=2",
+        closed_port()
+    );
+    for (flag, file) in [
+        ("--json", "/nonexistent-dir/r.json"),
+        ("--findings", "/nonexistent-dir/f.csv"),
+    ] {
+        let out = pgsalvage(&["verify", "--base", &dead, "--target", &dead, flag, file]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with(&format!("error: {flag} {file}")), "{err}");
+    }
+    let (base, target) = shop();
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report["verdict"], "identical");
+    assert!(text(&out.stderr).contains("verdict: IDENTICAL"));
+    assert!(!std::path::Path::new("-").exists(), "no file named -");
+}
