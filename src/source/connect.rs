@@ -66,8 +66,22 @@ impl std::ops::DerefMut for Session {
     }
 }
 
-/// Connects, starts the connection task and applies the session settings.
+/// Connects, starts the connection task and applies the session settings, all within
+/// `connect_timeout` (libpq's meaning: the whole connection, not only the TCP handshake, so a
+/// server that accepts and never answers is given up on; 30 s when not set, since an unattended
+/// run must never hang silently).
 pub async fn connect(info: &ConnInfo) -> Result<Session> {
+    let secs = info.connect_timeout.unwrap_or(30).max(1);
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), connect_now(info)).await {
+        Ok(session) => session,
+        Err(_) => Err(Error::source(format!(
+            "cannot connect to {info}: no answer within {secs} s (connect_timeout)"
+        ))
+        .with_hint("check that a PostgreSQL server answers at that host and port; raise connect_timeout in the URL or PGCONNECT_TIMEOUT if it is slow")),
+    }
+}
+
+async fn connect_now(info: &ConnInfo) -> Result<Session> {
     let config = pg_config(info);
     let (stream, tap) = socket::open(info).await.map_err(|e| {
         Error::source(format!("cannot connect to {info}: {e}"))

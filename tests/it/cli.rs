@@ -588,3 +588,35 @@ fn outputs_are_checked_before_work_and_dash_is_stdout() {
     assert!(text(&out.stderr).contains("verdict: IDENTICAL"));
     assert!(!std::path::Path::new("-").exists(), "no file named -");
 }
+
+/// Issue 18: a server that accepts TCP and never answers is given up on within connect_timeout
+/// (the whole connection, as libpq means it), with one line naming the source.
+#[test]
+fn a_silent_server_is_given_up_on_within_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold connections without a byte in reply.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(4).flatten() {
+            held.push(conn);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let silent = format!("postgresql://u@127.0.0.1:{port}/x?connect_timeout=2&sslmode=disable");
+    let started = std::time::Instant::now();
+    let out = pgsalvage(&["verify", "--base", &silent, "--target", &silent, "-q"]);
+    let took = started.elapsed();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(
+        err.contains("no answer within 2 s (connect_timeout)"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+}
