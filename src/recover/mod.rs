@@ -93,10 +93,20 @@ pub async fn recover(
 /// `--on-conflict fail`.
 fn refuse_unsafe(report: &VerifyReport, verify: &VerifySettings) -> Result<()> {
     if report.verdict == Verdict::Incomplete {
-        return Err(
-            Error::source("the comparison was incomplete, so no restore was written")
-                .with_hint("fix the errors above and run recover again"),
-        );
+        // The report is the record of what failed: write it where --json asked, and say the
+        // errors here, since nothing has printed them yet.
+        if let Some(path) = &verify.json {
+            report.write_json(path)?;
+        }
+        let errors: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+        let why = match errors.is_empty() {
+            true => "see the report's errors".to_string(),
+            false => errors.join("; "),
+        };
+        return Err(Error::source(format!(
+            "the comparison was incomplete, so no restore was written: {why}"
+        ))
+        .with_hint("fix these errors and run recover again"));
     }
     let conflicts = report.totals.classes.get("conflict").copied().unwrap_or(0);
     let policy = verify

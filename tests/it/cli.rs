@@ -620,3 +620,53 @@ fn a_silent_server_is_given_up_on_within_connect_timeout() {
         "{err}"
     );
 }
+
+/// Issue 19: recover on an incomplete comparison says why where it stops, writes its --json
+/// report all the same, and leaves no recovery behind.
+#[test]
+fn an_incomplete_recover_says_why_and_still_writes_its_report() {
+    let (base, target) = pair(
+        "permrec",
+        "CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);
+         CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);",
+    );
+    for db in [&base, &target] {
+        psql(db, "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                  GRANT SELECT ON open TO reader;");
+    }
+    let as_reader = |db: &str| url(db).replace("postgres@", "reader@");
+    let dir = tempfile::tempdir().unwrap();
+    let (out_dir, json) = (dir.path().join("rec"), dir.path().join("r.json"));
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &as_reader(&base),
+        "--target",
+        &as_reader(&target),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr
+        .lines()
+        .rfind(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("error: the comparison was incomplete, so no restore was written: ")
+            && last.contains("permission denied for table secret"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("--json written")).unwrap();
+    assert_eq!(report["verdict"], "incomplete");
+    assert!(!out_dir.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only r.json is left"
+    );
+}
