@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::print_text;
 use super::args::{OutputArgs, TargetArgs};
 use super::runtime;
 use crate::apply::{apply, ApplyReport, ApplySettings};
@@ -44,17 +45,19 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
     if let Some(path) = &args.output.json {
         crate::report::write_json_file(path, &report)?;
     }
+    let json = args.output.json.as_deref();
     for c in &report.conflicts {
         let verb = if args.skip_changed {
             "skipped"
         } else {
             "conflict"
         };
-        println!(
-            "{verb}: {} key {} changed since recover",
+        let line = format!(
+            "{verb}: {} key {} changed since recover\n",
             c.table,
             c.key.get()
         );
+        print_text(&line, false, json);
     }
     if !report.conflicts.is_empty() && !args.skip_changed {
         eprintln!(
@@ -67,7 +70,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         return Ok(report.exit_code);
     }
     if !args.output.quiet {
-        print_steps(&report);
+        print_text(&steps_text(&report), false, json);
     }
     let checked = format!(
         "re-verified {} keys: {} not as planned",
@@ -75,9 +78,13 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         report.reverify_mismatches.len()
     );
     if report.dry_run {
-        println!("dry run: {checked}; rolled back, nothing changed");
+        print_text(
+            &format!("dry run: {checked}; rolled back, nothing changed\n"),
+            false,
+            json,
+        );
     } else if report.committed {
-        println!("committed; {checked}");
+        print_text(&format!("committed; {checked}\n"), false, json);
     } else {
         eprintln!("error: the restore did not produce the planned rows ({checked}); rolled back, nothing changed");
     }
@@ -85,17 +92,23 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
 }
 
 /// What apply ran, table by table, and how it re-verified.
-fn print_steps(report: &ApplyReport) {
+fn steps_text(report: &ApplyReport) -> String {
+    let mut lines: Vec<String> = Vec::new();
     for s in &report.statements {
-        println!("{:>10} rows  {}", s.rows, s.statement);
+        lines.push(format!("{:>10} rows  {}", s.rows, s.statement));
     }
     for table in &report.index_guarded {
-        println!("  rows to insert into {table}: guarded by its unique key index, not read ahead");
+        lines.push(format!(
+            "  rows to insert into {table}: guarded by its unique key index, not read ahead"
+        ));
     }
     for table in &report.scanned {
-        println!("  rows written to {table}: re-verified by one scan of what this apply wrote");
+        lines.push(format!(
+            "  rows written to {table}: re-verified by one scan of what this apply wrote"
+        ));
     }
     for m in &report.reverify_mismatches {
-        println!("  not as planned: {} key {}", m.table, m.key.get());
+        lines.push(format!("  not as planned: {} key {}", m.table, m.key.get()));
     }
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }

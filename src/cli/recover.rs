@@ -134,26 +134,32 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
     let reporter = reporter_for(args.output.silent());
     let outcome = runtime()?.block_on(recover(&settings, reporter))?;
     let code = finish(&outcome.report, &settings.verify, args.output.quiet)?;
-    let t = &outcome.plan.totals;
-    println!(
-        "\nrecovery written to {}: insert {}, update {}, delete {}, keep {}",
-        settings.out.display(),
+    let text = plan_text(&outcome.plan, &settings.out);
+    super::args::print_text(&text, false, settings.verify.json.as_deref());
+    // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.
+    Ok(code.max(i32::from(outcome.plan.fixups.active() > 0)))
+}
+
+/// Where the recovery went, what it does, and what to run next.
+fn plan_text(plan: &crate::recovery::plan::RecoverPlan, out: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let t = &plan.totals;
+    let mut text = format!(
+        "\nrecovery written to {}: insert {}, update {}, delete {}, keep {}\n",
+        out.display(),
         t.insert,
         t.update,
         t.delete,
         t.keep
     );
-    for line in &outcome.plan.summary {
-        println!("  {line}");
+    for line in plan.summary.iter().chain(&plan.fixups.summary) {
+        let _ = writeln!(text, "  {line}");
     }
-    for line in &outcome.plan.fixups.summary {
-        println!("  {line}");
-    }
-    println!(
+    let _ = writeln!(
+        text,
         "review {}/plan.json, then: pgsalvage apply {} --target <URL> --dry-run",
-        settings.out.display(),
-        settings.out.display()
+        out.display(),
+        out.display()
     );
-    // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.
-    Ok(code.max(i32::from(outcome.plan.fixups.active() > 0)))
+    text
 }

@@ -670,3 +670,49 @@ fn an_incomplete_recover_says_why_and_still_writes_its_report() {
         "only r.json is left"
     );
 }
+
+/// `--json -` keeps standard output pure JSON for recover and apply too: their summaries and
+/// step listings go to standard error.
+#[test]
+fn recover_and_apply_write_json_to_stdout_with_dash() {
+    let (base, target) = shop();
+    psql(&target, "DELETE FROM customers WHERE id IN (3, 4)");
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        rec.to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report["totals"]["missing"], 2);
+    assert!(
+        text(&out.stderr).contains("recovery written to"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = pgsalvage(&[
+        "apply",
+        rec.to_str().unwrap(),
+        "--target",
+        &url(&target),
+        "--dry-run",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let applied: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(applied["dry_run"], true);
+    assert!(
+        text(&out.stderr).contains("dry run: re-verified"),
+        "{}",
+        text(&out.stderr)
+    );
+}
