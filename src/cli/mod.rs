@@ -169,6 +169,9 @@ impl VerifyArgs {
     }
 }
 
+/// The sides of a comparison: databases, and baseline directories.
+type Sides = (Vec<(Role, ConnInfo)>, Vec<(Role, PathBuf)>);
+
 impl CompareArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
@@ -187,7 +190,7 @@ impl CompareArgs {
     }
 
     /// Each side given: a database (resolved like libpq) or a baseline directory.
-    fn sides(&self) -> Result<(Vec<(Role, ConnInfo)>, Vec<(Role, PathBuf)>)> {
+    fn sides(&self) -> Result<Sides> {
         let (mut sources, mut baselines) = (Vec::new(), Vec::new());
         let sides = [
             (Role::Base, Some(&self.base)),
