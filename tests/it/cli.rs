@@ -424,18 +424,33 @@ fn recover_then_apply_through_the_binary() {
     );
 }
 
-#[test]
-fn permission_denied_fails_that_table_with_its_name() {
+/// A base and a target with a table `secret` that the role `reader` may not read, and a table
+/// `open` it may; URLs as `reader` come from [`as_reader`].
+fn reader_pair(tag: &str) -> (String, String) {
     let (base, target) = pair(
-        "perm",
+        tag,
         "CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);
          CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);",
     );
     for db in [&base, &target] {
-        psql(db, "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-                  GRANT SELECT ON open TO reader;");
+        // Two tests may create the role at once: the loser sees a unique violation.
+        psql(
+            db,
+            "DO $$ BEGIN CREATE ROLE reader LOGIN;
+                  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+                  GRANT SELECT ON open TO reader;",
+        );
     }
-    let as_reader = |db: &str| url(db).replace("postgres@", "reader@");
+    (base, target)
+}
+
+fn as_reader(db: &str) -> String {
+    url(db).replace("postgres@", "reader@")
+}
+
+#[test]
+fn permission_denied_fails_that_table_with_its_name() {
+    let (base, target) = reader_pair("perm");
     let out = pgsalvage(&[
         "verify",
         "--base",
@@ -625,16 +640,7 @@ fn a_silent_server_is_given_up_on_within_connect_timeout() {
 /// report all the same, and leaves no recovery behind.
 #[test]
 fn an_incomplete_recover_says_why_and_still_writes_its_report() {
-    let (base, target) = pair(
-        "permrec",
-        "CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);
-         CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);",
-    );
-    for db in [&base, &target] {
-        psql(db, "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-                  GRANT SELECT ON open TO reader;");
-    }
-    let as_reader = |db: &str| url(db).replace("postgres@", "reader@");
+    let (base, target) = reader_pair("permrec");
     let dir = tempfile::tempdir().unwrap();
     let (out_dir, json) = (dir.path().join("rec"), dir.path().join("r.json"));
     let out = pgsalvage(&[
