@@ -23,6 +23,8 @@ pub trait Reporter: Send + Sync {
     fn table_finished(&self, _id: usize, _done: &TableDone) {}
     /// A line for the user (a table refused, a worker reconnecting).
     fn message(&self, _text: &str) {}
+    /// The run waits (for a lock, or paused by a throttle) and says why; `None` when it goes on.
+    fn waiting(&self, _why: Option<&str>) {}
 }
 
 /// Reports nothing.

@@ -60,6 +60,8 @@ impl TableFilter {
     }
 }
 
+pub use crate::source::throttle::LiveLimits;
+
 /// One `verify` run.
 #[derive(Clone, Debug)]
 pub struct VerifySettings {
@@ -80,6 +82,7 @@ pub struct VerifySettings {
     pub restore: Option<RestoreSpec>,
     /// Sides given as baseline directories instead of databases (`--base DIR`, `--target DIR`).
     pub baselines: Vec<(Role, PathBuf)>,
+    pub live: LiveLimits,
 }
 
 /// One `baseline` run: a source read into a baseline directory.
@@ -95,6 +98,7 @@ pub struct BaselineSettings {
     pub keys: HashMap<TableName, Vec<String>>,
     pub jobs: usize,
     pub batch_bytes: usize,
+    pub live: LiveLimits,
 }
 
 /// What a recover run restores.
@@ -127,6 +131,7 @@ impl VerifySettings {
             json: None,
             restore: None,
             baselines: Vec::new(),
+            live: LiveLimits::default(),
         }
     }
 }

@@ -234,8 +234,12 @@ pub struct TableShape {
     pub columns: Vec<Column>,
     /// Indexes into `columns` of the primary key, in key order; empty when there is none.
     pub key: Vec<usize>,
-    /// The planner's row estimate (`reltuples`, or from the size when never analyzed).
+    /// The planner's row estimate (`reltuples`; 0 when never analyzed).
     pub est_rows: u64,
+    /// Never analyzed (`reltuples` < 0): `est_rows` is unknown until the table is sized from its
+    /// files, which takes its lock, so that is done in a visit (see `pipeline::plan_ranges`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_analyzed: bool,
     /// Tables this one references through foreign keys (its parents), self-references excluded.
     pub parents: Vec<TableName>,
 }

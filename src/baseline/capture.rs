@@ -26,7 +26,10 @@ use crate::pipeline::readers::{next_batch, start_query, start_reader};
 use crate::plan::TablePlan;
 use crate::pool::on_pool;
 use crate::progress::{Reporter, TableDone};
+use crate::settings::LiveLimits;
 use crate::shape::TypeKind;
+use crate::source::throttle::Gate;
+use crate::source::visit::{self, Patience};
 use crate::source::Source;
 use crate::tree::leaves::{combine, total, Leaf, LeafBuilder, RangeLeaves};
 use crate::tree::Fingerprint;
@@ -61,6 +64,8 @@ struct Shared<'a> {
     tables: &'a [CaptureTable],
     batch_bytes: usize,
     reporter: Arc<dyn Reporter>,
+    gate: Gate,
+    lock_wait: std::time::Duration,
     queue: Mutex<Vec<(usize, usize)>>,
     results: Mutex<Vec<Vec<Option<RangeOutcome>>>>,
     started: Mutex<Vec<Option<Instant>>>,
@@ -74,9 +79,17 @@ pub async fn capture(
     tables: &[CaptureTable],
     jobs: usize,
     batch_bytes: usize,
+    live: &LiveLimits,
     reporter: Arc<dyn Reporter>,
     done: mpsc::UnboundedSender<(usize, Captured)>,
 ) {
+    let gate = match Gate::open(&[source], live).await {
+        Ok(gate) => gate,
+        Err(e) => {
+            reporter.message(&format!("the throttle cannot watch {}: {e}", source.role));
+            Gate::open_always()
+        }
+    };
     let mut units: Vec<(usize, usize)> = Vec::new();
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&t| std::cmp::Reverse(tables[t].plan.est_rows));
@@ -89,6 +102,8 @@ pub async fn capture(
         tables,
         batch_bytes,
         reporter,
+        gate,
+        lock_wait: live.lock_wait,
         queue: Mutex::new(units),
         results: Mutex::new(
             tables
@@ -145,7 +160,8 @@ async fn worker(shared: &Shared<'_>) {
             };
         }
         let session = client.as_ref().expect("connected");
-        let outcome = capture_range(shared, session, t, r).await;
+        shared.gate.pass(&*shared.reporter).await;
+        let outcome = visited_range(shared, session, t, r).await;
         if outcome.is_err() {
             client = None;
         }
@@ -183,6 +199,32 @@ fn finish_unit(shared: &Shared<'_>, t: usize, r: usize, outcome: RangeOutcome) {
     };
     shared.reporter.table_finished(t, &done);
     let _ = shared.done.send((t, captured));
+}
+
+/// One range in one visit of the source: the table is locked only while it streams.
+async fn visited_range(
+    shared: &Shared<'_>,
+    session: &crate::source::Session,
+    t: usize,
+    r: usize,
+) -> RangeOutcome {
+    let stop = [shared.source.stop(session)];
+    let table = &shared.tables[t];
+    let patience = Patience {
+        lock_wait: shared.lock_wait,
+        reporter: &*shared.reporter,
+    };
+    let range = &table.ranges[r];
+    let what = format!(", range {range}");
+    visit::enter_all(&stop, &table.plan.name, &what, &patience).await?;
+    let outcome = capture_range(shared, session, t, r).await?;
+    visit::leave_all(&stop).await.map_err(|e| {
+        e.context(format!(
+            "ending the read of {} range {range}",
+            table.plan.name
+        ))
+    })?;
+    Ok(outcome)
 }
 
 /// Reads one range and cuts it into leaves (and a row file).

@@ -294,7 +294,8 @@ async fn compare_all(
     let Some(live) = live else {
         return compare_stored(settings, sides, compared, findings).await;
     };
-    let (captures, mut reports) = plan_captures(settings, sides, live, compared, findings).await;
+    let (captures, mut reports) =
+        plan_captures(settings, sides, live, compared, &*reporter, findings).await;
     reports.extend(compare_captured(settings, sides, live, captures, reporter, findings).await);
     reports
 }
@@ -328,14 +329,20 @@ async fn plan_captures(
     sides: &[Side],
     (live_role, source): (usize, &Source),
     compared: Vec<Compared>,
+    reporter: &dyn Reporter,
     findings: &mpsc::Sender<Vec<Finding>>,
 ) -> (Captures, Vec<TableReport>) {
     let mut reports = Vec::new();
     let mut tables = Vec::new();
     let mut waiting = Vec::new();
+    let mut planner = crate::source::sample::Planner::new(source, settings.jobs);
+    let patience = crate::source::visit::Patience {
+        lock_wait: settings.live.lock_wait,
+        reporter,
+    };
     for (i, mut c) in compared.into_iter().enumerate() {
-        match crate::pipeline::ranges_of(source.client(), &c.plan, settings.jobs).await {
-            Ok(ranges) => {
+        match planner.cut(&c.plan, &patience).await {
+            Ok((ranges, _)) => {
                 let shift = sides[1 - live_role]
                     .entry(&c.plan.name)
                     .expect("a stored side")
@@ -374,6 +381,7 @@ async fn compare_captured(
         &tables,
         settings.jobs,
         settings.batch_bytes,
+        &settings.live,
         reporter,
         done,
     );
@@ -542,7 +550,7 @@ async fn exact_rows(
     let mut sessions = Vec::new();
     if let Some(Side::Live(source)) = sides.iter().find(|s| matches!(s, Side::Live(_))) {
         let n = settings.jobs.clamp(1, groups.len().max(1));
-        sessions = try_join_all((0..n).map(|_| source.worker())).await?;
+        sessions = try_join_all((0..n).map(|_| source.snapshot_session())).await?;
     }
     let mut streams = sides.iter().enumerate().map(|(role, side)| match side {
         Side::Stored(b) => {

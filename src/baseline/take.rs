@@ -14,11 +14,12 @@ use crate::plan::{reconcile, TablePlan};
 use tokio::sync::mpsc;
 
 use crate::baseline::capture::{capture, CaptureTable, Captured};
-use crate::pipeline::ranges_of;
 use crate::pool::on_pool;
 use crate::progress::Reporter;
 use crate::settings::BaselineSettings;
 use crate::shape::{TableName, TableShape};
+use crate::source::sample::Planner;
+use crate::source::visit::Patience;
 use crate::source::{catalog, Role, Source};
 use crate::staging::StagedDir;
 use crate::tree::leaves::shift_for;
@@ -30,14 +31,21 @@ use super::manifest::{root_of, schema_fingerprint, Manifest, TableEntry, MANIFES
 pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> Result<Manifest> {
     let staging = StagedDir::create(&settings.out, "baseline", settings.force)?;
     create_leaves_dir(&staging)?;
-    let source = Source::open(Role::Base, settings.source.clone()).await?;
+    let mut source = Source::open(Role::Base, settings.source.clone()).await?;
+    source.limit_rate(settings.live.max_rate);
     let shapes = catalog::read_tables(source.client())
         .await
         .map_err(|e| e.context("reading the catalog of the source"))?;
     let plans = plan_tables(settings, &shapes)?;
     let mut tables = Vec::with_capacity(plans.len());
-    for (i, plan) in plans.into_iter().enumerate() {
-        let ranges = ranges_of(source.client(), &plan, settings.jobs).await?;
+    let mut planner = Planner::new(&source, settings.jobs);
+    let patience = Patience {
+        lock_wait: settings.live.lock_wait,
+        reporter: &*reporter,
+    };
+    for (i, mut plan) in plans.into_iter().enumerate() {
+        let (ranges, est_rows) = planner.cut(&plan, &patience).await?;
+        plan.est_rows = est_rows;
         let rows = match settings.rows {
             true => Some(rows_dir(staging.path(), i, &plan.name)?),
             false => None,
@@ -58,7 +66,8 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         &tables,
         settings.jobs,
         crate::pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
-        reporter,
+        &settings.live,
+        reporter.clone(),
         done,
     );
     let ((), entries) = tokio::join!(

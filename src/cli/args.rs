@@ -7,11 +7,12 @@
 //! `passfile=` instead.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use crate::error::Result;
-use crate::settings::TableFilter;
+use crate::settings::{LiveLimits, TableFilter};
 
 /// `--target`: the database a command looks at or changes.
 #[derive(Debug, Args)]
@@ -79,9 +80,43 @@ pub struct WorkArgs {
     /// large as a verify's.
     #[arg(long, value_name = "KIB", hide = true)]
     pub batch_kib: Option<usize>,
+
+    /// The longest a key range waits for its table's lock (held by a DDL or a LOCK TABLE) before
+    /// it is left unverified, e.g. 60s, 5m. Reads never queue in front of a waiting DDL: each
+    /// lock request gives up within a second and is retried.
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_duration, help_heading = "Live primary")]
+    pub lock_wait: Duration,
+
+    /// Read at most this much COPY data per second from each source, e.g. 50MB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Live primary")]
+    pub max_rate: Option<u64>,
+
+    /// Pause while a replica of a source lags more than this (pg_stat_replication.replay_lag),
+    /// e.g. 10s.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, help_heading = "Live primary")]
+    pub max_lag: Option<Duration>,
+
+    /// Pause while more than N other sessions of a source are active.
+    #[arg(long, value_name = "N", help_heading = "Live primary")]
+    pub max_active: Option<u32>,
+
+    /// Pause while this file exists (touch it to pause a run, remove it to go on).
+    #[arg(long, value_name = "PATH", help_heading = "Live primary")]
+    pub pause_file: Option<PathBuf>,
 }
 
 impl WorkArgs {
+    /// The live-primary limits as settings.
+    pub fn live(&self) -> Result<LiveLimits> {
+        Ok(LiveLimits {
+            lock_wait: self.lock_wait,
+            max_rate: self.max_rate,
+            max_lag: self.max_lag,
+            max_active: self.max_active,
+            pause_file: self.pause_file.clone(),
+        })
+    }
+
     /// The batch size in bytes, `default_kib` unless given.
     pub fn batch_bytes(&self, default_kib: usize) -> usize {
         self.batch_kib.unwrap_or(default_kib).max(4) * 1024
@@ -106,6 +141,16 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// What draws progress: bars on a terminal, plain lines with `--no-progress` or off a
+    /// terminal (messages and waits are never dropped), nothing with `-q`.
+    pub fn reporter(&self) -> std::sync::Arc<dyn crate::progress::Reporter> {
+        match (self.quiet, self.no_progress) {
+            (true, _) => super::reporter_for(true),
+            (false, true) => std::sync::Arc::new(super::bars::Lines::default()),
+            (false, false) => super::reporter_for(false),
+        }
+    }
+
     /// Whether progress bars stay off.
     pub fn silent(&self) -> bool {
         self.quiet || self.no_progress
@@ -135,6 +180,58 @@ pub fn print_text(text: &str, quiet: bool, json: Option<&std::path::Path>) {
     match json.is_some_and(crate::report::is_stdout) {
         true => eprint!("{text}"),
         false => print!("{text}"),
+    }
+}
+
+/// A duration: a number with a unit (ms, s, min or m, h), or bare seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A size: a number with a unit (B, kB, MB, GB, as PostgreSQL counts them: 1024-fold; KiB, MiB,
+/// GiB alike), or bare bytes.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 512kB, 50MB, 1GB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use kB, MB or GB)"
+            ))
+        }
+    };
+    match (n * scale as f64) as u64 {
+        0 => Err(format!("{text:?} is zero")),
+        bytes => Ok(bytes),
     }
 }
 

@@ -20,6 +20,8 @@ pub fn stderr_is_terminal() -> bool {
 pub struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<usize, ProgressBar>>,
+    /// The line saying why the run waits (a lock, a pause), while it does.
+    status: Mutex<Option<ProgressBar>>,
 }
 
 impl Bars {
@@ -27,6 +29,7 @@ impl Bars {
         Bars {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(HashMap::new()),
+            status: Mutex::new(None),
         }
     }
 }
@@ -78,5 +81,57 @@ impl Reporter for Bars {
 
     fn message(&self, text: &str) {
         let _ = self.multi.println(text);
+    }
+
+    fn waiting(&self, why: Option<&str>) {
+        let mut status = self.status.lock().expect("status lock");
+        match (why, status.as_ref()) {
+            (Some(text), Some(line)) => line.set_message(text.to_string()),
+            (Some(text), None) => {
+                let line = self.multi.add(ProgressBar::new_spinner());
+                line.enable_steady_tick(std::time::Duration::from_millis(250));
+                line.set_message(text.to_string());
+                *status = Some(line);
+            }
+            (None, _) => {
+                if let Some(line) = status.take() {
+                    line.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+/// Progress as plain lines on stderr, when it is not a terminal (a log, a CI job, a pipe): no
+/// bars, but every message, and what the run waits for, at most every few seconds.
+#[derive(Default)]
+pub struct Lines {
+    /// When a waiting line was last printed.
+    last_wait: Mutex<Option<std::time::Instant>>,
+}
+
+/// How often a continuing wait is said again.
+const WAIT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Reporter for Lines {
+    fn message(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn waiting(&self, why: Option<&str>) {
+        let mut last = self.last_wait.lock().expect("wait lock");
+        match why {
+            Some(text) => {
+                if last.is_none_or(|at| at.elapsed() >= WAIT_EVERY) {
+                    eprintln!("{text}");
+                    *last = Some(std::time::Instant::now());
+                }
+            }
+            None => {
+                if last.take().is_some() {
+                    eprintln!("no longer waiting; going on");
+                }
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::args::{OutputArgs, ScopeArgs, WorkArgs};
-use super::{parse_keys, reporter_for, runtime};
+use super::{parse_keys, runtime};
 use crate::baseline::manifest::Baseline;
 use crate::baseline::take::take;
 use crate::baseline::Manifest;
@@ -92,6 +92,7 @@ impl BaselineArgs {
             keys: parse_keys(&self.key)?,
             jobs: self.work.jobs,
             batch_bytes: self.work.batch_bytes(2048),
+            live: self.work.live()?,
         })
     }
 }
@@ -101,7 +102,7 @@ pub fn run(args: &BaselineArgs) -> Result<i32> {
         return run_inspect(inspect);
     }
     let settings = args.settings()?;
-    let reporter = reporter_for(args.output.silent());
+    let reporter = args.output.reporter();
     let manifest = runtime()?.block_on(take(&settings, reporter))?;
     if let Some(path) = &args.output.json {
         crate::report::write_json_file(path, &manifest)?;

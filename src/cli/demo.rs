@@ -105,6 +105,7 @@ fn take_nightly(
         keys: Default::default(),
         jobs: 2,
         batch_bytes: 1024 * 1024,
+        live: Default::default(),
     };
     let manifest = rt.block_on(crate::baseline::take::take(
         &settings,

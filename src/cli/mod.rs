@@ -186,6 +186,7 @@ impl CompareArgs {
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.work.jobs;
         settings.batch_bytes = self.work.batch_bytes(1024);
+        settings.live = self.work.live()?;
         Ok(settings)
     }
 
@@ -289,7 +290,7 @@ pub fn print_error(e: &Error) {
 
 fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let settings = args.settings()?;
-    let reporter = reporter_for(args.output.silent());
+    let reporter = args.output.reporter();
     let report = runtime()?.block_on(crate::verify(&settings, reporter.clone()))?;
     finish(&report, &settings, args.output.quiet)
 }
@@ -309,11 +310,15 @@ pub fn finish(report: &VerifyReport, settings: &VerifySettings, quiet: bool) -> 
     Ok(report.exit_code)
 }
 
+/// Bars on a terminal, plain lines elsewhere (messages and waits are never dropped), nothing
+/// with `-q`.
 pub fn reporter_for(silent: bool) -> Arc<dyn Reporter> {
-    if silent || !bars::stderr_is_terminal() {
+    if silent {
         Arc::new(NullReporter)
-    } else {
+    } else if bars::stderr_is_terminal() {
         Arc::new(bars::Bars::new())
+    } else {
+        Arc::new(bars::Lines::default())
     }
 }
 

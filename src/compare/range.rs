@@ -254,6 +254,7 @@ mod tests {
             ],
             key: vec![0],
             est_rows: 10,
+            never_analyzed: false,
             parents: Vec::new(),
         }
     }

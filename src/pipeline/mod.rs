@@ -2,11 +2,13 @@
 //!
 //! [`verify`] opens every source on its own exported snapshot, reads the catalogs, reconciles each
 //! table across sources ([`reconcile`]), samples key boundaries and queues one unit of work per
-//! (table, range). `jobs` workers each hold one session per source, imported into that source's
-//! snapshot, and take units from the queue until it is empty; a worker whose unit fails reconnects
-//! and goes on, so one lost connection costs one range, which the report marks unverified. The
-//! findings flow to one collector task ([`findings`]) that writes the CSV and keeps the capped
-//! listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
+//! (table, range). `jobs` workers each hold one session per source and take units from the queue
+//! until it is empty. Each unit passes the throttle's gate, then is read in one short visit per
+//! source ([`visit`]): a transaction on the snapshot that locks just that table and ends with the
+//! range, so a live primary's DDL never waits for more than one range. A worker whose unit fails
+//! reconnects and goes on, so one lost connection costs one range, which the report marks
+//! unverified. The findings flow to one collector task ([`findings`]) that writes the CSV and keeps
+//! the capped listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
 
 pub mod findings;
 pub mod range_diff;
@@ -18,7 +20,6 @@ use std::time::Instant;
 
 use futures_util::future::try_join_all;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
 
 use crate::classify::Finding;
 use crate::compare::restore::CaptureSpec;
@@ -30,7 +31,9 @@ use crate::progress::{Reporter, TableDone};
 use crate::report::{self, VerifyReport};
 use crate::settings::VerifySettings;
 use crate::shape::{TableName, TableShape};
-use crate::source::{catalog, sample, Role, Source};
+use crate::source::throttle::Gate;
+use crate::source::visit::{self, Patience};
+use crate::source::{catalog, sample, Role, Session, Source};
 
 /// What all of a run's row batches may hold at once: each COPY stream has up to
 /// `readers::QUEUE_DEPTH` batches queued, one being hashed and one filling.
@@ -56,6 +59,9 @@ pub struct RunContext {
     pub capture: Option<CaptureSpec>,
     pub findings: mpsc::Sender<Vec<Finding>>,
     pub reporter: Arc<dyn Reporter>,
+    /// Throttle and pause, passed before every unit.
+    gate: Gate,
+    lock_wait: std::time::Duration,
     tallies: Mutex<Vec<TableTally>>,
     queue: Mutex<VecDeque<(usize, usize)>>,
 }
@@ -76,20 +82,29 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         .sources
         .iter()
         .map(|(r, i)| Source::open(*r, i.clone()));
-    let sources = try_join_all(opening).await?;
+    let mut sources = try_join_all(opening).await?;
+    for source in &mut sources {
+        source.limit_rate(settings.live.max_rate);
+    }
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
     let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
     for (name, err) in &refused {
         reporter.message(&format!("{name}: {err}"));
     }
-    let mut tables = plan_ranges(&sources, plans, settings.jobs).await?;
+    let patience = Patience {
+        lock_wait: settings.live.lock_wait,
+        reporter: &*reporter,
+    };
+    let mut tables = plan_ranges(&sources, plans, settings.jobs, &patience).await?;
+    let gate = Gate::open(&sources.iter().collect::<Vec<_>>(), &settings.live).await?;
     if let Some(spec) = &settings.restore {
         crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
     let (tx, rx) = mpsc::channel(64);
     let layout = crate::report::listing::Layout::of(&tables);
     let collector = findings::spawn(rx, layout, settings.clone());
-    let ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
+    let mut ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
+    ctx.gate = gate;
     let (tallies, sources, tables) = run_workers(ctx, settings.jobs).await?;
     let listed = collector
         .await
@@ -178,42 +193,48 @@ fn plan_tables(
     Ok((plans, refused))
 }
 
-/// Samples boundaries for the large tables and cuts every table into ranges.
+/// Sizes and samples the large tables and cuts every table into ranges, each in a short visit of
+/// the source that samples it. A table that cannot be sampled (its lock does not come within
+/// `--lock-wait`) is read as one range, and said so.
 async fn plan_ranges(
     sources: &[Source],
     plans: Vec<TablePlan>,
     jobs: usize,
+    patience: &Patience<'_>,
 ) -> Result<Vec<TableRun>> {
+    let mut planners: Vec<_> = sources
+        .iter()
+        .map(|s| sample::Planner::new(s, jobs))
+        .collect();
     let mut runs = Vec::with_capacity(plans.len());
-    for plan in plans {
+    for mut plan in plans {
         let sampler = plan
             .codecs
             .iter()
             .position(Option::is_some)
             .expect("a table has a source");
-        let want = crate::plan::ranges_for(plan.est_rows, jobs);
-        let bounds = sample::boundaries(sources[sampler].client(), &plan, want).await?;
-        let tree_bits = crate::plan::tree_bits_for(plan.est_rows);
+        let ranges = match planners[sampler].cut(&plan, patience).await {
+            Ok((ranges, est_rows)) => {
+                plan.est_rows = est_rows;
+                ranges
+            }
+            Err(e) => {
+                patience.reporter.message(&format!(
+                    "{}: read as one key range, since it could not be sampled on {}: {e}",
+                    plan.name, sources[sampler].role
+                ));
+                crate::key::range::plan(Vec::new())
+            }
+        };
         runs.push(TableRun {
+            tree_bits: crate::plan::tree_bits_for(plan.est_rows),
             plan,
-            ranges: crate::key::range::plan(bounds),
-            tree_bits,
+            ranges,
             restore_mask: None,
             changed_after: None,
         });
     }
     Ok(runs)
-}
-
-/// The key ranges of one table, sampled on `client`: what a capture of one source uses.
-pub(crate) async fn ranges_of(
-    client: &Client,
-    plan: &TablePlan,
-    jobs: usize,
-) -> Result<Vec<KeyRange>> {
-    let bounds =
-        sample::boundaries(client, plan, crate::plan::ranges_for(plan.est_rows, jobs)).await?;
-    Ok(crate::key::range::plan(bounds))
 }
 
 impl RunContext {
@@ -252,6 +273,8 @@ impl RunContext {
             capture,
             findings,
             reporter,
+            gate: Gate::open_always(),
+            lock_wait: settings.live.lock_wait,
             tallies: Mutex::new(tallies),
             queue: Mutex::new(queue),
         }
@@ -311,8 +334,8 @@ async fn worker(ctx: Arc<RunContext>) {
     };
     while let Some((table, range)) = ctx.next_unit() {
         ctx.begin_unit(table);
-        let outcome =
-            range_diff::diff_range(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
+        ctx.gate.pass(&*ctx.reporter).await;
+        let outcome = read_unit(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
         let failed = outcome.is_err();
         ctx.end_unit(table, outcome);
         if failed {
@@ -324,6 +347,34 @@ async fn worker(ctx: Arc<RunContext>) {
     }
 }
 
-async fn open_sessions(ctx: &RunContext) -> Result<Vec<crate::source::Session>> {
+/// One unit in one visit per source that has the table: locked only while it streams.
+async fn read_unit(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    range: &KeyRange,
+) -> Result<RangeTally> {
+    let plan = &ctx.tables[table].plan;
+    let stops: Vec<_> = ctx
+        .sources
+        .iter()
+        .zip(clients)
+        .zip(&plan.codecs)
+        .filter(|(_, codec)| codec.is_some())
+        .map(|((source, session), _)| source.stop(session))
+        .collect();
+    let patience = Patience {
+        lock_wait: ctx.lock_wait,
+        reporter: &*ctx.reporter,
+    };
+    visit::enter_all(&stops, &plan.name, &format!(", range {range}"), &patience).await?;
+    let tally = range_diff::diff_range(ctx, clients, table, range).await?;
+    visit::leave_all(&stops)
+        .await
+        .map_err(|e| e.context(format!("ending the read of {} range {range}", plan.name)))?;
+    Ok(tally)
+}
+
+async fn open_sessions(ctx: &RunContext) -> Result<Vec<Session>> {
     try_join_all(ctx.sources.iter().map(Source::worker)).await
 }

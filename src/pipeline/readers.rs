@@ -20,6 +20,7 @@ use crate::pool::on_pool;
 use crate::rows::batch::{CopyDecoder, RowBatch};
 use crate::shape::ValueError;
 use crate::source::tapped_copy::TappedCopy;
+use crate::source::throttle::RateLimit;
 use crate::source::Session;
 
 /// Batches per source waiting to be merged (hashing or hashed).
@@ -86,6 +87,7 @@ pub(crate) async fn start_query(
         codec,
         batch_bytes,
         tx,
+        rate: session.rate().cloned(),
     };
     let diverted = session
         .divert()
@@ -112,6 +114,8 @@ struct Batcher {
     codec: Arc<RowCodec>,
     batch_bytes: usize,
     tx: mpsc::Sender<Item>,
+    /// `--max-rate`: each batch is paid for before it goes on.
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl Batcher {
@@ -122,6 +126,9 @@ impl Batcher {
             return true;
         }
         let batch = self.decoder.take_batch().expect("complete rows");
+        if let Some(rate) = &self.rate {
+            rate.take(batch.byte_len()).await;
+        }
         let pending = digest_on_pool(self.codec.clone(), batch);
         self.tx.send(Item::Batch(pending)).await.is_ok()
     }

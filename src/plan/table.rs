@@ -47,6 +47,8 @@ pub struct TablePlan {
     pub native_order: bool,
     pub schema_diffs: Vec<SchemaDiff>,
     pub est_rows: u64,
+    /// Some source never analyzed the table: size it before cutting ranges.
+    pub est_unknown: bool,
     /// Each source's shape of the table (`None` where it is absent), for the restore writers.
     pub shapes: Vec<Option<TableShape>>,
 }
@@ -128,6 +130,7 @@ pub fn reconcile(
         native_order,
         schema_diffs: diffs,
         est_rows,
+        est_unknown: present.iter().any(|s| s.never_analyzed),
         shapes: shapes.iter().map(|s| s.cloned()).collect(),
     })
 }
@@ -389,6 +392,7 @@ mod tests {
             columns,
             key,
             est_rows: 100,
+            never_analyzed: false,
             parents: Vec::new(),
         }
     }

@@ -19,7 +19,6 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        CASE WHEN c.relkind = 'p' THEN
               (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::float8
                  FROM pg_partition_tree(c.oid) t JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf)
-            WHEN c.reltuples < 0 THEN pg_relation_size(c.oid)::float8 / 100
             ELSE c.reltuples::float8 END
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -99,6 +98,7 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
             columns,
             key,
             est_rows: est.max(0.0) as u64,
+            never_analyzed: est < 0.0,
             parents,
         });
     }

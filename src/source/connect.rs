@@ -28,15 +28,25 @@ const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
      SELECT set_config('jit', 'off', false) WHERE current_setting('jit', true) IS NOT NULL";
 
-/// One session: its client, and the tap its COPY readers can take its socket over with.
+/// One session: its client, the tap its COPY readers can take its socket over with, and the
+/// byte budget of its source that those readers are charged against (`--max-rate`).
 pub struct Session {
     client: Client,
     tap: Tap,
+    rate: Option<std::sync::Arc<super::throttle::RateLimit>>,
 }
 
 impl Session {
     pub fn tap(&self) -> &Tap {
         &self.tap
+    }
+
+    pub fn rate(&self) -> Option<&std::sync::Arc<super::throttle::RateLimit>> {
+        self.rate.as_ref()
+    }
+
+    pub fn set_rate(&mut self, rate: Option<std::sync::Arc<super::throttle::RateLimit>>) {
+        self.rate = rate;
     }
 
     /// Takes the session's socket over for one statement ([`Tap::divert`]), `None` when it is
@@ -113,7 +123,11 @@ async fn connect_now(info: &ConnInfo) -> Result<Session> {
         .batch_execute(SESSION_SETUP)
         .await
         .map_err(|e| connect_error(info, e))?;
-    Ok(Session { client, tap })
+    Ok(Session {
+        client,
+        tap,
+        rate: None,
+    })
 }
 
 fn pg_config(info: &ConnInfo) -> Config {

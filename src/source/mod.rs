@@ -13,6 +13,8 @@ pub mod conninfo;
 pub mod sample;
 pub mod socket;
 pub mod tapped_copy;
+pub mod throttle;
+pub mod visit;
 
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -44,6 +46,8 @@ pub struct Source {
     pub info: ConnInfo,
     pub snapshot: SnapshotInfo,
     coordinator: Session,
+    /// `--max-rate`: the budget every worker session of this source is charged against.
+    rate: Option<std::sync::Arc<throttle::RateLimit>>,
 }
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -73,6 +77,7 @@ impl Source {
             info,
             snapshot,
             coordinator,
+            rate: None,
         })
     }
 
@@ -81,17 +86,43 @@ impl Source {
         &self.coordinator
     }
 
-    /// A new session that sees exactly the coordinator's snapshot.
+    /// Limits the COPY bytes read from this source per second, across its workers.
+    pub fn limit_rate(&mut self, bytes_per_sec: Option<u64>) {
+        self.rate = bytes_per_sec.map(|b| std::sync::Arc::new(throttle::RateLimit::new(b)));
+    }
+
+    /// A new worker session, outside any transaction: its reads are [`visit`]s of the snapshot.
     pub async fn worker(&self) -> Result<Session> {
         let at = || format!("opening a worker session on {} ({})", self.role, self.info);
-        let client = connect::connect(&self.info)
+        let mut client = connect::connect(&self.info)
             .await
             .map_err(|e| e.context(at()))?;
-        let import = format!(
-            "{BEGIN}; SET TRANSACTION SNAPSHOT {}",
-            postgres_protocol::escape::escape_literal(&self.snapshot.snapshot_id)
-        );
-        client.batch_execute(&import).await.context(at)?;
+        client.set_rate(self.rate.clone());
+        client
+            .batch_execute(&visit::session_setup())
+            .await
+            .context(at)?;
         Ok(client)
+    }
+
+    /// A new session inside a transaction on the snapshot, for reads that are not one table's
+    /// range (a recovery's fetches): its locks last until [`visit::leave`].
+    pub async fn snapshot_session(&self) -> Result<Session> {
+        let session = self.worker().await?;
+        let at = || format!("importing the snapshot of {} ({})", self.role, self.info);
+        session
+            .batch_execute(&visit::begin_on(&self.snapshot.snapshot_id))
+            .await
+            .context(at)?;
+        Ok(session)
+    }
+
+    /// This source as one stop of a visit on `session`.
+    pub fn stop<'a>(&'a self, session: &'a Session) -> visit::Stop<'a> {
+        visit::Stop {
+            role: self.role.to_string(),
+            session,
+            snapshot_id: &self.snapshot.snapshot_id,
+        }
     }
 }

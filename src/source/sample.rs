@@ -6,13 +6,19 @@
 //! servers and order keys for the client. The sample only decides where ranges are cut; rows outside
 //! the sampled span fall into the open head and tail ranges, so a poor sample costs balance, never
 //! correctness.
+//!
+//! Sampling reads the table, so it happens in a [`visit`](super::visit) of its own that ends once
+//! the table is cut: planning holds no lock for longer than it samples one table. A table never
+//! analyzed is sized from its files in the same visit (pg_relation_size takes the table's lock too).
 
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
+use super::visit::{self, Patience};
+use super::{Session, Source};
 use crate::error::{Context, Error, Result};
 use crate::key::encode::encode_key_part;
-use crate::key::range::{pick_boundaries, KeyBound};
+use crate::key::range::{pick_boundaries, KeyBound, KeyRange};
 use crate::key::render::render_text;
 use crate::plan::TablePlan;
 use crate::rows::batch::{CopyDecoder, RowBatch};
@@ -20,16 +26,112 @@ use crate::rows::batch::{CopyDecoder, RowBatch};
 /// Keys sampled per range wanted: enough that the boundaries are evenly spread.
 const SAMPLE_PER_RANGE: u64 = 32;
 
+/// Cuts tables of one source into ranges, on one session reused from table to table.
+pub struct Planner<'a> {
+    source: &'a Source,
+    session: Option<Session>,
+    jobs: usize,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(source: &'a Source, jobs: usize) -> Self {
+        Planner {
+            source,
+            session: None,
+            jobs,
+        }
+    }
+
+    /// `plan`'s ranges and row estimate (see [`ranges`]); a failure drops the session, so the
+    /// next table starts on a new one.
+    pub async fn cut(
+        &mut self,
+        plan: &TablePlan,
+        patience: &Patience<'_>,
+    ) -> Result<(Vec<KeyRange>, u64)> {
+        if self.session.is_none() {
+            self.session = Some(self.source.worker().await?);
+        }
+        let session = self.session.as_ref().expect("connected");
+        let cut = ranges(self.source, session, plan, self.jobs, patience).await;
+        if cut.is_err() {
+            self.session = None;
+        }
+        cut
+    }
+}
+
+/// The key ranges of one table read from one source, sized and sampled in one visit of it, with
+/// the row estimate they were cut by (sized from the files when the table was never analyzed).
+pub async fn ranges(
+    source: &Source,
+    session: &Session,
+    plan: &TablePlan,
+    jobs: usize,
+    patience: &Patience<'_>,
+) -> Result<(Vec<KeyRange>, u64)> {
+    if !plan.est_unknown && crate::plan::ranges_for(plan.est_rows, jobs) <= 1 {
+        return Ok((crate::key::range::plan(Vec::new()), plan.est_rows));
+    }
+    visit::enter_all(
+        &[source.stop(session)],
+        &plan.name,
+        " to sample it",
+        patience,
+    )
+    .await?;
+    let cut = size_and_sample(session, plan, jobs).await;
+    let left = match &cut {
+        Ok(_) => visit::leave(session).await,
+        Err(_) => session.batch_execute("ROLLBACK").await.map_err(Error::pg),
+    };
+    let (bounds, est_rows) = cut?;
+    left.map_err(|e| e.context(format!("ending the sampling of {}", plan.name)))?;
+    Ok((crate::key::range::plan(bounds), est_rows))
+}
+
+async fn size_and_sample(
+    client: &Client,
+    plan: &TablePlan,
+    jobs: usize,
+) -> Result<(Vec<KeyBound>, u64)> {
+    let mut est_rows = plan.est_rows;
+    if plan.est_unknown {
+        est_rows = est_rows.max(size_rows(client, plan).await?);
+    }
+    let want = crate::plan::ranges_for(est_rows, jobs);
+    Ok((boundaries(client, plan, est_rows, want).await?, est_rows))
+}
+
+/// A row estimate from the size of the table's files (about 100 bytes a row), for tables the
+/// planner has no estimate of.
+async fn size_rows(client: &Client, plan: &TablePlan) -> Result<u64> {
+    let literal = postgres_protocol::escape::escape_literal(&plan.name.sql());
+    let sql = format!(
+        "SELECT (coalesce(sum(pg_relation_size(relid)), 0) / 100)::int8 \
+           FROM pg_partition_tree({literal}::regclass)"
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .context(|| format!("sizing {}", plan.name))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
 /// Boundaries that cut `plan`'s table into about `ranges` ranges.
-pub async fn boundaries(client: &Client, plan: &TablePlan, ranges: usize) -> Result<Vec<KeyBound>> {
+pub async fn boundaries(
+    client: &Client,
+    plan: &TablePlan,
+    est_rows: u64,
+    ranges: usize,
+) -> Result<Vec<KeyBound>> {
     if ranges <= 1 || !plan.native_order {
         return Ok(Vec::new());
     }
     let want = (ranges as u64 * SAMPLE_PER_RANGE).min(200_000);
     // SYSTEM sampling picks whole pages, so a small percentage of a small table can return
     // nothing: oversample, and retry once with ten times more when too few keys came back.
-    let mut percent =
-        (4.0 * want as f64 * 100.0 / plan.est_rows.max(1) as f64).clamp(0.0001, 100.0);
+    let mut percent = (4.0 * want as f64 * 100.0 / est_rows.max(1) as f64).clamp(0.0001, 100.0);
     let mut sample = sample_keys(client, plan, percent).await?;
     if sample.len() < ranges * 4 && percent < 100.0 {
         percent = (percent * 10.0).min(100.0);

@@ -7,6 +7,7 @@ mod cli;
 mod cluster_test;
 mod concurrency;
 mod keys;
+mod live;
 mod layers;
 mod random;
 mod recover;

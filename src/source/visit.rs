@@ -1,0 +1,229 @@
+//! Short transactions on a source's snapshot: how a run reads a live primary without blocking it.
+//!
+//! The coordinator session exports the snapshot and then reads only the catalogs, so it holds no
+//! lock on a user table. Every read of a table happens in a *visit*: a transaction on a worker
+//! session that imports the snapshot, takes the table's ACCESS SHARE lock, streams one key range
+//! and commits. A migration's DDL that arrives meanwhile waits for one range's read at most, and so
+//! does the application query queued behind that DDL.
+//!
+//! Worker sessions ask for their lock with a short `lock_timeout`, so a visit never queues in front
+//! of a waiting DDL (where it would hold up every query behind both); a visit that cannot get its
+//! lock rolls back, names who holds or wants the table, and tries again later with backoff, up to
+//! `--lock-wait` in all. Once locked, a visit checks that the table's files are still those of the
+//! snapshot: TRUNCATE and the rewriting commands (ALTER ... TYPE, VACUUM FULL, CLUSTER) give a
+//! relation a new relfilenode, and the old snapshot would then read the new, possibly empty, files.
+//! Such a range is an error (unverified), never a false "identical" or "all rows missing".
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::progress::Reporter;
+use crate::shape::TableName;
+
+/// How long one lock request may wait before it gives up and is retried: short enough that a
+/// visit queued behind a DDL is gone before the application notices, long enough that a lock held
+/// for a moment by an ordinary statement is simply waited for.
+pub const LOCK_TRY: Duration = Duration::from_millis(1000);
+
+/// What worker sessions set, once, after connecting.
+pub fn session_setup() -> String {
+    format!(
+        "SET lock_timeout = {}; SET application_name = 'pgsalvage'",
+        LOCK_TRY.as_millis()
+    )
+}
+
+/// The statement that opens a transaction on an exported snapshot.
+pub fn begin_on(snapshot_id: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        postgres_protocol::escape::escape_literal(snapshot_id)
+    )
+}
+
+/// Why a visit could not start.
+#[derive(Debug)]
+pub enum Refused {
+    /// The lock did not come within [`LOCK_TRY`]; who holds or wants the table, as a phrase.
+    Busy(String),
+    Failed(Error),
+}
+
+/// Opens a visit of `table` on `session`: a snapshot transaction holding the table's lock, whose
+/// files are the snapshot's.
+pub async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Result<(), Refused> {
+    let name = table.sql();
+    let literal = postgres_protocol::escape::escape_literal(&name);
+    // The tree walks the snapshot's pg_inherits from the table as named now; each relation is
+    // compared as the snapshot's pg_class saw it with pg_relation_filenode, which reads the
+    // current catalog. A table dropped and made again under the same name is not in the
+    // snapshot's pg_class at all, which counts as rewritten too.
+    let sql = format!(
+        "{}; LOCK TABLE {name} IN ACCESS SHARE MODE; \
+         WITH RECURSIVE tree(relid) AS (SELECT {literal}::regclass::oid \
+           UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
+         SELECT count(*) FILTER (WHERE p.oid IS NULL OR (p.relkind IN ('r', 'm') \
+                AND p.relfilenode IS DISTINCT FROM pg_relation_filenode(p.oid))) \
+           FROM tree LEFT JOIN pg_class p ON p.oid = tree.relid",
+        begin_on(snapshot_id)
+    );
+    let result = session.simple_query(&sql).await;
+    let messages = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = session.batch_execute("ROLLBACK").await;
+            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                return Err(Refused::Busy(blockers(session, &literal).await));
+            }
+            return Err(Refused::Failed(Error::pg(e)));
+        }
+    };
+    if rewritten(&messages) {
+        let _ = session.batch_execute("ROLLBACK").await;
+        return Err(Refused::Failed(
+            Error::source(format!(
+                "{table} was rewritten after the snapshot was taken (TRUNCATE, ALTER TABLE ... TYPE, \
+                 VACUUM FULL or CLUSTER): its rows as of the snapshot can no longer be read"
+            ))
+            .with_hint("run again: the new run takes a snapshot after the rewrite"),
+        ));
+    }
+    Ok(())
+}
+
+fn rewritten(messages: &[SimpleQueryMessage]) -> bool {
+    messages.iter().any(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).is_some_and(|n| n != "0"),
+        _ => false,
+    })
+}
+
+/// Ends a visit.
+pub async fn leave(session: &Client) -> Result<()> {
+    session.batch_execute("COMMIT").await.map_err(Error::pg)
+}
+
+/// Who holds or waits for a lock that conflicts with reading `table` (only ACCESS EXCLUSIVE does),
+/// read outside any transaction so pg_stat_activity is current. Inheritance is walked through
+/// pg_inherits, since pg_partition_tree would itself wait for the partitions' locks.
+async fn blockers(session: &Client, table_literal: &str) -> String {
+    let sql = format!(
+        "WITH RECURSIVE tree(relid) AS (SELECT {table_literal}::regclass::oid \
+           UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
+         SELECT l.pid::text || CASE WHEN l.granted THEN ' holds' ELSE ' waits for' END \
+                || ' ACCESS EXCLUSIVE (' || coalesce(a.state, '?') || ': ' \
+                || left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) || ')' \
+           FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+          WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' \
+            AND l.relation IN (SELECT relid FROM tree) AND l.pid <> pg_backend_pid() \
+          ORDER BY l.granted DESC, l.pid"
+    );
+    let rows = match session.simple_query(&sql).await {
+        Ok(m) => m,
+        Err(e) => return format!("its holder could not be read: {}", Error::pg(e)),
+    };
+    let who: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    match who.is_empty() {
+        true => "a lock that was released before it could be named".into(),
+        false => format!("pid {}", who.join("; pid ")),
+    }
+}
+
+/// How long a run waits for locks, and where it says that it waits.
+#[derive(Clone)]
+pub struct Patience<'a> {
+    pub lock_wait: Duration,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// One source of a visit of several: its name in messages, its session and snapshot.
+pub struct Stop<'a> {
+    pub role: String,
+    pub session: &'a Session,
+    pub snapshot_id: &'a str,
+}
+
+/// Enters a visit of `table` on every source in `stops`, together: when one is busy, the visits
+/// already entered are left (their locks released) and all are tried again after a backoff, until
+/// `patience.lock_wait` has passed; then the error names the blocker. `what` ends the errors'
+/// "reading <table> from <source>" clause (", range [1, 9)").
+pub async fn enter_all(
+    stops: &[Stop<'_>],
+    table: &TableName,
+    what: &str,
+    patience: &Patience<'_>,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let busy = match enter_each(stops, table, what).await {
+            Ok(()) => {
+                if started.elapsed() > LOCK_TRY {
+                    patience.reporter.waiting(None);
+                }
+                return Ok(());
+            }
+            Err(Refusal::Failed(e)) => return Err(e),
+            Err(Refusal::Busy(who)) => who,
+        };
+        let (role, busy) = busy;
+        let waited = started.elapsed();
+        if waited >= patience.lock_wait {
+            patience.reporter.waiting(None);
+            return Err(Error::source(format!(
+                "no lock within {} s (--lock-wait): {busy}",
+                patience.lock_wait.as_secs()
+            ))
+            .context(format!("reading {table} from {role}{what}"))
+            .with_hint("the table is left unverified; run again once that session is done, or raise --lock-wait"));
+        }
+        patience.reporter.waiting(Some(&format!(
+            "waiting for a lock on {table} on {role} ({} s of --lock-wait {} s): {busy}",
+            waited.as_secs(),
+            patience.lock_wait.as_secs()
+        )));
+        tokio::time::sleep(pause.min(patience.lock_wait.saturating_sub(waited))).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
+    }
+}
+
+async fn enter_each(stops: &[Stop<'_>], table: &TableName, what: &str) -> Result<(), Refusal> {
+    for (i, stop) in stops.iter().enumerate() {
+        if let Err(refused) = enter(stop.session, stop.snapshot_id, table).await {
+            for entered in &stops[..i] {
+                let _ = entered.session.batch_execute("ROLLBACK").await;
+            }
+            return Err(match refused {
+                Refused::Busy(who) => Refusal::Busy((stop.role.clone(), who)),
+                Refused::Failed(e) => {
+                    Refusal::Failed(e.context(format!("reading {table} from {}{what}", stop.role)))
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a visit of several sources could not start: the busy one's role and blocker.
+enum Refusal {
+    Busy((String, String)),
+    Failed(Error),
+}
+
+/// Leaves the visits of every source in `stops`.
+pub async fn leave_all(stops: &[Stop<'_>]) -> Result<()> {
+    for stop in stops {
+        leave(stop.session).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! A live primary is never blocked (issue 18): a migration's DDL issued during a long run waits
+//! for one range at most, and so does the application query queued behind it; a table rewritten
+//! under the snapshot is caught; a lock held by someone else is waited for, said, and bounded; the
+//! throttle pauses on a file and on load.
+//!
+//! Runs are made long on purpose with `--max-rate`, so that "one range" is far shorter than "the
+//! whole run" and the bounds below tell the two apart.
+
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::support::{pair, pgsalvage, psql, text, url};
+
+/// 1e6 rows of about 60 bytes in binary COPY: five ranges of 12 MB; at 10 MB/s a run lasts about
+/// 6 s and a range about 1.2 s.
+const BIG: &str = "CREATE TABLE big (id int PRIMARY KEY, v text);
+     INSERT INTO big SELECT g, repeat('x', 40) || g FROM generate_series(1, 1000000) g;
+     ANALYZE big;";
+
+fn spawn_pgsalvage(args: Vec<String>) -> JoinHandle<(std::process::Output, Duration)> {
+    thread::spawn(move || {
+        let started = Instant::now();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = pgsalvage(&args);
+        (out, started.elapsed())
+    })
+}
+
+/// Runs `sql` on `db` in the background; returns how long it took.
+fn timed(db: &str, sql: &str) -> JoinHandle<Duration> {
+    let (db, sql) = (db.to_string(), sql.to_string());
+    thread::spawn(move || {
+        let started = Instant::now();
+        psql(&db, &sql);
+        started.elapsed()
+    })
+}
+
+fn slow_verify(base: &str, target: &str) -> Vec<String> {
+    [
+        "verify",
+        "--base",
+        &url(base),
+        "--target",
+        &url(target),
+        "--jobs",
+        "1",
+        "--max-rate",
+        "10MB",
+        "--no-progress",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_ddl_during_a_long_verify_waits_for_one_range_at_most() {
+    let (base, target) = pair("ddlv", BIG);
+    let run = spawn_pgsalvage(slow_verify(&base, &target));
+    thread::sleep(Duration::from_millis(1500));
+    let ddl = timed(&target, "ALTER TABLE big ADD COLUMN z int");
+    thread::sleep(Duration::from_millis(200));
+    let app = timed(&target, "SELECT count(*) FROM big WHERE id < 10");
+    let (ddl, app) = (ddl.join().unwrap(), app.join().unwrap());
+    let (out, total) = run.join().unwrap();
+    // A column added after the snapshot changes no row of it: the run stays exact.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        total > Duration::from_secs(5),
+        "the run was not long: {total:?}"
+    );
+    assert!(
+        ddl < Duration::from_secs(3),
+        "the DDL waited {ddl:?} of a {total:?} run"
+    );
+    assert!(
+        app < Duration::from_secs(3),
+        "the query behind the DDL waited {app:?}"
+    );
+}
+
+#[test]
+fn a_ddl_during_a_long_baseline_waits_for_one_range_at_most() {
+    let (_, target) = pair("ddlb", BIG);
+    let out_dir = std::env::temp_dir().join(format!("pgsalvage-ddlb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let args = [
+        "baseline",
+        "--source",
+        &url(&target),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--max-rate",
+        "10MB",
+        "--no-progress",
+    ];
+    let run = spawn_pgsalvage(args.map(String::from).to_vec());
+    thread::sleep(Duration::from_millis(1500));
+    let ddl = timed(&target, "ALTER TABLE big ADD COLUMN z int");
+    let ddl = ddl.join().unwrap();
+    let (out, total) = run.join().unwrap();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        total > Duration::from_secs(3),
+        "the run was not long: {total:?}"
+    );
+    assert!(
+        ddl < Duration::from_secs(3),
+        "the DDL waited {ddl:?} of a {total:?} run"
+    );
+}
+
+#[test]
+fn a_truncate_committed_mid_run_is_caught_never_reported_as_missing_rows() {
+    let (base, target) = pair("trunc", BIG);
+    let run = spawn_pgsalvage(slow_verify(&base, &target));
+    thread::sleep(Duration::from_millis(1500));
+    timed(&target, "TRUNCATE big").join().unwrap();
+    let (out, _) = run.join().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("public.big was rewritten after the snapshot was taken"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("INCOMPLETE"), "{stdout}");
+    assert!(
+        !stdout.contains("missing"),
+        "a rewritten table read as rows missing: {stdout}"
+    );
+}
+
+/// A session holding `table` ACCESS EXCLUSIVE for `secs` seconds; returns once it holds it.
+fn hold_lock(db: &str, table: &str, secs: u32) -> JoinHandle<Duration> {
+    let holder = timed(
+        db,
+        &format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({secs}); COMMIT;"
+        ),
+    );
+    let probe = format!(
+        "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+    );
+    crate::support::wait_until("the lock to be held", Duration::from_secs(10), || {
+        psql(db, &probe).trim() == "1"
+    });
+    holder
+}
+
+const SMALL: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);
+     INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g; ANALYZE t;";
+
+#[test]
+fn a_lock_held_past_lock_wait_leaves_the_table_unverified_naming_the_holder() {
+    let (base, target) = pair("lockw", SMALL);
+    let holder = hold_lock(&target, "t", 8);
+    let started = Instant::now();
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--lock-wait",
+        "2s",
+        "--no-progress",
+    ]);
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(took < Duration::from_secs(7), "gave up after {took:?}");
+    assert!(
+        stderr.contains("waiting for a lock on public.t on target"),
+        "the wait was not said while it lasted: {stderr}"
+    );
+    assert!(
+        stderr.contains("reading public.t from target, range (-inf, +inf): no lock within 2 s (--lock-wait): pid "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("holds ACCESS EXCLUSIVE (active: BEGIN; LOCK TABLE t")
+            || stderr.contains("holds ACCESS EXCLUSIVE (active: SELECT pg_sleep(8)"),
+        "the holder is not named: {stderr}"
+    );
+    holder.join().unwrap();
+}
+
+#[test]
+fn a_lock_released_within_lock_wait_is_waited_for_and_the_run_goes_on() {
+    let (base, target) = pair("lockok", SMALL);
+    psql(&target, "UPDATE t SET v = 'changed' WHERE id = 7");
+    let holder = hold_lock(&target, "t", 3);
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--no-progress",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("1 divergent"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        stderr.contains("waiting for a lock on public.t on target"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no longer waiting; going on"), "{stderr}");
+    holder.join().unwrap();
+}
+
+#[test]
+fn a_pause_file_holds_the_run_until_it_is_removed() {
+    let (base, target) = pair("pausef", SMALL);
+    let file = std::env::temp_dir().join(format!("pgsalvage-pause-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let (base, target) = (url(&base), url(&target));
+    let mut args = vec!["verify", "--base", &base, "--target", &target];
+    args.extend(["--no-progress", "--pause-file", file.to_str().unwrap()]);
+    let run = spawn_pgsalvage(args.iter().map(|s| s.to_string()).collect());
+    thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !run.is_finished(),
+        "the run did not pause for {}",
+        file.display()
+    );
+    std::fs::remove_file(&file).unwrap();
+    let (out, took) = run.join().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(took > Duration::from_millis(2500), "{took:?}");
+    assert!(
+        stderr.contains(&format!("paused: {} exists (--pause-file)", file.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn max_active_pauses_while_the_application_is_busy() {
+    let (base, target) = pair("maxact", SMALL);
+    let busy: Vec<_> = (0..2)
+        .map(|_| timed(&target, "SELECT pg_sleep(3)"))
+        .collect();
+    crate::support::wait_until("two busy sessions", Duration::from_secs(10), || {
+        let n = psql(
+            &target,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3)' AND state = 'active'",
+        );
+        n.trim() == "2"
+    });
+    let started = Instant::now();
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--max-active",
+        "1",
+        "--no-progress",
+    ]);
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("sessions active on target (--max-active 1)"),
+        "{stderr}"
+    );
+    assert!(
+        took > Duration::from_millis(1500),
+        "did not pause: {took:?}"
+    );
+    for b in busy {
+        b.join().unwrap();
+    }
+}
