@@ -56,6 +56,7 @@ pub mod compare;
 pub mod error;
 pub mod hash;
 pub mod incident;
+pub mod interrupt;
 pub mod key;
 pub mod pipeline;
 pub mod plan;

@@ -145,7 +145,7 @@ fn assemble(ranges: Vec<Option<RangeOutcome>>, started: Option<Instant>) -> Capt
 
 async fn worker(shared: &Shared<'_>) {
     let mut client = None;
-    loop {
+    while !crate::interrupt::requested() {
         let Some((t, r)) = shared.queue.lock().expect("queue lock").pop() else {
             return;
         };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::args::{OutputArgs, ScopeArgs, WorkArgs};
-use super::{parse_keys, runtime};
+use super::parse_keys;
 use crate::baseline::manifest::Baseline;
 use crate::baseline::take::take;
 use crate::baseline::Manifest;
@@ -103,7 +103,7 @@ pub fn run(args: &BaselineArgs) -> Result<i32> {
     }
     let settings = args.settings()?;
     let reporter = args.output.reporter();
-    let manifest = runtime()?.block_on(take(&settings, reporter))?;
+    let manifest = super::interruptible_runtime()?.block_on(take(&settings, reporter))?;
     if let Some(path) = &args.output.json {
         crate::report::write_json_file(path, &manifest)?;
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::OutputArgs;
-use super::{finish, parse_table, parse_table_columns, runtime, CompareArgs};
+use super::{finish, parse_table, parse_table_columns, CompareArgs};
 use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
 use crate::recover::{recover, RecoverSettings};
@@ -132,7 +132,7 @@ fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {
 pub fn run(args: &RecoverArgs) -> Result<i32> {
     let settings = args.settings()?;
     let reporter = args.output.reporter();
-    let outcome = runtime()?.block_on(recover(&settings, reporter))?;
+    let outcome = super::interruptible_runtime()?.block_on(recover(&settings, reporter))?;
     let code = finish(&outcome.report, &settings.verify, args.output.quiet)?;
     let text = plan_text(&outcome.plan, &settings.out);
     super::args::print_text(&text, false, settings.verify.json.as_deref());

@@ -332,7 +332,10 @@ async fn worker(ctx: Arc<RunContext>) {
                 .message(&format!("a worker could not start: {e}"))
         }
     };
-    while let Some((table, range)) = ctx.next_unit() {
+    while !crate::interrupt::requested() {
+        let Some((table, range)) = ctx.next_unit() else {
+            break;
+        };
         ctx.begin_unit(table);
         ctx.gate.pass(&*ctx.reporter).await;
         let outcome = read_unit(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;

@@ -143,6 +143,9 @@ impl Gate {
         }
         let mut paused = false;
         while let Some(why) = self.why_paused().await {
+            if crate::interrupt::requested() {
+                break;
+            }
             paused = true;
             reporter.waiting(Some(&format!("paused: {why}")));
             tokio::time::sleep(CHECK_EVERY).await;

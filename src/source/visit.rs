@@ -178,6 +178,12 @@ pub async fn enter_all(
         };
         let (role, busy) = busy;
         let waited = started.elapsed();
+        if crate::interrupt::requested() {
+            patience.reporter.waiting(None);
+            return Err(
+                crate::interrupt::error().context(format!("reading {table} from {role}{what}"))
+            );
+        }
         if waited >= patience.lock_wait {
             patience.reporter.waiting(None);
             return Err(Error::source(format!(

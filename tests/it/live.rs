@@ -281,3 +281,85 @@ fn max_active_pauses_while_the_application_is_busy() {
         b.join().unwrap();
     }
 }
+
+/// Starts the binary with `args`, without waiting.
+fn start(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgsalvage")
+}
+
+fn interrupt(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_interrupted_verify_stops_and_reports_what_it_compared_as_incomplete() {
+    let (base, target) = pair("intv", BIG);
+    let dir = std::env::temp_dir().join(format!("pgsalvage-intv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+    let args = slow_verify(&base, &target);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--json", json.to_str().unwrap()]);
+    let started = Instant::now();
+    let child = start(&args);
+    thread::sleep(Duration::from_millis(2000));
+    interrupt(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(took < Duration::from_millis(4500), "stopped after {took:?}");
+    assert!(
+        stderr.contains("interrupted (SIGINT): stopping after the key ranges being read"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "incomplete", "{report}");
+    let errors = report["tables"][0]["errors"].to_string();
+    assert!(errors.contains("ranges were not verified"), "{errors}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_interrupted_baseline_leaves_no_directory_behind() {
+    let (_, target) = pair("intb", BIG);
+    let dir = std::env::temp_dir().join(format!("pgsalvage-intb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_dir = dir.join("nightly");
+    let child = start(&[
+        "baseline",
+        "--source",
+        &url(&target),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--rows",
+        "--jobs",
+        "1",
+        "--max-rate",
+        "10MB",
+        "--no-progress",
+    ]);
+    thread::sleep(Duration::from_millis(2000));
+    interrupt(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted (SIGTERM)"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
