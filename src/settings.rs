@@ -83,6 +83,8 @@ pub struct VerifySettings {
     /// Sides given as baseline directories instead of databases (`--base DIR`, `--target DIR`).
     pub baselines: Vec<(Role, PathBuf)>,
     pub live: LiveLimits,
+    /// `--checkpoint`: where finished ranges are recorded and resumed from (verify only).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// One `baseline` run: a source read into a baseline directory.
@@ -132,6 +134,7 @@ impl VerifySettings {
             restore: None,
             baselines: Vec::new(),
             live: LiveLimits::default(),
+            checkpoint: None,
         }
     }
 }

@@ -511,6 +511,7 @@ fn base_report(c: &Compared) -> TableReport {
     report.ranges = RangeCounts {
         planned: 1,
         verified: usize::from(c.error.is_none()),
+        resumed: 0,
     };
     report
 }

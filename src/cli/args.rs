@@ -185,15 +185,8 @@ pub fn print_text(text: &str, quiet: bool, json: Option<&std::path::Path>) {
 
 /// A duration: a number with a unit (ms, s, min or m, h), or bare seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
-    let secs = match unit.trim() {
+    let (n, unit) = number_and_unit(text, "a duration (e.g. 500ms, 30s, 5m, 1h)")?;
+    let secs = match unit {
         "" | "s" | "sec" => n,
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
@@ -210,15 +203,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 /// A size: a number with a unit (B, kB, MB, GB, as PostgreSQL counts them: 1024-fold; KiB, MiB,
 /// GiB alike), or bare bytes.
 pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 512kB, 50MB, 1GB)"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(text, "a size (e.g. 512kB, 50MB, 1GB)")?;
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -235,10 +221,52 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     }
 }
 
+/// `"50MB"` as `(50.0, "MB")`; `what` names the expected form in the error.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> std::result::Result<(f64, &'a str), String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    match number.parse() {
+        Ok(n) => Ok((n, unit.trim())),
+        Err(_) => Err(format!("{text:?} is not {what}")),
+    }
+}
+
 fn at_least_one(text: &str) -> std::result::Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_duration, parse_size};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_and_sizes_read_with_units() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5 weeks")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("is not a duration"));
+        assert_eq!(parse_size("50MB"), Ok(50 << 20));
+        assert_eq!(parse_size("512kB"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0MB").unwrap_err().contains("zero"));
+        assert!(parse_size("10 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 }

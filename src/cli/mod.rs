@@ -152,6 +152,13 @@ pub struct VerifyArgs {
         help_heading = "Output"
     )]
     pub max_findings: usize,
+
+    /// Record each finished key range in DIR, and resume from it: a run started again with the
+    /// same DIR (after a kill, a crash, a lost connection) reads only the ranges not yet done
+    /// and reports as one run would, saying which ranges came from earlier runs. A run that
+    /// verifies everything removes DIR.
+    #[arg(long, value_name = "DIR", help_heading = "Live primary")]
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl VerifyArgs {
@@ -165,6 +172,17 @@ impl VerifyArgs {
         settings.max_findings = self.max_findings;
         settings.findings_csv = self.findings.clone();
         settings.json = self.output.json.clone();
+        if let Some(dir) = &self.checkpoint {
+            if !settings.baselines.is_empty() {
+                return Err(Error::usage("--checkpoint works with databases, not baselines")
+                    .with_hint("a comparison with a baseline reads one database once; run it again instead"));
+            }
+            match dir.is_dir() {
+                true => crate::report::check_writable(&dir.join("plan.json"), "--checkpoint")?,
+                false => crate::report::check_writable(dir, "--checkpoint")?,
+            }
+        }
+        settings.checkpoint = self.checkpoint.clone();
         Ok(settings)
     }
 }

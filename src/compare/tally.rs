@@ -48,6 +48,16 @@ impl ClassCounts {
             .filter(|(_, n)| *n > 0)
     }
 
+    /// The counts in `Class` order (a checkpoint's form).
+    pub fn counts(&self) -> &[u64] {
+        &self.0
+    }
+
+    /// Counts read back from [`ClassCounts::counts`]; `None` when there are not one per class.
+    pub fn from_counts(counts: &[u64]) -> Option<Self> {
+        Some(ClassCounts(counts.try_into().ok()?))
+    }
+
     fn merge(&mut self, other: &ClassCounts) {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a += b;
@@ -73,6 +83,22 @@ impl RangeTally {
             trees: vec![ChecksumTree::new(tree_bits); sources],
             classes: ClassCounts::default(),
             columns: vec![0; plan.columns.len()],
+            error: None,
+        }
+    }
+
+    /// A range's tally saved by an earlier run (see `pipeline::checkpoint`).
+    pub fn from_parts(
+        rows: Vec<u64>,
+        trees: Vec<ChecksumTree>,
+        classes: ClassCounts,
+        columns: Vec<u64>,
+    ) -> Self {
+        RangeTally {
+            rows,
+            trees,
+            classes,
+            columns,
             error: None,
         }
     }
@@ -115,6 +141,8 @@ pub struct TableTally {
     pub columns: Vec<u64>,
     pub ranges_total: usize,
     pub ranges_verified: usize,
+    /// Of the verified ranges, those an earlier run read (`--checkpoint`).
+    pub ranges_resumed: usize,
     pub errors: Vec<String>,
     started: Option<Instant>,
     elapsed: Duration,
@@ -129,6 +157,7 @@ impl TableTally {
             columns: vec![0; columns],
             ranges_total,
             ranges_verified: 0,
+            ranges_resumed: 0,
             errors: Vec::new(),
             started: None,
             elapsed: Duration::ZERO,

@@ -10,6 +10,7 @@
 //! unverified. The findings flow to one collector task ([`findings`]) that writes the CSV and keeps
 //! the capped listing. Nothing here is CPU-heavy: hashing happens on rayon, behind `hash::digest`.
 
+pub mod checkpoint;
 pub mod findings;
 pub mod range_diff;
 pub mod readers;
@@ -25,8 +26,8 @@ use crate::classify::Finding;
 use crate::compare::restore::CaptureSpec;
 use crate::compare::tally::{RangeTally, TableTally};
 use crate::error::{Error, Result};
-use crate::key::range::KeyRange;
 use crate::plan::{reconcile, TablePlan, TableRun};
+use crate::pool::off_runtime;
 use crate::progress::{Reporter, TableDone};
 use crate::report::{self, VerifyReport};
 use crate::settings::VerifySettings;
@@ -34,6 +35,7 @@ use crate::shape::{TableName, TableShape};
 use crate::source::throttle::Gate;
 use crate::source::visit::{self, Patience};
 use crate::source::{catalog, sample, Role, Session, Source};
+use checkpoint::Checkpoint;
 
 /// What all of a run's row batches may hold at once: each COPY stream has up to
 /// `readers::QUEUE_DEPTH` batches queued, one being hashed and one filling.
@@ -62,6 +64,8 @@ pub struct RunContext {
     /// Throttle and pause, passed before every unit.
     gate: Gate,
     lock_wait: std::time::Duration,
+    /// `--checkpoint`: finished ranges are saved there.
+    checkpoint: Option<Arc<Checkpoint>>,
     tallies: Mutex<Vec<TableTally>>,
     queue: Mutex<VecDeque<(usize, usize)>>,
 }
@@ -95,16 +99,33 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         lock_wait: settings.live.lock_wait,
         reporter: &*reporter,
     };
-    let mut tables = plan_ranges(&sources, plans, settings.jobs, &patience).await?;
+    let checkpoint = open_checkpoint(settings, &sources, &plans)?;
+    let mut tables = match checkpoint.as_ref().filter(|c| c.resuming()) {
+        Some(c) => resumed_cut(c, plans)?,
+        None => plan_ranges(&sources, plans, settings.jobs, &patience).await?,
+    };
     let gate = Gate::open(&sources.iter().collect::<Vec<_>>(), &settings.live).await?;
     if let Some(spec) = &settings.restore {
         crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
+    let checkpoint = match checkpoint {
+        Some(mut c) => {
+            let snapshots = roles
+                .iter()
+                .copied()
+                .zip(sources.iter().map(|s| s.snapshot.clone()));
+            c.start_run(&tables, snapshots.collect())?;
+            Some(Arc::new(c))
+        }
+        None => None,
+    };
     let (tx, rx) = mpsc::channel(64);
     let layout = crate::report::listing::Layout::of(&tables);
     let collector = findings::spawn(rx, layout, settings.clone());
     let mut ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
     ctx.gate = gate;
+    ctx.checkpoint = checkpoint.clone();
+    let resumed = ctx.replay().await?;
     let (tallies, sources, tables) = run_workers(ctx, settings.jobs).await?;
     let listed = collector
         .await
@@ -118,11 +139,64 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         listed,
         started,
     };
+    let mut report = report::build(parts);
+    if let Some(c) = checkpoint {
+        close_checkpoint(&c, &mut report, resumed)?;
+    }
     Ok(Run {
-        report: report::build(parts),
+        report,
         sources,
         tables,
     })
+}
+
+/// `--checkpoint`: the directory, bound to this comparison.
+fn open_checkpoint(
+    settings: &VerifySettings,
+    sources: &[Source],
+    plans: &[TablePlan],
+) -> Result<Option<Checkpoint>> {
+    let Some(dir) = &settings.checkpoint else {
+        return Ok(None);
+    };
+    let described: Vec<String> = sources
+        .iter()
+        .map(|s| format!("{} {}", s.role, s.info))
+        .chain(std::iter::once(settings.filter.describe()))
+        .collect();
+    Checkpoint::open(dir, Checkpoint::hash_of(&described, plans)).map(Some)
+}
+
+/// The tables cut as the checkpoint's first run cut them.
+fn resumed_cut(checkpoint: &Checkpoint, plans: Vec<TablePlan>) -> Result<Vec<TableRun>> {
+    plans
+        .into_iter()
+        .map(|plan| {
+            let (ranges, tree_bits) = checkpoint.cut_of(&plan).ok_or_else(|| {
+                Error::usage(format!("{} is not in the checkpoint", plan.name))
+                    .with_hint("remove the checkpoint directory to start afresh")
+            })?;
+            Ok(TableRun {
+                plan,
+                ranges,
+                tree_bits,
+                restore_mask: None,
+                changed_after: None,
+            })
+        })
+        .collect()
+}
+
+/// Labels what earlier runs read, and removes the checkpoint once everything is verified.
+fn close_checkpoint(c: &Checkpoint, report: &mut VerifyReport, resumed: usize) -> Result<()> {
+    if resumed > 0 {
+        report.resumed = Some(report::Resumed {
+            ranges: resumed,
+            earlier_runs: c.earlier_runs().to_vec(),
+        });
+    }
+    c.finish(report.verdict != report::Verdict::Incomplete)?;
+    Ok(())
 }
 
 /// Runs `jobs` workers over the queue of units until it is empty.
@@ -275,9 +349,41 @@ impl RunContext {
             reporter,
             gate: Gate::open_always(),
             lock_wait: settings.live.lock_wait,
+            checkpoint: None,
             tallies: Mutex::new(tallies),
             queue: Mutex::new(queue),
         }
+    }
+
+    /// Whether a range's findings are kept for its checkpoint file.
+    pub(crate) fn keeps_findings(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// Takes the ranges an earlier run finished out of the queue and into the tallies and the
+    /// findings, as if just read; returns how many.
+    async fn replay(&self) -> Result<usize> {
+        let Some(checkpoint) = &self.checkpoint else {
+            return Ok(0);
+        };
+        let units: Vec<(usize, usize)> = self.queue.lock().expect("queue lock").drain(..).collect();
+        let (mut left, mut resumed) = (VecDeque::new(), 0);
+        for (t, r) in units {
+            let plan = &self.tables[t].plan;
+            match off_runtime(|| checkpoint.load(t, r, plan))? {
+                Some(saved) => {
+                    self.tallies.lock().expect("tally lock")[t].ranges_resumed += 1;
+                    self.end_unit(t, Ok(saved.tally));
+                    if !saved.findings.is_empty() {
+                        let _ = self.findings.send(saved.findings).await;
+                    }
+                    resumed += 1;
+                }
+                None => left.push_back((t, r)),
+            }
+        }
+        *self.queue.lock().expect("queue lock") = left;
+        Ok(resumed)
     }
 
     fn next_unit(&self) -> Option<(usize, usize)> {
@@ -338,7 +444,7 @@ async fn worker(ctx: Arc<RunContext>) {
         };
         ctx.begin_unit(table);
         ctx.gate.pass(&*ctx.reporter).await;
-        let outcome = read_unit(&ctx, &clients, table, &ctx.tables[table].ranges[range]).await;
+        let outcome = read_unit(&ctx, &clients, table, range).await;
         let failed = outcome.is_err();
         ctx.end_unit(table, outcome);
         if failed {
@@ -355,9 +461,10 @@ async fn read_unit(
     ctx: &RunContext,
     clients: &[Session],
     table: usize,
-    range: &KeyRange,
+    index: usize,
 ) -> Result<RangeTally> {
     let plan = &ctx.tables[table].plan;
+    let range = &ctx.tables[table].ranges[index];
     let stops: Vec<_> = ctx
         .sources
         .iter()
@@ -371,10 +478,13 @@ async fn read_unit(
         reporter: &*ctx.reporter,
     };
     visit::enter_all(&stops, &plan.name, &format!(", range {range}"), &patience).await?;
-    let tally = range_diff::diff_range(ctx, clients, table, range).await?;
+    let (tally, found) = range_diff::diff_range(ctx, clients, table, range).await?;
     visit::leave_all(&stops)
         .await
         .map_err(|e| e.context(format!("ending the read of {} range {range}", plan.name)))?;
+    if let Some(c) = &ctx.checkpoint {
+        off_runtime(|| c.save(table, index, &tally, &found))?;
+    }
     Ok(tally)
 }
 

@@ -7,6 +7,7 @@
 
 use super::readers::{next_batch, start_reader};
 use super::RunContext;
+use crate::classify::Finding;
 use crate::compare::merge::{OrderError, Step};
 use crate::compare::range::{MergeError, RangeMerge};
 use crate::compare::tally::RangeTally;
@@ -14,13 +15,14 @@ use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
 use crate::source::Session;
 
-/// Compares one range of one table across the sources, whose sessions are `clients`.
+/// Compares one range of one table across the sources, whose sessions are `clients`; with a
+/// checkpoint, the range's findings come back too, to be saved with its tally.
 pub async fn diff_range(
     ctx: &RunContext,
     clients: &[Session],
     table: usize,
     range: &KeyRange,
-) -> Result<RangeTally> {
+) -> Result<(RangeTally, Vec<Finding>)> {
     let plan = &ctx.tables[table].plan;
     let mut readers = Vec::with_capacity(clients.len());
     for (i, client) in clients.iter().enumerate() {
@@ -42,11 +44,15 @@ pub async fn diff_range(
     let run = &ctx.tables[table];
     let mut merge = RangeMerge::new(run, table, range, clients.len(), ctx.capture);
     let counted = plan.codecs.iter().position(Option::is_some);
+    let mut kept = Vec::new();
     loop {
         let step = merge
             .step()
             .map_err(|e| merge_error(ctx, table, range, e))?;
         let found = merge.take_found();
+        if ctx.keeps_findings() {
+            kept.extend(found.iter().cloned());
+        }
         if !found.is_empty() {
             let _ = ctx.findings.send(found).await;
         }
@@ -61,7 +67,7 @@ pub async fn diff_range(
             .feed(i, batch)
             .map_err(|e| merge_error(ctx, table, range, e))?;
     }
-    Ok(merge.finish())
+    Ok((merge.finish(), kept))
 }
 
 fn at(ctx: &RunContext, table: usize, source: usize, range: &KeyRange) -> String {

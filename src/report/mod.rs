@@ -118,6 +118,16 @@ pub struct VerifyReport {
     pub findings_truncated: bool,
     pub errors: Vec<ErrorOut>,
     pub elapsed_ms: u64,
+    /// A run resumed from a `--checkpoint`: the earlier runs' snapshots and how many ranges
+    /// they read. Those ranges were compared at other times than `sources`' snapshots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Resumed {
+    pub ranges: usize,
+    pub earlier_runs: Vec<BTreeMap<Role, SnapshotInfo>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +185,14 @@ pub struct ColumnCount {
 pub struct RangeCounts {
     pub planned: usize,
     pub verified: usize,
+    /// Of the verified ranges, those read by an earlier run of a `--checkpoint` (at the
+    /// snapshots listed under the report's `resumed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resumed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -284,6 +302,7 @@ pub fn assemble(
         totals,
         errors,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        resumed: None,
     }
 }
 
@@ -315,6 +334,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         ranges: RangeCounts {
             planned: tally.ranges_total,
             verified: tally.ranges_verified,
+            resumed: tally.ranges_resumed,
         },
         elapsed_ms: elapsed.as_millis() as u64,
         rows_per_sec: (rows_read as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
@@ -405,6 +425,7 @@ pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
         ranges: RangeCounts {
             planned: 0,
             verified: 0,
+            resumed: 0,
         },
         elapsed_ms: 0,
         rows_per_sec: 0,

@@ -96,6 +96,12 @@ impl ChecksumTree {
         }
     }
 
+    /// A tree from its leaves (as [`ChecksumTree::leaves`] gave them); `None` unless there are
+    /// 2^bits.
+    pub fn from_leaves(bits: u8, leaves: Vec<Fingerprint>) -> Option<Self> {
+        (bits <= 24 && leaves.len() == 1 << bits).then_some(ChecksumTree { bits, leaves })
+    }
+
     pub fn bits(&self) -> u8 {
         self.bits
     }

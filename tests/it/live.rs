@@ -363,3 +363,153 @@ fn an_interrupted_baseline_leaves_no_directory_behind() {
     assert!(left.is_empty(), "left behind: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The findings of a JSON report as a sorted list, for comparing runs.
+fn findings_of(report: &serde_json::Value) -> Vec<String> {
+    let mut found: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_killed_verify_resumes_from_its_checkpoint_and_reports_as_one_run_would() {
+    let (base, target) = pair("ckpt", BIG);
+    psql(
+        &target,
+        "DELETE FROM big WHERE id % 9973 = 0; UPDATE big SET v = 'changed' WHERE id % 7919 = 0;
+         INSERT INTO big VALUES (2000001, 'new');",
+    );
+    let dir = std::env::temp_dir().join(format!("pgsalvage-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (whole, first, resumed) = (
+        dir.join("whole.json"),
+        dir.join("first.json"),
+        dir.join("resumed.json"),
+    );
+    let checkpoint = dir.join("ckpt");
+    let (b, t) = (url(&base), url(&target));
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "--no-progress",
+        "--json",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    let args = slow_verify(&base, &target);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--json",
+        first.to_str().unwrap(),
+    ]);
+    let mut child = start(&args);
+    let ranges = checkpoint.join("ranges");
+    let saved = || {
+        std::fs::read_dir(&ranges).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+        })
+    };
+    crate::support::wait_until("a range in the checkpoint", Duration::from_secs(20), || {
+        saved() >= 1
+    });
+    interrupt(&child, "-KILL");
+    child.wait().unwrap();
+    let done_before = saved();
+    assert!(!first.exists(), "a killed run wrote its report");
+
+    // Another comparison is refused the checkpoint.
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "--no-progress",
+        "--key",
+        "public.big=id,v",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("was made for another comparison"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "--no-progress",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--json",
+        resumed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let (a, r) = (json_file(&whole), json_file(&resumed));
+    let planned = r["tables"][0]["ranges"]["planned"].as_u64().unwrap() as usize;
+    assert!(
+        done_before < planned,
+        "the kill came after every range: {done_before} of {planned}"
+    );
+    assert_eq!(
+        r["resumed"]["ranges"].as_u64(),
+        Some(done_before as u64),
+        "{}",
+        r["resumed"]
+    );
+    assert_eq!(
+        r["tables"][0]["ranges"]["resumed"].as_u64(),
+        Some(done_before as u64)
+    );
+    assert_eq!(r["resumed"]["earlier_runs"].as_array().unwrap().len(), 1);
+    for field in [
+        "rows",
+        "missing",
+        "extra",
+        "divergent",
+        "classes",
+        "divergent_columns",
+        "roots",
+        "status",
+    ] {
+        assert_eq!(
+            a["tables"][0][field], r["tables"][0][field],
+            "{field} differs"
+        );
+    }
+    assert_eq!(a["totals"], r["totals"]);
+    assert_eq!(a["verdict"], r["verdict"]);
+    assert_eq!(findings_of(&a), findings_of(&r));
+    assert_eq!(findings_of(&a).len(), 100 + 126 + 1, "the damage made");
+    assert!(!checkpoint.exists(), "a complete run keeps its checkpoint");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
