@@ -157,6 +157,9 @@ pub struct ApplySettings {
     pub target: ConnInfo,
     pub dry_run: bool,
     pub skip_changed: bool,
+    /// `--lock-wait`: how long apply tries for its tables' locks before it gives up, changing
+    /// nothing.
+    pub lock_wait: Duration,
 }
 
 /// One `check` run.

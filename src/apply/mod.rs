@@ -35,12 +35,14 @@ use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::RowCodec;
 use crate::pool::on_pool;
+use crate::progress::Reporter;
 use crate::recovery::keys::for_each_record;
 use crate::recovery::keys::key_file;
 use crate::recovery::plan::{RecoverPlan, TableRestore};
 use crate::recovery::script::{parse_script, Step};
 pub use crate::settings::ApplySettings;
 use crate::shape::TableName;
+use crate::source::visit::{self, Patience};
 use crate::source::{catalog, connect};
 use crate::sql::key_filter;
 use guard::{check_table, Expect, Mismatch};
@@ -73,8 +75,16 @@ pub struct StatementCount {
     pub rows: u64,
 }
 
-/// Applies a recovery directory to the target.
+/// Applies a recovery directory to the target, silently.
 pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
+    apply_reporting(settings, &crate::progress::NullReporter).await
+}
+
+/// Applies a recovery directory to the target, saying through `reporter` what it waits for.
+pub async fn apply_reporting(
+    settings: &ApplySettings,
+    reporter: &dyn Reporter,
+) -> Result<ApplyReport> {
     let plan = RecoverPlan::read(&settings.dir)?;
     // The script is split into its steps on the pool while the target is connected to.
     let script_path = settings.dir.join(SCRIPT);
@@ -92,6 +102,7 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
         .map_err(|_| Error::internal("the pool dropped a job"))??;
     let run = Attempt {
         client: &client,
+        reporter,
         settings,
         plan: &plan,
         codecs: &codecs,
@@ -107,6 +118,7 @@ pub async fn apply(settings: &ApplySettings) -> Result<ApplyReport> {
 /// One apply transaction over the recovery.
 struct Attempt<'a> {
     client: &'a Client,
+    reporter: &'a dyn Reporter,
     settings: &'a ApplySettings,
     plan: &'a RecoverPlan,
     codecs: &'a [Arc<RowCodec>],
@@ -155,7 +167,11 @@ impl Attempt<'_> {
             .batch_execute("BEGIN")
             .await
             .context(|| "starting the apply transaction".into())?;
-        lock_tables(self.client, self.plan).await?;
+        let patience = Patience {
+            lock_wait: self.settings.lock_wait,
+            reporter: self.reporter,
+        };
+        lock_tables(self.client, self.plan, &patience).await?;
         match by_index {
             true => self.index_guarded().await,
             false => Ok(HashSet::new()),
@@ -318,18 +334,78 @@ async fn codecs(client: &Client, plan: &RecoverPlan) -> Result<Vec<Arc<RowCodec>
         .collect()
 }
 
-async fn lock_tables(client: &Client, plan: &RecoverPlan) -> Result<()> {
+/// Locks the plan's tables, parents first. Each try asks for every lock with a short
+/// `lock_timeout` inside a savepoint: when one does not come, all are released (so apply never
+/// sits in the lock queue holding some tables, nor in front of a waiting DDL), the holder is
+/// named, and the try is made again after a backoff, up to `--lock-wait`.
+async fn lock_tables(client: &Client, plan: &RecoverPlan, patience: &Patience<'_>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        let setup = format!(
+            "SAVEPOINT pgsalvage_locks; SET LOCAL lock_timeout = {}",
+            visit::LOCK_TRY.as_millis()
+        );
+        client
+            .batch_execute(&setup)
+            .await
+            .context(|| "locking the plan's tables".into())?;
+        let Some(busy) = lock_each(client, plan).await? else {
+            client
+                .batch_execute("RELEASE SAVEPOINT pgsalvage_locks; SET LOCAL lock_timeout = 0")
+                .await
+                .context(|| "locking the plan's tables".into())?;
+            patience.reporter.waiting(None);
+            return Ok(());
+        };
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT pgsalvage_locks")
+            .await
+            .context(|| "locking the plan's tables".into())?;
+        let who = visit::blockers(client, &busy, WRITE_CONFLICTS).await;
+        let waited = started.elapsed();
+        if waited >= patience.lock_wait || crate::interrupt::requested() {
+            patience.reporter.waiting(None);
+            return Err(Error::source(format!(
+                "locking {busy}: no lock within {} s (--lock-wait): {who}",
+                patience.lock_wait.as_secs()
+            ))
+            .with_hint("nothing was changed; run apply again once that session is done, or raise --lock-wait"));
+        }
+        patience.reporter.waiting(Some(&format!(
+            "waiting to lock {busy} ({} s of --lock-wait {} s): {who}",
+            waited.as_secs(),
+            patience.lock_wait.as_secs()
+        )));
+        tokio::time::sleep(pause.min(patience.lock_wait.saturating_sub(waited))).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(4));
+    }
+}
+
+/// The lock modes that keep apply's SHARE ROW EXCLUSIVE out: every writer's and DDL's.
+const WRITE_CONFLICTS: &[&str] = &[
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+];
+
+/// One try at every lock: the table whose lock did not come in time, if one did not.
+async fn lock_each(client: &Client, plan: &RecoverPlan) -> Result<Option<TableName>> {
     for t in plan.parents_first() {
         let name = TableName::new(&t.schema, &t.name);
-        client
-            .batch_execute(&format!(
-                "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
-                name.sql()
-            ))
-            .await
-            .context(|| format!("locking {name}"))?;
+        let sql = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", name.sql());
+        match client.batch_execute(&sql).await {
+            Ok(()) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                return Ok(Some(name))
+            }
+            Err(e) => return Err(Error::pg(e).context(format!("locking {name}"))),
+        }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Runs the script's steps; with conflicts to skip, their keys leave each loaded batch first.

@@ -48,7 +48,8 @@ use crate::tree::Fingerprint;
 const GROUP_ROWS: u64 = 50_000;
 const GROUP_SPANS: usize = 64;
 
-/// One side of the comparison.
+/// One side of the comparison. There are two per run, so their size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Side {
     Stored(Baseline),
     Live(Source),

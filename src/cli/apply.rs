@@ -7,7 +7,7 @@ use clap::Args;
 use super::args::print_text;
 use super::args::{OutputArgs, TargetArgs};
 use super::runtime;
-use crate::apply::{apply, ApplyReport, ApplySettings};
+use crate::apply::{apply_reporting, ApplyReport, ApplySettings};
 use crate::error::Result;
 use crate::source::conninfo::{resolve, ProcessEnv};
 
@@ -29,6 +29,11 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub skip_changed: bool,
 
+    /// How long to try for the tables' locks (each try gives up within a second, so apply never
+    /// queues in front of the application) before giving up, changing nothing, e.g. 60s, 5m.
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = super::args::parse_duration)]
+    pub lock_wait: std::time::Duration,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -40,8 +45,10 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         target,
         dry_run: args.dry_run,
         skip_changed: args.skip_changed,
+        lock_wait: args.lock_wait,
     };
-    let report = runtime()?.block_on(apply(&settings))?;
+    let reporter = args.output.reporter();
+    let report = runtime()?.block_on(apply_reporting(&settings, &*reporter))?;
     if let Some(path) = &args.output.json {
         crate::report::write_json_file(path, &report)?;
     }

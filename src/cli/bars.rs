@@ -129,7 +129,7 @@ impl Reporter for Lines {
             }
             None => {
                 if last.take().is_some() {
-                    eprintln!("no longer waiting; going on");
+                    eprintln!("stopped waiting");
                 }
             }
         }

@@ -197,6 +197,7 @@ fn recover_and_apply(
         target,
         dry_run: false,
         skip_changed: false,
+        lock_wait: std::time::Duration::from_secs(60),
     }))?;
     println!(
         "applied; re-verified {} keys, {} not as planned",

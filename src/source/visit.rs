@@ -77,7 +77,9 @@ pub async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Re
         Err(e) => {
             let _ = session.batch_execute("ROLLBACK").await;
             if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-                return Err(Refused::Busy(blockers(session, &literal).await));
+                return Err(Refused::Busy(
+                    blockers(session, table, READ_CONFLICTS).await,
+                ));
             }
             return Err(Refused::Failed(Error::pg(e)));
         }
@@ -107,20 +109,29 @@ pub async fn leave(session: &Client) -> Result<()> {
     session.batch_execute("COMMIT").await.map_err(Error::pg)
 }
 
-/// Who holds or waits for a lock that conflicts with reading `table` (only ACCESS EXCLUSIVE does),
-/// read outside any transaction so pg_stat_activity is current. Inheritance is walked through
-/// pg_inherits, since pg_partition_tree would itself wait for the partitions' locks.
-async fn blockers(session: &Client, table_literal: &str) -> String {
+/// Who holds or waits for a lock in `modes` (those that conflict with the one asked for) on
+/// `table` or its partitions, as a phrase: "pid 4242 holds AccessExclusiveLock (active: ALTER
+/// TABLE ...)". Read after the failed request is rolled back, so the pids are current (inside a
+/// transaction pg_stat_activity is read once, so its query texts may then be older). Inheritance
+/// is walked through pg_inherits, since pg_partition_tree would itself wait for the partitions'
+/// locks.
+pub async fn blockers(session: &Client, table: &TableName, modes: &[&str]) -> String {
+    let literal = postgres_protocol::escape::escape_literal(&table.sql());
+    let modes: Vec<String> = modes
+        .iter()
+        .map(|m| postgres_protocol::escape::escape_literal(m))
+        .collect();
     let sql = format!(
-        "WITH RECURSIVE tree(relid) AS (SELECT {table_literal}::regclass::oid \
+        "WITH RECURSIVE tree(relid) AS (SELECT {literal}::regclass::oid \
            UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
-         SELECT l.pid::text || CASE WHEN l.granted THEN ' holds' ELSE ' waits for' END \
-                || ' ACCESS EXCLUSIVE (' || coalesce(a.state, '?') || ': ' \
+         SELECT l.pid::text || CASE WHEN l.granted THEN ' holds ' ELSE ' waits for ' END \
+                || l.mode || ' (' || coalesce(a.state, '?') || ': ' \
                 || left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) || ')' \
            FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-          WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' \
+          WHERE l.locktype = 'relation' AND l.mode IN ({}) \
             AND l.relation IN (SELECT relid FROM tree) AND l.pid <> pg_backend_pid() \
-          ORDER BY l.granted DESC, l.pid"
+          ORDER BY l.granted DESC, l.pid",
+        modes.join(", ")
     );
     let rows = match session.simple_query(&sql).await {
         Ok(m) => m,
@@ -138,6 +149,9 @@ async fn blockers(session: &Client, table_literal: &str) -> String {
         false => format!("pid {}", who.join("; pid ")),
     }
 }
+
+/// The lock modes that keep a reader (ACCESS SHARE) out.
+pub const READ_CONFLICTS: &[&str] = &["AccessExclusiveLock"];
 
 /// How long a run waits for locks, and where it says that it waits.
 #[derive(Clone)]

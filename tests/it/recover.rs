@@ -52,6 +52,7 @@ fn apply_dir(
         target: resolve(&url(target), &ProcessEnv).unwrap(),
         dry_run,
         skip_changed,
+        lock_wait: std::time::Duration::from_secs(60),
     };
     rt().block_on(apply(&s))
         .unwrap_or_else(|e| panic!("apply: {e}"))

@@ -177,6 +177,7 @@ fn all_ten_classes_with_a_paused_standby_and_a_restored_dump() {
             target: resolve(&target, &ProcessEnv).unwrap(),
             dry_run: false,
             skip_changed: false,
+            lock_wait: std::time::Duration::from_secs(60),
         }))
         .unwrap();
     assert!(
@@ -358,6 +359,7 @@ fn rows_written_after_the_replica_are_never_overwritten() {
             target: resolve(&url(&target), &ProcessEnv).unwrap(),
             dry_run: false,
             skip_changed: false,
+            lock_wait: std::time::Duration::from_secs(60),
         }))
         .unwrap();
     assert!(applied.committed && applied.reverify_mismatches.is_empty());
