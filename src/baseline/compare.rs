@@ -552,7 +552,7 @@ async fn exact_rows(
     let mut sessions = Vec::new();
     if let Some(Side::Live(source)) = sides.iter().find(|s| matches!(s, Side::Live(_))) {
         let n = settings.jobs.clamp(1, groups.len().max(1));
-        sessions = try_join_all((0..n).map(|_| source.snapshot_session())).await?;
+        sessions = try_join_all((0..n).map(|_| source.snapshot_session(settings.live.lock_wait))).await?;
     }
     let mut streams = sides.iter().enumerate().map(|(role, side)| match side {
         Side::Stored(b) => {

@@ -90,9 +90,17 @@ pub async fn check(settings: &CheckSettings) -> Result<CheckReport> {
         Some(info) => Some(Source::open(Role::Base, info.clone()).await?),
         None => None,
     };
+    // Read in snapshot sessions whose lock waits are bounded: a table locked by a migration
+    // fails the check after a while, naming it, instead of hanging it.
+    let lock_wait = crate::settings::LiveLimits::default().lock_wait;
+    let target_session = target.snapshot_session(lock_wait).await?;
+    let base_session = match &base {
+        Some(b) => Some(b.snapshot_session(lock_wait).await?),
+        None => None,
+    };
     let found = inspect(
-        target.client(),
-        base.as_ref().map(Source::client),
+        &target_session,
+        base_session.as_deref(),
         &settings.filter,
         settings.max_keys,
     )

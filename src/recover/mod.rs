@@ -63,7 +63,14 @@ pub async fn recover(
     refuse_unsafe(&run.report, &verify)?;
     let tables = plan::restores(&run.tables, &keys)?;
     let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
-    let sides = Sides::of(&run);
+    // The rows are read back in one snapshot transaction per source, opened only now: the
+    // comparison held no lock between its ranges.
+    let opening = run
+        .sources
+        .iter()
+        .map(|s| s.snapshot_session(verify.live.lock_wait));
+    let sessions = futures_util::future::try_join_all(opening).await?;
+    let sides = Sides::of(&sessions);
     let found =
         crate::check::inspect(sides.target, Some(sides.reference), &verify.filter, 1000).await?;
     let actions = row_actions(&run.tables, &keys, &found.report)?;
@@ -136,13 +143,14 @@ struct Sides<'a> {
 }
 
 impl<'a> Sides<'a> {
-    fn of(run: &'a pipeline::Run) -> Self {
-        let source_index = if run.sources.len() == 3 { 1 } else { 0 };
+    /// The sides among `sessions`, one per source in the comparison's order.
+    fn of(sessions: &'a [crate::source::Session]) -> Self {
+        let source_index = if sessions.len() == 3 { 1 } else { 0 };
         Sides {
-            source: run.sources[source_index].client(),
+            source: &sessions[source_index],
             source_index,
-            target: run.sources[run.sources.len() - 1].client(),
-            reference: run.sources[0].client(),
+            target: &sessions[sessions.len() - 1],
+            reference: &sessions[0],
         }
     }
 }

@@ -106,14 +106,18 @@ impl Source {
     }
 
     /// A new session inside a transaction on the snapshot, for reads that are not one table's
-    /// range (a recovery's fetches): its locks last until [`visit::leave`].
-    pub async fn snapshot_session(&self) -> Result<Session> {
+    /// range (a recovery's fetches, a baseline comparison's differing spans): its locks last until
+    /// the session ends, and a lock it waits for longer than `lock_wait` fails the read, naming
+    /// the table, instead of hanging.
+    pub async fn snapshot_session(&self, lock_wait: std::time::Duration) -> Result<Session> {
         let session = self.worker().await?;
         let at = || format!("importing the snapshot of {} ({})", self.role, self.info);
-        session
-            .batch_execute(&visit::begin_on(&self.snapshot.snapshot_id))
-            .await
-            .context(at)?;
+        let begin = format!(
+            "SET lock_timeout = {}; {}",
+            lock_wait.as_millis().max(1),
+            visit::begin_on(&self.snapshot.snapshot_id)
+        );
+        session.batch_execute(&begin).await.context(at)?;
         Ok(session)
     }
 
