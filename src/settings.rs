@@ -101,6 +101,8 @@ pub struct BaselineSettings {
     pub jobs: usize,
     pub batch_bytes: usize,
     pub live: LiveLimits,
+    /// `--max-snapshot-age`: move to a new snapshot once the current one is this old.
+    pub max_snapshot_age: Option<Duration>,
 }
 
 /// What a recover run restores.

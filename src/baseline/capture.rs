@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
+use crate::baseline::epochs::Epochs;
 use crate::baseline::files::{frame_key, KeyedRow, RowsWriter};
 use crate::baseline::manifest::RowPart;
 use crate::error::{Error, Result};
@@ -54,6 +55,8 @@ pub struct Captured {
     pub parts: Vec<RowPart>,
     /// The first range that failed; the capture of this table is then incomplete.
     pub error: Option<Error>,
+    /// The snapshots (epochs, see `epochs`) the table's ranges read.
+    pub epochs: Vec<u32>,
     pub elapsed: Duration,
 }
 
@@ -66,6 +69,9 @@ struct Shared<'a> {
     reporter: Arc<dyn Reporter>,
     gate: Gate,
     lock_wait: std::time::Duration,
+    epochs: &'a Epochs,
+    /// Per table, the epochs its ranges read so far.
+    read_in: Mutex<Vec<std::collections::BTreeSet<u32>>>,
     queue: Mutex<Vec<(usize, usize)>>,
     results: Mutex<Vec<Vec<Option<RangeOutcome>>>>,
     started: Mutex<Vec<Option<Instant>>>,
@@ -80,6 +86,7 @@ pub async fn capture(
     jobs: usize,
     batch_bytes: usize,
     live: &LiveLimits,
+    epochs: &Epochs,
     reporter: Arc<dyn Reporter>,
     done: mpsc::UnboundedSender<(usize, Captured)>,
 ) {
@@ -104,6 +111,8 @@ pub async fn capture(
         reporter,
         gate,
         lock_wait: live.lock_wait,
+        epochs,
+        read_in: Mutex::new(vec![Default::default(); tables.len()]),
         queue: Mutex::new(units),
         results: Mutex::new(
             tables
@@ -191,7 +200,9 @@ fn finish_unit(shared: &Shared<'_>, t: usize, r: usize, outcome: RangeOutcome) {
         std::mem::take(&mut results[t])
     };
     let started = shared.started.lock().expect("start lock")[t];
-    let captured = assemble(ranges, started);
+    let mut captured = assemble(ranges, started);
+    let read_in = std::mem::take(&mut shared.read_in.lock().expect("epochs lock")[t]);
+    captured.epochs = read_in.into_iter().collect();
     let done = TableDone {
         rows: captured.total.count,
         differences: 0,
@@ -208,7 +219,12 @@ async fn visited_range(
     t: usize,
     r: usize,
 ) -> RangeOutcome {
-    let stop = [shared.source.stop(session)];
+    let (epoch, snapshot_id) = shared.epochs.current().await?;
+    let stop = [visit::Stop {
+        role: shared.source.role.to_string(),
+        session,
+        snapshot_id: &snapshot_id,
+    }];
     let table = &shared.tables[t];
     let patience = Patience {
         lock_wait: shared.lock_wait,
@@ -218,6 +234,7 @@ async fn visited_range(
     let what = format!(", range {range}");
     visit::enter_all(&stop, &table.plan.name, &what, &patience).await?;
     let outcome = capture_range(shared, session, t, r).await?;
+    shared.read_in.lock().expect("epochs lock")[t].insert(epoch as u32);
     visit::leave_all(&stop).await.map_err(|e| {
         e.context(format!(
             "ending the read of {} range {range}",

@@ -377,12 +377,14 @@ async fn compare_captured(
 ) -> Vec<TableReport> {
     let Captures { tables, waiting } = captures;
     let (done, finished) = mpsc::unbounded_channel();
+    let epochs = crate::baseline::epochs::Epochs::fixed(source);
     let capturing = capture(
         source,
         &tables,
         settings.jobs,
         settings.batch_bytes,
         &settings.live,
+        &epochs,
         reporter,
         done,
     );
@@ -552,7 +554,8 @@ async fn exact_rows(
     let mut sessions = Vec::new();
     if let Some(Side::Live(source)) = sides.iter().find(|s| matches!(s, Side::Live(_))) {
         let n = settings.jobs.clamp(1, groups.len().max(1));
-        sessions = try_join_all((0..n).map(|_| source.snapshot_session(settings.live.lock_wait))).await?;
+        sessions =
+            try_join_all((0..n).map(|_| source.snapshot_session(settings.live.lock_wait))).await?;
     }
     let mut streams = sides.iter().enumerate().map(|(role, side)| match side {
         Side::Stored(b) => {

@@ -33,6 +33,10 @@ pub struct Manifest {
     /// The state the baseline was read in (connection without password, server version, WAL
     /// position, snapshot time).
     pub source: SnapshotInfo,
+    /// With `--max-snapshot-age`: every snapshot the capture read, oldest first (the first is
+    /// `source`); tables name theirs in `epochs`. Empty when one snapshot was read throughout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<SnapshotInfo>,
     /// Whether every row's `(key, digest)` is stored (`--rows`).
     pub rows: bool,
     pub tables: Vec<TableEntry>,
@@ -61,6 +65,9 @@ pub struct TableEntry {
     pub leaves_file: String,
     /// With `--rows`: the row files, in key order.
     pub row_parts: Vec<RowPart>,
+    /// With several snapshots (`Manifest::epochs`): those this table's ranges read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -134,6 +141,7 @@ impl Manifest {
             format: FORMAT.to_string(),
             tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
             source,
+            epochs: Vec::new(),
             rows,
             tables: Vec::new(),
             files: Vec::new(),

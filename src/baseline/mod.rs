@@ -31,6 +31,7 @@
 
 pub mod capture;
 pub mod compare;
+pub mod epochs;
 pub mod files;
 pub mod manifest;
 pub mod take;

@@ -14,6 +14,7 @@ use crate::plan::{reconcile, TablePlan};
 use tokio::sync::mpsc;
 
 use crate::baseline::capture::{capture, CaptureTable, Captured};
+use crate::baseline::epochs::Epochs;
 use crate::pool::on_pool;
 use crate::progress::Reporter;
 use crate::settings::BaselineSettings;
@@ -58,6 +59,11 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
             rows,
         });
     }
+    drop(planner);
+    let epochs = match settings.max_snapshot_age {
+        Some(age) => Epochs::aging(&mut source, age),
+        None => Epochs::fixed(&source),
+    };
     // Each table's leaves are written as soon as its last range is read and then dropped, so
     // memory holds only the tables in flight, however many the database has.
     let (done, mut finished) = mpsc::unbounded_channel();
@@ -67,6 +73,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         settings.jobs,
         crate::pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
         &settings.live,
+        &epochs,
         reporter.clone(),
         done,
     );
@@ -76,6 +83,12 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     );
     let mut manifest = Manifest::new(source.snapshot.clone(), settings.rows);
     manifest.tables = entries?;
+    let snapshots = epochs.snapshots().await;
+    if snapshots.len() > 1 {
+        manifest.epochs = snapshots;
+    } else {
+        manifest.tables.iter_mut().for_each(|t| t.epochs.clear());
+    }
     crate::pool::blocking(move || {
         manifest.seal(staging.path())?;
         write_manifest(staging.path(), &manifest)?;
@@ -190,6 +203,7 @@ async fn write_table(
         leaf_count: got.leaves.len() as u64,
         leaves_file,
         row_parts: got.parts,
+        epochs: got.epochs,
     };
     // Encoding Parquet is CPU work: it runs on the pool.
     let path = staging.join(&entry.leaves_file);

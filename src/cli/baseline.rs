@@ -52,6 +52,12 @@ pub struct BaselineArgs {
     #[command(flatten)]
     pub work: WorkArgs,
 
+    /// For long captures: move to a new snapshot once the current one is this old (e.g. 30m),
+    /// so the source's vacuum horizon is not held back for the whole run. Each key range still
+    /// reads one snapshot; the manifest lists the snapshots and which tables read which.
+    #[arg(long, value_name = "TIME", value_parser = super::args::parse_duration, help_heading = "Live primary")]
+    pub max_snapshot_age: Option<std::time::Duration>,
+
     /// Also write the manifest as JSON to this file (what `baseline inspect --json` prints).
     #[command(flatten)]
     pub output: OutputArgs,
@@ -93,6 +99,7 @@ impl BaselineArgs {
             jobs: self.work.jobs,
             batch_bytes: self.work.batch_bytes(2048),
             live: self.work.live()?,
+            max_snapshot_age: self.max_snapshot_age,
         })
     }
 }

@@ -106,6 +106,7 @@ fn take_nightly(
         jobs: 2,
         batch_bytes: 1024 * 1024,
         live: Default::default(),
+        max_snapshot_age: None,
     };
     let manifest = rt.block_on(crate::baseline::take::take(
         &settings,

@@ -45,7 +45,8 @@ pub struct Source {
     pub role: Role,
     pub info: ConnInfo,
     pub snapshot: SnapshotInfo,
-    coordinator: Session,
+    /// Holds the snapshot's transaction open; `None` once handed over.
+    coordinator: Option<Session>,
     /// `--max-rate`: the budget every worker session of this source is charged against.
     rate: Option<std::sync::Arc<throttle::RateLimit>>,
 }
@@ -57,33 +58,49 @@ SELECT pg_export_snapshot(), current_setting('server_version'), pg_is_in_recover
        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
        to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
 
+/// Connects a coordinator session for `role` and exports a snapshot from it; the snapshot can be
+/// imported for as long as the session lives.
+pub async fn export(role: Role, info: &ConnInfo) -> Result<(Session, SnapshotInfo)> {
+    let at = || format!("opening {role} ({info})");
+    let coordinator = connect::connect(info).await.map_err(|e| e.context(at()))?;
+    coordinator.batch_execute(BEGIN).await.context(at)?;
+    let row = coordinator.query_one(SNAPSHOT, &[]).await.context(at)?;
+    let snapshot = SnapshotInfo {
+        connection: info.to_string(),
+        snapshot_id: row.get(0),
+        server_version: row.get(1),
+        in_recovery: row.get(2),
+        wal_lsn: row.get::<_, Option<String>>(3).unwrap_or_default(),
+        taken_at: row.get(4),
+    };
+    Ok((coordinator, snapshot))
+}
+
 impl Source {
     /// Connects the coordinator and exports its snapshot.
     pub async fn open(role: Role, info: ConnInfo) -> Result<Source> {
-        let at = || format!("opening {role} ({info})");
-        let coordinator = connect::connect(&info).await.map_err(|e| e.context(at()))?;
-        coordinator.batch_execute(BEGIN).await.context(at)?;
-        let row = coordinator.query_one(SNAPSHOT, &[]).await.context(at)?;
-        let snapshot = SnapshotInfo {
-            connection: info.to_string(),
-            snapshot_id: row.get(0),
-            server_version: row.get(1),
-            in_recovery: row.get(2),
-            wal_lsn: row.get::<_, Option<String>>(3).unwrap_or_default(),
-            taken_at: row.get(4),
-        };
+        let (coordinator, snapshot) = export(role, &info).await?;
         Ok(Source {
             role,
             info,
             snapshot,
-            coordinator,
+            coordinator: Some(coordinator),
             rate: None,
         })
     }
 
-    /// The coordinator session, inside the snapshot (for catalog reads and key sampling).
+    /// Hands the coordinator session, and with it the life of the snapshot, to the caller (a
+    /// capture that moves to newer snapshots ends it when it does). [`Source::client`] must not
+    /// be called afterwards.
+    pub fn hand_over(&mut self) -> Option<Session> {
+        self.coordinator.take()
+    }
+
+    /// The coordinator session, inside the snapshot (for catalog reads).
     pub fn client(&self) -> &Client {
-        &self.coordinator
+        self.coordinator
+            .as_ref()
+            .expect("the coordinator was not handed over")
     }
 
     /// Limits the COPY bytes read from this source per second, across its workers.

@@ -557,6 +557,7 @@ fn a_connection_lost_while_taking_or_comparing_is_never_clean() {
         jobs: 2,
         batch_bytes: 64 * 1024,
         live: Default::default(),
+        max_snapshot_age: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt

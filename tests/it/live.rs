@@ -587,3 +587,76 @@ fn apply_waits_for_a_writer_within_lock_wait_and_gives_up_naming_it_changing_not
     assert_eq!(psql(&target, "SELECT count(*) FROM t").trim(), "1000");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_long_baseline_moves_to_new_snapshots_with_max_snapshot_age_and_records_them() {
+    let (_, target) = pair("epochs", BIG);
+    let dir = std::env::temp_dir().join(format!("pgsalvage-epochs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_dir = dir.join("nightly");
+    let t = url(&target);
+    let args = [
+        "baseline",
+        "--source",
+        &t,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--rows",
+        "--jobs",
+        "1",
+        "--max-rate",
+        "10MB",
+        "--max-snapshot-age",
+        "1s",
+        "--no-progress",
+    ];
+    let run = spawn_pgsalvage(args.map(String::from).to_vec());
+    thread::sleep(Duration::from_millis(2500));
+    // Written after the first snapshot, into the last key range: a later snapshot sees it.
+    psql(&target, "INSERT INTO big VALUES (1000001, 'late')");
+    let (out, _) = run.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let manifest = json_file(&out_dir.join("manifest.json"));
+    let epochs = manifest["epochs"].as_array().expect("epochs recorded");
+    assert!(
+        epochs.len() >= 3,
+        "{} snapshots for a 6 s run",
+        epochs.len()
+    );
+    let mut ids: Vec<&str> = epochs
+        .iter()
+        .map(|e| e["snapshot_id"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), epochs.len(), "snapshots repeat: {ids:?}");
+    assert_eq!(manifest["source"], epochs[0]);
+    let table = &manifest["tables"][0];
+    assert!(
+        table["epochs"].as_array().unwrap().len() >= 3,
+        "{}",
+        table["epochs"]
+    );
+    assert_eq!(
+        table["rows"].as_u64(),
+        Some(1_000_001),
+        "the late row is in the last snapshot"
+    );
+    // The baseline is exact against the database as it is now.
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        out_dir.to_str().unwrap(),
+        "--target",
+        &t,
+        "--no-progress",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
