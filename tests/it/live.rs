@@ -660,3 +660,76 @@ fn a_long_baseline_moves_to_new_snapshots_with_max_snapshot_age_and_records_them
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn max_lag_pauses_while_a_replica_of_the_source_lags() {
+    use pgsalvage::cluster::Cluster;
+    let primary = Cluster::start().expect("a primary");
+    primary.create_db("app").unwrap();
+    primary.psql("app", SMALL).unwrap();
+    primary.psql("app", "CREATE TABLE w (n int)").unwrap();
+    let standby = primary.standby().expect("a standby");
+    crate::support::wait_until("the standby to catch up", Duration::from_secs(30), || {
+        standby
+            .psql("app", "SELECT count(*) FROM t")
+            .is_ok_and(|c| c.trim() == "1000")
+    });
+    standby
+        .psql("postgres", "SELECT pg_wal_replay_pause()")
+        .unwrap();
+    // The application keeps writing; the paused standby falls behind.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, url) = (stop.clone(), primary.url("app"));
+        let psql = primary.bindir().join("psql");
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new(&psql)
+                    .args([url.as_str(), "-qc", "INSERT INTO w VALUES (1)"])
+                    .output();
+                thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let lag =
+        "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) > 2 FROM pg_stat_replication";
+    crate::support::wait_until("the standby to lag", Duration::from_secs(30), || {
+        primary.psql("app", lag).is_ok_and(|l| l.trim() == "t")
+    });
+    let app = primary.url("app");
+    let run = spawn_pgsalvage(
+        [
+            "verify",
+            "--base",
+            &app,
+            "--target",
+            &app,
+            "--tables",
+            "public.t",
+            "--max-lag",
+            "1s",
+            "--no-progress",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    thread::sleep(Duration::from_millis(3000));
+    assert!(
+        !run.is_finished(),
+        "the run did not pause for the lagging standby"
+    );
+    standby
+        .psql("postgres", "SELECT pg_wal_replay_resume()")
+        .unwrap();
+    let (out, took) = run.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(took > Duration::from_secs(3), "{took:?}");
+    assert!(
+        stderr.contains("paused: a replica of base lags"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(--max-lag 1 s)"), "{stderr}");
+}
