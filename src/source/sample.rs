@@ -129,22 +129,47 @@ pub async fn boundaries(
         return Ok(Vec::new());
     }
     let want = (ranges as u64 * SAMPLE_PER_RANGE).min(200_000);
-    // SYSTEM sampling picks whole pages, so a small percentage of a small table can return
-    // nothing: oversample, and retry once with ten times more when too few keys came back.
-    let mut percent = (4.0 * want as f64 * 100.0 / est_rows.max(1) as f64).clamp(0.0001, 100.0);
-    let mut sample = sample_keys(client, plan, percent).await?;
-    if sample.len() < ranges * 4 && percent < 100.0 {
-        percent = (percent * 10.0).min(100.0);
-        sample = sample_keys(client, plan, percent).await?;
+    let (mut pages, keep) = sampling(want, est_rows);
+    let mut sample = sample_keys(client, plan, pages, keep).await?;
+    // A small table can still return too few keys from so few pages: once more, ten times wider.
+    if sample.len() < ranges * 4 && pages < 100.0 {
+        pages = (pages * 10.0).min(100.0);
+        sample = sample_keys(client, plan, pages, 1.0).await?;
     }
     Ok(pick_boundaries(sample, ranges))
 }
 
-async fn sample_keys(client: &Client, plan: &TablePlan, percent: f64) -> Result<Vec<KeyBound>> {
+/// Rows a heap page holds, at least, for sizing samples: few enough that wide rows do not leave
+/// the sample short of pages.
+const ROWS_PER_PAGE: f64 = 50.0;
+
+/// The percentage of pages to sample and the fraction of their rows to keep, for `want` keys.
+/// SYSTEM sampling reads whole pages, and keys of one page are neighbours: boundaries drawn from
+/// a few pages are as uneven as those pages are few. So about `want` pages are read (not `want`
+/// rows, which would be a few pages), and a server-side filter keeps about `4 × want` of their
+/// keys, spread over all of them, so the client holds a bounded sample.
+fn sampling(want: u64, est_rows: u64) -> (f64, f64) {
+    let est = est_rows.max(1) as f64;
+    let pages = (want as f64 * ROWS_PER_PAGE * 100.0 / est).clamp(0.0001, 100.0);
+    let rows_read = est * pages / 100.0;
+    let keep = (4.0 * want as f64 / rows_read).min(1.0);
+    (pages, keep)
+}
+
+async fn sample_keys(
+    client: &Client,
+    plan: &TablePlan,
+    percent: f64,
+    keep: f64,
+) -> Result<Vec<KeyBound>> {
     let keys = plan.key_exprs();
+    let filter = match keep < 1.0 {
+        true => format!(" WHERE random() < {keep:.8}"),
+        false => String::new(),
+    };
     // No ORDER BY: the boundaries are sorted by order key on the client.
     let query = format!(
-        "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6})) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6}){filter}) TO STDOUT (FORMAT binary)",
         keys.join(", "),
         plan.name.sql(),
     );
@@ -220,4 +245,23 @@ async fn read_all(client: &Client, query: &str, ncols: usize) -> Result<Vec<RowB
     }
     batches.extend(decoder.finish()?);
     Ok(batches)
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    use super::sampling;
+
+    #[test]
+    fn samples_read_many_pages_and_keep_a_bounded_share_of_their_keys() {
+        // 1e6 rows, 160 keys wanted: 160 pages' worth (0.8 %), of whose 8000 rows 640 are kept.
+        let (pages, keep) = sampling(160, 1_000_000);
+        assert!((pages - 0.8).abs() < 1e-9, "{pages}");
+        assert!((keep - 0.08).abs() < 1e-9, "{keep}");
+        // A small table is read whole, 640 of its keys kept; a tiny one keeps every key.
+        assert_eq!(sampling(160, 5_000), (100.0, 0.128));
+        assert_eq!(sampling(160, 500), (100.0, 1.0));
+        // A huge one: a small share of pages, and of keys.
+        let (pages, keep) = sampling(131_072, 1_000_000_000);
+        assert!(pages < 1.0 && keep < 0.1, "{pages} {keep}");
+    }
 }

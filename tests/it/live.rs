@@ -69,14 +69,8 @@ fn a_ddl_during_a_long_verify_waits_for_one_range_at_most() {
         total > Duration::from_secs(5),
         "the run was not long: {total:?}"
     );
-    assert!(
-        ddl < Duration::from_secs(3),
-        "the DDL waited {ddl:?} of a {total:?} run"
-    );
-    assert!(
-        app < Duration::from_secs(3),
-        "the query behind the DDL waited {app:?}"
-    );
+    assert!(ddl < total / 3, "the DDL waited {ddl:?} of a {total:?} run");
+    assert!(app < total / 3, "the query behind the DDL waited {app:?}");
 }
 
 #[test]
@@ -107,10 +101,7 @@ fn a_ddl_during_a_long_baseline_waits_for_one_range_at_most() {
         total > Duration::from_secs(3),
         "the run was not long: {total:?}"
     );
-    assert!(
-        ddl < Duration::from_secs(3),
-        "the DDL waited {ddl:?} of a {total:?} run"
-    );
+    assert!(ddl < total / 3, "the DDL waited {ddl:?} of a {total:?} run");
 }
 
 #[test]
