@@ -68,6 +68,7 @@ pub mod report;
 pub mod role;
 pub mod rows;
 pub mod settings;
+pub mod seal;
 pub mod shape;
 pub mod sink;
 pub mod source;

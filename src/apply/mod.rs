@@ -38,7 +38,7 @@ use crate::pool::on_pool;
 use crate::progress::Reporter;
 use crate::recovery::keys::for_each_record;
 use crate::recovery::keys::key_file;
-use crate::recovery::plan::{RecoverPlan, TableRestore};
+use crate::recovery::plan::{RecoverPlan, TableRestore, TargetBinding, APPLIED_FILE, APPLIED_TMP};
 use crate::recovery::script::{parse_script, Step};
 pub use crate::settings::ApplySettings;
 use crate::shape::TableName;
@@ -86,6 +86,10 @@ pub async fn apply_reporting(
     reporter: &dyn Reporter,
 ) -> Result<ApplyReport> {
     let plan = RecoverPlan::read(&settings.dir)?;
+    refuse_applied(&settings.dir)?;
+    // The seal is checked before anything else is read from the directory (hashing on the pool).
+    let (dir, sealed) = (settings.dir.clone(), plan.clone());
+    crate::pool::blocking(move || sealed.check_sealed(&dir)).await?;
     // The script is split into its steps on the pool while the target is connected to.
     let script_path = settings.dir.join(SCRIPT);
     let steps = on_pool(move || {
@@ -96,6 +100,11 @@ pub async fn apply_reporting(
     let client = connect::connect(&settings.target)
         .await
         .map_err(|e| e.context("opening target"))?;
+    let here = TargetBinding::of(&client).await?;
+    if let Some(why) = plan.target.differs_from(&here) {
+        return Err(Error::usage(format!("{why}: nothing was applied"))
+            .with_hint("apply a recovery to the database recover compared; for another database, run recover against it"));
+    }
     let codecs = codecs(&client, &plan).await?;
     let steps = steps
         .await
@@ -139,6 +148,13 @@ impl Attempt<'_> {
         let keyed = self.begin(by_index).await?;
         let mut report = self.guarded_report(&keyed).await?;
         if !report.conflicts.is_empty() && !settings.skip_changed {
+            if keyed.is_empty() && self.restored_already().await? {
+                rollback(client).await?;
+                return Err(already_applied(
+                    &settings.dir,
+                    "every row it restores already holds its restored value",
+                ));
+            }
             rollback(client).await?;
             if !keyed.is_empty() {
                 // The refusal lists every changed row: start over with the inserts guarded too.
@@ -215,7 +231,33 @@ impl Attempt<'_> {
             .await
             .context(|| "committing the restore".into())?;
         report.committed = true;
+        mark_applied(&self.settings.dir, &self.plan.target)?;
         Ok(report)
+    }
+
+    /// Whether every key the plan touches already holds the row the restore would leave: the
+    /// plan was applied (from a copy of the directory, or before its marker was removed).
+    async fn restored_already(&self) -> Result<bool> {
+        for (t, codec) in self.plan.tables.iter().zip(self.codecs) {
+            if t.planned(TOUCHED) == 0 {
+                continue;
+            }
+            let file = key_file(&self.settings.dir.join("keys"), t.index);
+            let skip = Default::default();
+            let off = check_table(
+                self.client,
+                t,
+                codec.clone(),
+                &file,
+                Expect::After,
+                TOUCHED,
+                skip,
+            );
+            if !off.await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The guard ahead of the restore: every touched key, but the inserts of `keyed` tables.
@@ -332,6 +374,61 @@ async fn codecs(client: &Client, plan: &RecoverPlan) -> Result<Vec<Arc<RowCodec>
             }))
         })
         .collect()
+}
+
+/// What `apply` leaves in the directory once it committed: when, and where.
+#[derive(Serialize, serde::Deserialize)]
+struct Applied {
+    committed_at: String,
+    database: String,
+    database_oid: u32,
+}
+
+/// Refuses a directory whose plan was committed already (its marker says when).
+fn refuse_applied(dir: &Path) -> Result<()> {
+    let path = dir.join(APPLIED_FILE);
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let when = serde_json::from_slice::<Applied>(&text)
+        .map(|a| {
+            format!(
+                "it was committed to database {} at {}",
+                a.database, a.committed_at
+            )
+        })
+        .unwrap_or_else(|_| format!("{} says so", path.display()));
+    Err(already_applied(dir, &when))
+}
+
+fn already_applied(dir: &Path, why: &str) -> Error {
+    Error::usage(format!(
+        "recovery {} was already applied: {why}; nothing to do",
+        dir.display()
+    ))
+    .with_hint(
+        "run pgsalvage verify to see the database as it is now; undo.sql reverses the restore",
+    )
+}
+
+/// Leaves the marker of a committed plan, written to a temporary name and renamed.
+fn mark_applied(dir: &Path, target: &TargetBinding) -> Result<()> {
+    let applied = Applied {
+        committed_at: crate::recovery::plan::now_utc(),
+        database: target.database.clone(),
+        database_oid: target.database_oid,
+    };
+    let path = dir.join(APPLIED_FILE);
+    let tmp = dir.join(APPLIED_TMP);
+    let json = serde_json::to_vec_pretty(&applied).expect("a marker serializes");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| {
+            Error::io(
+                format!("writing {} (the restore was committed)", path.display()),
+                e,
+            )
+        })
 }
 
 /// Locks the plan's tables, parents first. Each try asks for every lock with a short

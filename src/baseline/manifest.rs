@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::seal::digest_file;
 use crate::error::{Error, Result};
 use crate::shape::{TableName, TableShape};
 use crate::source::SnapshotInfo;
@@ -80,13 +81,7 @@ pub struct RowPart {
     pub last_key: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileEntry {
-    pub path: String,
-    pub bytes: u64,
-    pub blake3: String,
-}
+pub use crate::seal::FileEntry;
 
 /// A loaded, checked baseline.
 #[derive(Clone, Debug)]
@@ -190,16 +185,6 @@ fn file_entry(dir: &Path, path: &str) -> Result<FileEntry> {
     })
 }
 
-fn digest_file(path: &Path) -> Result<(u64, String)> {
-    let mut h = blake3::Hasher::new();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
-    h.update_reader(file)
-        .map_err(|e| Error::io(path.display(), e))?;
-    let bytes = std::fs::metadata(path)
-        .map_err(|e| Error::io(path.display(), e))?
-        .len();
-    Ok((bytes, hex(h.finalize().as_bytes())))
-}
 
 fn corrupt(dir: &Path, what: impl std::fmt::Display) -> Error {
     Error::usage(format!("baseline {} is corrupt: {what}", dir.display())).with_hint(

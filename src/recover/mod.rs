@@ -33,9 +33,10 @@ use crate::pool::OffRuntime;
 use crate::progress::Reporter;
 use crate::recovery::keys::key_file;
 use crate::recovery::keys::{for_each_record, KeyChunks};
-use crate::recovery::plan::{self, RecoverPlan, TableRestore};
+use crate::recovery::plan::{self, RecoverPlan, TableRestore, TargetBinding, PLAN_FILE};
 use crate::recovery::script::Script;
 use crate::report::{Verdict, VerifyReport};
+use crate::role::Role;
 pub use crate::settings::RecoverSettings;
 use crate::settings::VerifySettings;
 use crate::shape::TableName;
@@ -88,8 +89,21 @@ pub async fn recover(
     if settings.parquet {
         out.parquet().await?;
     }
-    plan.write(&staging.path().join("plan.json"))?;
-    crate::pool::blocking(move || staging.publish()).await?;
+    plan.target = TargetBinding::of(sides.target).await?;
+    plan.target.snapshot_lsn = run
+        .report
+        .sources
+        .get(&Role::Target)
+        .map(|s| s.wal_lsn.clone())
+        .unwrap_or_default();
+    // Sealed last: plan.json lists every other file's size and blake3 (hashing is file work).
+    let plan = crate::pool::blocking(move || {
+        plan.seal(staging.path())?;
+        plan.write(&staging.path().join(PLAN_FILE))?;
+        staging.publish()?;
+        Ok(plan)
+    })
+    .await?;
     Ok(RecoverOutcome {
         report: run.report,
         plan,

@@ -53,7 +53,14 @@ use crate::shape::{Column, TableShape};
 use crate::source::{Role, SnapshotInfo};
 use crate::tree::{hex, unhex_digest, Fingerprint};
 
-pub const FORMAT: &str = "pgsalvage.recover/2";
+pub const FORMAT: &str = "pgsalvage.recover/3";
+
+/// The plan's own file, and the marker `apply` leaves once it committed the plan: the two files
+/// of a recovery directory its seal does not cover.
+pub const PLAN_FILE: &str = "plan.json";
+pub const APPLIED_FILE: &str = "applied.json";
+/// Where the marker is written before it is renamed into place.
+pub const APPLIED_TMP: &str = ".applied.json.tmp";
 
 /// What the recovery does to one table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -113,6 +120,80 @@ pub struct RecoverPlan {
     pub tables: Vec<TableRestore>,
     #[serde(default)]
     pub fixups: crate::recovery::fixups::FixupPlan,
+    /// The database the plan was computed against; `apply` refuses any other.
+    pub target: TargetBinding,
+    /// Every other file of the directory, sealed (`seal`); `apply` refuses a directory whose
+    /// files differ.
+    pub files: Vec<crate::seal::FileEntry>,
+}
+
+/// What identifies the target database: the cluster (`pg_control_system()`'s system
+/// identifier, when the role may read it), the database's name and OID, and where its WAL was
+/// when the comparison's snapshot was taken.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetBinding {
+    pub system_identifier: Option<String>,
+    pub database: String,
+    pub database_oid: u32,
+    pub snapshot_lsn: String,
+}
+
+impl TargetBinding {
+    /// Reads the binding of the database `client` is connected to (`snapshot_lsn` left empty).
+    pub async fn of(client: &tokio_postgres::Client) -> Result<TargetBinding> {
+        let at = || "identifying the target database".to_string();
+        let row = client
+            .query_one(
+                "SELECT current_database()::text, oid FROM pg_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::pg(e).context(at()))?;
+        // pg_control_system() may be revoked from the role: the database then binds alone.
+        let system = client
+            .query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|r| r.get::<_, String>(0));
+        Ok(TargetBinding {
+            system_identifier: system,
+            database: row.get(0),
+            database_oid: row.get::<_, u32>(1),
+            snapshot_lsn: String::new(),
+        })
+    }
+
+    /// Why `current` is not this binding's database, if it is not.
+    pub fn differs_from(&self, current: &TargetBinding) -> Option<String> {
+        let system_differs = match (&self.system_identifier, &current.system_identifier) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        let same = !system_differs
+            && self.database == current.database
+            && self.database_oid == current.database_oid;
+        (!same).then(|| {
+            format!(
+                "this recovery was computed against database {} (oid {}{}), not {} (oid {}{})",
+                self.database,
+                self.database_oid,
+                system_text(&self.system_identifier),
+                current.database,
+                current.database_oid,
+                system_text(&current.system_identifier)
+            )
+        })
+    }
+}
+
+fn system_text(system: &Option<String>) -> String {
+    system
+        .as_ref()
+        .map(|s| format!(", system {s}"))
+        .unwrap_or_default()
 }
 
 /// The restore of every table of the run that has differing keys.
@@ -333,6 +414,26 @@ impl RecoverPlan {
             summary,
             tables,
             fixups: Default::default(),
+            target: TargetBinding::default(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Seals every file of `dir` but the plan itself into the plan (see `seal`).
+    pub fn seal(&mut self, dir: &Path) -> Result<()> {
+        self.files = crate::seal::seal_dir(dir, &[PLAN_FILE, APPLIED_FILE, APPLIED_TMP])?;
+        Ok(())
+    }
+
+    /// Refuses a directory whose files are not those recover wrote.
+    pub fn check_sealed(&self, dir: &Path) -> Result<()> {
+        match crate::seal::check_dir(dir, &self.files, &[PLAN_FILE, APPLIED_FILE, APPLIED_TMP])? {
+            None => Ok(()),
+            Some(why) => Err(Error::usage(format!(
+                "recovery directory {} was modified after recover wrote it: {why}",
+                dir.display()
+            ))
+            .with_hint("apply runs only what recover wrote and sealed in plan.json; run recover again to get a fresh plan")),
         }
     }
 
@@ -431,7 +532,7 @@ fn summary_line(t: &TableRestore) -> String {
 }
 
 /// The current time, UTC, ISO 8601 (seconds), without a date library.
-fn now_utc() -> String {
+pub fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -249,6 +249,8 @@ fn apply_finds_a_key_reinserted_since_the_diff_through_the_unique_index() {
     assert!(verify_keyed(&base, &target).is_empty());
 
     // Only the index-guarded table collides: the copy fails, the apply starts over and lists it.
+    // (The directory is used again on purpose: its marker of the committed apply goes first.)
+    std::fs::remove_file(out.join("applied.json")).unwrap();
     psql(
         &target,
         "DELETE FROM t WHERE id IN (1, 2); DELETE FROM u WHERE a IN (1, 2);",
@@ -307,6 +309,9 @@ fn reverify_scans_dense_restores_and_rolls_back_rows_not_as_planned() {
         tampered = tampered.replacen(planned, written, 1);
     }
     std::fs::write(&script_path, &tampered).unwrap();
+    // The seal refuses the edited script; sealed anew (as only a test does), the re-verify
+    // behind the restore is what catches the rows.
+    reseal(&out);
     let refused = apply_dir(&target, &out, false, false);
     assert_eq!(refused.exit_code, 2, "{refused:?}");
     assert!(!refused.committed);
@@ -335,6 +340,7 @@ fn reverify_scans_dense_restores_and_rolls_back_rows_not_as_planned() {
 
     // As written, the scan proves `dense` (its delete is read back by key) and the rest probes.
     std::fs::write(&script_path, &script).unwrap();
+    reseal(&out);
     let applied = apply_dir(&target, &out, false, false);
     assert!(applied.committed, "{applied:?}");
     assert_eq!(applied.scanned, ["public.dense"]);
@@ -568,4 +574,16 @@ fn identity_and_generated_columns_round_trip() {
     );
     psql(&target, "DELETE FROM t WHERE id IN (3, 4); UPDATE t SET qty = 0 WHERE id = 7; INSERT INTO t (price, qty) VALUES (1, 1);");
     round_trip(&base, &target);
+}
+
+/// Seals a recovery directory's files into its plan again, as recover does: only for tests
+/// that edit a script on purpose to reach the checks behind the seal.
+pub fn reseal(dir: &Path) {
+    let path = dir.join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let files = pgsalvage::seal::seal_dir(dir, &["plan.json", "applied.json", ".applied.json.tmp"])
+        .unwrap();
+    plan["files"] = serde_json::to_value(files).unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&plan).unwrap()).unwrap();
 }

@@ -1,0 +1,159 @@
+//! A recovery directory cannot be misapplied (issue 19): apply runs only what recover wrote and
+//! sealed, only on the database recover compared, and only once.
+
+use crate::support::{pair, pgsalvage, psql, text, url};
+
+const SHOP: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);
+     INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;";
+
+/// A damaged target, its recovery directory (in a temporary directory kept by the caller).
+fn recovered(tag: &str) -> (String, String, tempfile::TempDir) {
+    let (base, target) = pair(tag, SHOP);
+    psql(
+        &target,
+        "DELETE FROM t WHERE id <= 10; UPDATE t SET v = NULL WHERE id > 190",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let run = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    (base, target, dir)
+}
+
+fn apply(dir: &tempfile::TempDir, target: &str, extra: &[&str]) -> std::process::Output {
+    let out = dir.path().join("r");
+    let mut args = vec!["apply", out.to_str().unwrap(), "--target"];
+    let target = url(target);
+    args.push(&target);
+    args.extend(extra);
+    args.push("-q");
+    pgsalvage(&args)
+}
+
+fn rows(db: &str) -> String {
+    psql(db, "SELECT count(*) || '/' || count(v) FROM t")
+}
+
+#[test]
+fn a_statement_added_to_the_script_is_refused_and_nothing_runs() {
+    let (_, target, dir) = recovered("tamper");
+    let script = dir.path().join("r/restore.sql");
+    let text_before = std::fs::read_to_string(&script).unwrap();
+    for evil in [
+        text_before.replacen("BEGIN;", "BEGIN;\nDROP TABLE t;", 1),
+        format!("{text_before}DELETE FROM t;\n"),
+    ] {
+        std::fs::write(&script, &evil).unwrap();
+        let out = apply(&dir, &target, &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("was modified after recover wrote it: restore.sql was changed"),
+            "{stderr}"
+        );
+        assert_eq!(rows(&target).trim(), "190/180", "the table was touched");
+    }
+    std::fs::write(&script, &text_before).unwrap();
+    let out = apply(&dir, &target, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(rows(&target).trim(), "200/200");
+}
+
+#[test]
+fn an_added_or_removed_file_is_refused() {
+    let (_, target, dir) = recovered("extra");
+    let evil = dir.path().join("r/keys/evil.sql");
+    std::fs::write(&evil, "DELETE FROM t;").unwrap();
+    let out = apply(&dir, &target, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("keys/evil.sql was added"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_file(&evil).unwrap();
+    let undo = dir.path().join("r/undo.sql");
+    let kept = std::fs::read(&undo).unwrap();
+    std::fs::remove_file(&undo).unwrap();
+    let out = apply(&dir, &target, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("undo.sql was removed"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&undo, kept).unwrap();
+    assert_eq!(rows(&target).trim(), "190/180");
+}
+
+#[test]
+fn another_database_of_the_same_shape_is_refused() {
+    let (_, target, dir) = recovered("otherdb");
+    let twin = format!("{target}_twin");
+    psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{twin}\" TEMPLATE \"{target}\""),
+    );
+    for flags in [&[][..], &["--skip-changed"][..], &["--dry-run"][..]] {
+        let out = apply(&dir, &twin, flags);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "this recovery was computed against database {target} (oid "
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("not {twin} (oid ")), "{stderr}");
+        assert!(stderr.contains("nothing was applied"), "{stderr}");
+    }
+    assert_eq!(rows(&twin).trim(), "190/180");
+}
+
+#[test]
+fn a_plan_applied_once_is_refused_as_already_applied() {
+    let (base, target, dir) = recovered("twice");
+    // A dry run commits nothing and leaves no marker.
+    let out = apply(&dir, &target, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!dir.path().join("r/applied.json").exists());
+    let out = apply(&dir, &target, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(dir.path().join("r/applied.json").exists());
+    let again = apply(&dir, &target, &[]);
+    let stderr = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("was already applied: it was committed to database"),
+        "{stderr}"
+    );
+    // Without its marker (a copy of the directory), the rows themselves say it.
+    std::fs::remove_file(dir.path().join("r/applied.json")).unwrap();
+    let again = apply(&dir, &target, &[]);
+    let stderr = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "was already applied: every row it restores already holds its restored value"
+        ),
+        "{stderr}"
+    );
+    let same = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "-q",
+    ]);
+    assert_eq!(same.status.code(), Some(0));
+}
