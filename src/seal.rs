@@ -125,7 +125,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(
-            why.starts_with("restore.sql was changed (30 bytes"),
+            why.starts_with("restore.sql was changed (29 bytes"),
             "{why}"
         );
         std::fs::write(dir.path().join("restore.sql"), "BEGIN;\nCOMMIT;\n").unwrap();

@@ -110,8 +110,11 @@ pub struct BaselineSettings {
 pub struct RestoreSpec {
     /// `--columns`: on divergent rows of these tables, restore only these columns.
     pub columns: HashMap<TableName, Vec<String>>,
-    /// `--no-delete`: keep extra rows (listed, not deleted).
+    /// Keep extra rows (listed, not deleted): recover's default with two sources, unless
+    /// `--delete-extra`.
     pub no_delete: bool,
+    /// `--new-on-target delete`: three-way rows only the target holds are deleted.
+    pub delete_new_on_target: bool,
     /// `--changed-after`: per table, a predicate on the target's rows marking legitimate writes
     /// after the replica; those rows are kept, never overwritten.
     pub changed_after: HashMap<TableName, String>,

@@ -163,7 +163,7 @@ fn recover_and_apply(
 ) -> Result<i32> {
     let out = dir.join("recovery");
     eprintln!(
-        "\nrunning: pgsalvage recover ... --no-delete --out {}",
+        "\nrunning: pgsalvage recover ... --out {}",
         out.display()
     );
     verify.json = None;
@@ -209,7 +209,7 @@ fn recover_and_apply(
     verify.restore = None;
     let report = rt.block_on(crate::verify(&verify, super::reporter_for(true)))?;
     super::finish(&report, &verify, false)?;
-    println!("(the extra rows left are the primary's legitimate new orders, kept by --no-delete,\n and the column the migration added)");
+    println!("(the extra rows left are the primary's legitimate new orders, kept by default,\n and the column the migration added)");
     Ok(report.exit_code)
 }
 

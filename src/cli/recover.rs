@@ -55,9 +55,19 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "TABLE:COLS", help_heading = "Restore")]
     pub columns: Vec<String>,
 
-    /// Keep rows that exist only on the target (they are listed in plan.json, not deleted).
-    #[arg(long, help_heading = "Restore")]
+    /// Two sources: also delete the rows that exist only on the target. By default they are
+    /// kept and listed, since a row written after the backup is usually a legitimate one.
+    #[arg(long, help_heading = "Restore", conflicts_with = "no_delete")]
+    pub delete_extra: bool,
+
+    /// Keep rows that exist only on the target: the default (kept for older command lines).
+    #[arg(long, hide = true)]
     pub no_delete: bool,
+
+    /// Three sources: rows only the target holds (new_on_target) are kept by default; delete
+    /// removes them (rows marked by --changed-after are always kept).
+    #[arg(long, value_enum, default_value = "keep", help_heading = "Restore")]
+    pub new_on_target: NewOnTarget,
 
     /// Mark target rows written legitimately after the replica, so they are never overwritten:
     /// --changed-after "public.orders:updated_at > '2026-11-24 03:00+00'" (repeatable; the
@@ -89,9 +99,22 @@ impl RecoverArgs {
                 .with_hint("compare with the baseline using verify, then recover from a restored backup database"));
         }
         verify.json = self.output.json.clone();
+        let three_way = verify.sources.len() == 3;
+        if three_way && self.delete_extra {
+            return Err(Error::usage("--delete-extra is for two sources")
+                .with_hint("with a replica, rows only the target holds are classed new_on_target: use --new-on-target delete"));
+        }
+        if !three_way && self.new_on_target == NewOnTarget::Delete {
+            return Err(
+                Error::usage("--new-on-target is for three sources (with --replica)")
+                    .with_hint("with two sources, use --delete-extra"),
+            );
+        }
         verify.restore = Some(RestoreSpec {
             columns: parse_columns(&self.columns)?,
-            no_delete: self.no_delete,
+            // Three-way deletions come only from a class's rule or a policy, never by default.
+            no_delete: !three_way && !self.delete_extra,
+            delete_new_on_target: self.new_on_target == NewOnTarget::Delete,
             on_conflict: match self.on_conflict {
                 OnConflict::KeepTarget => ConflictPolicy::KeepTarget,
                 OnConflict::TakeReplica => ConflictPolicy::TakeReplica,
@@ -127,6 +150,13 @@ fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {
         map.insert(parse_table(table)?, predicate.trim().to_string());
     }
     Ok(map)
+}
+
+/// `--new-on-target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NewOnTarget {
+    Keep,
+    Delete,
 }
 
 pub fn run(args: &RecoverArgs) -> Result<i32> {

@@ -22,6 +22,8 @@ pub type Row<'a> = Option<(&'a DigestBatch, usize)>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureSpec {
     pub no_delete: bool,
+    /// `--new-on-target delete`.
+    pub delete_new_on_target: bool,
     pub on_conflict: ConflictPolicy,
     /// The source whose rows are restored: the replica in a three-way run, else the base.
     pub source: usize,
@@ -41,6 +43,7 @@ pub fn restore_key(
     let (source, target) = (rows[spec.source], rows[last]);
     let action = match spec.keep_all {
         true => Action::Keep,
+        false if class == Class::NewOnTarget && spec.delete_new_on_target => Action::Delete,
         false => Action::for_class(
             class,
             spec.no_delete,

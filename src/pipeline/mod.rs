@@ -324,6 +324,7 @@ impl RunContext {
         // Recover runs: findings carry what restoring their key takes.
         let capture = settings.restore.as_ref().map(|r| CaptureSpec {
             no_delete: r.no_delete,
+            delete_new_on_target: r.delete_new_on_target,
             on_conflict: r.on_conflict,
             source: if roles.len() == 3 { 1 } else { 0 },
             keep_all: false,

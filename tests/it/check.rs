@@ -318,6 +318,7 @@ fn recover_and_apply_leave_nothing_for_check() {
         &url(&target),
         "--out",
         out_str,
+        "--delete-extra",
         "--quiet",
     ]);
     assert_eq!(
@@ -447,7 +448,7 @@ fn restore_sql_then_undo_sql_through_psql_round_trip() {
     let before = findings_text(&target, &base);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
-    recover_cli(&base, &target, &out, &[]);
+    recover_cli(&base, &target, &out, &["--delete-extra"]);
 
     cluster()
         .psql_file(&target, &out.join("restore.sql"))

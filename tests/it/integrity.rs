@@ -157,3 +157,140 @@ fn a_plan_applied_once_is_refused_as_already_applied() {
     ]);
     assert_eq!(same.status.code(), Some(0));
 }
+
+fn plan_totals(dir: &std::path::Path) -> serde_json::Value {
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    plan["totals"].clone()
+}
+
+fn recover_into(out: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["recover", "--out", out.to_str().unwrap(), "-q"];
+    all.extend(args);
+    pgsalvage(&all)
+}
+
+#[test]
+fn two_source_recover_keeps_target_only_rows_unless_told_to_delete_them() {
+    let (base, target) = pair("keepextra", SHOP);
+    psql(
+        &target,
+        "DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (500, 'a new order')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (b, t) = (url(&base), url(&target));
+    let kept = dir.path().join("kept");
+    let out = recover_into(&kept, &["--base", &b, "--target", &t]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let totals = plan_totals(&kept);
+    assert_eq!(
+        (
+            totals["insert"].as_u64(),
+            totals["delete"].as_u64(),
+            totals["keep"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{totals}"
+    );
+    let deleting = dir.path().join("deleting");
+    let out = recover_into(&deleting, &["--base", &b, "--target", &t, "--delete-extra"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let totals = plan_totals(&deleting);
+    assert_eq!(
+        (
+            totals["insert"].as_u64(),
+            totals["delete"].as_u64(),
+            totals["keep"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{totals}"
+    );
+    let out = pgsalvage(&["apply", kept.to_str().unwrap(), "--target", &t, "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        psql(&target, "SELECT count(*) FROM t WHERE id IN (3, 500)").trim(),
+        "2"
+    );
+    // --new-on-target is a three-way option, and says so.
+    let out = recover_into(
+        &dir.path().join("x"),
+        &["--base", &b, "--target", &t, "--new-on-target", "delete"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--new-on-target is for three sources"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn three_way_recover_deletes_new_on_target_rows_only_when_asked_and_never_changed_after_ones() {
+    let (base, replica) = pair("newtarget", SHOP);
+    psql(
+        &replica,
+        "INSERT INTO t VALUES (300, 'legit, after the backup')",
+    );
+    let target = format!("{replica}_target");
+    psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{target}\" TEMPLATE \"{replica}\""),
+    );
+    psql(
+        &target,
+        "DELETE FROM t WHERE id = 5; INSERT INTO t VALUES (400, 'legit, after the replica'), (401, 'written by the broken migration')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (b, r, t) = (url(&base), url(&replica), url(&target));
+    let sides = [
+        "--base",
+        b.as_str(),
+        "--replica",
+        r.as_str(),
+        "--target",
+        t.as_str(),
+    ];
+    let kept = dir.path().join("kept");
+    let out = recover_into(&kept, &sides);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    let totals = plan_totals(&kept);
+    assert_eq!(
+        (totals["insert"].as_u64(), totals["delete"].as_u64()),
+        (Some(1), Some(0)),
+        "{totals}"
+    );
+    let cleaned = dir.path().join("cleaned");
+    let mut args = sides.to_vec();
+    args.extend([
+        "--new-on-target",
+        "delete",
+        "--changed-after",
+        "public.t:id = 400",
+    ]);
+    let out = recover_into(&cleaned, &args);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    let totals = plan_totals(&cleaned);
+    assert_eq!(
+        (totals["insert"].as_u64(), totals["delete"].as_u64()),
+        (Some(1), Some(1)),
+        "{totals}"
+    );
+    let out = pgsalvage(&["apply", cleaned.to_str().unwrap(), "--target", &t, "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM t WHERE id IN (5, 300, 400, 401)"
+        )
+        .trim(),
+        "5,300,400"
+    );
+}
