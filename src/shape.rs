@@ -42,6 +42,24 @@ impl TableName {
     }
 }
 
+impl TableName {
+    /// A file name stem for this table, safe and unique in a directory of a run's tables:
+    /// `<index>_<schema.name>` with every character but ASCII letters, digits, `.`, `_` and `-`
+    /// replaced by `_`, cut at 100 characters. The index keeps names that map alike apart and
+    /// the stem from starting with a dot; the real name goes in the file's metadata.
+    pub fn file_stem(&self, index: usize) -> String {
+        let text: String = format!("{}.{}", self.schema, self.name)
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() || "._-".contains(c) {
+                true => c,
+                false => '_',
+            })
+            .take(100)
+            .collect();
+        format!("{index:04}_{text}")
+    }
+}
+
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.schema, self.name)
@@ -71,7 +89,23 @@ fn split_qualified(text: &str) -> Option<Vec<String>> {
 
 /// Quotes an identifier the way PostgreSQL's `quote_ident` does, always.
 pub fn quote_ident(ident: &str) -> String {
-    postgres_protocol::escape::escape_identifier(ident)
+    if !ident.chars().any(char::is_control) {
+        return postgres_protocol::escape::escape_identifier(ident);
+    }
+    // A name with a newline or another control character is written with Unicode escapes
+    // (`U&"line\000abreak"`), so every statement stays on one line of a script and no
+    // character of a name can end a line or a comment early.
+    let mut out = String::from("U&\"");
+    for c in ident.chars() {
+        match c {
+            '"' => out.push_str("\"\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The family a column's values belong to, as the canonical encoding sees them.

@@ -3,7 +3,39 @@
 //! rendered by `key::render`. Shared by the scripts recover writes, the queries apply and check
 //! run, and the fetches of differing rows.
 
-use crate::shape::quote_ident;
+use crate::shape::{quote_ident, TableName};
+
+/// A string literal that stays on one line: a text with control characters is written as an
+/// `E''` string with backslash escapes (a newline as `\n`), others as a plain quoted literal.
+pub fn literal(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return postgres_protocol::escape::escape_literal(text);
+    }
+    let mut out = String::from("E'");
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `table` as a `regclass` the server resolves by its exact schema and name, whatever they hold
+/// (the text form of a regclass cannot spell a name with a newline as `U&""` quoting does).
+pub fn regclass(table: &TableName) -> String {
+    format!(
+        "format('%I.%I', {}, {})::regclass",
+        literal(&table.schema),
+        literal(&table.name)
+    )
+}
 
 /// Temporary tables are named after the table's index in the plan and what they hold.
 pub fn temp_name(table: usize, what: &str) -> String {
@@ -64,6 +96,14 @@ pub fn key_filter(key: &[String], keys: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_stay_on_one_line() {
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\nb\\c'd"), "E'a\\nb\\\\c''d'");
+        assert_eq!(literal("x\u{7}"), "E'x\\u0007'");
+        assert!(!regclass(&TableName::new("s\n", "t\r")).contains(['\n', '\r']));
+    }
 
     #[test]
     fn filters_single_and_composite_keys() {

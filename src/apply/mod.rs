@@ -314,7 +314,7 @@ impl Attempt<'_> {
             let name = TableName::new(&t.schema, &t.name);
             let row = self
                 .client
-                .query_one(UNIQUE_UNDER_KEY, &[&name.sql(), &t.key])
+                .query_one(UNIQUE_UNDER_KEY, &[&name.schema, &t.key, &name.name])
                 .await
                 .context(|| format!("reading the unique indexes of {name}"))?;
             if row.get::<_, bool>(0) {
@@ -328,7 +328,7 @@ impl Attempt<'_> {
 /// Whether a unique index that no transaction can bypass lies wholly inside a column set.
 const UNIQUE_UNDER_KEY: &str = "SELECT EXISTS (
     SELECT 1 FROM pg_index i
-     WHERE i.indrelid = $1::text::regclass AND i.indisunique AND i.indisvalid AND i.indimmediate
+     WHERE i.indrelid = format('%I.%I', $1::text, $3::text)::regclass AND i.indisunique AND i.indisvalid AND i.indimmediate
        AND i.indpred IS NULL AND i.indexprs IS NULL
        AND NOT EXISTS (
          SELECT 1 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)

@@ -61,8 +61,8 @@ pub async fn scan_pays(client: &Client, table: &TableRestore, keys: u64) -> Resu
                        FROM pg_partition_tree(r) p WHERE p.relid <> r), 0))::bigint \
                       / current_setting('block_size')::bigint, \
                     current_setting('max_parallel_workers_per_gather')::int > 0 \
-               FROM (SELECT $1::text::regclass AS r) t",
-            &[&name.sql()],
+               FROM (SELECT format('%I.%I', $1::text, $2::text)::regclass AS r) t",
+            &[&name.schema, &name.name],
         )
         .await
         .context(|| format!("reading the size of {name}"))?;

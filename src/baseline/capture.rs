@@ -78,18 +78,31 @@ struct Shared<'a> {
     done: mpsc::UnboundedSender<(usize, Captured)>,
 }
 
+/// How hard and how a capture reads its source.
+pub struct CaptureWork<'a> {
+    /// Worker sessions.
+    pub jobs: usize,
+    pub batch_bytes: usize,
+    pub live: &'a LiveLimits,
+    /// The snapshot(s) ranges read.
+    pub epochs: &'a Epochs,
+}
+
 /// Captures every table of `tables` from `source` with `jobs` sessions, handing each table to
 /// `done` as soon as its last range is read, so that only the tables in flight are in memory.
 pub async fn capture(
     source: &Source,
     tables: &[CaptureTable],
-    jobs: usize,
-    batch_bytes: usize,
-    live: &LiveLimits,
-    epochs: &Epochs,
+    work: CaptureWork<'_>,
     reporter: Arc<dyn Reporter>,
     done: mpsc::UnboundedSender<(usize, Captured)>,
 ) {
+    let CaptureWork {
+        jobs,
+        batch_bytes,
+        live,
+        epochs,
+    } = work;
     let gate = match Gate::open(&[source], live).await {
         Ok(gate) => gate,
         Err(e) => {

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::files::{read_leaves, unframe_key, KeyedRow, StoredRows};
 use super::manifest::{root_of, Baseline, TableEntry};
-use crate::baseline::capture::{capture, span_rows, CaptureTable, Captured};
+use crate::baseline::capture::{capture, span_rows, CaptureTable, CaptureWork, Captured};
 use crate::classify::{two_way, Class, Finding};
 use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
@@ -378,16 +378,13 @@ async fn compare_captured(
     let Captures { tables, waiting } = captures;
     let (done, finished) = mpsc::unbounded_channel();
     let epochs = crate::baseline::epochs::Epochs::fixed(source);
-    let capturing = capture(
-        source,
-        &tables,
-        settings.jobs,
-        settings.batch_bytes,
-        &settings.live,
-        &epochs,
-        reporter,
-        done,
-    );
+    let work = CaptureWork {
+        jobs: settings.jobs,
+        batch_bytes: settings.batch_bytes,
+        live: &settings.live,
+        epochs: &epochs,
+    };
+    let capturing = capture(source, &tables, work, reporter, done);
     let comparing = compare_finished(settings, sides, live_role, waiting, finished, findings);
     let ((), compared) = tokio::join!(capturing, comparing);
     compared

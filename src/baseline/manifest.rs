@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::seal::digest_file;
 use crate::error::{Error, Result};
+use crate::seal::digest_file;
 use crate::shape::{TableName, TableShape};
 use crate::source::SnapshotInfo;
 use crate::tree::{hex, Fingerprint};
@@ -184,7 +184,6 @@ fn file_entry(dir: &Path, path: &str) -> Result<FileEntry> {
         blake3: digest,
     })
 }
-
 
 fn corrupt(dir: &Path, what: impl std::fmt::Display) -> Error {
     Error::usage(format!("baseline {} is corrupt: {what}", dir.display())).with_hint(

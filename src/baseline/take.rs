@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::plan::{reconcile, TablePlan};
 use tokio::sync::mpsc;
 
-use crate::baseline::capture::{capture, CaptureTable, Captured};
+use crate::baseline::capture::{capture, CaptureTable, CaptureWork, Captured};
 use crate::baseline::epochs::Epochs;
 use crate::pool::on_pool;
 use crate::progress::Reporter;
@@ -67,16 +67,13 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     // Each table's leaves are written as soon as its last range is read and then dropped, so
     // memory holds only the tables in flight, however many the database has.
     let (done, mut finished) = mpsc::unbounded_channel();
-    let capturing = capture(
-        &source,
-        &tables,
-        settings.jobs,
-        crate::pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
-        &settings.live,
-        &epochs,
-        reporter.clone(),
-        done,
-    );
+    let work = CaptureWork {
+        jobs: settings.jobs,
+        batch_bytes: crate::pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
+        live: &settings.live,
+        epochs: &epochs,
+    };
+    let capturing = capture(&source, &tables, work, reporter.clone(), done);
     let ((), entries) = tokio::join!(
         capturing,
         write_tables(staging.path(), &tables, &mut finished)
@@ -130,18 +127,7 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
 
 /// A file-name-safe stem for a table: its position and its name with anything unusual replaced.
 fn stem(i: usize, name: &TableName) -> String {
-    let text: String = format!("{}.{}", name.schema, name.name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    format!("{i:04}_{text}")
+    name.file_stem(i)
 }
 
 fn rows_dir(staging: &Path, i: usize, name: &TableName) -> Result<(PathBuf, String)> {

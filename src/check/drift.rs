@@ -401,10 +401,7 @@ pub fn create_sequence(s: &SequenceDef) -> Vec<String> {
 
 /// A relation name as a `regclass` literal.
 pub fn regclass(name: &TableName) -> String {
-    format!(
-        "{}::regclass",
-        postgres_protocol::escape::escape_literal(&name.sql())
-    )
+    crate::sql::regclass(name)
 }
 
 fn sequence_diff(base: &Schema, target: &Schema) -> Vec<Drift> {

@@ -1,5 +1,7 @@
-//! `parquet/<schema>.<table>.parquet`: the rows a recovery restores, for people and tools that
-//! read Parquet rather than SQL.
+//! `parquet/<index>_<schema>.<table>.parquet`: the rows a recovery restores, for people and tools
+//! that read Parquet rather than SQL. File names are sanitized (`TableName::file_stem`); the
+//! table's real schema and name are in each file's key-value metadata (`pgsalvage.schema`,
+//! `pgsalvage.table`).
 //!
 //! One file per table with differing keys: the restore source's rows (base, or replica in a
 //! three-way run) for every insert and update, key-only rows for deletes, each with the action
@@ -35,8 +37,11 @@ pub async fn write_table(
 ) -> Result<u64> {
     let (client, index) = source;
     let columns = parquet_columns(run, index)?;
-    let path = dir.join(format!("{}.{}.parquet", t.schema, t.name));
+    let name = crate::shape::TableName::new(&t.schema, &t.name);
+    let path = dir.join(format!("{}.parquet", name.file_stem(t.index)));
     let mut sink = ParquetSink::create(&path, columns, &EXTRA).map_err(|e| sink_error(&path, e))?;
+    sink.set_metadata("pgsalvage.schema", &t.schema);
+    sink.set_metadata("pgsalvage.table", &t.name);
     // One pass over the key records; each chunk's rows are read per (action, class), which the
     // extra columns then name.
     let mut chunks = KeyChunks::open(&key_file(keys_dir, t.index), CHANGED)?;

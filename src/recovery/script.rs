@@ -37,7 +37,16 @@ impl<W: Write> Script<W> {
     /// Comment lines (each line of `text` prefixed with `-- `).
     pub fn comment(&mut self, text: &str) -> Result<()> {
         for line in text.lines() {
-            self.put(&format!("-- {line}\n"))?;
+            // A carriage return would end the comment for psql: control characters are shown
+            // escaped, so nothing in a name or a value can leave the comment.
+            let shown: String = line
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => format!("\\u{{{:04x}}}", c as u32),
+                    false => c.to_string(),
+                })
+                .collect();
+            self.put(&format!("-- {shown}\n"))?;
         }
         Ok(())
     }

@@ -472,6 +472,16 @@ impl ParquetSink {
         })
     }
 
+    /// Records `key = value` in the file's key-value metadata (a table's real name, which its
+    /// file name may only approximate).
+    pub fn set_metadata(&mut self, key: &str, value: &str) {
+        self.writer
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                key.to_string(),
+                value.to_string(),
+            ));
+    }
+
     /// Appends the given rows of a batch (binary values in column order) with their extra
     /// column values.
     pub fn write_rows(

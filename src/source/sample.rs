@@ -106,10 +106,10 @@ async fn size_and_sample(
 /// A row estimate from the size of the table's files (about 100 bytes a row), for tables the
 /// planner has no estimate of.
 async fn size_rows(client: &Client, plan: &TablePlan) -> Result<u64> {
-    let literal = postgres_protocol::escape::escape_literal(&plan.name.sql());
+    let regclass = crate::sql::regclass(&plan.name);
     let sql = format!(
         "SELECT (coalesce(sum(pg_relation_size(relid)), 0) / 100)::int8 \
-           FROM pg_partition_tree({literal}::regclass)"
+           FROM pg_partition_tree({regclass})"
     );
     let row = client
         .query_one(&sql, &[])

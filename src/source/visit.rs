@@ -57,14 +57,14 @@ pub enum Refused {
 /// files are the snapshot's.
 pub async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Result<(), Refused> {
     let name = table.sql();
-    let literal = postgres_protocol::escape::escape_literal(&name);
+    let regclass = crate::sql::regclass(table);
     // The tree walks the snapshot's pg_inherits from the table as named now; each relation is
     // compared as the snapshot's pg_class saw it with pg_relation_filenode, which reads the
     // current catalog. A table dropped and made again under the same name is not in the
     // snapshot's pg_class at all, which counts as rewritten too.
     let sql = format!(
         "{}; LOCK TABLE {name} IN ACCESS SHARE MODE; \
-         WITH RECURSIVE tree(relid) AS (SELECT {literal}::regclass::oid \
+         WITH RECURSIVE tree(relid) AS (SELECT {regclass}::oid \
            UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
          SELECT count(*) FILTER (WHERE p.oid IS NULL OR (p.relkind IN ('r', 'm') \
                 AND p.relfilenode IS DISTINCT FROM pg_relation_filenode(p.oid))) \
@@ -116,13 +116,13 @@ pub async fn leave(session: &Client) -> Result<()> {
 /// is walked through pg_inherits, since pg_partition_tree would itself wait for the partitions'
 /// locks.
 pub async fn blockers(session: &Client, table: &TableName, modes: &[&str]) -> String {
-    let literal = postgres_protocol::escape::escape_literal(&table.sql());
+    let regclass = crate::sql::regclass(table);
     let modes: Vec<String> = modes
         .iter()
         .map(|m| postgres_protocol::escape::escape_literal(m))
         .collect();
     let sql = format!(
-        "WITH RECURSIVE tree(relid) AS (SELECT {literal}::regclass::oid \
+        "WITH RECURSIVE tree(relid) AS (SELECT {regclass}::oid \
            UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
          SELECT l.pid::text || CASE WHEN l.granted THEN ' holds ' ELSE ' waits for ' END \
                 || l.mode || ' (' || coalesce(a.state, '?') || ': ' \

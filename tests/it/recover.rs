@@ -480,12 +480,26 @@ fn parquet_batches_hold_the_base_rows_exactly() {
     verify.restore = Some(RestoreSpec::default());
     recover_with(verify, &out, true);
 
-    let file = std::fs::File::open(out.join("parquet/public.t.parquet"))
+    let file = std::fs::File::open(out.join("parquet/0000_public.t.parquet"))
         .expect("the table's Parquet file");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let named: Vec<(String, Option<String>)> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .filter(|kv| kv.key.starts_with("pgsalvage."))
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("pgsalvage.schema".to_string(), Some("public".to_string())),
+            ("pgsalvage.table".to_string(), Some("t".to_string()))
+        ]
+    );
+    let reader = builder.build().unwrap();
     let mut got = BTreeSet::new();
     for batch in reader {
         let batch = batch.unwrap();
