@@ -166,7 +166,13 @@ pub struct Finding {
     pub columns: Vec<u16>,
     /// What a restore needs (recover runs only).
     pub restore: Option<Box<RestoreKey>>,
+    /// `--show-values`: per differing column, each source's value as PostgreSQL prints it
+    /// (`None`: the source has no row; `Some(None)`: NULL).
+    pub values: Option<Box<ShownValues>>,
 }
+
+/// The values of a divergent row's differing columns (see [`Finding::values`]).
+pub type ShownValues = Vec<(u16, Vec<Option<Option<String>>>)>;
 
 /// What recovering one key takes: where it is, what the target holds now, what it will hold.
 #[derive(Clone, Debug, PartialEq, Eq)]

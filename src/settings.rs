@@ -76,6 +76,8 @@ pub struct VerifySettings {
     pub batch_bytes: usize,
     /// Findings kept for the JSON report; counts stay exact beyond it.
     pub max_findings: usize,
+    /// `--show-values N`: the first N divergent rows of each table carry their values.
+    pub show_values: usize,
     pub findings_csv: Option<PathBuf>,
     pub json: Option<PathBuf>,
     /// Set for recover runs: what to restore, and where the per-key records go.
@@ -134,6 +136,7 @@ impl VerifySettings {
             jobs: 4,
             batch_bytes: 1024 * 1024,
             max_findings: 10_000,
+            show_values: 0,
             findings_csv: None,
             json: None,
             restore: None,

@@ -30,6 +30,13 @@ pub fn literal(text: &str) -> String {
 /// `table` as a `regclass` the server resolves by its exact schema and name, whatever they hold
 /// (the text form of a regclass cannot spell a name with a newline as `U&""` quoting does).
 pub fn regclass(table: &TableName) -> String {
+    let plain = !(table.schema.chars().chain(table.name.chars())).any(char::is_control);
+    if plain {
+        return format!(
+            "{}::regclass",
+            postgres_protocol::escape::escape_literal(&table.sql())
+        );
+    }
     format!(
         "format('%I.%I', {}, {})::regclass",
         literal(&table.schema),

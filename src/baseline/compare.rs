@@ -135,7 +135,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         .copied()
         .zip(sides.iter().map(Side::snapshot))
         .collect();
-    let findings = report::findings_out(&listed);
+    let findings = report::findings_out(&listed, &[]);
     Ok(report::assemble(
         sources,
         reports,
@@ -696,6 +696,7 @@ fn merge_rows(
             key,
             columns: Vec::new(),
             restore: None,
+                values: None,
         });
     }
     found

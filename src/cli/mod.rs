@@ -128,6 +128,12 @@ pub struct CompareArgs {
     #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
     pub key: Vec<String>,
 
+    /// For up to N divergent rows per table, print the key and each differing column's values
+    /// (base → target, as PostgreSQL prints them, long ones elided); the JSON report carries
+    /// them in each finding's "values".
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Output")]
+    pub show_values: usize,
+
     #[command(flatten)]
     pub work: WorkArgs,
 }
@@ -205,6 +211,7 @@ impl CompareArgs {
         settings.jobs = self.work.jobs;
         settings.batch_bytes = self.work.batch_bytes(1024);
         settings.live = self.work.live()?;
+        settings.show_values = self.show_values;
         Ok(settings)
     }
 

@@ -23,6 +23,8 @@ struct KeyContext<'a> {
     run: &'a TableRun,
     table: usize,
     capture: Option<CaptureSpec>,
+    /// `--show-values`: divergent findings carry their differing columns' values.
+    show_values: bool,
 }
 
 /// The merge of one range across 2 or 3 sources.
@@ -49,12 +51,19 @@ impl<'a> RangeMerge<'a> {
                 run,
                 table,
                 capture,
+                show_values: false,
             },
             range,
             cursors: (0..sources).map(|_| Cursor::new()).collect(),
             tally: RangeTally::new(&run.plan, sources, run.tree_bits),
             found: Vec::new(),
         }
+    }
+
+    /// Divergent findings carry the values of their differing columns on every source.
+    pub fn show_values(mut self) -> Self {
+        self.key.show_values = true;
+        self
     }
 
     /// Merges as far as the batches at hand go: `Need(i)` asks for source `i`'s next batch,
@@ -180,13 +189,60 @@ fn finding(
         }
         None => None,
     };
+    let values = match key.show_values && !columns.is_empty() {
+        true => Some(Box::new(shown_values(plan, &columns, &rows)?)),
+        false => None,
+    };
     Ok(Finding {
         table: key.table,
         class,
         key: key_text,
         columns,
         restore,
+        values,
     })
+}
+
+/// How much of a value is shown; the rest is elided with its length.
+const SHOWN_CHARS: usize = 80;
+
+/// The differing columns' values on every source, as PostgreSQL prints them (elided past
+/// [`SHOWN_CHARS`]): `None` for a source without the row, `Some(None)` for NULL.
+fn shown_values(
+    plan: &TablePlan,
+    columns: &[u16],
+    rows: &[Row<'_>],
+) -> Result<Vec<(u16, Vec<Option<Option<String>>>)>, ValueError> {
+    let mut out = Vec::with_capacity(columns.len());
+    for &c in columns {
+        let mut per_source = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let Some((batch, r)) = row else {
+                per_source.push(None);
+                continue;
+            };
+            let codec = plan.codecs[i]
+                .as_ref()
+                .expect("a row's source has the table");
+            let value = match batch.rows.field(*r, c as usize) {
+                None => None,
+                Some(raw) => Some(elided(&codec.kinds[c as usize], raw)?),
+            };
+            per_source.push(Some(value));
+        }
+        out.push((c, per_source));
+    }
+    Ok(out)
+}
+
+fn elided(kind: &crate::shape::TypeKind, raw: &[u8]) -> Result<String, ValueError> {
+    let mut text = String::new();
+    crate::key::render::render_text(kind, raw, &mut text)?;
+    if text.chars().count() <= SHOWN_CHARS {
+        return Ok(text);
+    }
+    let kept: String = text.chars().take(SHOWN_CHARS).collect();
+    Ok(format!("{kept}… ({} bytes)", text.len()))
 }
 
 /// The compared columns whose canonical values differ between two rows.

@@ -223,6 +223,7 @@ impl Checkpoint {
                 key: f.key,
                 columns: f.columns,
                 restore: None,
+                values: None,
             })
             .collect();
         Ok(Some(Saved {

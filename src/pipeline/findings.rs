@@ -47,7 +47,9 @@ pub fn collect(
         .transpose()?;
     let mut kept = Vec::new();
     let mut truncated = false;
-    while let Some(chunk) = rx.blocking_recv() {
+    let mut shown = std::collections::HashMap::<usize, usize>::new();
+    while let Some(mut chunk) = rx.blocking_recv() {
+        keep_shown(&mut chunk, &mut shown, settings.show_values);
         if let Some(csv) = csv.as_mut() {
             csv.write_all(&layout, &chunk)?;
         }
@@ -69,6 +71,21 @@ pub fn collect(
         findings: kept,
         truncated,
     })
+}
+
+/// Leaves values on the first `limit` findings of each table that carry them, and drops the rest.
+fn keep_shown(
+    chunk: &mut [Finding],
+    shown: &mut std::collections::HashMap<usize, usize>,
+    limit: usize,
+) {
+    for f in chunk.iter_mut().filter(|f| f.values.is_some()) {
+        let n = shown.entry(f.table).or_default();
+        match *n < limit {
+            true => *n += 1,
+            false => f.values = None,
+        }
+    }
 }
 
 /// `table,key,kind,columns` lines in a temporary file.

@@ -66,6 +66,8 @@ pub struct RunContext {
     lock_wait: std::time::Duration,
     /// `--checkpoint`: finished ranges are saved there.
     checkpoint: Option<Arc<Checkpoint>>,
+    /// `--show-values`: divergent findings carry their values.
+    pub show_values: bool,
     tallies: Mutex<Vec<TableTally>>,
     queue: Mutex<VecDeque<(usize, usize)>>,
 }
@@ -351,6 +353,7 @@ impl RunContext {
             gate: Gate::open_always(),
             lock_wait: settings.live.lock_wait,
             checkpoint: None,
+            show_values: settings.show_values > 0,
             tallies: Mutex::new(tallies),
             queue: Mutex::new(queue),
         }

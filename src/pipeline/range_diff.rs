@@ -43,6 +43,9 @@ pub async fn diff_range(
     }
     let run = &ctx.tables[table];
     let mut merge = RangeMerge::new(run, table, range, clients.len(), ctx.capture);
+    if ctx.show_values {
+        merge = merge.show_values();
+    }
     let counted = plan.codecs.iter().position(Option::is_some);
     let mut kept = Vec::new();
     loop {

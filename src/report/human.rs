@@ -32,7 +32,50 @@ pub fn summary(report: &VerifyReport) -> String {
     for table in &report.tables {
         table_lines(&mut out, table, &roles, name_width);
     }
+    value_lines(&mut out, report, &roles);
     let _ = writeln!(out, "{}", verdict_line(report));
+    out
+}
+
+/// `--show-values`: one line per differing column of each shown row,
+/// `public.orders [42] status: 'shipped' → 'pending'`.
+fn value_lines(out: &mut String, report: &VerifyReport, roles: &[Role]) {
+    for f in &report.findings {
+        let Some(values) = &f.values else { continue };
+        for (column, by_role) in values {
+            let shown: Vec<String> = roles
+                .iter()
+                .filter_map(|r| by_role.get(r).map(|v| (r, v)))
+                .map(|(r, v)| match roles.len() {
+                    3 => format!("{r} {}", shown_value(v)),
+                    _ => shown_value(v),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} {} {column}: {}",
+                f.table,
+                f.key.get(),
+                shown.join(" → ")
+            );
+        }
+    }
+}
+
+/// A value as a person reads it: quoted like SQL, NULL bare, control characters escaped.
+fn shown_value(v: &Option<String>) -> String {
+    let Some(text) = v else {
+        return "NULL".into();
+    };
+    let mut out = String::from("'");
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
     out
 }
 

@@ -28,6 +28,11 @@ impl Layout {
         &self.tables[f.table].0
     }
 
+    /// The name of compared column `c` of the finding's table.
+    pub fn column(&self, f: &Finding, c: u16) -> &str {
+        &self.tables[f.table].1[c as usize]
+    }
+
     pub fn columns(&self, f: &Finding) -> Vec<&str> {
         f.columns
             .iter()

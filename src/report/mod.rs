@@ -216,6 +216,11 @@ pub struct FindingOut {
     pub key: Box<RawValue>,
     pub kind: &'static str,
     pub columns: Vec<String>,
+    /// `--show-values N` (the first N divergent rows of each table): per differing column, each
+    /// source's value as PostgreSQL prints it, `null` for NULL, elided past 80 characters; a
+    /// source without the row is left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, BTreeMap<Role, Option<String>>>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,7 +265,7 @@ pub fn build(parts: Parts<'_>) -> VerifyReport {
             .map(|(name, e)| refused_report(name, e)),
     );
     let sources = roles.iter().copied().zip(parts.snapshots).collect();
-    let findings = findings_out(&parts.listed);
+    let findings = findings_out(&parts.listed, roles);
     assemble(
         sources,
         tables,
@@ -465,11 +470,12 @@ fn verdict(totals: &Totals, errors: &[ErrorOut]) -> Verdict {
     }
 }
 
-pub fn findings_out(listed: &Listed) -> Vec<FindingOut> {
+pub fn findings_out(listed: &Listed, roles: &[Role]) -> Vec<FindingOut> {
     listed
         .findings
         .iter()
         .map(|f| FindingOut {
+            values: f.values.as_ref().map(|v| values_out(listed, f, v, roles)),
             table: listed.layout.table(f).to_string(),
             key: RawValue::from_string(f.key.clone()).unwrap_or_else(|_| {
                 RawValue::from_string(serde_json::to_string(&f.key).expect("a string serializes"))
@@ -482,6 +488,26 @@ pub fn findings_out(listed: &Listed) -> Vec<FindingOut> {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+        })
+        .collect()
+}
+
+/// A finding's shown values by column name and role.
+fn values_out(
+    listed: &Listed,
+    finding: &crate::classify::Finding,
+    values: &crate::classify::ShownValues,
+    roles: &[Role],
+) -> BTreeMap<String, BTreeMap<Role, Option<String>>> {
+    values
+        .iter()
+        .map(|(c, per_source)| {
+            let by_role = roles
+                .iter()
+                .zip(per_source)
+                .filter_map(|(role, v)| v.clone().map(|v| (*role, v)))
+                .collect();
+            (listed.layout.column(finding, *c).to_string(), by_role)
         })
         .collect()
 }

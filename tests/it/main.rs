@@ -19,3 +19,4 @@ mod tapped_copy;
 mod three_way;
 mod tls;
 mod types;
+mod values;
