@@ -212,7 +212,7 @@ fn shown_values(
     plan: &TablePlan,
     columns: &[u16],
     rows: &[Row<'_>],
-) -> Result<Vec<(u16, Vec<Option<Option<String>>>)>, ValueError> {
+) -> Result<crate::classify::ShownValues, ValueError> {
     let mut out = Vec::with_capacity(columns.len());
     for &c in columns {
         let mut per_source = Vec::with_capacity(rows.len());

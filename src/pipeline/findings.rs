@@ -149,6 +149,7 @@ mod tests {
             class: Class::Missing,
             key: format!("[{k}]"),
             columns: vec![],
+            values: None,
             restore: Some(Box::new(RestoreKey {
                 action: Action::Insert,
                 literals: vec![format!("'{k}'::integer")],
