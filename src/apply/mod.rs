@@ -72,7 +72,14 @@ pub struct ApplyReport {
 #[derive(Debug, Serialize)]
 pub struct StatementCount {
     pub statement: String,
+    /// Rows the statement wrote (0 for a statement that writes no rows, see `writes_rows`).
     pub rows: u64,
+    /// Whether it is an INSERT, UPDATE, DELETE or COPY, whose `rows` mean rows written; a
+    /// fix-up (ALTER TABLE, setval) is listed with `writes_rows` false.
+    pub writes_rows: bool,
+    /// Left out of a dry run (setval: sequences do not roll back).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_run: bool,
 }
 
 /// Applies a recovery directory to the target, silently.
@@ -163,9 +170,15 @@ impl Attempt<'_> {
             report.exit_code = 2;
             return Ok(Some(report));
         }
-        let steps = without_setval(self.steps, settings.dry_run, &mut report.statements);
+        let steps: Vec<&Step> = self.steps.iter().collect();
         let (conflicts, dir) = (&report.conflicts, &settings.dir);
-        let Some(counts) = run_steps(client, plan, &steps, conflicts, &keyed, dir).await? else {
+        let run = StepRun {
+            conflicts,
+            keyed: &keyed,
+            dir,
+            dry_run: settings.dry_run,
+        };
+        let Some(counts) = run_steps(client, plan, &steps, run).await? else {
             rollback(client).await?;
             return Ok(None);
         };
@@ -518,16 +531,15 @@ async fn run_steps(
     client: &Client,
     plan: &RecoverPlan,
     steps: &[&Step],
-    conflicts: &[Mismatch],
-    keyed: &HashSet<usize>,
-    dir: &Path,
+    run: StepRun<'_>,
 ) -> Result<Option<Vec<StatementCount>>> {
     let mut runner = Runner {
         client,
         plan,
-        conflicts,
-        keyed,
-        dir,
+        conflicts: run.conflicts,
+        keyed: run.keyed,
+        dir: run.dir,
+        dry_run: run.dry_run,
         counts: Vec::new(),
         copied_directly: None,
     };
@@ -543,8 +555,20 @@ async fn run_steps(
     Ok(Some(runner.counts))
 }
 
+/// How the steps run: the guard's conflicts to leave out, the tables whose unique index guards
+/// their inserts, where the script is, and whether it is a dry run.
+struct StepRun<'a> {
+    conflicts: &'a [Mismatch],
+    keyed: &'a HashSet<usize>,
+    dir: &'a Path,
+    dry_run: bool,
+}
+
 /// The state of a run through the script's steps.
 struct Runner<'a> {
+    /// A dry run leaves `setval` out (sequences are not transactional: a rollback would not undo
+    /// it) and lists it, in its place, as not run.
+    dry_run: bool,
     client: &'a Client,
     plan: &'a RecoverPlan,
     conflicts: &'a [Mismatch],
@@ -566,15 +590,28 @@ impl Runner<'_> {
             self.copied_directly = None;
             return Ok(());
         }
+        let internal = sql.starts_with("CREATE TEMP TABLE ") || sql.starts_with("SET ");
+        if self.dry_run && sql.starts_with("SELECT setval(") {
+            self.counts.push(StatementCount {
+                statement: short(sql),
+                rows: 0,
+                writes_rows: false,
+                not_run: true,
+            });
+            return Ok(());
+        }
         let rows = self
             .client
             .execute(sql, &[])
             .await
             .context(|| format!("running: {}", short(sql)))?;
-        if is_dml(sql) {
+        // Every step is listed but the script's own plumbing (its temporary tables).
+        if !internal {
             self.counts.push(StatementCount {
                 statement: short(sql),
-                rows,
+                rows: if is_dml(sql) { rows } else { 0 },
+                writes_rows: is_dml(sql),
+                not_run: false,
             });
         }
         Ok(())
@@ -604,6 +641,8 @@ impl Runner<'_> {
         self.counts.push(StatementCount {
             statement: short(&direct),
             rows,
+            writes_rows: true,
+            not_run: false,
         });
         self.copied_directly = Some(format!("FROM {temp} ON CONFLICT"));
         Ok(true)
@@ -612,28 +651,6 @@ impl Runner<'_> {
 
 fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-/// A dry run leaves out `setval` (sequences are not transactional: a rollback would not undo
-/// it) and lists what it left out.
-fn without_setval<'a>(
-    steps: &'a [Step],
-    dry_run: bool,
-    listed: &mut Vec<StatementCount>,
-) -> Vec<&'a Step> {
-    let is_setval =
-        |s: &Step| matches!(s, Step::Statement(sql) if sql.starts_with("SELECT setval("));
-    let mut kept = Vec::with_capacity(steps.len());
-    for step in steps {
-        match step {
-            Step::Statement(sql) if dry_run && is_setval(step) => listed.push(StatementCount {
-                statement: format!("not run in a dry run: {}", short(sql)),
-                rows: 0,
-            }),
-            _ => kept.push(step),
-        }
-    }
-    kept
 }
 
 /// For `COPY "pgsalvage_<t>_ins" (cols) FROM STDIN`: the temporary table's quoted name and the

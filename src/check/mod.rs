@@ -331,9 +331,10 @@ async fn parent_chain(
                 .table(&p.table)
                 .map(|t| forms(t, &p.columns))
                 .unwrap_or_default();
-            let tuples: Vec<Vec<Option<String>>> = p
-                .restore
-                .iter()
+            let mut sorted: Vec<&Vec<String>> = p.restore.iter().collect();
+            sorted.sort_by(|a, b| key_order(a, b));
+            let tuples: Vec<Vec<Option<String>>> = sorted
+                .into_iter()
                 .map(|t| t.iter().cloned().map(Some).collect())
                 .collect();
             ParentRestore {
@@ -351,6 +352,27 @@ async fn parent_chain(
         })
         .collect();
     Ok(chain)
+}
+
+/// Keys as their values order, not their texts: numbers by value (`[1444]` before `[14262]`),
+/// anything else by its bytes, column after column.
+fn key_order(a: &[String], b: &[String]) -> std::cmp::Ordering {
+    let value = |x: &String, y: &String| {
+        if let (Ok(i), Ok(j)) = (x.parse::<i128>(), y.parse::<i128>()) {
+            return i.cmp(&j);
+        }
+        match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(f), Ok(g)) if f.is_finite() && g.is_finite() => {
+                f.partial_cmp(&g).unwrap_or(std::cmp::Ordering::Equal)
+            }
+            _ => x.as_bytes().cmp(y.as_bytes()),
+        }
+    };
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| value(x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| a.len().cmp(&b.len()))
 }
 
 /// Parent keys the target's rows reference under the base's foreign keys the target lacks.
@@ -553,4 +575,26 @@ async fn duplicate_findings(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod key_order_tests {
+    use super::key_order;
+
+    #[test]
+    fn keys_order_by_value() {
+        let mut keys: Vec<Vec<String>> = [
+            ["14262", "b"],
+            ["1444", "b"],
+            ["1444", "a"],
+            ["-3", "z"],
+            ["2.5", "a"],
+        ]
+        .iter()
+        .map(|k| k.iter().map(|s| s.to_string()).collect())
+        .collect();
+        keys.sort_by(|a, b| key_order(a, b));
+        let flat: Vec<String> = keys.iter().map(|k| k.join(",")).collect();
+        assert_eq!(flat, ["-3,z", "2.5,a", "1444,a", "1444,b", "14262,b"]);
+    }
 }

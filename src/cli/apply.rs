@@ -102,7 +102,12 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
 fn steps_text(report: &ApplyReport) -> String {
     let mut lines: Vec<String> = Vec::new();
     for s in &report.statements {
-        lines.push(format!("{:>10} rows  {}", s.rows, s.statement));
+        let done = match (s.not_run, s.writes_rows) {
+            (true, _) => "not run (dry run)".to_string(),
+            (false, true) => format!("{} rows", s.rows),
+            (false, false) => "done".to_string(),
+        };
+        lines.push(format!("{done:>17}  {}", s.statement));
     }
     for table in &report.index_guarded {
         lines.push(format!(
