@@ -130,6 +130,9 @@ fn on_key(
         _ => two_way(digests[0], digests[1]),
     };
     let Some(class) = class else { return };
+    if cursors.len() == 3 {
+        tally.add_need(class, digests[1].is_some(), digests[2].is_some());
+    }
     match finding(key, class, cursors, present) {
         Ok(f) => {
             tally.add_finding(&f);

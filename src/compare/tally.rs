@@ -73,6 +73,9 @@ pub struct RangeTally {
     pub classes: ClassCounts,
     /// Per compared column, how many divergent rows differ in it.
     pub columns: Vec<u64>,
+    /// Three-way: the keys whose class calls for an action, by what the target lacks against
+    /// the replica: [missing, extra, divergent].
+    pub needs: [u64; 3],
     error: Option<ValueError>,
 }
 
@@ -83,6 +86,7 @@ impl RangeTally {
             trees: vec![ChecksumTree::new(tree_bits); sources],
             classes: ClassCounts::default(),
             columns: vec![0; plan.columns.len()],
+            needs: [0; 3],
             error: None,
         }
     }
@@ -99,6 +103,7 @@ impl RangeTally {
             trees,
             classes,
             columns,
+            needs: [0; 3],
             error: None,
         }
     }
@@ -113,6 +118,20 @@ impl RangeTally {
     #[inline]
     pub fn leaf_of(&self, key: &[u8]) -> usize {
         self.trees[0].leaf_of(key)
+    }
+
+    /// Three-way: counts a key whose class calls for an action by whether the replica (the
+    /// restore's source) and the target hold it.
+    pub fn add_need(&mut self, class: Class, replica: bool, target: bool) {
+        if class.legitimate() {
+            return;
+        }
+        match (replica, target) {
+            (true, false) => self.needs[0] += 1,
+            (false, true) => self.needs[1] += 1,
+            (true, true) => self.needs[2] += 1,
+            (false, false) => {}
+        }
     }
 
     pub fn add_finding(&mut self, finding: &Finding) {
@@ -139,6 +158,8 @@ pub struct TableTally {
     pub trees: Vec<ChecksumTree>,
     pub classes: ClassCounts,
     pub columns: Vec<u64>,
+    /// See [`RangeTally::needs`].
+    pub needs: [u64; 3],
     pub ranges_total: usize,
     pub ranges_verified: usize,
     /// Of the verified ranges, those an earlier run read (`--checkpoint`).
@@ -155,6 +176,7 @@ impl TableTally {
             trees: vec![ChecksumTree::new(tree_bits); sources],
             classes: ClassCounts::default(),
             columns: vec![0; columns],
+            needs: [0; 3],
             ranges_total,
             ranges_verified: 0,
             ranges_resumed: 0,
@@ -180,6 +202,9 @@ impl TableTally {
         }
         self.classes.merge(&range.classes);
         for (a, b) in self.columns.iter_mut().zip(&range.columns) {
+            *a += b;
+        }
+        for (a, b) in self.needs.iter_mut().zip(range.needs) {
             *a += b;
         }
         self.ranges_verified += 1;

@@ -60,6 +60,8 @@ struct RangeFile {
     trees: Vec<String>,
     classes: Vec<u64>,
     columns: Vec<u64>,
+    #[serde(default)]
+    needs: [u64; 3],
     findings: Vec<SavedFinding>,
 }
 
@@ -226,8 +228,10 @@ impl Checkpoint {
                 values: None,
             })
             .collect();
+        let mut tally = RangeTally::from_parts(file.rows, trees, classes, file.columns);
+        tally.needs = file.needs;
         Ok(Some(Saved {
-            tally: RangeTally::from_parts(file.rows, trees, classes, file.columns),
+            tally,
             findings,
             run: file.run,
         }))
@@ -247,6 +251,7 @@ impl Checkpoint {
             trees: tally.trees.iter().map(tree_out).collect(),
             classes: tally.classes.counts().to_vec(),
             columns: tally.columns.clone(),
+            needs: tally.needs,
             findings: findings
                 .iter()
                 .map(|f| SavedFinding {

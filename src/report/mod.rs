@@ -323,9 +323,11 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         table: plan.name.to_string(),
         status,
         rows: per_role(roles, tally.rows.iter().copied()),
-        missing: tally.classes.get(Class::Missing),
-        extra: tally.classes.get(Class::Extra),
-        divergent: tally.classes.get(Class::Divergent),
+        // Three-way: the rows the target lacks, has in surplus or holds otherwise than the
+        // replica, among the keys that call for an action (legitimate changes are not counted).
+        missing: tally.classes.get(Class::Missing) + tally.needs[0],
+        extra: tally.classes.get(Class::Extra) + tally.needs[1],
+        divergent: tally.classes.get(Class::Divergent) + tally.needs[2],
         classes: tally
             .classes
             .nonzero()

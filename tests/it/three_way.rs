@@ -368,3 +368,50 @@ fn rows_written_after_the_replica_are_never_overwritten() {
         "1|v1\n2|written after\n3|v3"
     );
 }
+
+#[test]
+fn three_way_reports_count_rows_the_target_needs_as_well_as_classes() {
+    let (base, replica) = crate::support::pair(
+        "needs",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;",
+    );
+    // After the backup, legitimately: a row deleted, a row changed, a row added.
+    psql(&replica, "DELETE FROM t WHERE id = 10; UPDATE t SET v = 'legit' WHERE id = 20; INSERT INTO t VALUES (100, 'new')");
+    let target = format!("{replica}_target");
+    psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{target}\" TEMPLATE \"{replica}\""),
+    );
+    // The damage: two rows lost, one damaged, the deleted one back; and a legitimate new row.
+    psql(
+        &target,
+        "DELETE FROM t WHERE id IN (1, 2); UPDATE t SET v = 'broken' WHERE id = 3;
+         INSERT INTO t VALUES (10, 'v10'), (200, 'new on target');",
+    );
+    let report = rt()
+        .block_on(pgsalvage::verify(
+            &three(&url(&base), &url(&replica), &url(&target)),
+            std::sync::Arc::new(pgsalvage::progress::NullReporter),
+        ))
+        .unwrap();
+    let t = &report.tables[0];
+    assert_eq!(
+        (t.missing, t.extra, t.divergent),
+        (2, 1, 1),
+        "{:?}",
+        t.classes
+    );
+    assert_eq!(
+        (
+            report.totals.missing,
+            report.totals.extra,
+            report.totals.divergent
+        ),
+        (2, 1, 1)
+    );
+    let summary = pgsalvage::report::human::summary(&report);
+    assert!(
+        summary.contains("(2 missing, 1 extra, 1 divergent rows)"),
+        "{summary}"
+    );
+}
