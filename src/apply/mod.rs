@@ -449,46 +449,32 @@ fn mark_applied(dir: &Path, target: &TargetBinding) -> Result<()> {
 /// sits in the lock queue holding some tables, nor in front of a waiting DDL), the holder is
 /// named, and the try is made again after a backoff, up to `--lock-wait`.
 async fn lock_tables(client: &Client, plan: &RecoverPlan, patience: &Patience<'_>) -> Result<()> {
-    let started = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(250);
+    let at = || "locking the plan's tables".to_string();
+    let mut waits = patience.start();
     loop {
         let setup = format!(
             "SAVEPOINT pgsalvage_locks; SET LOCAL lock_timeout = {}",
             visit::LOCK_TRY.as_millis()
         );
-        client
-            .batch_execute(&setup)
-            .await
-            .context(|| "locking the plan's tables".into())?;
+        client.batch_execute(&setup).await.context(at)?;
         let Some(busy) = lock_each(client, plan).await? else {
             client
                 .batch_execute("RELEASE SAVEPOINT pgsalvage_locks; SET LOCAL lock_timeout = 0")
                 .await
-                .context(|| "locking the plan's tables".into())?;
-            patience.reporter.waiting(None);
+                .context(at)?;
+            waits.over();
             return Ok(());
         };
         client
             .batch_execute("ROLLBACK TO SAVEPOINT pgsalvage_locks")
             .await
-            .context(|| "locking the plan's tables".into())?;
+            .context(at)?;
         let who = visit::blockers(client, &busy, WRITE_CONFLICTS).await;
-        let waited = started.elapsed();
-        if waited >= patience.lock_wait || crate::interrupt::requested() {
-            patience.reporter.waiting(None);
-            return Err(Error::source(format!(
-                "locking {busy}: no lock within {} s (--lock-wait): {who}",
-                patience.lock_wait.as_secs()
-            ))
-            .with_hint("nothing was changed; run apply again once that session is done, or raise --lock-wait"));
+        if let Err(e) = waits.again(&format!("waiting to lock {busy}"), &who).await {
+            return Err(e.context(format!("locking {busy}")).with_hint(
+                "nothing was changed; run apply again once that session is done, or raise --lock-wait",
+            ));
         }
-        patience.reporter.waiting(Some(&format!(
-            "waiting to lock {busy} ({} s of --lock-wait {} s): {who}",
-            waited.as_secs(),
-            patience.lock_wait.as_secs()
-        )));
-        tokio::time::sleep(pause.min(patience.lock_wait.saturating_sub(waited))).await;
-        pause = (pause * 2).min(std::time::Duration::from_secs(4));
     }
 }
 

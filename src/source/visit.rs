@@ -177,43 +177,75 @@ pub async fn enter_all(
     what: &str,
     patience: &Patience<'_>,
 ) -> Result<()> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(250);
+    let mut waits = patience.start();
     loop {
-        let busy = match enter_each(stops, table, what).await {
+        let (role, busy) = match enter_each(stops, table, what).await {
             Ok(()) => {
-                if started.elapsed() > LOCK_TRY {
-                    patience.reporter.waiting(None);
-                }
+                waits.over();
                 return Ok(());
             }
             Err(Refusal::Failed(e)) => return Err(e),
             Err(Refusal::Busy(who)) => who,
         };
-        let (role, busy) = busy;
-        let waited = started.elapsed();
+        let doing = format!("waiting for a lock on {table} on {role}");
+        if let Err(e) = waits.again(&doing, &busy).await {
+            return Err(e
+                .context(format!("reading {table} from {role}{what}"))
+                .with_hint("the table is left unverified; run again once that session is done, or raise --lock-wait"));
+        }
+    }
+}
+
+/// A run of tries for locks: backs off between them and says, while it lasts, what it waits for.
+pub struct Waits<'a> {
+    patience: &'a Patience<'a>,
+    started: Instant,
+    pause: Duration,
+}
+
+impl<'a> Patience<'a> {
+    /// Starts counting the wait.
+    pub fn start(&'a self) -> Waits<'a> {
+        Waits {
+            patience: self,
+            started: Instant::now(),
+            pause: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Waits<'_> {
+    /// After a try that met `who` in the way: says so and waits before the next (250 ms,
+    /// doubling up to 4 s); an error once `--lock-wait` is spent or the run is interrupted.
+    pub async fn again(&mut self, doing: &str, who: &str) -> Result<()> {
+        let (waited, limit) = (self.started.elapsed(), self.patience.lock_wait);
         if crate::interrupt::requested() {
-            patience.reporter.waiting(None);
-            return Err(
-                crate::interrupt::error().context(format!("reading {table} from {role}{what}"))
-            );
+            self.over();
+            return Err(crate::interrupt::error());
         }
-        if waited >= patience.lock_wait {
-            patience.reporter.waiting(None);
+        if waited >= limit {
+            self.over();
             return Err(Error::source(format!(
-                "no lock within {} s (--lock-wait): {busy}",
-                patience.lock_wait.as_secs()
-            ))
-            .context(format!("reading {table} from {role}{what}"))
-            .with_hint("the table is left unverified; run again once that session is done, or raise --lock-wait"));
+                "no lock within {} s (--lock-wait): {who}",
+                limit.as_secs()
+            )));
         }
-        patience.reporter.waiting(Some(&format!(
-            "waiting for a lock on {table} on {role} ({} s of --lock-wait {} s): {busy}",
+        let said = format!(
+            "{doing} ({} s of --lock-wait {} s): {who}",
             waited.as_secs(),
-            patience.lock_wait.as_secs()
-        )));
-        tokio::time::sleep(pause.min(patience.lock_wait.saturating_sub(waited))).await;
-        pause = (pause * 2).min(Duration::from_secs(4));
+            limit.as_secs()
+        );
+        self.patience.reporter.waiting(Some(&said));
+        tokio::time::sleep(self.pause.min(limit.saturating_sub(waited))).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(4));
+        Ok(())
+    }
+
+    /// The wait is over (whichever way): the progress line stops saying it.
+    pub fn over(&self) {
+        if self.started.elapsed() > LOCK_TRY {
+            self.patience.reporter.waiting(None);
+        }
     }
 }
 
