@@ -162,6 +162,8 @@ pub struct Finding {
     pub class: Class,
     /// The key as a JSON array of its exact values (`[42]`, `["café-3", 2]`).
     pub key: String,
+    /// The key's order-preserving bytes (`key::encode`): findings are listed in this order.
+    pub order_key: Vec<u8>,
     /// Indexes of the differing compared columns (divergent rows only).
     pub columns: Vec<u16>,
     /// What a restore needs (recover runs only).

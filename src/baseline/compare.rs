@@ -689,14 +689,15 @@ fn merge_rows(
             Class::Extra => 1,
             _ => 2,
         }] += 1;
-        let key = b.or(t).expect("a row").key.clone();
+        let row = b.or(t).expect("a row");
         found.push(Finding {
             table,
             class,
-            key,
+            key: row.key.clone(),
+            order_key: row.order_key.clone(),
             columns: Vec::new(),
             restore: None,
-                values: None,
+            values: None,
         });
     }
     found

@@ -6,7 +6,6 @@ use clap::Args;
 
 use super::args::print_text;
 use super::args::{OutputArgs, TargetArgs};
-use super::runtime;
 use crate::apply::{apply_reporting, ApplyReport, ApplySettings};
 use crate::error::Result;
 use crate::source::conninfo::{resolve, ProcessEnv};
@@ -48,7 +47,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         lock_wait: args.lock_wait,
     };
     let reporter = args.output.reporter();
-    let report = runtime()?.block_on(apply_reporting(&settings, &*reporter))?;
+    let report = super::apply_runtime()?.block_on(apply_reporting(&settings, &*reporter))?;
     if let Some(path) = &args.output.json {
         crate::report::write_json_file(path, &report)?;
     }

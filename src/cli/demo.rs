@@ -162,10 +162,7 @@ fn recover_and_apply(
     dir: &std::path::Path,
 ) -> Result<i32> {
     let out = dir.join("recovery");
-    eprintln!(
-        "\nrunning: pgsalvage recover ... --out {}",
-        out.display()
-    );
+    eprintln!("\nrunning: pgsalvage recover ... --out {}", out.display());
     verify.json = None;
     verify.findings_csv = None;
     verify.restore = Some(RestoreSpec {

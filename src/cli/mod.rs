@@ -364,25 +364,49 @@ pub fn interruptible_runtime() -> Result<tokio::runtime::Runtime> {
     Ok(rt)
 }
 
-async fn on_signals() {
+/// [`runtime`] for `apply`: SIGINT or SIGTERM ends it at once, saying so. Its transaction ends
+/// with its session, so the server rolls back whatever was not committed yet; a restore that did
+/// commit is then found applied by the next `apply` (every row already restored).
+pub fn apply_runtime() -> Result<tokio::runtime::Runtime> {
+    let rt = runtime()?;
+    rt.spawn(async {
+        let Some((mut int, mut term)) = signals() else {
+            return;
+        };
+        let name = next_signal(&mut int, &mut term).await;
+        eprintln!("interrupted ({name}): quitting; an apply transaction not yet committed is rolled back by the server as the session ends (exit 2)");
+        std::process::exit(2);
+    });
+    Ok(rt)
+}
+
+type Signal = tokio::signal::unix::Signal;
+
+fn signals() -> Option<(Signal, Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let name = tokio::select! {
+    let int = signal(SignalKind::interrupt()).ok()?;
+    let term = signal(SignalKind::terminate()).ok()?;
+    Some((int, term))
+}
+
+async fn next_signal(int: &mut Signal, term: &mut Signal) -> &'static str {
+    tokio::select! {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
+    }
+}
+
+async fn on_signals() {
+    let Some((mut int, mut term)) = signals() else {
+        return;
     };
+    let name = next_signal(&mut int, &mut term).await;
     crate::interrupt::request();
     eprintln!(
         "interrupted ({name}): stopping after the key ranges being read; the report will say what was not compared (exit 2); interrupt again to quit at once"
     );
     let again = tokio::select! {
-        _ = int.recv() => "interrupted again",
-        _ = term.recv() => "interrupted again",
+        _ = next_signal(&mut int, &mut term) => "interrupted again",
         _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => "the run did not stop within 15 s",
     };
     let removed = crate::staging::remove_live();

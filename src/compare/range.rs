@@ -200,6 +200,7 @@ fn finding(
         table: key.table,
         class,
         key: key_text,
+        order_key: batch.key(r).to_vec(),
         columns,
         restore,
         values,

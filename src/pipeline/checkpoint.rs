@@ -69,6 +69,8 @@ struct RangeFile {
 struct SavedFinding {
     class: Class,
     key: String,
+    /// Hex of the order key.
+    order_key: String,
     columns: Vec<u16>,
 }
 
@@ -223,6 +225,7 @@ impl Checkpoint {
                 table,
                 class: f.class,
                 key: f.key,
+                order_key: unhex(&f.order_key).unwrap_or_default(),
                 columns: f.columns,
                 restore: None,
                 values: None,
@@ -257,6 +260,7 @@ impl Checkpoint {
                 .map(|f| SavedFinding {
                     class: f.class,
                     key: f.key.clone(),
+                    order_key: hex(&f.order_key),
                     columns: f.columns.clone(),
                 })
                 .collect(),

@@ -66,6 +66,8 @@ pub fn collect(
     if let Some(keys) = keys {
         keys.finish()?;
     }
+    // Ranges finish in any order: the listing is put in key order, table by table.
+    kept.sort_by(|a: &Finding, b: &Finding| (a.table, &a.order_key).cmp(&(b.table, &b.order_key)));
     Ok(Listed {
         layout,
         findings: kept,
@@ -148,6 +150,7 @@ mod tests {
             table,
             class: Class::Missing,
             key: format!("[{k}]"),
+            order_key: k.to_be_bytes().to_vec(),
             columns: vec![],
             values: None,
             restore: Some(Box::new(RestoreKey {

@@ -500,6 +500,17 @@ fn a_killed_verify_resumes_from_its_checkpoint_and_reports_as_one_run_would() {
     assert_eq!(a["totals"], r["totals"]);
     assert_eq!(a["verdict"], r["verdict"]);
     assert_eq!(findings_of(&a), findings_of(&r));
+    // Four workers finish five ranges in any order; the listing is in key order all the same.
+    let keys: Vec<i64> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"][0].as_i64().unwrap())
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "findings out of key order: {keys:?}"
+    );
     assert_eq!(findings_of(&a).len(), 100 + 126 + 1, "the damage made");
     assert!(!checkpoint.exists(), "a complete run keeps its checkpoint");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -723,4 +734,67 @@ fn max_lag_pauses_while_a_replica_of_the_source_lags() {
         "{stderr}"
     );
     assert!(stderr.contains("(--max-lag 1 s)"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_apply_quits_at_once_and_changes_nothing() {
+    let (base, target) = pair("intapply", SMALL);
+    psql(&target, "DELETE FROM t WHERE id <= 5");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("rec");
+    let (b, t) = (url(&base), url(&target));
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // A writer holds the table: apply waits for its lock, and is interrupted while it waits.
+    let writer = timed(
+        &target,
+        "BEGIN; UPDATE t SET v = v WHERE id = 900; SELECT pg_sleep(6); COMMIT;",
+    );
+    crate::support::wait_until(
+        "the writer to hold its lock",
+        Duration::from_secs(10),
+        || {
+            psql(&target, "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'RowExclusiveLock' AND granted").trim() == "1"
+        },
+    );
+    let child = start(&[
+        "apply",
+        out_dir.to_str().unwrap(),
+        "--target",
+        &t,
+        "--no-progress",
+    ]);
+    thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    interrupt(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains(
+            "interrupted (SIGINT): quitting; an apply transaction not yet committed is rolled back"
+        ),
+        "{stderr}"
+    );
+    assert!(!out_dir.join("applied.json").exists());
+    writer.join().unwrap();
+    assert_eq!(
+        psql(&target, "SELECT count(*) FROM t").trim(),
+        "995",
+        "apply changed rows"
+    );
 }
