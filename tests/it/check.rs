@@ -371,11 +371,20 @@ fn recover_and_apply_leave_nothing_for_check() {
     let listed = text(&dry.stdout);
     // Every step is listed in the order it runs, fix-ups included; setval, which a rollback
     // would not undo, is listed where it stands, as not run.
-    assert!(listed.contains("not run (dry run)  SELECT setval("), "{listed}");
+    assert!(
+        listed.contains("not run (dry run)  SELECT setval("),
+        "{listed}"
+    );
     assert!(listed.contains("done  ALTER TABLE"), "{listed}");
     assert!(listed.contains("VALIDATE CONSTRAINT"), "{listed}");
-    let first = listed.lines().find(|l| l.contains("  ") && (l.contains(" rows  ") || l.contains("done  ") || l.contains("(dry run)  ")));
-    assert!(!first.unwrap_or("").contains("setval"), "setval listed first: {listed}");
+    let first = listed.lines().find(|l| {
+        l.contains("  ")
+            && (l.contains(" rows  ") || l.contains("done  ") || l.contains("(dry run)  "))
+    });
+    assert!(
+        !first.unwrap_or("").contains("setval"),
+        "setval listed first: {listed}"
+    );
     assert_eq!(unvalidated(&target), "4", "a dry run changes nothing");
     assert_eq!(
         psql(&target, "SELECT last_value FROM items_id_seq").trim(),
