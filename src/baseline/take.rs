@@ -125,13 +125,8 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
     Ok(plans)
 }
 
-/// A file-name-safe stem for a table: its position and its name with anything unusual replaced.
-fn stem(i: usize, name: &TableName) -> String {
-    name.file_stem(i)
-}
-
 fn rows_dir(staging: &Path, i: usize, name: &TableName) -> Result<(PathBuf, String)> {
-    let relative = format!("rows/{}", stem(i, name));
+    let relative = format!("rows/{}", name.file_stem(i));
     let dir = staging.join(&relative);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
     Ok((dir, relative))
@@ -174,7 +169,7 @@ async fn write_table(
         return Err(e.context(format!("taking the baseline of {}", plan.name)));
     }
     let codec = plan.codecs[0].as_ref().expect("the source has the table");
-    let leaves_file = format!("leaves/{}.parquet", stem(i, &plan.name));
+    let leaves_file = format!("leaves/{}.parquet", plan.name.file_stem(i));
     let shape = plan.shapes[0].clone().expect("the source has the table");
     let key: Vec<String> = plan.key_columns.iter().map(|c| c.name.clone()).collect();
     let entry = TableEntry {

@@ -394,14 +394,12 @@ pub fn create_sequence(s: &SequenceDef) -> Vec<String> {
         if s.cycle { " CYCLE" } else { " NO CYCLE" }
     )];
     if let Some(v) = s.last_value {
-        ddl.push(format!("SELECT setval({}, {v})", regclass(&s.name)));
+        ddl.push(format!(
+            "SELECT setval({}, {v})",
+            crate::sql::regclass(&s.name)
+        ));
     }
     ddl
-}
-
-/// A relation name as a `regclass` literal.
-pub fn regclass(name: &TableName) -> String {
-    crate::sql::regclass(name)
 }
 
 fn sequence_diff(base: &Schema, target: &Schema) -> Vec<Drift> {

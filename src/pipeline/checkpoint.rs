@@ -24,7 +24,7 @@ use crate::key::range::{KeyBound, KeyRange};
 use crate::plan::{TablePlan, TableRun};
 use crate::role::Role;
 use crate::source::SnapshotInfo;
-use crate::tree::{ChecksumTree, Fingerprint};
+use crate::tree::{hex, ChecksumTree, Fingerprint};
 
 pub const FORMAT: &str = "pgsalvage.checkpoint/1";
 const PLAN: &str = "plan.json";
@@ -180,8 +180,7 @@ impl Checkpoint {
         self.run = self.plan.runs.len() - 1;
         std::fs::create_dir_all(self.dir.join("ranges"))
             .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
-        let json = serde_json::to_vec_pretty(&self.plan).expect("a plan serializes");
-        write_atomically(&self.dir.join(PLAN), &json)
+        crate::report::write_json_file(&self.dir.join(PLAN), &self.plan)
     }
 
     /// The snapshots of the runs before this one.
@@ -265,8 +264,7 @@ impl Checkpoint {
                 })
                 .collect(),
         };
-        let json = serde_json::to_vec(&file).expect("a range serializes");
-        write_atomically(&self.range_path(table, range), &json)
+        crate::report::write_json_file(&self.range_path(table, range), &file)
     }
 
     /// Ends the run: a run that verified everything removes the directory.
@@ -278,13 +276,6 @@ impl Checkpoint {
             .map_err(|e| Error::io(format!("removing {}", self.dir.display()), e))?;
         Ok(true)
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 fn cut_out(run: &TableRun) -> TableCut {
@@ -353,18 +344,9 @@ fn tree_in(text: &str) -> Option<ChecksumTree> {
     ChecksumTree::from_leaves(bits, leaves)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    let mut out = Vec::with_capacity(text.len() / 2);
+    crate::tree::unhex_into(text, &mut out).then_some(out)
 }
 
 #[cfg(test)]

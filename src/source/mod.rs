@@ -51,7 +51,7 @@ pub struct Source {
     rate: Option<std::sync::Arc<throttle::RateLimit>>,
 }
 
-const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 const SNAPSHOT: &str = "
 SELECT pg_export_snapshot(), current_setting('server_version'), pg_is_in_recovery(),

@@ -40,14 +40,25 @@ pub fn session_setup() -> String {
 /// The statement that opens a transaction on an exported snapshot.
 pub fn begin_on(snapshot_id: &str) -> String {
     format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        "{}; SET TRANSACTION SNAPSHOT {}",
+        super::BEGIN,
         postgres_protocol::escape::escape_literal(snapshot_id)
+    )
+}
+
+/// `WITH RECURSIVE tree(relid)`: `table` as named now and, through pg_inherits, its partitions
+/// and children (pg_partition_tree would itself wait for their locks).
+fn inheritance_tree(table: &TableName) -> String {
+    format!(
+        "WITH RECURSIVE tree(relid) AS (SELECT {}::oid \
+           UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)",
+        crate::sql::regclass(table)
     )
 }
 
 /// Why a visit could not start.
 #[derive(Debug)]
-pub enum Refused {
+enum Refused {
     /// The lock did not come within [`LOCK_TRY`]; who holds or wants the table, as a phrase.
     Busy(String),
     Failed(Error),
@@ -55,21 +66,19 @@ pub enum Refused {
 
 /// Opens a visit of `table` on `session`: a snapshot transaction holding the table's lock, whose
 /// files are the snapshot's.
-pub async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Result<(), Refused> {
+async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Result<(), Refused> {
     let name = table.sql();
-    let regclass = crate::sql::regclass(table);
     // The tree walks the snapshot's pg_inherits from the table as named now; each relation is
     // compared as the snapshot's pg_class saw it with pg_relation_filenode, which reads the
     // current catalog. A table dropped and made again under the same name is not in the
     // snapshot's pg_class at all, which counts as rewritten too.
     let sql = format!(
-        "{}; LOCK TABLE {name} IN ACCESS SHARE MODE; \
-         WITH RECURSIVE tree(relid) AS (SELECT {regclass}::oid \
-           UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
+        "{}; LOCK TABLE {name} IN ACCESS SHARE MODE; {} \
          SELECT count(*) FILTER (WHERE p.oid IS NULL OR (p.relkind IN ('r', 'm') \
                 AND p.relfilenode IS DISTINCT FROM pg_relation_filenode(p.oid))) \
            FROM tree LEFT JOIN pg_class p ON p.oid = tree.relid",
-        begin_on(snapshot_id)
+        begin_on(snapshot_id),
+        inheritance_tree(table)
     );
     let result = session.simple_query(&sql).await;
     let messages = match result {
@@ -116,21 +125,19 @@ pub async fn leave(session: &Client) -> Result<()> {
 /// is walked through pg_inherits, since pg_partition_tree would itself wait for the partitions'
 /// locks.
 pub async fn blockers(session: &Client, table: &TableName, modes: &[&str]) -> String {
-    let regclass = crate::sql::regclass(table);
     let modes: Vec<String> = modes
         .iter()
         .map(|m| postgres_protocol::escape::escape_literal(m))
         .collect();
     let sql = format!(
-        "WITH RECURSIVE tree(relid) AS (SELECT {regclass}::oid \
-           UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) \
-         SELECT l.pid::text || CASE WHEN l.granted THEN ' holds ' ELSE ' waits for ' END \
+        "{} SELECT l.pid::text || CASE WHEN l.granted THEN ' holds ' ELSE ' waits for ' END \
                 || l.mode || ' (' || coalesce(a.state, '?') || ': ' \
                 || left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) || ')' \
            FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
           WHERE l.locktype = 'relation' AND l.mode IN ({}) \
             AND l.relation IN (SELECT relid FROM tree) AND l.pid <> pg_backend_pid() \
           ORDER BY l.granted DESC, l.pid",
+        inheritance_tree(table),
         modes.join(", ")
     );
     let rows = match session.simple_query(&sql).await {

@@ -293,7 +293,7 @@ impl Builder<'_> {
             parts.push(format!("(SELECT last_value FROM {})", name.sql()));
             let sql = format!(
                 "SELECT setval({}, greatest({}))",
-                drift::regclass(&name),
+                crate::sql::regclass(&name),
                 parts.join(", ")
             );
             let mut e = entry("setval", None, &s.sequence);
@@ -301,10 +301,10 @@ impl Builder<'_> {
             e.note = Some(format!("at least {}", s.setval));
             self.push(true, e, vec![FixStep::Run(sql)]);
             let back = match s.last_value {
-                Some(v) => format!("SELECT setval({}, {v})", drift::regclass(&name)),
+                Some(v) => format!("SELECT setval({}, {v})", crate::sql::regclass(&name)),
                 None => format!(
                     "SELECT setval({}, {}, false)",
-                    drift::regclass(&name),
+                    crate::sql::regclass(&name),
                     seq.start
                 ),
             };
