@@ -516,38 +516,54 @@ fn a_killed_verify_resumes_from_its_checkpoint_and_reports_as_one_run_would() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn apply_waits_for_a_writer_within_lock_wait_and_gives_up_naming_it_changing_nothing() {
-    let (base, target) = pair("applock", SMALL);
+/// A damaged table `t` (5 rows deleted), its recovery directory, and an application transaction
+/// writing to `t` for `secs` seconds that already holds its lock.
+struct Behind {
+    target: String,
+    dir: tempfile::TempDir,
+    out_dir: std::path::PathBuf,
+    writer: JoinHandle<Duration>,
+}
+
+fn recovery_behind_a_writer(tag: &str, secs: u32) -> Behind {
+    let (base, target) = pair(tag, SMALL);
     psql(&target, "DELETE FROM t WHERE id <= 5");
-    let dir = std::env::temp_dir().join(format!("pgsalvage-applock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out_dir = dir.join("rec");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("rec");
     let (b, t) = (url(&base), url(&target));
+    let out_str = out_dir.to_str().unwrap();
     let out = pgsalvage(&[
-        "recover",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--out",
-        out_dir.to_str().unwrap(),
-        "-q",
+        "recover", "--base", &b, "--target", &t, "--out", out_str, "-q",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    // An application transaction writing to the table for 8 s.
     let writer = timed(
         &target,
-        "BEGIN; UPDATE t SET v = v WHERE id = 900; SELECT pg_sleep(8); COMMIT;",
+        &format!("BEGIN; UPDATE t SET v = v WHERE id = 900; SELECT pg_sleep({secs}); COMMIT;"),
     );
+    let held = "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass \
+                AND mode = 'RowExclusiveLock' AND granted";
     crate::support::wait_until(
         "the writer to hold its lock",
         Duration::from_secs(10),
-        || {
-            psql(&target, "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'RowExclusiveLock' AND granted").trim() == "1"
-        },
+        || psql(&target, held).trim() == "1",
     );
+    Behind {
+        target,
+        dir,
+        out_dir,
+        writer,
+    }
+}
+
+#[test]
+fn apply_waits_for_a_writer_within_lock_wait_and_gives_up_naming_it_changing_nothing() {
+    let Behind {
+        target,
+        dir: _dir,
+        out_dir,
+        writer,
+    } = recovery_behind_a_writer("applock", 8);
+    let t = url(&target);
     let started = Instant::now();
     let out = pgsalvage(&[
         "apply",
@@ -587,7 +603,6 @@ fn apply_waits_for_a_writer_within_lock_wait_and_gives_up_naming_it_changing_not
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(psql(&target, "SELECT count(*) FROM t").trim(), "1000");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -738,34 +753,14 @@ fn max_lag_pauses_while_a_replica_of_the_source_lags() {
 
 #[test]
 fn an_interrupted_apply_quits_at_once_and_changes_nothing() {
-    let (base, target) = pair("intapply", SMALL);
-    psql(&target, "DELETE FROM t WHERE id <= 5");
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("rec");
-    let (b, t) = (url(&base), url(&target));
-    let out = pgsalvage(&[
-        "recover",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--out",
-        out_dir.to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // A writer holds the table: apply waits for its lock, and is interrupted while it waits.
-    let writer = timed(
-        &target,
-        "BEGIN; UPDATE t SET v = v WHERE id = 900; SELECT pg_sleep(6); COMMIT;",
-    );
-    crate::support::wait_until(
-        "the writer to hold its lock",
-        Duration::from_secs(10),
-        || {
-            psql(&target, "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'RowExclusiveLock' AND granted").trim() == "1"
-        },
-    );
+    let Behind {
+        target,
+        dir: _dir,
+        out_dir,
+        writer,
+    } = recovery_behind_a_writer("intapply", 6);
+    let t = url(&target);
     let child = start(&[
         "apply",
         out_dir.to_str().unwrap(),
