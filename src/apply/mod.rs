@@ -137,7 +137,8 @@ struct Attempt<'a> {
     reporter: &'a dyn Reporter,
     settings: &'a ApplySettings,
     plan: &'a RecoverPlan,
-    codecs: &'a [Arc<RowCodec>],
+    /// `None` for a table the recovery creates, until it is created.
+    codecs: &'a [Option<Arc<RowCodec>>],
     steps: &'a [Step],
 }
 
@@ -185,7 +186,8 @@ impl Attempt<'_> {
         report.statements.extend(counts);
         // Verify inside the transaction: a restore that did not produce exactly the planned rows
         // is rolled back instead of committed; a dry run shows the same check.
-        reverify(client, plan, self.codecs, dir, &mut report).await?;
+        let codecs = created_codecs(client, plan, self.codecs).await?;
+        reverify(client, plan, &codecs, dir, &mut report).await?;
         self.end(report).await.map(Some)
     }
 
@@ -252,9 +254,9 @@ impl Attempt<'_> {
     /// plan was applied (from a copy of the directory, or before its marker was removed).
     async fn restored_already(&self) -> Result<bool> {
         for (t, codec) in self.plan.tables.iter().zip(self.codecs) {
-            if t.planned(TOUCHED) == 0 {
+            let Some(codec) = codec.as_ref().filter(|_| t.planned(TOUCHED) > 0) else {
                 continue;
-            }
+            };
             let file = key_file(&self.settings.dir.join("keys"), t.index);
             let skip = Default::default();
             let off = check_table(
@@ -277,6 +279,8 @@ impl Attempt<'_> {
     async fn guard(&self, keyed: &HashSet<usize>) -> Result<Vec<Mismatch>> {
         let mut all = Vec::new();
         for (t, codec) in self.plan.tables.iter().zip(self.codecs) {
+            // A table created by the recovery has no row to guard.
+            let Some(codec) = codec else { continue };
             let actions: &[Action] = if keyed.contains(&t.index) {
                 &[Action::Update, Action::Delete]
             } else {
@@ -322,7 +326,7 @@ impl Attempt<'_> {
             .plan
             .tables
             .iter()
-            .filter(|t| direct.contains(&t.index))
+            .filter(|t| direct.contains(&t.index) && !t.create)
         {
             let name = TableName::new(&t.schema, &t.name);
             let row = self
@@ -356,8 +360,9 @@ async fn rollback(client: &Client) -> Result<()> {
 }
 
 /// The digest codec of every plan table, from the target's catalog as it is now: a column that
-/// disappeared since the diff stops the apply.
-async fn codecs(client: &Client, plan: &RecoverPlan) -> Result<Vec<Arc<RowCodec>>> {
+/// disappeared since the diff stops the apply. A table the recovery creates must not exist yet;
+/// its codec is `None` until it does ([`created_codecs`]).
+async fn codecs(client: &Client, plan: &RecoverPlan) -> Result<Vec<Option<Arc<RowCodec>>>> {
     let shapes = catalog::read_tables(client)
         .await
         .map_err(|e| e.context("reading the target's catalog"))?;
@@ -365,28 +370,71 @@ async fn codecs(client: &Client, plan: &RecoverPlan) -> Result<Vec<Arc<RowCodec>
         .iter()
         .map(|t| {
             let name = TableName::new(&t.schema, &t.name);
-            let shape = shapes.iter().find(|s| s.name == name).ok_or_else(|| {
-                Error::usage(format!(
-                    "table {name} of the plan no longer exists on the target"
+            let shape = shapes.iter().find(|s| s.name == name);
+            match (shape, t.create) {
+                (None, true) => Ok(None),
+                (Some(_), true) => Err(Error::usage(format!(
+                    "table {name} exists on the target now, but this recovery creates it: nothing was applied"
                 ))
-            })?;
-            let kinds = t
-                .columns
-                .iter()
-                .map(|c| shape.column(c).map(|(_, col)| col.kind.clone()))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "table {name} changed since recover: a compared column is gone"
-                    ))
-                    .with_hint("run recover again")
-                })?;
-            Ok(Arc::new(RowCodec {
-                kinds,
-                nkey: t.key.len(),
-            }))
+                .with_hint("run recover again against the target as it is now")),
+                (None, false) => Err(Error::usage(format!(
+                    "table {name} of the plan no longer exists on the target"
+                ))),
+                (Some(shape), false) => codec_of(t, shape).map(Some),
+            }
         })
         .collect()
+}
+
+/// Within the transaction, after the script ran: every codec, those of the tables it created
+/// read from the catalog as it now is.
+async fn created_codecs(
+    client: &Client,
+    plan: &RecoverPlan,
+    codecs: &[Option<Arc<RowCodec>>],
+) -> Result<Vec<Arc<RowCodec>>> {
+    if codecs.iter().all(Option::is_some) {
+        return Ok(codecs.iter().flatten().cloned().collect());
+    }
+    let shapes = catalog::read_tables(client)
+        .await
+        .map_err(|e| e.context("reading the tables the recovery created"))?;
+    plan.tables
+        .iter()
+        .zip(codecs)
+        .map(|(t, codec)| match codec {
+            Some(codec) => Ok(codec.clone()),
+            None => {
+                let name = TableName::new(&t.schema, &t.name);
+                let shape = shapes.iter().find(|s| s.name == name).ok_or_else(|| {
+                    Error::usage(format!("the recovery did not create table {name}")).with_hint(
+                        "its CREATE TABLE is a fix-up of restore.sql: see plan.json's fixups",
+                    )
+                })?;
+                codec_of(t, shape)
+            }
+        })
+        .collect()
+}
+
+/// The digest codec of one plan table on the target's shape of it.
+fn codec_of(t: &TableRestore, shape: &crate::shape::TableShape) -> Result<Arc<RowCodec>> {
+    let name = TableName::new(&t.schema, &t.name);
+    let kinds = t
+        .columns
+        .iter()
+        .map(|c| shape.column(c).map(|(_, col)| col.kind.clone()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "table {name} changed since recover: a compared column is gone"
+            ))
+            .with_hint("run recover again")
+        })?;
+    Ok(Arc::new(RowCodec {
+        kinds,
+        nkey: t.key.len(),
+    }))
 }
 
 /// What `apply` leaves in the directory once it committed: when, and where.
@@ -490,7 +538,8 @@ const WRITE_CONFLICTS: &[&str] = &[
 
 /// One try at every lock: the table whose lock did not come in time, if one did not.
 async fn lock_each(client: &Client, plan: &RecoverPlan) -> Result<Option<TableName>> {
-    for t in plan.parents_first() {
+    // A table the recovery creates is the transaction's own.
+    for t in plan.parents_first().into_iter().filter(|t| !t.create) {
         let name = TableName::new(&t.schema, &t.name);
         let sql = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", name.sql());
         match client.batch_execute(&sql).await {

@@ -17,7 +17,8 @@ use crate::error::{Context, Result};
 use crate::shape::TableName;
 
 const TABLES: &str = "
-SELECT c.oid, n.nspname::text, c.relname::text
+SELECT c.oid, n.nspname::text, c.relname::text,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -26,9 +27,13 @@ SELECT c.oid, n.nspname::text, c.relname::text
 const COLUMNS: &str = "
 SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
-       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END,
+       CASE WHEN a.attcollation <> t.typcollation
+            THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attrelid, a.attnum";
@@ -123,6 +128,8 @@ pub struct ColumnDef {
     /// `a` (always) or `d` (by default) for identity columns.
     pub identity: Option<char>,
     pub json: JsonForm,
+    /// The column's collation (`schema.name`, quoted) where it is not its type's default.
+    pub collation: Option<String>,
 }
 
 /// A constraint's kind, as `pg_constraint.contype` says.
@@ -208,6 +215,8 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     pub constraints: Vec<ConstraintDef>,
     pub indexes: Vec<IndexDef>,
+    /// A partitioned table's `PARTITION BY` clause (`pg_get_partkeydef`).
+    pub partition_key: Option<String>,
 }
 
 impl TableDef {
@@ -301,6 +310,7 @@ pub async fn read_schema(client: &Client) -> Result<Schema> {
                 columns: Vec::new(),
                 constraints: Vec::new(),
                 indexes: Vec::new(),
+                partition_key: r.get(3),
             };
             (r.get::<_, u32>(0), def)
         })
@@ -332,6 +342,7 @@ async fn read_columns(client: &Client, tables: &mut BTreeMap<u32, TableDef>) -> 
             generated: !generated.is_empty(),
             identity: identity.chars().next(),
             json: JsonForm::of_type(r.get(7)),
+            collation: r.get(8),
         });
     }
     Ok(())

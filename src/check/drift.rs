@@ -8,10 +8,13 @@
 //! between a database and a restored copy of it. Whether a constraint is validated is not drift:
 //! `check` reports that on its own, with the rows that violate it.
 //!
-//! The DDL is given for what can be put back without guessing: missing columns (type, default,
-//! generation), defaults, nullability, missing constraints (`NOT VALID` then `VALIDATE` where that
-//! exists), missing indexes and missing sequences. A missing table, a changed type or a changed
-//! definition has no DDL here: those need a person (pg_dump of the base has the definitions).
+//! The DDL is given for what can be put back without guessing: missing tables (columns with their
+//! types, defaults, generation, identity and collations; constraints; indexes; see [`TableDdl`]),
+//! missing columns, defaults, nullability, missing constraints (`NOT VALID` then `VALIDATE` where
+//! that exists), missing indexes and missing sequences. A changed type or a changed definition has
+//! no DDL here: those need a person (pg_dump of the base has the definitions). Neither has what
+//! the catalog read here does not hold: a table's triggers, grants, policies, comments, storage
+//! options and partitions.
 
 use serde::Serialize;
 
@@ -67,7 +70,10 @@ pub fn diff(base: &Schema, target: &Schema) -> Vec<Drift> {
     let mut out = Vec::new();
     for (name, b) in &base.tables {
         match target.table(name) {
-            None => out.push(table_drift(name, Change::Missing)),
+            None => out.push(Drift {
+                ddl: TableDdl::of(b).statements(),
+                ..table_drift(name, Change::Missing)
+            }),
             Some(t) => out.extend(table_diff(b, t)),
         }
     }
@@ -248,12 +254,15 @@ fn column_text(c: &ColumnDef) -> String {
 /// `ALTER TABLE t ADD COLUMN c type [DEFAULT expr | GENERATED ...]`, always nullable: the values
 /// come from the base after it is added, and `NOT NULL` is set once they are in.
 pub fn add_column(table: &TableName, c: &ColumnDef) -> String {
-    let mut sql = format!(
-        "ALTER TABLE {} ADD COLUMN {} {}",
-        table.sql(),
-        quote_ident(&c.name),
-        c.type_sql
-    );
+    format!("ALTER TABLE {} ADD COLUMN {}", table.sql(), column_sql(c))
+}
+
+/// `name type [COLLATE c] [DEFAULT expr | GENERATED ...]`, without nullability.
+fn column_sql(c: &ColumnDef) -> String {
+    let mut sql = format!("{} {}", quote_ident(&c.name), c.type_sql);
+    if let Some(collation) = &c.collation {
+        sql.push_str(&format!(" COLLATE {collation}"));
+    }
     match (&c.default, c.generated, c.identity) {
         (Some(expr), true, _) => sql.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
         (_, _, Some('a')) => sql.push_str(" GENERATED ALWAYS AS IDENTITY"),
@@ -277,6 +286,77 @@ pub fn add_constraint(table: &TableName, c: &ConstraintDef) -> Vec<String> {
         vec![format!("{add} NOT VALID"), validate(table, &c.name)]
     } else {
         vec![add]
+    }
+}
+
+/// How to create a table the target lost, as the base has it, in the order a restore needs:
+/// the table with its columns and the constraints its rows are loaded under (primary key, unique,
+/// validated checks), then, once its rows are in, what would refuse or slow them (foreign keys,
+/// which may point at tables created or filled later; exclusion constraints and checks the base
+/// never validated; the other indexes).
+pub struct TableDdl<'a> {
+    pub table: &'a TableDef,
+    /// `CREATE TABLE ...`.
+    pub create: String,
+    /// Constraints added after the rows.
+    pub constraints: Vec<&'a ConstraintDef>,
+    /// Indexes created after the rows (not those of constraints, which come with them).
+    pub indexes: Vec<&'a IndexDef>,
+}
+
+impl<'a> TableDdl<'a> {
+    pub fn of(table: &'a TableDef) -> TableDdl<'a> {
+        let inline = |c: &&ConstraintDef| match c.kind {
+            ConstraintKind::PrimaryKey | ConstraintKind::Unique => true,
+            ConstraintKind::Check => c.validated,
+            _ => false,
+        };
+        let mut parts: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| match c.not_null {
+                true => format!("{} NOT NULL", column_sql(c)),
+                false => column_sql(c),
+            })
+            .collect();
+        parts.extend(
+            table
+                .constraints
+                .iter()
+                .filter(compared)
+                .filter(inline)
+                .map(|c| format!("CONSTRAINT {} {}", quote_ident(&c.name), c.definition)),
+        );
+        let mut create = format!("CREATE TABLE {} ({})", table.name.sql(), parts.join(", "));
+        if let Some(key) = &table.partition_key {
+            create.push_str(&format!(" PARTITION BY {key}"));
+        }
+        TableDdl {
+            table,
+            create,
+            constraints: table
+                .constraints
+                .iter()
+                .filter(compared)
+                .filter(|c| !inline(c))
+                .collect(),
+            indexes: table.indexes.iter().filter(free_standing).collect(),
+        }
+    }
+
+    /// Every statement in order (foreign keys and checks the base validated are added `NOT
+    /// VALID`, then validated).
+    pub fn statements(&self) -> Vec<String> {
+        let mut out = vec![self.create.clone()];
+        for c in &self.constraints {
+            let mut ddl = add_constraint(&self.table.name, c);
+            if !c.validated {
+                ddl.truncate(1);
+            }
+            out.extend(ddl);
+        }
+        out.extend(self.indexes.iter().map(|i| i.definition.clone()));
+        out
     }
 }
 
@@ -456,6 +536,7 @@ mod tests {
             generated: false,
             identity: None,
             json: JsonForm::Text,
+            collation: None,
         }
     }
 
@@ -516,6 +597,7 @@ mod tests {
                     columns: Some(vec!["status".into()]),
                 },
             ],
+            partition_key: None,
         }
     }
 
@@ -620,6 +702,24 @@ mod tests {
         assert_eq!(
             d[0].ddl,
             ["ALTER TABLE \"public\".\"items\" ADD CONSTRAINT \"items_pkey\" PRIMARY KEY (id)"]
+        );
+    }
+
+    #[test]
+    fn a_missing_table_is_created_with_its_rows_constraints_first_and_the_rest_after() {
+        let mut t = items();
+        t.columns[2].collation = Some("pg_catalog.\"C\"".into());
+        let d = diff(&schema(vec![t]), &schema(vec![]));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].object, d[0].change), (Object::Table, Change::Missing));
+        assert_eq!(
+            d[0].ddl,
+            [
+                "CREATE TABLE \"public\".\"items\" (\"id\" integer DEFAULT nextval('items_id_seq'::regclass) NOT NULL, \"status\" text DEFAULT 'new'::text NOT NULL, \"legacy\" character varying(20) COLLATE pg_catalog.\"C\", CONSTRAINT \"items_pkey\" PRIMARY KEY (id))",
+                "ALTER TABLE \"public\".\"items\" ADD CONSTRAINT \"items_owner_fk\" FOREIGN KEY (owner) REFERENCES owners(id) NOT VALID",
+                "ALTER TABLE \"public\".\"items\" VALIDATE CONSTRAINT \"items_owner_fk\"",
+                "CREATE INDEX items_status_idx ON public.items USING btree (status)",
+            ]
         );
     }
 

@@ -99,6 +99,10 @@ pub struct TableRestore {
     /// them has no digest, or in plans written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_sum: Option<String>,
+    /// The target lacks the table: the recovery creates it (a fix-up before the rows), so
+    /// `apply` neither locks nor guards it, and reads its shape once it is created.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -283,7 +287,9 @@ fn parents_of(run: &TableRun) -> Vec<crate::shape::TableName> {
 
 fn table_restore(index: usize, run: &TableRun) -> TableRestore {
     let plan = &run.plan;
-    let target = TargetShape(plan.shapes.last().and_then(Option::as_ref));
+    let on_target = plan.shapes.last().and_then(Option::as_ref);
+    // A table the target lacks is created as the reference has it.
+    let target = TargetShape(on_target.or_else(|| plan.shapes.iter().flatten().next()));
     let key: Vec<String> = plan.columns[..plan.nkey].to_vec();
     let insert_columns: Vec<String> = plan
         .columns
@@ -318,6 +324,7 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         insert_order: 0,
         delete_order: 0,
         written_sum: None,
+        create: on_target.is_none(),
     }
 }
 

@@ -136,6 +136,7 @@ pub async fn plan(target: &Client, ins: &Inspection, rows: &RowRestore) -> Resul
     b.schema_before();
     b.parents();
     b.columns_after();
+    b.tables_after();
     b.added_constraints(target).await?;
     b.indexes();
     b.orphan_choices();

@@ -27,6 +27,7 @@ impl Builder<'_> {
     /// Sequences, columns and defaults the target lost, and a lost primary key.
     pub(super) fn schema_before(&mut self) {
         self.missing_sequences();
+        self.missing_tables();
         self.missing_columns();
         self.changed_defaults();
         self.missing_primary_keys();
@@ -38,10 +39,152 @@ impl Builder<'_> {
             .drift(Object::Sequence, Change::Missing)
             .cloned()
             .collect();
+        let created = self.created_tables();
         for d in seqs {
+            // An identity column's sequence comes with the table that is created.
+            let identity = self.bs.sequences.get(&d.qualified).is_some_and(|s| {
+                !s.users.is_empty()
+                    && s.users.iter().all(|(t, c)| {
+                        created.contains(t)
+                            && self
+                                .bs
+                                .table(t)
+                                .and_then(|t| t.column(c))
+                                .is_some_and(|c| c.identity.is_some())
+                    })
+            });
+            if identity {
+                continue;
+            }
             self.push_ddl("create_sequence", None, &d.name, &d.ddl);
-            let drop = format!("DROP SEQUENCE {}", d.qualified.sql());
+            // IF EXISTS: a sequence owned by a table created here goes with the table.
+            let drop = format!("DROP SEQUENCE IF EXISTS {}", d.qualified.sql());
             self.out.undo_last.push(FixStep::Run(drop));
+        }
+    }
+
+    /// The tables the target lost that are created here, parents first: those the base has, but
+    /// partitioned ones (their partitions are not read here: a person restores those).
+    pub(super) fn created_tables(&self) -> Vec<TableName> {
+        let names: Vec<TableName> = self
+            .drift(Object::Table, Change::Missing)
+            .filter(|d| {
+                self.bs
+                    .table(&d.qualified)
+                    .is_some_and(|t| t.partition_key.is_none())
+            })
+            .map(|d| d.qualified.clone())
+            .collect();
+        let edges: Vec<(TableName, Vec<TableName>)> = names
+            .iter()
+            .map(|n| {
+                let parents = self.bs.table(n).expect("filtered above").foreign_keys();
+                (n.clone(), parents.map(|(_, f)| f.parent.clone()).collect())
+            })
+            .collect();
+        let (order, _) = crate::recovery::order::parents_first(&edges);
+        order.into_iter().map(|i| names[i].clone()).collect()
+    }
+
+    /// Creates the tables the target lost, before the row restore fills them: columns,
+    /// defaults, the key and unique constraints, validated checks, sequence ownership and the
+    /// position of identity sequences. The rest comes after the rows ([`Self::table_after`]).
+    /// undo drops them, children first, after the row undo.
+    fn missing_tables(&mut self) {
+        for name in self.created_tables() {
+            let bt = self
+                .bs
+                .table(&name)
+                .expect("a created table is the base's")
+                .clone();
+            let ddl = drift::TableDdl::of(&bt);
+            let mut steps = vec![ddl.create.clone()];
+            steps.extend(self.sequence_ties(&bt));
+            let mut e = entry("create_table", Some(&name), &name.to_string());
+            e.statements = steps.clone();
+            e.note = Some(
+                "from the base's catalog; triggers, grants, policies and comments are not: take them from pg_dump of the base"
+                    .into(),
+            );
+            self.push(false, e, steps.into_iter().map(FixStep::Run).collect());
+            self.out
+                .undo_last
+                .insert(0, FixStep::Run(format!("DROP TABLE {}", name.sql())));
+        }
+    }
+
+    /// The base's sequences a created table's columns use: owned by their column again, and an
+    /// identity sequence (created with the table) set where the base's is.
+    fn sequence_ties(&self, bt: &crate::check::catalog::TableDef) -> Vec<String> {
+        let mut out = Vec::new();
+        for seq in self.bs.sequences.values() {
+            for (t, c) in seq.users.iter().filter(|(t, _)| *t == bt.name) {
+                let Some(col) = bt.column(c) else { continue };
+                let column = format!("{}.{}", t.sql(), quote_ident(c));
+                if col.identity.is_some() {
+                    if let Some(v) = seq.last_value {
+                        out.push(format!(
+                            "SELECT setval(pg_get_serial_sequence({}, {}), {v})",
+                            crate::sql::literal(&t.sql()),
+                            crate::sql::literal(c)
+                        ));
+                    }
+                } else if self.ins.target.sequences.contains_key(&seq.name)
+                    || self
+                        .drift(Object::Sequence, Change::Missing)
+                        .any(|d| d.qualified == seq.name)
+                {
+                    out.push(format!(
+                        "ALTER SEQUENCE {} OWNED BY {column}",
+                        seq.name.sql()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// What a created table gets once its rows are in: foreign keys (validated when every
+    /// parent row will be there: the parent is created here too, or ends up all from the base),
+    /// exclusion constraints, checks the base never validated, and the other indexes.
+    pub(super) fn tables_after(&mut self) {
+        let created = self.created_tables();
+        for name in &created {
+            let name = name.clone();
+            let bt = self
+                .bs
+                .table(&name)
+                .expect("a created table is the base's")
+                .clone();
+            let ddl = drift::TableDdl::of(&bt);
+            for con in ddl.constraints {
+                let statements = drift::add_constraint(&name, con);
+                let mut e = entry(
+                    "add_constraint",
+                    Some(&name),
+                    &format!("{name}.{}", con.name),
+                );
+                e.statements = vec![statements[0].clone()];
+                self.push(true, e, vec![FixStep::Run(statements[0].clone())]);
+                if con.validated && statements.len() > 1 {
+                    let parent = con.foreign.as_ref().map(|f| &f.parent);
+                    let holds =
+                        parent.is_none_or(|p| created.contains(p) || self.rows.all_from_base(p));
+                    let why = (!holds).then(|| {
+                        "the parent table keeps rows the base does not have or lacks, so its rows were not checked".to_string()
+                    });
+                    self.validate(&name, &con.name, why);
+                }
+            }
+            for index in ddl.indexes {
+                let mut e = entry(
+                    "create_index",
+                    Some(&name),
+                    &format!("{name}.{}", index.name),
+                );
+                e.statements = vec![index.definition.clone()];
+                self.push(true, e, vec![FixStep::Run(index.definition.clone())]);
+            }
         }
     }
 
@@ -247,6 +390,7 @@ impl Builder<'_> {
     /// Missing unique, foreign-key and check constraints (a missing primary key came before the
     /// rows), checked against the target's rows where their columns exist.
     pub(super) async fn added_constraints(&mut self, target: &Client) -> Result<()> {
+        let created = self.created_tables();
         for (table, con) in self.missing_constraints() {
             if con.kind == ConstraintKind::PrimaryKey {
                 continue;
@@ -254,6 +398,12 @@ impl Builder<'_> {
             let dups = self.duplicates_left(&table, &con.name);
             self.add_constraint(true, &table, &con, dups);
             if !con.kind.can_be_not_valid() {
+                continue;
+            }
+            let parent = con.foreign.as_ref().map(|f| &f.parent);
+            if parent.is_some_and(|p| created.contains(p)) {
+                let why = "its parent table is created by this recovery: its rows were not checked";
+                self.validate(&table, &con.name, Some(why.into()));
                 continue;
             }
             let left = self.added_violations_left(target, &table, &con).await?;
@@ -394,12 +544,13 @@ impl Builder<'_> {
 
     /// Drift no DDL here can put back: listed for a person.
     pub(super) fn manual(&mut self) {
+        let created = self.created_tables();
         let items: Vec<Drift> = self
             .ins
             .report
             .drift
             .iter()
-            .filter(|d| !handled(d))
+            .filter(|d| !handled(d, &created))
             .cloned()
             .collect();
         for d in items {
@@ -426,9 +577,9 @@ impl Builder<'_> {
 }
 
 /// Whether a fix-up above puts this drift back.
-fn handled(d: &Drift) -> bool {
+fn handled(d: &Drift, created: &[TableName]) -> bool {
     match d.change {
-        Change::Missing => d.object != Object::Table,
+        Change::Missing => d.object != Object::Table || created.contains(&d.qualified),
         Change::Extra => false,
         Change::Different => {
             d.aspect == Some("default")
