@@ -124,6 +124,20 @@ pub struct RestoreSpec {
     pub on_conflict: crate::classify::ConflictPolicy,
     /// Directory receiving `keys/<table index>.jsonl`, one record per differing key.
     pub keys_dir: PathBuf,
+    /// `--orphans`: rows referencing parents no source has.
+    pub orphans: OrphanPolicy,
+}
+
+/// What recover does with orphans nothing restores (rows whose parent no source has).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// Listed, with both choices written commented out.
+    #[default]
+    Keep,
+    /// Deleted (undo puts them back as they were).
+    Delete,
+    /// Their reference set NULL where its columns allow it (undo sets it back).
+    SetNull,
 }
 
 impl VerifySettings {

@@ -10,7 +10,7 @@ use super::{finish, parse_table, parse_table_columns, CompareArgs};
 use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
 use crate::recover::{recover, RecoverSettings};
-use crate::settings::RestoreSpec;
+use crate::settings::{OrphanPolicy, RestoreSpec};
 use crate::shape::TableName;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +69,12 @@ pub struct RecoverArgs {
     #[arg(long, value_enum, default_value = "keep", help_heading = "Restore")]
     pub new_on_target: NewOnTarget,
 
+    /// Rows whose parent exists on no source (orphans nothing can restore): keep lists them
+    /// with both choices commented out in restore.sql; delete removes them; set-null sets their
+    /// reference NULL where its columns allow it. undo.sql puts them back as they were.
+    #[arg(long, value_enum, default_value = "keep", help_heading = "Restore")]
+    pub orphans: Orphans,
+
     /// Mark target rows written legitimately after the replica, so they are never overwritten:
     /// --changed-after "public.orders:updated_at > '2026-11-24 03:00+00'" (repeatable; the
     /// predicate is SQL evaluated on the target's rows of that table).
@@ -122,6 +128,11 @@ impl RecoverArgs {
             },
             keys_dir: PathBuf::new(),
             changed_after: parse_predicates(&self.changed_after)?,
+            orphans: match self.orphans {
+                Orphans::Keep => OrphanPolicy::Keep,
+                Orphans::Delete => OrphanPolicy::Delete,
+                Orphans::SetNull => OrphanPolicy::SetNull,
+            },
         });
         Ok(RecoverSettings {
             verify,
@@ -150,6 +161,14 @@ fn parse_predicates(specs: &[String]) -> Result<HashMap<TableName, String>> {
         map.insert(parse_table(table)?, predicate.trim().to_string());
     }
     Ok(map)
+}
+
+/// `--orphans`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Orphans {
+    Keep,
+    Delete,
+    SetNull,
 }
 
 /// `--new-on-target`.

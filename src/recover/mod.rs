@@ -75,7 +75,12 @@ pub async fn recover(
     let found =
         crate::check::inspect(sides.target, Some(sides.reference), &verify.filter, 1000).await?;
     let actions = row_actions(&run.tables, &keys, &found.report)?;
-    let fixups = fixup::plan(sides.target, &found, &actions).await?;
+    let orphans = verify
+        .restore
+        .as_ref()
+        .map(|r| r.orphans)
+        .unwrap_or_default();
+    let fixups = fixup::plan(sides.target, &found, &actions, orphans).await?;
     plan.fixups = fixups.plan.clone();
     let out = Written {
         dir: staging.path(),
@@ -454,11 +459,11 @@ async fn write_script(
     sections: Vec<Section<'_>>,
     (first, last): (&[FixStep], &[FixStep]),
 ) -> Result<()> {
-    let (runs, keys, reference) = (out.runs, out.keys, out.sides.reference);
+    let (runs, keys) = (out.runs, out.keys);
     let mut s = create(path)?;
     s.comment(header)?;
     s.begin()?;
-    write_fixups(&mut s, first, reference).await?;
+    write_fixups(&mut s, first, out.sides).await?;
     for sec in sections {
         let t = sec.table;
         let table = runs[t.index].plan.name.sql();
@@ -474,13 +479,13 @@ async fn write_script(
             Dml::Delete => s.delete_using(&table, &temp, &t.key)?,
         }
     }
-    write_fixups(&mut s, last, reference).await?;
+    write_fixups(&mut s, last, out.sides).await?;
     s.commit()?;
     close(s, path)
 }
 
-/// Fix-up steps; rows they load come from `reference` (the base).
-async fn write_fixups(s: &mut ScriptFile, steps: &[FixStep], reference: &Client) -> Result<()> {
+/// Fix-up steps; rows they load come from the reference (the base), or the target.
+async fn write_fixups(s: &mut ScriptFile, steps: &[FixStep], sides: &Sides<'_>) -> Result<()> {
     for step in steps {
         match step {
             FixStep::Comment(text) => s.comment(text)?,
@@ -491,11 +496,16 @@ async fn write_fixups(s: &mut ScriptFile, steps: &[FixStep], reference: &Client)
                 table,
                 columns,
                 queries,
+                from_target,
             } => {
                 s.temp_table(temp, &table.sql(), columns)?;
                 s.copy_begin(temp, columns)?;
+                let (reference, side) = match from_target {
+                    true => (sides.target, "target"),
+                    false => (sides.reference, "base"),
+                };
                 for q in queries {
-                    let at = || format!("reading the base's rows of {table} for a fix-up");
+                    let at = || format!("reading the {side}'s rows of {table} for a fix-up");
                     let mut sink = |piece: Option<bytes::Bytes>| match piece {
                         Some(bytes) => s.copy_data(&bytes),
                         None => Ok(()),

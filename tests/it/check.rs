@@ -555,6 +555,85 @@ fn a_filtered_recover_restores_the_parent_chain_and_leaves_choices_for_the_rest(
     );
 }
 
+/// `--orphans delete|set-null`: the orphans nothing restores are settled by the recovery (so
+/// their key validates), and undo.sql puts them back exactly as they were.
+#[test]
+fn orphans_nothing_restores_are_deleted_or_nulled_on_request_and_undo_puts_them_back() {
+    let orders = |db: &str| psql(db, "SELECT id, account_id FROM orders ORDER BY id");
+    let validated = |db: &str| {
+        psql(
+            db,
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'orders_account_fk'",
+        )
+        .trim()
+        .to_string()
+    };
+    for (choice, left) in [("delete", "1|1"), ("set-null", "11|")] {
+        let (base, target) = damaged_pair(&format!("orphans_{}", choice.replace('-', "_")));
+        let before = orders(&target);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        let plan = recover_cli(
+            &base,
+            &target,
+            &out,
+            &[
+                "--tables",
+                "public.children,public.orders",
+                "--orphans",
+                choice,
+            ],
+        );
+        let step = plan["fixups"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "orphans")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (&step["rows"], &step["active"]),
+            (&2.into(), &true.into()),
+            "{step}"
+        );
+        let validate = plan["fixups"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "validate" && s["object"] == "public.orders.orders_account_fk")
+            .cloned()
+            .unwrap();
+        assert_eq!(validate["active"], true, "{validate}");
+        let applied = pgsalvage(&[
+            "apply",
+            out.to_str().unwrap(),
+            "--target",
+            &url(&target),
+            "-q",
+        ]);
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+        assert_eq!(validated(&target), "t");
+        let after = orders(&target);
+        assert!(
+            after.contains(&format!("\n{left}\n")) || after.starts_with(&format!("{left}\n")),
+            "{choice}: {after}"
+        );
+        assert!(
+            !after.contains("|99") && !after.contains("|98"),
+            "{choice}: {after}"
+        );
+        cluster()
+            .psql_file(&target, &out.join("undo.sql"))
+            .unwrap_or_else(|e| panic!("undo: {e}"));
+        assert_eq!(
+            orders(&target),
+            before,
+            "{choice}: undo did not put the orphans back"
+        );
+        assert_eq!(validated(&target), "f");
+    }
+}
+
 #[test]
 fn lost_constraints_and_a_lost_serial_column_come_back_validated() {
     let (base, target) = pair(

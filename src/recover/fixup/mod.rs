@@ -16,7 +16,8 @@
 //!   applied with `UPDATE ... FROM` (every base row, including those just inserted). Then
 //!   missing constraints (`NOT VALID` where that exists) and indexes (a unique index built after
 //!   the row restore removed the duplicates it could), commented-out choices for orphans nothing
-//!   can restore (delete them, or set the reference NULL when it is nullable), `VALIDATE
+//!   can restore (delete them, or set the reference NULL when it is nullable; `--orphans`
+//!   makes either run, on the listed rows that are still orphans when it runs), `VALIDATE
 //!   CONSTRAINT` and `SET NOT NULL` where they will hold, and last `setval` (computed when the
 //!   script runs, from the restored table's maximum and the base's `last_value`).
 //!
@@ -40,6 +41,7 @@ use crate::check::Inspection;
 use crate::classify::Action;
 use crate::error::Result;
 pub use crate::recovery::fixups::{FixupEntry, FixupPlan};
+pub use crate::settings::OrphanPolicy;
 use crate::shape::TableName;
 
 /// One step a fix-up adds to a script.
@@ -50,12 +52,14 @@ pub enum FixStep {
     Run(String),
     /// A statement written commented out: a choice left to a person.
     Choice(String),
-    /// A temporary table shaped like `columns` of `table`, filled from the base by `queries`.
+    /// A temporary table shaped like `columns` of `table`, filled by `queries` from the base,
+    /// or `from_target` (rows as the target had them at diff time, for undo.sql).
     Load {
         temp: String,
         table: TableName,
         columns: Vec<String>,
         queries: Vec<String>,
+        from_target: bool,
     },
     /// A temporary table filled with these rows (text values, none NULL).
     Rows {
@@ -122,7 +126,12 @@ impl RowRestore {
 }
 
 /// Builds the fix-ups; reads the target only to check the constraints the base adds.
-pub async fn plan(target: &Client, ins: &Inspection, rows: &RowRestore) -> Result<Fixups> {
+pub async fn plan(
+    target: &Client,
+    ins: &Inspection,
+    rows: &RowRestore,
+    orphans: OrphanPolicy,
+) -> Result<Fixups> {
     let Some(bs) = &ins.base else {
         return Ok(Fixups::default());
     };
@@ -130,8 +139,10 @@ pub async fn plan(target: &Client, ins: &Inspection, rows: &RowRestore) -> Resul
         ins,
         bs,
         rows,
+        orphans,
         out: Fixups::default(),
         temps: 0,
+        undo_resets: Vec::new(),
     };
     b.schema_before();
     b.parents();
@@ -152,8 +163,12 @@ struct Builder<'a> {
     ins: &'a Inspection,
     bs: &'a Schema,
     rows: &'a RowRestore,
+    orphans: OrphanPolicy,
     out: Fixups,
     temps: usize,
+    /// Unvalidated foreign keys on the target that undo.sql must drop while it takes restored
+    /// parents out again (their orphans reference those keys), and add back `NOT VALID`.
+    undo_resets: Vec<(TableName, crate::check::catalog::ConstraintDef)>,
 }
 
 /// A fix-up's listing; `push` sets its stage.

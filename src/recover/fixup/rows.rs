@@ -1,7 +1,7 @@
 //! The row fix-ups: missing parents restored from the base, choices for orphans nothing
 //! restores, `VALIDATE CONSTRAINT` where the rows will obey, and `setval` last.
 
-use super::{entry, Builder, FixStep};
+use super::{entry, Builder, FixStep, OrphanPolicy};
 use crate::check::catalog::{ColumnDef, ConstraintDef, TableDef};
 use crate::check::drift::{self, Change, Object};
 use crate::check::parents::ParentRows;
@@ -33,6 +33,15 @@ impl Builder<'_> {
             })
             .collect();
         let (order, _) = parents_first(&edges);
+        // Any table's unvalidated key into a restored parent may hold orphans that undo's
+        // deletes would trip over (the filter does not say which tables those are).
+        for child in self.ins.target.tables.values() {
+            for (con, fk) in child.foreign_keys() {
+                if !con.validated && names.contains(&fk.parent) {
+                    self.undo_resets.push((child.name.clone(), con.clone()));
+                }
+            }
+        }
         let mut undo = Vec::new();
         for i in order {
             for p in restorable.iter().filter(|p| p.table == names[i]) {
@@ -61,6 +70,7 @@ impl Builder<'_> {
             table: p.table.clone(),
             columns: names,
             queries,
+            from_target: false,
         };
         self.push(false, e, vec![load, FixStep::Run(insert)]);
         self.out.plan.insert_tables.push(p.table.to_string());
@@ -111,7 +121,7 @@ impl Builder<'_> {
         ]
     }
 
-    /// Violating rows that nothing in the recovery fixes.
+    /// How many violating rows nothing in the recovery fixes.
     pub(super) fn left_after(
         &self,
         table: &TableName,
@@ -119,6 +129,45 @@ impl Builder<'_> {
         key: &[String],
         rows: &[Violation],
     ) -> u64 {
+        let settled = |o: &&crate::check::report::OrphanFinding| {
+            o.table_name == *table && o.constraint == con.name
+        };
+        let nullable = con.columns.iter().all(|c| {
+            self.ins
+                .target
+                .table(table)
+                .and_then(|t| t.column(c))
+                .is_some_and(|c| !c.not_null)
+        });
+        let policy_settles = match self.orphans {
+            OrphanPolicy::Delete => true,
+            OrphanPolicy::SetNull => nullable,
+            OrphanPolicy::Keep => false,
+        };
+        // `--orphans delete|set-null` settles the orphans of this key that nothing restores
+        // (those with a NULL in their name are left for a person, see `orphan_choices`).
+        if policy_settles
+            && con.foreign.is_some()
+            && self.ins.report.orphans.iter().any(|o| settled(&o))
+        {
+            let unnamed = self
+                .unfixed(table, con, key, rows)
+                .iter()
+                .filter(|v| v.key.iter().any(Option::is_none))
+                .count();
+            return unnamed as u64;
+        }
+        self.unfixed(table, con, key, rows).len() as u64
+    }
+
+    /// The violating rows nothing in the row restore or the parent restores fixes.
+    fn unfixed<'v>(
+        &self,
+        table: &TableName,
+        con: &ConstraintDef,
+        key: &[String],
+        rows: &'v [Violation],
+    ) -> Vec<&'v Violation> {
         let restored = |v: &Violation| {
             let Some(fk) = &con.foreign else { return false };
             let Some(tuple) = v.values.iter().cloned().collect::<Option<Vec<String>>>() else {
@@ -130,10 +179,12 @@ impl Builder<'_> {
         };
         rows.iter()
             .filter(|v| !restored(v) && !self.rows.fixes(table, key, &v.key, &con.columns))
-            .count() as u64
+            .collect()
     }
 
-    /// Orphans nothing restores: the choices, commented out.
+    /// Orphans nothing restores: with `--orphans keep`, both choices written commented out;
+    /// with `delete` or `set-null`, that choice runs on the listed rows that are still orphans
+    /// when it runs, and undo puts them back as the target had them at diff time.
     pub(super) fn orphan_choices(&mut self) {
         for o in &self.ins.report.orphans {
             let Some(tt) = self.ins.target.table(&o.table_name) else {
@@ -142,45 +193,200 @@ impl Builder<'_> {
             let Some(con) = tt.constraint(&o.constraint) else {
                 continue;
             };
-            let left = self.left_after(&tt.name, con, &o.orphans.key_columns, &o.orphans.all);
-            if left == 0 {
+            let key = &o.orphans.key_columns;
+            let left: Vec<&Violation> = self.unfixed(&tt.name, con, key, &o.orphans.all);
+            if left.is_empty() {
                 continue;
             }
             let Some(cond) = scan::violation_condition(tt, con) else {
                 continue;
             };
-            let mut choices = vec![format!("DELETE FROM {} AS c WHERE {cond}", tt.name.sql())];
             let nullable = con
                 .columns
                 .iter()
                 .all(|c| tt.column(c).is_some_and(|c| !c.not_null));
-            if nullable {
-                let set: Vec<String> = con
-                    .columns
-                    .iter()
-                    .map(|c| format!("{} = NULL", quote_ident(c)))
-                    .collect();
-                choices.push(format!(
-                    "UPDATE {} AS c SET {} WHERE {cond}",
-                    tt.name.sql(),
-                    set.join(", ")
-                ));
-            }
+            let delete = format!("DELETE FROM {} AS c WHERE {cond}", tt.name.sql());
+            let set_null = format!(
+                "UPDATE {} AS c SET {} WHERE {cond}",
+                tt.name.sql(),
+                null_list(&con.columns)
+            );
             let mut e = entry(
                 "orphans",
                 Some(&tt.name),
                 &format!("{}.{}", tt.name, con.name),
             );
-            e.active = false;
-            e.rows = Some(left);
-            e.note = Some(format!(
-                "{left} rows reference {} rows that exist nowhere: choose one",
-                o.parent
-            ));
-            e.statements = choices.clone();
-            let steps = choices.into_iter().map(FixStep::Choice).collect();
-            self.push(true, e, steps);
+            e.rows = Some(left.len() as u64);
+            let chosen = match self.orphans {
+                OrphanPolicy::Delete => Some(true),
+                OrphanPolicy::SetNull if nullable => Some(false),
+                OrphanPolicy::SetNull | OrphanPolicy::Keep => None,
+            };
+            let keys: Option<Vec<Vec<String>>> = left
+                .iter()
+                .map(|v| v.key.iter().cloned().collect::<Option<Vec<String>>>())
+                .collect();
+            match (chosen, keys) {
+                (Some(delete), Some(keys)) => {
+                    let note = if delete {
+                        "deleted"
+                    } else {
+                        "reference set NULL"
+                    };
+                    e.note = Some(format!(
+                        "{} rows reference {} rows that exist nowhere: {note} (--orphans)",
+                        left.len(),
+                        o.parent
+                    ));
+                    let steps = self.settle_orphans(tt, con, key, &cond, keys, delete);
+                    e.statements = steps
+                        .iter()
+                        .filter_map(|s| match s {
+                            FixStep::Run(sql) => Some(sql.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.push(true, e, steps);
+                }
+                (_, keys) => {
+                    let mut choices = vec![delete];
+                    if nullable {
+                        choices.push(set_null);
+                    }
+                    e.active = false;
+                    e.note = Some(match (self.orphans, keys) {
+                        (_, None) => format!(
+                            "{} rows reference {} rows that exist nowhere, and some have no key to name them by: choose one by hand",
+                            left.len(),
+                            o.parent
+                        ),
+                        (OrphanPolicy::SetNull, _) => format!(
+                            "{} rows reference {} rows that exist nowhere; its columns are NOT NULL: use --orphans delete, or choose by hand",
+                            left.len(),
+                            o.parent
+                        ),
+                        _ => format!(
+                            "{} rows reference {} rows that exist nowhere: recover again with --orphans delete or --orphans set-null",
+                            left.len(),
+                            o.parent
+                        ),
+                    });
+                    e.statements = choices.clone();
+                    let steps = choices.into_iter().map(FixStep::Choice).collect();
+                    self.push(true, e, steps);
+                }
+            }
         }
+    }
+
+    /// The steps that delete the orphans named by `keys` (or set their reference NULL), where
+    /// they are still orphans; undo first puts them back from the target as it was.
+    fn settle_orphans(
+        &mut self,
+        table: &TableDef,
+        con: &ConstraintDef,
+        key: &[String],
+        cond: &str,
+        keys: Vec<Vec<String>>,
+        delete: bool,
+    ) -> Vec<FixStep> {
+        let name = &table.name;
+        let temp = self.temp("orph");
+        let by_key = key
+            .iter()
+            .map(|k| format!("c.{0} = s.{0}", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let run = if delete {
+            format!(
+                "DELETE FROM {} AS c USING {} AS s WHERE {by_key} AND {cond}",
+                name.sql(),
+                quote_ident(&temp)
+            )
+        } else {
+            format!(
+                "UPDATE {} AS c SET {} FROM {} AS s WHERE {by_key} AND {cond}",
+                name.sql(),
+                null_list(&con.columns),
+                quote_ident(&temp)
+            )
+        };
+        let tuples = keys.iter().cloned().collect();
+        // What undo puts back: the whole rows, or the reference's values.
+        let columns: Vec<String> = if delete {
+            table
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            [key.to_vec(), con.columns.clone()].concat()
+        };
+        if let Some(queries) = scan::tuple_filters(table, key, &tuples) {
+            let back = self.temp("unorph");
+            let queries = queries
+                .into_iter()
+                .map(|f| {
+                    format!(
+                        "SELECT {} FROM {} WHERE {f}",
+                        select_list(&columns),
+                        name.sql()
+                    )
+                })
+                .collect();
+            let undo = if delete {
+                let overriding = if table.columns.iter().any(|c| c.identity == Some('a')) {
+                    " OVERRIDING SYSTEM VALUE"
+                } else {
+                    ""
+                };
+                format!(
+                    "INSERT INTO {} ({}){overriding} SELECT {} FROM {}",
+                    name.sql(),
+                    select_list(&columns),
+                    select_list(&columns),
+                    quote_ident(&back)
+                )
+            } else {
+                let set = con
+                    .columns
+                    .iter()
+                    .map(|c| format!("{0} = s.{0}", quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "UPDATE {} AS t SET {set} FROM {} AS s WHERE {}",
+                    name.sql(),
+                    quote_ident(&back),
+                    key_match(key)
+                )
+            };
+            self.out.undo_first.extend([
+                FixStep::Comment(format!(
+                    "undo: the {} orphans of {name}.{} as they were",
+                    keys.len(),
+                    con.name
+                )),
+                FixStep::Load {
+                    temp: back,
+                    table: name.clone(),
+                    columns,
+                    queries,
+                    from_target: true,
+                },
+                FixStep::Run(undo),
+            ]);
+        }
+        vec![
+            FixStep::Rows {
+                temp,
+                table: name.clone(),
+                columns: key.to_vec(),
+                rows: keys,
+            },
+            FixStep::Run(run),
+        ]
     }
 
     /// `VALIDATE CONSTRAINT` for the target's unvalidated constraints, where they will hold.
@@ -229,7 +435,10 @@ impl Builder<'_> {
             }
             self.validate(&table, &con.name, why);
         }
-        for item in orphaned {
+        for item in orphaned
+            .into_iter()
+            .chain(std::mem::take(&mut self.undo_resets))
+        {
             if !reset.contains(&item) {
                 reset.push(item);
             }
@@ -353,4 +562,13 @@ fn parent_insert(p: &ParentRows, cols: &[ColumnDef], names: &[String], temp: &st
         select_list(names),
         quote_ident(temp)
     )
+}
+
+/// `a = NULL, b = NULL`.
+fn null_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} = NULL", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -377,6 +377,7 @@ impl Builder<'_> {
                 table: table.clone(),
                 columns,
                 queries: vec![query],
+                from_target: false,
             };
             self.push(true, e, vec![load, FixStep::Run(update)]);
             if col.not_null {
