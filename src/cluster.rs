@@ -5,8 +5,11 @@
 //! and trust authentication for local and replication connections, so that `psql`,
 //! `pg_dump` and `pg_basebackup` can reach it without passwords. The server binaries are
 //! found through `pg_config --bindir` (Debian keeps `initdb` and `pg_ctl` off `PATH`), or
-//! `PGSALVAGE_PG_BINDIR`. SQL goes through `psql` subprocesses, so no client library is
-//! needed.
+//! `PGSALVAGE_PG_BINDIR`; [`Cluster::start_in`] takes them from a given directory instead, so
+//! the cross-version tests run servers of other majors. SQL goes through `psql` subprocesses, so
+//! no client library is needed; a bindir without client tools (a server-only build) borrows them
+//! from `PATH` (psql talks to servers of other majors), and a standby of such a build is copied
+//! without `pg_basebackup`, whose major must match the server's (see `backup_copy`).
 //!
 //! `initdb`, `pg_ctl` and `postgres` refuse to run as root. CI and the dev machines do run
 //! as root, so there these tools are run as the `postgres` OS user through
@@ -32,6 +35,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod backup_copy;
 
 /// Overrides where the server binaries (`initdb`, `pg_ctl`, ...) are looked for.
 pub const BINDIR_ENV: &str = "PGSALVAGE_PG_BINDIR";
@@ -149,9 +154,19 @@ impl Cluster {
     /// Same as [`Cluster::start`], with extra `postgresql.conf` settings (they come after
     /// the defaults, so they may also override them).
     pub fn start_with(settings: &[(&str, &str)]) -> Result<Cluster, ClusterError> {
+        Cluster::start_tools(Tools::get()?, settings)
+    }
+
+    /// Same as [`Cluster::start_with`], with the server binaries (`initdb`, `pg_ctl`,
+    /// `postgres`) from `bindir`: a server of another major than the system's.
+    pub fn start_in(bindir: &Path, settings: &[(&str, &str)]) -> Result<Cluster, ClusterError> {
+        Cluster::start_tools(Tools::at(bindir)?, settings)
+    }
+
+    fn start_tools(tools: Tools, settings: &[(&str, &str)]) -> Result<Cluster, ClusterError> {
         let conf = conf_lines(BASE_SETTINGS.iter().chain(settings))?;
         // From here on, any error drops `cluster`, which cleans up whatever exists.
-        let mut cluster = Cluster::prepare(Tools::get()?)?;
+        let mut cluster = Cluster::prepare(tools)?;
         cluster.initdb()?;
         write_file(&cluster.data.join("pg_hba.conf"), PG_HBA, false)?;
         write_file(&cluster.data.join("postgresql.conf"), &conf, true)?;
@@ -159,11 +174,16 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Creates a streaming standby of this cluster with `pg_basebackup -R` and starts it on
-    /// a new port. It inherits this cluster's `postgresql.conf`.
+    /// Creates a streaming standby of this cluster with `pg_basebackup -R` (or, when the
+    /// bindir has none, a copy between backup start and stop) and starts it on a new port. It
+    /// inherits this cluster's `postgresql.conf`.
     pub fn standby(&self) -> Result<Cluster, ClusterError> {
         let mut standby = Cluster::prepare(self.tools.clone())?;
-        standby.basebackup_from(self.port)?;
+        if self.tools.bindir.join("pg_basebackup").is_file() {
+            standby.basebackup_from(self.port)?;
+        } else {
+            standby.copy_backup_from(self)?;
+        }
         standby.launch()?;
         Ok(standby)
     }
@@ -206,9 +226,25 @@ impl Cluster {
         self.psql("postgres", &sql).map(drop)
     }
 
-    /// Where `pg_dump`, `pg_basebackup`, ... of the server's own version are.
+    /// Where the server binaries are, and `pg_dump`, `pg_basebackup`, ... of the server's own
+    /// version when the build has them (see [`Cluster::client_program`]).
     pub fn bindir(&self) -> &Path {
         &self.tools.bindir
+    }
+
+    /// A client tool (`psql`, `pg_dump`, ...): the server's own version from its bindir, else
+    /// the one on `PATH`.
+    pub fn client_program(&self, tool: &str) -> PathBuf {
+        self.tools.client_program(tool)
+    }
+
+    /// The server's `server_version_num` (e.g. 130023 for 13.23).
+    pub fn server_version_num(&self) -> Result<u32, ClusterError> {
+        let text = self.psql("postgres", "SHOW server_version_num")?;
+        text.trim().parse().map_err(|_| ClusterError::Psql {
+            db: "postgres".into(),
+            stderr: format!("unexpected server_version_num {:?}", text.trim()),
+        })
     }
 
     /// The cluster's data directory (gone after [`Cluster::stop`]).
@@ -468,15 +504,25 @@ impl Tools {
         }
     }
 
+    /// The binaries of `bindir`, run as the same user as [`Tools::get`]'s.
+    fn at(bindir: &Path) -> Result<Tools, ClusterError> {
+        if !has_server_binaries(bindir) {
+            let why = format!("{} has no initdb and pg_ctl", bindir.display());
+            return Err(ClusterError::BinariesMissing(why));
+        }
+        let owner = server_owner().map_err(|_| ClusterError::NoPostgresUser)?;
+        Ok(Tools {
+            bindir: bindir.to_path_buf(),
+            owner,
+        })
+    }
+
     fn detect() -> Result<Tools, Missing> {
         let bindir = find_bindir(std::env::var_os(BINDIR_ENV)).map_err(Missing::Binaries)?;
-        // SAFETY: geteuid(2) cannot fail and has no preconditions.
-        let owner = if unsafe { libc::geteuid() } == 0 {
-            Some(lookup_user(SUPERUSER).ok_or(Missing::User)?)
-        } else {
-            None
-        };
-        Ok(Tools { bindir, owner })
+        Ok(Tools {
+            bindir,
+            owner: server_owner()?,
+        })
     }
 
     /// A command for a tool that must not run as root (`initdb`, `pg_ctl`,
@@ -506,6 +552,16 @@ impl Tools {
         } else {
             PathBuf::from(tool)
         }
+    }
+}
+
+/// Whom the server tools run as: `Some(postgres)` when we are root, as they refuse root.
+fn server_owner() -> Result<Option<Owner>, Missing> {
+    // SAFETY: geteuid(2) cannot fail and has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        lookup_user(SUPERUSER).map(Some).ok_or(Missing::User)
+    } else {
+        Ok(None)
     }
 }
 
