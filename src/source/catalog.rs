@@ -52,8 +52,12 @@ SELECT t.oid, t.typname, t.typtype::text, t.typbasetype, t.typelem, t.typcategor
        t.typlen, t.typrelid
   FROM pg_type t";
 
+/// The database's collation and its provider: `datlocprovider` came with 15; before, every
+/// database's default collation was libc's.
 const DATABASE: &str = "
 SELECT datcollate, datlocprovider::text FROM pg_database WHERE datname = current_database()";
+const DATABASE_BEFORE_15: &str = "
+SELECT datcollate, 'c' FROM pg_database WHERE datname = current_database()";
 
 /// One row of `pg_type`, enough to resolve a kind.
 struct TypeRow {
@@ -195,16 +199,33 @@ async fn read_types(client: &Client) -> Result<HashMap<u32, TypeRow>> {
     Ok(rows.into_iter().map(entry).collect())
 }
 
-/// Whether the database's default collation orders by bytes: only libc's C and POSIX do, as
-/// PostgreSQL decides it (`lc_collate_is_c`); C.UTF-8 and ICU locales do not.
+/// Whether the database's default collation orders by bytes, as PostgreSQL decides it
+/// (`lc_collate_is_c`): libc's C and POSIX, and the builtin provider of 17+ (its C, C.UTF-8
+/// and PG_UNICODE_FAST sort by code point, which is UTF-8's byte order); libc's C.UTF-8 and
+/// ICU locales do not.
 async fn database_is_bytewise(client: &Client) -> Result<bool> {
+    let sql = if server_version_num(client).await? >= 150_000 {
+        DATABASE
+    } else {
+        DATABASE_BEFORE_15
+    };
     let row = client
-        .query_one(DATABASE, &[])
+        .query_one(sql, &[])
         .await
         .context(|| "reading the database".into())?;
     let collate: String = row.get(0);
     let provider: String = row.get(1);
-    Ok(provider == "c" && matches!(collate.as_str(), "C" | "POSIX"))
+    Ok(provider == "b" || (provider == "c" && matches!(collate.as_str(), "C" | "POSIX")))
+}
+
+/// The server's `server_version_num` (130023 for 13.23): catalog queries follow it, as
+/// columns and functions come and go between majors.
+pub async fn server_version_num(client: &Client) -> Result<i32> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .context(|| "reading the server version".into())?;
+    Ok(row.get(0))
 }
 
 struct Resolver<'a> {
