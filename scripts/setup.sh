@@ -12,6 +12,7 @@ need_packages() {
   command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   echo "${missing[@]:-}"
 }
 
