@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const BASE: &str = "
+pub const BASE: &str = "
 CREATE TABLE grandparents (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE parents (id int PRIMARY KEY, gp_id int NOT NULL CONSTRAINT parents_gp_fk REFERENCES grandparents, name text);
 CREATE TABLE children (id bigint PRIMARY KEY, parent_id int CONSTRAINT children_parent_fk REFERENCES parents, note text);
@@ -33,7 +33,7 @@ SELECT setval('items_id_seq', 40);
 
 /// What a migration that failed half way leaves: foreign keys dropped, rows deleted from the top
 /// of the hierarchy, constraints re-added NOT VALID, and the rest of the damage.
-const DAMAGE: &str = "
+pub const DAMAGE: &str = "
 ALTER TABLE parents DROP CONSTRAINT parents_gp_fk;
 ALTER TABLE children DROP CONSTRAINT children_parent_fk;
 ALTER TABLE orders DROP CONSTRAINT orders_account_fk;

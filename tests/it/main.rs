@@ -11,6 +11,7 @@ mod integrity;
 mod keys;
 mod layers;
 mod live;
+mod majors;
 mod random;
 mod recover;
 mod status;
