@@ -181,10 +181,13 @@ impl Cluster {
         let mut standby = Cluster::prepare(self.tools.clone())?;
         if self.tools.bindir.join("pg_basebackup").is_file() {
             standby.basebackup_from(self.port)?;
+            standby.launch()?;
         } else {
-            standby.copy_backup_from(self)?;
+            // The backup's session keeps the primary's WAL until the standby streams it.
+            let backup = standby.copy_backup_from(self)?;
+            standby.launch()?;
+            backup.end()?;
         }
-        standby.launch()?;
         Ok(standby)
     }
 

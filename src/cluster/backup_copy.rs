@@ -5,22 +5,28 @@
 //! `pg_basebackup` must be of the server's major or newer, and the server-only builds the
 //! cross-version tests use ship none, while the system's is older than 16. The primary is on
 //! this machine, so the copy is a plain file copy. A non-exclusive backup lives as long as the
-//! session that started it, so one `psql` runs the whole backup: it starts it, then its `\!`
-//! shell prints a marker and blocks reading psql's stdin until the copy is done; then it stops
-//! the backup and prints the backup label, which becomes the copy's `backup_label`. The WAL
-//! is copied after the stop, so the copy holds every record from the backup's checkpoint to its
-//! end; the standby streams the rest from the primary (`standby.signal`, `primary_conninfo`).
+//! session that started it, so one `psql` runs it all: it creates a temporary replication slot
+//! (which keeps every WAL segment from then on), starts the backup, then its `\!` shell prints
+//! a marker and blocks reading psql's stdin until the copy is done; it stops the backup, prints
+//! the backup label (the copy's `backup_label`) and a marker again, and waits once more. The
+//! copy gets no WAL: the standby (`standby.signal`, `primary_conninfo`) streams all of it from
+//! the primary, from the backup's checkpoint on, and the session, with its slot, is ended only
+//! once the standby is up ([`BackupSession::end`]), so a checkpoint on a busy primary cannot
+//! remove a segment the standby still needs.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{check_tool, io_error, Cluster, ClusterError, Owner, SUPERUSER};
 
-/// What the `\!` shell prints once the backup has started.
-const READY: &str = "pgsalvage-backup-started";
+/// What the `\!` shell prints when the backup has started, and again when it has stopped.
+const READY: &str = "pgsalvage-backup-step-done";
+/// The shell command that prints the marker and waits for a line on psql's stdin.
+const HANDSHAKE: &str = "\\! echo pgsalvage-backup-step-done; read go";
 
 /// Files of the data dir a base backup leaves out (as `pg_basebackup` does).
 const SKIP_FILES: &[&str] = &[
@@ -32,7 +38,7 @@ const SKIP_FILES: &[&str] = &[
     "recovery.signal",
 ];
 
-/// Directories created empty in the copy: runtime state, and `pg_wal`, copied after the stop.
+/// Directories created empty in the copy: runtime state, and the WAL, which the standby streams.
 const EMPTY_DIRS: &[&str] = &[
     "pg_wal",
     "pg_stat_tmp",
@@ -44,34 +50,50 @@ const EMPTY_DIRS: &[&str] = &[
     "pg_subtrans",
 ];
 
+const BACKUP_HINT: &str = "the primary must be up, accept superuser connections and have a free replication slot (max_replication_slots)";
+
+/// The `psql` session that ran a low-level base backup, still open: its temporary replication
+/// slot keeps the primary's WAL since before the backup started.
+pub(super) struct BackupSession {
+    psql: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
 impl Cluster {
     /// Fills the (still missing) data dir with a low-level base backup of `primary` set up to
-    /// stream from it.
-    pub(super) fn copy_backup_from(&self, primary: &Cluster) -> Result<(), ClusterError> {
+    /// stream from it. The returned session must live until the standby has started.
+    pub(super) fn copy_backup_from(
+        &self,
+        primary: &Cluster,
+    ) -> Result<BackupSession, ClusterError> {
         let (start, stop) = backup_functions(primary.server_version_num()?);
-        let mut cmd = primary.psql_command("postgres");
-        cmd.stdin(Stdio::piped());
-        let mut psql = cmd.spawn().map_err(|error| ClusterError::Spawn {
-            program: "psql".into(),
-            error,
-        })?;
-        let label = self.copy_during_backup(primary, &mut psql, &start, &stop);
-        // Whatever happened, psql sees its stdin closed and ends, and the backup with it.
-        let output = psql
-            .wait_with_output()
-            .map_err(|error| ClusterError::Spawn {
-                program: "psql".into(),
-                error,
-            })?;
-        check_tool("psql (low-level base backup)", &output, BACKUP_HINT)?;
-        let label = label?;
+        let mut session = BackupSession::open(primary)?;
+        let slot = slot_name();
+        let begin = format!(
+            "SELECT pg_create_physical_replication_slot('{slot}', true, true) \\gset\n\
+             {start} \\gset\n{HANDSHAKE}\n"
+        );
+        let at = &primary.data;
+        if let Err(error) = session.step(&begin, at) {
+            return Err(session.end().err().unwrap_or(error));
+        }
+        copy_tree(&primary.data, &self.data, self.tools.owner, true)?;
+        let label = match session.step(&format!("go\n{stop}\n{HANDSHAKE}\n"), at) {
+            Ok(label) => label,
+            Err(error) => return Err(session.end().err().unwrap_or(error)),
+        };
+        self.configure_standby(primary, &label)?;
+        Ok(session)
+    }
+
+    /// Writes what turns the copy into a standby of `primary`: the WAL subdirectories, the
+    /// backup label, `standby.signal` and `primary_conninfo`.
+    fn configure_standby(&self, primary: &Cluster, label: &str) -> Result<(), ClusterError> {
         let owner = self.tools.owner;
-        copy_wal(
-            &primary.data.join("pg_wal"),
-            &self.data.join("pg_wal"),
-            owner,
-        )?;
-        let label = label.strip_suffix('\n').unwrap_or(&label);
+        let wal = (primary.data.join("pg_wal"), self.data.join("pg_wal"));
+        wal_subdirs(&wal.0, &wal.1, owner)?;
+        let label = label.strip_suffix('\n').unwrap_or(label);
         create_file(&self.data.join("backup_label"), label, owner)?;
         create_file(&self.data.join("standby.signal"), "", owner)?;
         let conninfo = format!(
@@ -80,31 +102,87 @@ impl Cluster {
         );
         super::write_file(&self.data.join("postgresql.auto.conf"), &conninfo, true)
     }
+}
 
-    /// Starts the backup in `psql`, copies the data dir, stops the backup; returns the label.
-    fn copy_during_backup(
-        &self,
-        primary: &Cluster,
-        psql: &mut Child,
-        start: &str,
-        stop: &str,
-    ) -> Result<String, ClusterError> {
-        let mut stdin = psql.stdin.take().expect("stdin is piped");
-        let mut stdout = BufReader::new(psql.stdout.take().expect("stdout is piped"));
-        let pipe_error = |error| io_error("talk to psql for", &primary.data, error);
-        writeln!(stdin, "{start} \\gset\n\\! echo {READY}; read go").map_err(pipe_error)?;
+impl BackupSession {
+    fn open(primary: &Cluster) -> Result<BackupSession, ClusterError> {
+        let mut cmd = primary.psql_command("postgres");
+        cmd.stdin(Stdio::piped());
+        let mut psql = cmd.spawn().map_err(|error| ClusterError::Spawn {
+            program: "psql".into(),
+            error,
+        })?;
+        let stdin = psql.stdin.take();
+        let stdout = BufReader::new(psql.stdout.take().expect("stdout is piped"));
+        Ok(BackupSession {
+            psql,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Feeds `script` (ending in the handshake) and returns what psql printed before the
+    /// marker; psql ending first means a statement failed.
+    fn step(&mut self, script: &str, at: &Path) -> Result<String, ClusterError> {
+        let pipe_error = |error| io_error("run a backup through psql for", at, error);
+        let stdin = self.stdin.as_mut().expect("the session is open");
+        stdin.write_all(script.as_bytes()).map_err(pipe_error)?;
         stdin.flush().map_err(pipe_error)?;
-        wait_for_marker(&mut stdout).map_err(pipe_error)?;
-        copy_tree(&primary.data, &self.data, self.tools.owner, true)?;
-        writeln!(stdin, "go\n{stop}").map_err(pipe_error)?;
+        let mut printed = String::new();
+        loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line).map_err(pipe_error)? == 0 {
+                let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "psql ended");
+                return Err(pipe_error(eof));
+            }
+            if line.trim_end() == READY {
+                return Ok(printed);
+            }
+            printed.push_str(&line);
+        }
+    }
+
+    /// Ends the session, and with it the backup (if still running) and the slot.
+    pub(super) fn end(mut self) -> Result<(), ClusterError> {
+        self.close()
+    }
+
+    /// Closes psql's stdin (the waiting `read` gets end of file, psql its last line) and
+    /// waits for it.
+    fn close(&mut self) -> Result<(), ClusterError> {
+        let Some(stdin) = self.stdin.take() else {
+            return Ok(());
+        };
         drop(stdin);
-        let mut label = String::new();
-        stdout.read_to_string(&mut label).map_err(pipe_error)?;
-        Ok(label)
+        let mut stderr = Vec::new();
+        if let Some(mut pipe) = self.psql.stderr.take() {
+            let _ = io::Read::read_to_end(&mut pipe, &mut stderr);
+        }
+        let status = self.psql.wait().map_err(|error| ClusterError::Spawn {
+            program: "psql".into(),
+            error,
+        })?;
+        let output = std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        };
+        check_tool("psql (low-level base backup)", &output, BACKUP_HINT)
     }
 }
 
-const BACKUP_HINT: &str = "the primary must be up and accept superuser connections";
+impl Drop for BackupSession {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// A slot name no other copy of this process uses at the same time.
+fn slot_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("pgsalvage_copy_{}_{n}", std::process::id())
+}
 
 /// The statements that start and stop a non-exclusive backup, and return its label.
 fn backup_functions(server_version_num: u32) -> (String, String) {
@@ -119,23 +197,6 @@ fn backup_functions(server_version_num: u32) -> (String, String) {
             format!("SELECT pg_start_backup({label}, true, false)"),
             "SELECT labelfile FROM pg_stop_backup(false, false);".into(),
         )
-    }
-}
-
-/// Reads psql's stdout up to the marker line; psql ending first means the start failed.
-fn wait_for_marker(stdout: &mut impl BufRead) -> io::Result<()> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stdout.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "psql ended before the backup started",
-            ));
-        }
-        if line.trim_end() == READY {
-            return Ok(());
-        }
     }
 }
 
@@ -174,16 +235,13 @@ fn skipped_file(name: &str, top: bool) -> bool {
     (top && SKIP_FILES.contains(&name)) || name.starts_with("pg_internal.init")
 }
 
-/// `pg_wal`'s segments and history files, and its subdirectories empty (`archive_status`).
-fn copy_wal(from: &Path, to: &Path, owner: Option<Owner>) -> Result<(), ClusterError> {
+/// `pg_wal`'s subdirectories (`archive_status`, `summaries`), empty.
+fn wal_subdirs(from: &Path, to: &Path, owner: Option<Owner>) -> Result<(), ClusterError> {
     let entries = fs::read_dir(from).map_err(|error| io_error("read", from, error))?;
     for entry in entries {
         let entry = entry.map_err(|error| io_error("read", from, error))?;
-        let (source, dest) = (entry.path(), to.join(entry.file_name()));
-        if source.is_dir() {
-            make_dir_like(&source, &dest, owner)?;
-        } else {
-            copy_file(&source, &dest, owner)?;
+        if entry.path().is_dir() {
+            make_dir_like(&entry.path(), &to.join(entry.file_name()), owner)?;
         }
     }
     Ok(())
@@ -245,7 +303,9 @@ mod tests {
             .contains("pg_backup_stop(false)"));
     }
 
-    /// The system's cluster, copied instead of `pg_basebackup`ed, streams like a standby.
+    /// The system's cluster, copied instead of `pg_basebackup`ed, streams like a standby, even
+    /// when the primary switched WAL segments and checkpointed between the copy and the start
+    /// (the backup's slot keeps the segments the standby streams from).
     #[test]
     fn a_copied_standby_streams_from_its_primary() {
         let primary = Cluster::start().unwrap();
@@ -253,8 +313,13 @@ mod tests {
             .psql("postgres", "CREATE TABLE t AS SELECT 1 AS n")
             .unwrap();
         let mut standby = Cluster::prepare(primary.tools.clone()).unwrap();
-        standby.copy_backup_from(&primary).unwrap();
+        let session = standby.copy_backup_from(&primary).unwrap();
+        let busy = "CREATE TABLE w AS SELECT 1; SELECT pg_switch_wal(); CHECKPOINT; DROP TABLE w; \
+                    SELECT pg_switch_wal(); CHECKPOINT; CREATE TABLE w AS SELECT 1; \
+                    SELECT pg_switch_wal(); CHECKPOINT; DROP TABLE w";
+        primary.psql("postgres", busy).unwrap();
         standby.launch().unwrap();
+        session.end().unwrap();
         assert_eq!(
             standby
                 .psql("postgres", "SELECT pg_is_in_recovery(), count(*) FROM t")
