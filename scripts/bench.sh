@@ -9,6 +9,9 @@
 #   ROWS=2000000 RESTORE="100000 1000000" scripts/bench.sh   # restore sizes for recover/apply
 #   RESTORE=0 BASELINE_ONLY=1 scripts/bench.sh  # only the baseline section (below)
 #   PEERS=1 scripts/bench.sh         # also time reladiff (data-diff's maintained fork, from PyPI)
+#   PG_BASE=13 PG_TARGET=18 scripts/bench.sh  # across majors (PG_REPLICA too): each cluster of that
+#                                    # major, 13 to 18, the system's by default; the other majors
+#                                    # are the server builds scripts/pg_majors.sh fetches
 #
 # Builds two throwaway clusters (base and target) on loopback, fills one table of ROWS rows of 13
 # mixed columns on both, damages ~DAMAGE of the target's rows (a third deleted, a third updated, a
@@ -45,6 +48,25 @@ cargo build --locked --release --bin pgsalvage 2>&1 | tail -1
 BIN=$PWD/target/release/pgsalvage
 BINDIR=${PGSALVAGE_PG_BINDIR:-$(pg_config --bindir)}
 [ -x "$BINDIR/initdb" ] || BINDIR=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+SYSTEM_MAJOR=$("$BINDIR/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
+if [ -n "${PG_BASE:-}${PG_TARGET:-}${PG_REPLICA:-}" ]; then
+  source scripts/pg_majors.sh
+  ensure_pg_majors >/dev/null
+fi
+# The server binaries of a major (empty: the system's).
+bindir_of() {
+  local major=$1 var
+  if [ -z "$major" ] || [ "$major" = "$SYSTEM_MAJOR" ]; then echo "$BINDIR"; return; fi
+  var="PGSALVAGE_PG${major}_BINDIR"
+  if [ -z "${!var:-}" ]; then
+    echo "error: no PostgreSQL $major (the system's is $SYSTEM_MAJOR; scripts/pg_majors.sh has ${PG_MAJOR_VERSIONS[*]%%.*})" >&2
+    exit 2
+  fi
+  echo "${!var}"
+}
+declare -A BINDIR_OF=([base]=$(bindir_of "${PG_BASE:-}") [target]=$(bindir_of "${PG_TARGET:-}")
+                      [replica]=$(bindir_of "${PG_REPLICA:-}"))
+for name in base target replica; do [ -n "${BINDIR_OF[$name]}" ] || exit 2; done
 
 WORK=$(mktemp -d /tmp/pgsalvage-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -57,8 +79,8 @@ cleanup() {
     echo "kept: $BASE_URL $TARGET_URL (stop: pg_ctl -D $WORK/base stop; pg_ctl -D $WORK/target stop)"
     return
   fi
-  for dir in "$WORK"/base "$WORK"/target "$WORK"/replica; do
-    [ -d "$dir" ] && as_pg "$BINDIR/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
+  for name in base target replica; do
+    [ -d "$WORK/$name" ] && as_pg "${BINDIR_OF[$name]}/pg_ctl" -D "$WORK/$name" -m immediate stop >/dev/null 2>&1 || true
   done
   rm -rf "$WORK"
 }
@@ -75,10 +97,10 @@ median_ratio() { python3 -c 'import statistics, sys; v = [float(x) for x in sys.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_cluster() { # name
-  local dir=$WORK/$1 port
+  local dir=$WORK/$1 bindir=${BINDIR_OF[$1]} port
   port=$(free_port)
-  as_pg "$BINDIR/initdb" -D "$dir" -U postgres --locale=C -E UTF8 --auth=trust -N >/dev/null
-  as_pg "$BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 \
+  as_pg "$bindir/initdb" -D "$dir" -U postgres --locale=C -E UTF8 --auth=trust -N >/dev/null
+  as_pg "$bindir/pg_ctl" -D "$dir" -l "$dir.log" -w -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=512MB \
     -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=50" start >/dev/null
   echo "$port"
@@ -105,7 +127,7 @@ SELECT g, (g * 7919) % 100000, (ARRAY['pending','paid','shipped','cancelled'])[1
 VACUUM ANALYZE orders;
 CHECKPOINT;"
 
-echo "== setting up two clusters with $ROWS rows (jobs $JOBS, damage $DAMAGE)"
+echo "== setting up two clusters with $ROWS rows (jobs $JOBS, damage $DAMAGE; PostgreSQL: base ${PG_BASE:-$SYSTEM_MAJOR}, target ${PG_TARGET:-$SYSTEM_MAJOR})"
 BASE_PORT=$(start_cluster base)
 TARGET_PORT=$(start_cluster target)
 PORTS=("$BASE_PORT" "$TARGET_PORT")

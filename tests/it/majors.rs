@@ -4,14 +4,16 @@
 //! The system's cluster (Debian's, 15 on this machine) is `support::cluster()`; the other majors'
 //! servers are the builds `scripts/pg_majors.sh` fetches, named by `PGSALVAGE_PG<major>_BINDIR`,
 //! which `scripts/test.sh` sets. A missing one fails its tests: nothing is skipped. Each major's
-//! server starts once and is shared by its tests, as the system's is. For each major, against the
-//! system's: the type matrix is IDENTICAL both ways and every single-value change is found;
-//! check's damaged migration is found (drift included, so no catalog text differs between majors
-//! where the schema does not), recovered, applied and then checks clean and verifies IDENTICAL;
-//! a baseline of one major verifies against databases of both; a paused streaming standby of the
-//! major is the replica of a three-way recovery, and `status` reads it and its primary. Then the
-//! pairs 13 → 18, 14 → 17 and 16 → 15 (base on the first, target on the second) go through the
-//! matrix and the recovery.
+//! server starts once and is shared by its tests, as the system's is.
+//!
+//! For each major, against the system's: the type matrix is IDENTICAL both ways, every
+//! single-value change is found, and recover + apply restore every one of them; check's damaged
+//! migration is found (drift included, so no catalog text differs between majors where the
+//! schema does not), recovered, applied, and then checks clean and verifies IDENTICAL; a baseline
+//! of one major verifies against databases of both; a paused streaming standby of the major is
+//! the replica of a three-way recovery, and `status` reads it and its primary. Then the pairs
+//! 13 → 18, 14 → 17 and 16 → 15 (base on the first, target on the second) go through the matrix
+//! and the recovery.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -146,7 +148,8 @@ fn findings(report: &Value) -> BTreeSet<(String, String, String, String)> {
 }
 
 /// The matrix, loaded the same way on both: IDENTICAL both ways; then every single-value change
-/// made on the target is found as exactly its key and column.
+/// made on the target is found as exactly its key and column, and recover + apply restore them
+/// all to IDENTICAL.
 fn type_matrix(base_server: &Cluster, target_server: &Cluster) {
     let base = Db::new(base_server, "matrix_base", MATRIX);
     let target = Db::new(target_server, "matrix_target", MATRIX);
@@ -181,6 +184,18 @@ fn type_matrix(base_server: &Cluster, target_server: &Cluster) {
         missed.is_empty() && spurious.is_empty(),
         "missed {missed:#?}\nspurious {spurious:#?}"
     );
+
+    // Every changed value restored from the base's major into the target's.
+    let (b, t) = (base.url(), target.url());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recovery");
+    let out = out.to_str().unwrap();
+    run(
+        &["recover", "--base", &b, "--target", &t, "--out", out, "-q"],
+        1,
+    );
+    run(&["apply", out, "--target", &t, "--no-progress"], 0);
+    verify(&base, &target, 0);
 }
 
 /// check's damaged migration (tests/it/check.rs): check finds it, with exactly the schema drift
