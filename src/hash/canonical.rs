@@ -119,6 +119,20 @@ fn encode_framed(kind: &TypeKind, raw: &[u8], out: &mut Vec<u8>) -> Result<(), V
     Ok(())
 }
 
+/// For a value whose canonical encoding is its binary form as it is (text, bytea, and the kinds
+/// compared by their bytes) behind a length prefix: that prefix. Lets a large value be hashed
+/// where it lies, without copying it into an encoding buffer (same bytes as [`encode_field`]).
+pub fn verbatim_prefix(kind: &TypeKind, raw: &[u8]) -> Option<([u8; 10], usize)> {
+    match kind {
+        TypeKind::Text | TypeKind::Bytea | TypeKind::Other => {
+            let mut prefix = [0u8; 10];
+            let n = varint(raw.len() as u64 + 1, &mut prefix);
+            Some((prefix, n))
+        }
+        _ => None,
+    }
+}
+
 /// LEB128: seven bits a byte, low bits first, high bit set on all but the last byte.
 fn varint(mut value: u64, out: &mut [u8; 10]) -> usize {
     let mut n = 0;

@@ -75,8 +75,9 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
     let mut keys = Vec::with_capacity(n * 12);
     let mut key_ends = Vec::with_capacity(n);
     let mut arena = RowArena {
-        bytes: Vec::with_capacity(rows.byte_len() + n * BLOCK),
+        bytes: Vec::with_capacity(arena_size(&rows)),
         rows: Vec::with_capacity(n),
+        streamed: Vec::new(),
     };
     for row in 0..n {
         for col in 0..codec.nkey {
@@ -86,6 +87,13 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
             encode_key_part(&codec.kinds[col], raw, &mut keys)?;
         }
         key_ends.push(keys.len() as u32);
+        if rows.row_byte_len(row) > STREAMED_ROW {
+            arena
+                .streamed
+                .push((row as u32, streamed_digest(codec, &rows, row)?));
+            arena.rows.push((0, 0));
+            continue;
+        }
         let start = arena.begin();
         for (kind, raw) in codec.kinds.iter().zip(rows.row_fields(row)) {
             canonical::encode_field(kind, raw, &mut arena.bytes)?;
@@ -98,6 +106,47 @@ pub fn digest_batch(codec: &RowCodec, rows: RowBatch) -> Result<DigestBatch, Val
         key_ends,
         digests: arena.digests(),
     })
+}
+
+/// The arena's room for a batch: every row's bytes and padding, but the streamed rows'.
+fn arena_size(rows: &RowBatch) -> usize {
+    let streamed: usize = (0..rows.len())
+        .map(|r| rows.row_byte_len(r))
+        .filter(|&len| len > STREAMED_ROW)
+        .sum();
+    rows.byte_len().saturating_sub(streamed) + rows.len() * BLOCK
+}
+
+/// Rows whose fields hold more bytes than this are hashed as they are read ([`streamed_digest`])
+/// instead of being copied into the batch's arena: memory stays at the row itself, whatever the
+/// size of its values.
+const STREAMED_ROW: usize = 1 << 20;
+
+/// [`row_digest`] of a row's canonical encoding, without building it: large verbatim values
+/// (text, bytea) go to the hasher where they lie, the other fields through a small buffer.
+fn streamed_digest(codec: &RowCodec, rows: &RowBatch, row: usize) -> Result<Digest, ValueError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut scratch = Vec::new();
+    let mut len = 0usize;
+    for (kind, raw) in codec.kinds.iter().zip(rows.row_fields(row)) {
+        match raw.and_then(|raw| Some((raw, canonical::verbatim_prefix(kind, raw)?))) {
+            Some((raw, (prefix, n))) if raw.len() >= 127 => {
+                hasher.update(&prefix[..n]);
+                hasher.update(raw);
+                len += n + raw.len();
+            }
+            _ => {
+                scratch.clear();
+                canonical::encode_field(kind, raw, &mut scratch)?;
+                hasher.update(&scratch);
+                len += scratch.len();
+            }
+        }
+    }
+    let zeros = padded_len(len) - 4 - len;
+    hasher.update(&[0u8; BLOCK][..zeros]);
+    hasher.update(&(len as u32).to_le_bytes());
+    Ok(*hasher.finalize().as_bytes())
 }
 
 /// The digest of one canonical row: blake3 of the row padded to whole 64-byte blocks, its length
@@ -131,8 +180,10 @@ const MAX_BLOCKS: usize = blake3::CHUNK_LEN / BLOCK;
 #[derive(Default)]
 struct RowArena {
     bytes: Vec<u8>,
-    /// Per row: where it starts and how many blocks it has.
+    /// Per row: where it starts and how many blocks it has (none for a streamed row).
     rows: Vec<(usize, usize)>,
+    /// The rows hashed as they were read, with their digests.
+    streamed: Vec<(u32, Digest)>,
 }
 
 impl RowArena {
@@ -149,8 +200,13 @@ impl RowArena {
     fn digests(&self) -> Vec<Digest> {
         let mut out = vec![[0u8; 32]; self.rows.len()];
         let mut by_blocks: [Vec<u32>; MAX_BLOCKS + 1] = Default::default();
+        for &(i, digest) in &self.streamed {
+            out[i as usize] = digest;
+        }
         for (i, &(start, blocks)) in self.rows.iter().enumerate() {
-            if blocks <= MAX_BLOCKS {
+            if blocks == 0 {
+                continue;
+            } else if blocks <= MAX_BLOCKS {
                 by_blocks[blocks].push(i as u32);
             } else {
                 let end = start + blocks * BLOCK;
@@ -261,5 +317,73 @@ mod tests {
         assert_ne!(row_digest(b"ab"), row_digest(b"ab\0"));
         assert_ne!(row_digest(b""), row_digest(b"\0"));
         assert_ne!(row_digest(&[0; 60]), row_digest(&[0; 61]));
+    }
+
+    #[test]
+    fn rows_past_the_streaming_size_hash_as_their_canonical_encoding() {
+        use crate::rows::batch::{tests::copy_stream, CopyDecoder};
+        let codec = RowCodec {
+            kinds: vec![
+                TypeKind::Int(4),
+                TypeKind::Text,
+                TypeKind::Bytea,
+                TypeKind::Bpchar,
+                TypeKind::Jsonb,
+                TypeKind::Text,
+            ],
+            nkey: 1,
+        };
+        let big = vec![b'x'; STREAMED_ROW + 1];
+        let jsonb: &[u8] = b"\x01{\"a\": 1}";
+        let rows: Vec<Vec<Option<&[u8]>>> = vec![
+            // Big text and bytea; a short text, padded bpchar, jsonb and NULL beside them.
+            vec![
+                Some(&[0, 0, 0, 1]),
+                Some(&big),
+                Some(&big[..300]),
+                Some(b"ab  "),
+                Some(jsonb),
+                None,
+            ],
+            // Small row between two big ones.
+            vec![
+                Some(&[0, 0, 0, 2]),
+                Some(b"a"),
+                None,
+                None,
+                None,
+                Some(b"b"),
+            ],
+            // Big only together: two halves over the limit, each value streamed.
+            vec![
+                Some(&[0, 0, 0, 3]),
+                Some(&big[..STREAMED_ROW / 2 + 1]),
+                Some(&big[..STREAMED_ROW / 2 + 1]),
+                None,
+                None,
+                Some(b""),
+            ],
+            // A big row of short values only.
+            vec![
+                Some(&[0, 0, 0, 4]),
+                Some(&big[..100]),
+                Some(&big[..1]),
+                Some(&big),
+                None,
+                None,
+            ],
+        ];
+        let mut decoder = CopyDecoder::new(codec.kinds.len());
+        decoder.push(&copy_stream(&rows)).unwrap();
+        let batch = digest_batch(&codec, decoder.finish().unwrap().unwrap()).unwrap();
+        assert!(batch.rows.row_byte_len(0) > STREAMED_ROW);
+        assert!(batch.rows.row_byte_len(2) > STREAMED_ROW);
+        for (i, row) in rows.iter().enumerate() {
+            let mut encoded = Vec::new();
+            for (kind, raw) in codec.kinds.iter().zip(row) {
+                canonical::encode_field(kind, *raw, &mut encoded).unwrap();
+            }
+            assert_eq!(batch.digests[i], row_digest(&encoded), "row {i}");
+        }
     }
 }

@@ -52,6 +52,14 @@ impl RowBatch {
             })
     }
 
+    /// The bytes of one row's values.
+    pub fn row_byte_len(&self, row: usize) -> usize {
+        self.fields[row * self.ncols..(row + 1) * self.ncols]
+            .iter()
+            .map(|&(_, len)| len.max(0) as usize)
+            .sum()
+    }
+
     /// The size of the buffer held, for byte-bounded queues.
     pub fn byte_len(&self) -> usize {
         self.buf.len()
