@@ -118,9 +118,10 @@ pub async fn written_as_planned(
     let at = || format!("re-verifying the rows written to {}", table.table);
     let planned = planned(table, keys_file, skip)?;
     let query = format!(
-        "COPY (SELECT {} FROM {} t WHERE t.xmin = '{xid}'::xid) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {} t WHERE t.xmin = '{xid}'::xid{}) TO STDOUT (FORMAT binary)",
         qualified_list("t", &table.columns),
         TableName::new(&table.schema, &table.name).sql(),
+        crate::recover::fetch::in_scope(table),
     );
     let stream = client.copy_out(query.as_str()).await.context(at)?;
     let mut stream = std::pin::pin!(stream);

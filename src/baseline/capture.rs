@@ -293,9 +293,17 @@ async fn capture_range(
         last: None,
     };
     let mut reader = Some(
-        start_reader(client, &table.plan, range, codec, shared.batch_bytes, None)
-            .await
-            .map_err(|e| e.context(at()))?,
+        start_reader(
+            client,
+            &table.plan,
+            table.codec,
+            range,
+            codec,
+            shared.batch_bytes,
+            None,
+        )
+        .await
+        .map_err(|e| e.context(at()))?,
     );
     while let Some(batch) = next_batch(&mut reader).await.map_err(|e| e.context(at()))? {
         shared.reporter.rows(t, batch.len() as u64);
@@ -359,15 +367,15 @@ impl RangeState {
 pub async fn span_rows(
     client: &crate::source::Session,
     plan: &TablePlan,
-    codec: usize,
+    source: usize,
     ranges: &[KeyRange],
     batch_bytes: usize,
 ) -> Result<Vec<KeyedRow>> {
-    let codec: Arc<RowCodec> = plan.codecs[codec]
+    let codec: Arc<RowCodec> = plan.codecs[source]
         .clone()
         .ok_or_else(|| Error::internal("reading a table absent from its source"))?;
     let key_kinds = codec.kinds[..codec.nkey].to_vec();
-    let query = spans_query(plan, ranges);
+    let query = spans_query(plan, source, ranges);
     let ncols = codec.kinds.len();
     let mut reader = Some(start_query(client, &query, codec, ncols, batch_bytes).await?);
     let mut rows: Vec<KeyedRow> = Vec::new();
@@ -396,7 +404,7 @@ pub async fn span_rows(
 }
 
 /// `COPY (SELECT … WHERE range1 OR range2 … ORDER BY key)`.
-fn spans_query(plan: &TablePlan, ranges: &[KeyRange]) -> String {
+fn spans_query(plan: &TablePlan, source: usize, ranges: &[KeyRange]) -> String {
     let keys = plan.key_exprs();
     let predicates: Vec<String> = ranges
         .iter()
@@ -406,10 +414,10 @@ fn spans_query(plan: &TablePlan, ranges: &[KeyRange]) -> String {
         })
         .collect();
     format!(
-        "COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT binary)",
-        plan.select_list(),
+        "COPY (SELECT {} FROM {}{} ORDER BY {}) TO STDOUT (FORMAT binary)",
+        plan.select_list_on(source),
         plan.name.sql(),
-        predicates.join(" OR "),
+        plan.where_clause(Some(&predicates.join(" OR "))),
         keys.join(", ")
     )
 }

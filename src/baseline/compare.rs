@@ -29,7 +29,7 @@ use crate::classify::{two_way, Class, Finding};
 use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
 use crate::pipeline::findings;
-use crate::plan::{reconcile, SchemaDiff, TablePlan};
+use crate::plan::{narrowed, SchemaDiff, TablePlan};
 use crate::pool::on_pool;
 use crate::progress::Reporter;
 use crate::report::listing::Layout;
@@ -98,7 +98,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     let started = Instant::now();
     let sides = open_sides(settings).await?;
     let catalogs = read_catalogs(&sides).await?;
-    let names = table_names(settings, &catalogs)?;
+    let (names, outside) = table_names(settings, &sides, &catalogs)?;
     let roles = [Role::Base, Role::Target];
     let mut reports = Vec::new();
     let mut errors = Vec::new();
@@ -136,14 +136,17 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         .zip(sides.iter().map(Side::snapshot))
         .collect();
     let findings = report::findings_out(&listed, &[]);
-    Ok(report::assemble(
+    let mut report = report::assemble(
         sources,
         reports,
         errors,
         findings,
         listed.truncated,
         started,
-    ))
+    );
+    report.scope = settings.filter.scope();
+    report.scope.outside_baseline = outside.iter().map(ToString::to_string).collect();
+    Ok(report)
 }
 
 fn error_out(name: &TableName, e: &Error) -> ErrorOut {
@@ -190,20 +193,39 @@ async fn read_catalogs(sides: &[Side]) -> Result<Vec<Vec<TableShape>>> {
     .await
 }
 
-fn table_names(settings: &VerifySettings, catalogs: &[Vec<TableShape>]) -> Result<Vec<TableName>> {
-    let names: BTreeSet<TableName> = catalogs
+/// The tables to compare, and those left out as outside a partial baseline's scope: against a
+/// baseline taken of some tables (its manifest records the filter), only the tables it holds are
+/// compared, unless `--all-tables`.
+fn table_names(
+    settings: &VerifySettings,
+    sides: &[Side],
+    catalogs: &[Vec<TableShape>],
+) -> Result<(Vec<TableName>, Vec<TableName>)> {
+    let mut names: BTreeSet<TableName> = catalogs
         .iter()
         .flatten()
         .map(|t| t.name.clone())
         .filter(|n| settings.filter.accepts(n))
         .collect();
+    let partial = sides.iter().filter_map(|s| match s {
+        Side::Stored(b) if b.manifest.scope.is_some() => Some(b),
+        _ => None,
+    });
+    let mut outside = BTreeSet::new();
+    for baseline in partial.filter(|_| !settings.filter.all_tables) {
+        let (held, left): (BTreeSet<_>, BTreeSet<_>) = names
+            .into_iter()
+            .partition(|n| baseline.manifest.table(n).is_some());
+        names = held;
+        outside.extend(left);
+    }
     for wanted in settings.filter.tables.iter().flatten() {
         if !names.contains(wanted) {
             return Err(Error::usage(format!("table {wanted} not found on base or target"))
                 .with_hint("check the name (schema.table); `pgsalvage baseline inspect DIR` lists a baseline's tables"));
         }
     }
-    Ok(names.into_iter().collect())
+    Ok((names.into_iter().collect(), outside.into_iter().collect()))
 }
 
 enum Planned {
@@ -229,7 +251,8 @@ fn plan_table(
         .entry(name)
         .map(|e| e.key.clone())
         .or_else(|| settings.keys.get(name).cloned());
-    let plan = reconcile(
+    let plan = narrowed(
+        &settings.filter,
         name,
         &order.map(|i| roles[i]),
         &order.map(|i| shapes[i]),

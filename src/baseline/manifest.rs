@@ -40,6 +40,10 @@ pub struct Manifest {
     pub epochs: Vec<SnapshotInfo>,
     /// Whether every row's `(key, digest)` is stored (`--rows`).
     pub rows: bool,
+    /// A baseline of some tables (or rows): the filter it was taken with, as its flags. A
+    /// verify against it compares only the tables it holds (see `compare::table_names`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     pub tables: Vec<TableEntry>,
     pub files: Vec<FileEntry>,
     /// blake3 of this manifest serialized with an empty checksum.
@@ -138,6 +142,7 @@ impl Manifest {
             source,
             epochs: Vec::new(),
             rows,
+            scope: None,
             tables: Vec::new(),
             files: Vec::new(),
             checksum: String::new(),

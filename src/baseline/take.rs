@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::plan::{reconcile, TablePlan};
+use crate::plan::{narrowed, TablePlan};
 use tokio::sync::mpsc;
 
 use crate::baseline::capture::{capture, CaptureTable, CaptureWork, Captured};
@@ -38,6 +38,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         .await
         .map_err(|e| e.context("reading the catalog of the source"))?;
     let plans = plan_tables(settings, &shapes)?;
+    catalog::check_predicates(std::slice::from_ref(&source), &plans).await?;
     let mut tables = Vec::with_capacity(plans.len());
     let mut planner = Planner::new(&source, settings.jobs);
     let patience = Patience {
@@ -80,6 +81,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     );
     let mut manifest = Manifest::new(source.snapshot.clone(), settings.rows);
     manifest.tables = entries?;
+    manifest.scope = Some(settings.filter.describe()).filter(|_| settings.filter.narrows());
     let snapshots = epochs.snapshots().await;
     if snapshots.len() > 1 {
         manifest.epochs = snapshots;
@@ -110,7 +112,13 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
     let mut refused: Vec<String> = Vec::new();
     for shape in shapes.iter().filter(|s| settings.filter.accepts(&s.name)) {
         let key = settings.keys.get(&shape.name).map(Vec::as_slice);
-        match reconcile(&shape.name, &[Role::Base], &[Some(shape)], key) {
+        match narrowed(
+            &settings.filter,
+            &shape.name,
+            &[Role::Base],
+            &[Some(shape)],
+            key,
+        ) {
             Ok(plan) => plans.push(plan),
             Err(e) => refused.push(e.to_string()),
         }

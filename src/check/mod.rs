@@ -147,13 +147,14 @@ pub async fn inspect(
         }
     }
     // The filter says which tables are checked; parents are followed wherever they are.
-    let scoped = |s: &Schema| {
+    let scoped = |s: &Schema, base: bool| {
         let mut s = s.clone();
         s.retain(|n| filter.accepts(n));
+        narrow_columns(&mut s, filter, base);
         s
     };
-    let ts = scoped(&target_all);
-    let bs = base_all.as_ref().map(scoped);
+    let ts = scoped(&target_all, false);
+    let bs = base_all.as_ref().map(|b| scoped(b, true));
     if ts.tables.is_empty() && bs.as_ref().is_none_or(|b| b.tables.is_empty()) {
         let sides = if base.is_some() {
             "target or base"
@@ -182,6 +183,22 @@ pub async fn inspect(
         base: base_all,
         parents,
     })
+}
+
+/// `--exclude-columns` and `--map-column` as the comparison reads them: excluded columns are
+/// no drift and hold no findings; on the base, a mapped column goes by its new name.
+fn narrow_columns(schema: &mut Schema, filter: &TableFilter, base: bool) {
+    for (name, table) in schema.tables.iter_mut() {
+        if let Some(excluded) = filter.exclude_columns.get(name) {
+            table.columns.retain(|c| !excluded.contains(&c.name));
+        }
+        let mapped = filter.map_columns.get(name).filter(|_| base);
+        for (old, new) in mapped.into_iter().flatten() {
+            if let Some(c) = table.columns.iter_mut().find(|c| &c.name == old) {
+                c.name = new.clone();
+            }
+        }
+    }
 }
 
 fn empty_report(max_keys: usize) -> CheckReport {

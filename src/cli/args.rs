@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::error::Result;
-use crate::settings::{LiveLimits, TableFilter};
+use crate::error::{Error, Result};
+use crate::settings::{LiveLimits, NamePattern, TableFilter};
+use crate::shape::TableName;
 
 /// `--target`: the database a command looks at or changes.
 #[derive(Debug, Args)]
@@ -53,12 +54,119 @@ pub struct ScopeArgs {
         help_heading = "What to compare"
     )]
     pub schemas: Vec<String>,
+
+    /// Leave out the tables matching PATTERN (repeatable), as pg_dump's -T: `*` and `?`
+    /// wildcards, schema.table (a bare name is in public), letters folded to lower case unless
+    /// double-quoted. A pattern matching nothing is fine; a --tables table it matches is an error.
+    #[arg(long, value_name = "PATTERN", help_heading = "What to compare")]
+    pub exclude_tables: Vec<String>,
+
+    /// Leave out the tables of schemas matching PATTERN (repeatable), as pg_dump's -N.
+    #[arg(long, value_name = "PATTERN", help_heading = "What to compare")]
+    pub exclude_schema: Vec<String>,
 }
 
 impl ScopeArgs {
     pub fn filter(&self) -> Result<TableFilter> {
-        super::table_filter(&self.tables, &self.schemas)
+        let mut filter = super::table_filter(&self.tables, &self.schemas)?;
+        let pattern = |flag: &str, r: std::result::Result<NamePattern, String>| {
+            r.map_err(|e| Error::usage(format!("invalid {flag} {e}")))
+        };
+        for p in &self.exclude_tables {
+            filter
+                .exclude_tables
+                .push(pattern("--exclude-tables", NamePattern::table(p))?);
+        }
+        for p in &self.exclude_schema {
+            filter
+                .exclude_schemas
+                .push(pattern("--exclude-schema", NamePattern::schema(p))?);
+        }
+        filter.check()?;
+        Ok(filter)
     }
+}
+
+/// `--where`, `--exclude-columns`, `--map-column`: which rows and columns of a table are
+/// compared (verify, recover, baseline).
+#[derive(Debug, Args)]
+pub struct NarrowArgs {
+    /// Compare only the rows of a table that a predicate accepts, on every source alike:
+    /// --where "public.orders:created_at >= '2026-01-01'" (repeatable, one per table).
+    /// Rows outside it are out of scope: not compared, not restored, not deleted.
+    #[arg(
+        long = "where",
+        value_name = "TABLE:PREDICATE",
+        help_heading = "What to compare"
+    )]
+    pub where_rows: Vec<String>,
+
+    /// Leave these columns out of the comparison: --exclude-columns public.orders:note,updated_at
+    /// (repeatable). Key columns cannot be left out.
+    #[arg(long, value_name = "TABLE:COLS", help_heading = "What to compare")]
+    pub exclude_columns: Vec<String>,
+
+    /// A column renamed by the migration: --map-column public.orders:old_name=new_name compares
+    /// the base's `old_name` with `new_name` on the other sources (and restores into
+    /// `new_name`). Repeatable.
+    #[arg(long, value_name = "TABLE:OLD=NEW", help_heading = "What to compare")]
+    pub map_column: Vec<String>,
+}
+
+impl NarrowArgs {
+    /// Adds the flags to `filter`.
+    pub fn narrow(&self, filter: &mut TableFilter) -> Result<()> {
+        for spec in &self.where_rows {
+            let (table, predicate) = table_and_rest(spec, "--where", "'public.t:id > 1000'")?;
+            if predicate.contains(['\n', '\r']) {
+                return Err(Error::usage(format!(
+                    "--where for {table}: write the predicate on one line"
+                )));
+            }
+            if filter.rows.insert(table.clone(), predicate).is_some() {
+                return Err(Error::usage(format!("--where names {table} twice"))
+                    .with_hint("join the predicates with AND"));
+            }
+        }
+        let excluded = super::parse_table_columns(&self.exclude_columns, "--exclude-columns", ':')?;
+        filter.exclude_columns.extend(excluded);
+        for spec in &self.map_column {
+            let (table, rest) = table_and_rest(spec, "--map-column", "public.t:old_name=new_name")?;
+            let (old, new) = rest
+                .split_once('=')
+                .map(|(o, n)| (o.trim().to_string(), n.trim().to_string()))
+                .filter(|(o, n)| !o.is_empty() && !n.is_empty())
+                .ok_or_else(|| {
+                    Error::usage(format!("invalid --map-column \"{spec}\""))
+                        .with_hint("write --map-column public.t:old_name=new_name")
+                })?;
+            filter
+                .map_columns
+                .entry(table)
+                .or_default()
+                .push((old, new));
+        }
+        Ok(())
+    }
+}
+
+/// `schema.table:rest`, split at the first colon outside double quotes.
+fn table_and_rest(spec: &str, flag: &str, example: &str) -> Result<(TableName, String)> {
+    let mut quoted = false;
+    let colon = spec.char_indices().find(|&(_, c)| {
+        quoted ^= c == '"';
+        c == ':' && !quoted
+    });
+    let usage = || {
+        Error::usage(format!("invalid {flag} \"{spec}\""))
+            .with_hint(format!("write {flag} {example}"))
+    };
+    let (i, _) = colon.ok_or_else(usage)?;
+    let rest = spec[i + 1..].trim();
+    if rest.is_empty() {
+        return Err(usage());
+    }
+    Ok((super::parse_table(&spec[..i])?, rest.to_string()))
 }
 
 /// `--jobs` and the hidden batch size: how hard a command reads its sources.

@@ -45,6 +45,9 @@ pub struct BaselineArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
 
+    #[command(flatten)]
+    pub narrow: super::args::NarrowArgs,
+
     /// Key columns for a table without a primary key: --key public.events=tenant_id,event_id.
     #[arg(long, value_name = "TABLE=COLS")]
     pub key: Vec<String>,
@@ -89,12 +92,14 @@ impl BaselineArgs {
             .out
             .clone()
             .ok_or_else(|| Error::usage("--out is required"))?;
+        let mut filter = self.scope.filter()?;
+        self.narrow.narrow(&mut filter)?;
         Ok(BaselineSettings {
             source: resolve(source, &ProcessEnv).map_err(|e| e.context("--source"))?,
             out,
             rows: self.rows,
             force: self.force,
-            filter: self.scope.filter()?,
+            filter,
             keys: parse_keys(&self.key)?,
             jobs: self.work.jobs,
             batch_bytes: self.work.batch_bytes(2048),

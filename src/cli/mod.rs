@@ -123,6 +123,9 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
 
+    #[command(flatten)]
+    pub narrow: args::NarrowArgs,
+
     /// Use these columns as the key of a table without a usable primary key:
     /// --key public.events=tenant_id,event_id (repeatable). They must be NOT NULL and unique.
     #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
@@ -165,6 +168,12 @@ pub struct VerifyArgs {
     /// verifies everything removes DIR.
     #[arg(long, value_name = "DIR", help_heading = "Live primary")]
     pub checkpoint: Option<PathBuf>,
+
+    /// Against a baseline taken of some tables (--tables, --exclude-*): compare every table
+    /// anyway, those it does not hold reported as table_absent. Without it they are left out
+    /// and listed in the JSON report's scope.outside_baseline.
+    #[arg(long, help_heading = "What to compare")]
+    pub all_tables: bool,
 }
 
 impl VerifyArgs {
@@ -189,6 +198,7 @@ impl VerifyArgs {
             }
         }
         settings.checkpoint = self.checkpoint.clone();
+        settings.filter.all_tables = self.all_tables;
         Ok(settings)
     }
 }
@@ -207,6 +217,7 @@ impl CompareArgs {
         let mut settings = VerifySettings::new(sources);
         settings.baselines = baselines;
         settings.filter = self.scope.filter()?;
+        self.narrow.narrow(&mut settings.filter)?;
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.work.jobs;
         settings.batch_bytes = self.work.batch_bytes(1024);
@@ -246,6 +257,7 @@ pub(crate) fn table_filter(tables: &[String], schemas: &[String]) -> Result<Tabl
     Ok(TableFilter {
         tables: (!tables.is_empty()).then_some(tables),
         schemas: (!schemas.is_empty()).then(|| schemas.to_vec()),
+        ..TableFilter::default()
     })
 }
 

@@ -1,7 +1,7 @@
 //! The conductor: sources → plans → ranges → workers → tallies → report.
 //!
 //! [`verify`] opens every source on its own exported snapshot, reads the catalogs, reconciles each
-//! table across sources ([`reconcile`]), samples key boundaries and queues one unit of work per
+//! table across sources ([`narrowed`]), samples key boundaries and queues one unit of work per
 //! (table, range). `jobs` workers each hold one session per source and take units from the queue
 //! until it is empty. Each unit passes the throttle's gate, then is read in one short visit per
 //! source ([`visit`]): a transaction on the snapshot that locks just that table and ends with the
@@ -26,7 +26,7 @@ use crate::classify::Finding;
 use crate::compare::restore::CaptureSpec;
 use crate::compare::tally::{RangeTally, TableTally};
 use crate::error::{Error, Result};
-use crate::plan::{reconcile, TablePlan, TableRun};
+use crate::plan::{narrowed, TablePlan, TableRun};
 use crate::pool::off_runtime;
 use crate::progress::{Reporter, TableDone};
 use crate::report::{self, VerifyReport};
@@ -94,6 +94,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     }
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
     let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
+    catalog::check_predicates(&sources, &plans).await?;
     for (name, err) in &refused {
         reporter.message(&format!("{name}: {err}"));
     }
@@ -142,6 +143,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         started,
     };
     let mut report = report::build(parts);
+    report.scope = settings.filter.scope();
     if let Some(c) = checkpoint {
         close_checkpoint(&c, &mut report, resumed)?;
     }
@@ -261,7 +263,7 @@ fn plan_tables(
             .map(|c| c.iter().find(|t| &t.name == name))
             .collect();
         let key = settings.keys.get(name).map(Vec::as_slice);
-        match reconcile(name, roles, &shapes, key) {
+        match narrowed(&settings.filter, name, roles, &shapes, key) {
             Ok(plan) => plans.push(plan),
             Err(e) => refused.push((name.clone(), e)),
         }

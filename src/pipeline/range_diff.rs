@@ -31,9 +31,9 @@ pub async fn diff_range(
             .as_deref()
             .filter(|_| i == clients.len() - 1);
         let reader = match &plan.codecs[i] {
-            Some(codec) => {
-                Some(start_reader(client, plan, range, codec.clone(), ctx.batch_bytes, flag).await)
-            }
+            Some(codec) => Some(
+                start_reader(client, plan, i, range, codec.clone(), ctx.batch_bytes, flag).await,
+            ),
             None => None,
         };
         let reader = reader

@@ -33,18 +33,16 @@ pub(crate) enum Item {
     End,
 }
 
-/// The COPY statement of one range on one source; `flag` adds a trailing boolean column (the
-/// target's `--changed-after` predicate), which the digest leaves out.
-pub fn copy_query(plan: &TablePlan, range: &KeyRange, flag: Option<&str>) -> String {
+/// The COPY statement of one range on source `source` (its index in the plan); `flag` adds a
+/// trailing boolean column (the target's `--changed-after` predicate), which the digest leaves
+/// out. The table's `--where` predicate narrows every range alike.
+pub fn copy_query(plan: &TablePlan, source: usize, range: &KeyRange, flag: Option<&str>) -> String {
     let keys = plan.key_exprs();
-    let filter = range
-        .predicate(&keys)
-        .map(|p| format!(" WHERE {p}"))
-        .unwrap_or_default();
+    let filter = plan.where_clause(range.predicate(&keys).as_deref());
     let flag = flag.map(|f| format!(", ({f}) IS TRUE")).unwrap_or_default();
     format!(
         "COPY (SELECT {}{flag} FROM {}{filter} ORDER BY {}) TO STDOUT (FORMAT binary)",
-        plan.select_list(),
+        plan.select_list_on(source),
         plan.name.sql(),
         keys.join(", ")
     )
@@ -55,6 +53,7 @@ pub(crate) type Reader = mpsc::Receiver<Item>;
 pub(crate) async fn start_reader(
     client: &Session,
     plan: &TablePlan,
+    source: usize,
     range: &KeyRange,
     codec: Arc<RowCodec>,
     batch_bytes: usize,
@@ -63,7 +62,7 @@ pub(crate) async fn start_reader(
     let ncols = codec.kinds.len() + usize::from(flag.is_some());
     start_query(
         client,
-        &copy_query(plan, range, flag),
+        &copy_query(plan, source, range, flag),
         codec,
         ncols,
         batch_bytes,

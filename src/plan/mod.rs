@@ -9,13 +9,15 @@
 
 pub mod table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use table::{reconcile, SchemaDiff, TablePlan};
 
 use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
-use crate::shape::TableName;
+use crate::role::Role;
+use crate::settings::TableFilter;
+use crate::shape::{TableName, TableShape};
 
 /// A table that will be compared: its plan, its ranges, its tree shape.
 #[derive(Debug)]
@@ -73,6 +75,114 @@ pub fn restore_masks(
             })?;
         run.changed_after = Some(predicate.clone());
     }
+    Ok(())
+}
+
+/// [`reconcile`] within a run's [`TableFilter`]: `--exclude-columns` taken out of every source's
+/// shape (so they are neither compared nor reported as differences), `--map-column` renaming the
+/// base's old column to its new name (so the two compare by value; the base's reads select the
+/// old name, see [`TablePlan::select_list_on`]), and the `--where` predicate kept for every read.
+pub fn narrowed(
+    filter: &TableFilter,
+    name: &TableName,
+    roles: &[Role],
+    shapes: &[Option<&TableShape>],
+    key_override: Option<&[String]>,
+) -> Result<TablePlan> {
+    let excluded = filter
+        .exclude_columns
+        .get(name)
+        .cloned()
+        .unwrap_or_default();
+    let mapped = filter.map_columns.get(name).cloned().unwrap_or_default();
+    let mut owned: Vec<Option<TableShape>> = shapes.iter().map(|s| s.cloned()).collect();
+    let key = key_of(&owned, key_override);
+    for col in &excluded {
+        if key.contains(col) {
+            return Err(Error::usage(format!(
+                "--exclude-columns: {col} is a key column of {name}"
+            ))
+            .with_hint("key columns are always compared; choose another key with --key"));
+        }
+        if !owned.iter().flatten().any(|s| s.column(col).is_some()) {
+            return Err(Error::usage(format!(
+                "--exclude-columns: no source has column {col} in {name}"
+            )));
+        }
+        for shape in owned.iter_mut().flatten() {
+            drop_column(shape, col);
+        }
+    }
+    let base = roles.iter().position(|r| *r == Role::Base);
+    let mut renamed = BTreeMap::new();
+    for (old, new) in &mapped {
+        let shape = base.and_then(|b| owned[b].as_mut());
+        rename_column(name, shape, &key, old, new)?;
+        renamed.insert(new.clone(), old.clone());
+    }
+    let refs: Vec<Option<&TableShape>> = owned.iter().map(Option::as_ref).collect();
+    let mut plan = reconcile(name, roles, &refs, key_override)?;
+    plan.rows = filter.rows.get(name).cloned();
+    plan.excluded_columns = excluded;
+    if let Some(b) = base.filter(|_| !renamed.is_empty()) {
+        plan.renamed = Some((b, renamed));
+    }
+    Ok(plan)
+}
+
+/// The key a plan will use: the override, or the reference's primary key.
+fn key_of(shapes: &[Option<TableShape>], key_override: Option<&[String]>) -> Vec<String> {
+    if let Some(k) = key_override {
+        return k.to_vec();
+    }
+    let reference = shapes.iter().flatten().next();
+    reference
+        .map(|s| s.key.iter().map(|&i| s.columns[i].name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes a column from a shape, keeping the key's indexes pointing at their columns.
+fn drop_column(shape: &mut TableShape, col: &str) {
+    let Some((at, _)) = shape.column(col) else {
+        return;
+    };
+    shape.columns.remove(at);
+    shape.key.retain(|&k| k != at);
+    for k in &mut shape.key {
+        *k -= usize::from(*k > at);
+    }
+}
+
+/// `--map-column old=new` on the base's shape: its column `old` goes by `new`.
+fn rename_column(
+    name: &TableName,
+    base: Option<&mut TableShape>,
+    key: &[String],
+    old: &str,
+    new: &str,
+) -> Result<()> {
+    let flag = format!("--map-column {name}:{old}={new}");
+    if key.iter().any(|k| k == old || k == new) {
+        return Err(Error::usage(format!(
+            "{flag}: a key column cannot be mapped"
+        )));
+    }
+    let Some(base) = base else {
+        return Err(Error::usage(format!(
+            "{flag}: the base has no table {name}"
+        )));
+    };
+    if base.column(new).is_some() {
+        return Err(Error::usage(format!(
+            "{flag}: the base already has a column {new}"
+        )));
+    }
+    let col = base
+        .columns
+        .iter_mut()
+        .find(|c| c.name == old)
+        .ok_or_else(|| Error::usage(format!("{flag}: the base has no column {old}")))?;
+    col.name = new.to_string();
     Ok(())
 }
 

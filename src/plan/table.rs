@@ -51,6 +51,13 @@ pub struct TablePlan {
     pub est_unknown: bool,
     /// Each source's shape of the table (`None` where it is absent), for the restore writers.
     pub shapes: Vec<Option<TableShape>>,
+    /// `--where`: the predicate every read of the table applies on every source.
+    pub rows: Option<String>,
+    /// `--map-column`: the source whose columns go by their old names, and per compared
+    /// (new) name the old one (see `plan::narrowed`).
+    pub renamed: Option<(usize, std::collections::BTreeMap<String, String>)>,
+    /// `--exclude-columns`: columns left out of the comparison (and of the schema differences).
+    pub excluded_columns: Vec<String>,
 }
 
 impl TablePlan {
@@ -65,6 +72,35 @@ impl TablePlan {
             format!("{}{clause}", quote_ident(&c.name))
         };
         self.key_columns.iter().map(collate).collect()
+    }
+
+    /// The select list of source `source`, quoted: the compared columns by that source's own
+    /// names (`--map-column` renames them on one source).
+    pub fn select_list_on(&self, source: usize) -> String {
+        self.columns
+            .iter()
+            .map(|c| quote_ident(self.column_on(source, c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The name compared column `column` has on source `source`.
+    pub fn column_on<'a>(&'a self, source: usize, column: &'a str) -> &'a str {
+        match &self.renamed {
+            Some((i, names)) if *i == source => names.get(column).map_or(column, String::as_str),
+            _ => column,
+        }
+    }
+
+    /// ` WHERE …` of a read of this table: the `--where` predicate and `cond`, whichever there
+    /// are (nothing without either).
+    pub fn where_clause(&self, cond: Option<&str>) -> String {
+        match (self.rows.as_deref(), cond) {
+            (Some(rows), Some(c)) => format!(" WHERE ({rows}) AND ({c})"),
+            (Some(rows), None) => format!(" WHERE ({rows})"),
+            (None, Some(c)) => format!(" WHERE {c}"),
+            (None, None) => String::new(),
+        }
     }
 
     /// The select list, quoted.
@@ -132,6 +168,9 @@ pub fn reconcile(
         est_rows,
         est_unknown: present.iter().any(|s| s.never_analyzed),
         shapes: shapes.iter().map(|s| s.cloned()).collect(),
+        rows: None,
+        renamed: None,
+        excluded_columns: Vec::new(),
     })
 }
 

@@ -162,10 +162,11 @@ fn join_head(table: &TableRestore, select: &str, from: &str, arrays: &[String]) 
         .map(|(k, g)| format!("t.{} = g.{g}", quote_ident(k)))
         .collect();
     format!(
-        "COPY (SELECT {select} FROM {from} t JOIN unnest({}) AS g({}) ON {}",
+        "COPY (SELECT {select} FROM {from} t JOIN unnest({}) AS g({}) ON {}{}",
         arrays.join(", "),
         names.join(", "),
-        on.join(" AND ")
+        on.join(" AND "),
+        in_scope(table)
     )
 }
 
@@ -184,13 +185,24 @@ fn any_probe(
         // outer cast makes `(SELECT …)` an array expression: bare, `ANY((SELECT …))` would
         // compare the key with the subquery's one row, an array, and fail to resolve.
         (RowOrder::Any, [k]) => Some(format!(
-            "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[])",
+            "COPY (SELECT {select} FROM {from} t WHERE t.{} = ANY((SELECT {})::{}[]){}",
             quote_ident(k),
             arrays[0],
-            table.key_types[0]
+            table.key_types[0],
+            in_scope(table)
         )),
         _ => None,
     }
+}
+
+/// ` AND (predicate)` of a table read within a `--where`: a row outside it is out of scope, read
+/// as absent by recover, the guard and the re-verify alike.
+pub fn in_scope(table: &TableRestore) -> String {
+    table
+        .rows
+        .as_ref()
+        .map(|p| format!(" AND ({p})"))
+        .unwrap_or_default()
 }
 
 /// When the key's span bounds a scan: the `EXPLAIN` of the scan over the sorted records' span,

@@ -470,13 +470,19 @@ async fn write_script(
         let temp = temp_name(t.index, sec.temp);
         s.comment(&sec.comment)?;
         let chunks = KeyChunks::open(&key_file(keys, t.index), &[sec.action])?;
-        load(&mut s, sec.from, t, &temp, &sec.columns, chunks).await?;
+        // The restore source's names of renamed columns (--map-column) select its rows.
+        let names = match std::ptr::eq(sec.from, out.sides.source) {
+            true => t.source_columns(&sec.columns),
+            false => sec.columns.clone(),
+        };
+        load(&mut s, sec.from, t, &temp, (&sec.columns, &names), chunks).await?;
+        let scope = t.rows.as_deref();
         match sec.dml {
             Dml::Insert { overriding } => {
-                s.insert_from(&table, &temp, &sec.columns, &t.key, overriding)?
+                s.insert_from(&table, &temp, &sec.columns, &t.key, overriding, scope)?
             }
-            Dml::Update(set) => s.update_from(&table, &temp, &set, &t.key)?,
-            Dml::Delete => s.delete_using(&table, &temp, &t.key)?,
+            Dml::Update(set) => s.update_from(&table, &temp, &set, &t.key, scope)?,
+            Dml::Delete => s.delete_using(&table, &temp, &t.key, scope)?,
         }
     }
     write_fixups(&mut s, last, out.sides).await?;
@@ -539,13 +545,13 @@ async fn load(
     source: &Client,
     table: &TableRestore,
     temp: &str,
-    cols: &[String],
+    (cols, names): (&[String], &[String]),
     keys: KeyChunks,
 ) -> Result<()> {
     let table_sql = TableName::new(&table.schema, &table.name).sql();
     s.temp_table(temp, &table_sql, cols)?;
     s.copy_begin(temp, cols)?;
-    copy_keys(source, table, cols, keys, false, |piece| match piece {
+    copy_keys(source, table, names, keys, false, |piece| match piece {
         Some(bytes) => s.copy_data(&bytes),
         None => Ok(()),
     })

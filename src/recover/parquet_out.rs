@@ -115,7 +115,11 @@ impl Readers<'_> {
             Action::Delete => (self.target, &t.key[..], Some(t.key.len())),
             _ => (self.source, columns, None),
         };
-        let fetch = KeyedFetch::new(t, cols, &mut group, true, RowOrder::Key);
+        let names = match key_only {
+            Some(_) => cols.to_vec(),
+            None => t.source_columns(cols),
+        };
+        let fetch = KeyedFetch::new(t, &names, &mut group, true, RowOrder::Key);
         let join = match action {
             Action::Delete => &mut self.target_join,
             _ => &mut self.source_join,

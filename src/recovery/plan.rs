@@ -103,6 +103,14 @@ pub struct TableRestore {
     /// `apply` neither locks nor guards it, and reads its shape once it is created.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create: bool,
+    /// `--where`: the predicate every read of the table applies (recover's fetches, apply's
+    /// guard and re-verify); rows it does not accept are out of scope, never touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
+    /// `--map-column` in a two-way run: per column (the target's name), the name the restore
+    /// source (the base) gives it, where they differ.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_names: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -124,6 +132,10 @@ pub struct RecoverPlan {
     pub tables: Vec<TableRestore>,
     #[serde(default)]
     pub fixups: crate::recovery::fixups::FixupPlan,
+    /// What the comparison left out or narrowed (exclusions, `--where`, excluded and mapped
+    /// columns): `apply` and later readers know the recovery's scope.
+    #[serde(default, skip_serializing_if = "crate::settings::Scope::is_empty")]
+    pub scope: crate::settings::Scope,
     /// The database the plan was computed against; `apply` refuses any other.
     pub target: TargetBinding,
     /// Every other file of the directory, sealed (`seal`); `apply` refuses a directory whose
@@ -325,6 +337,18 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         delete_order: 0,
         written_sum: None,
         create: on_target.is_none(),
+        rows: plan.rows.clone(),
+        source_names: source_names(plan),
+    }
+}
+
+/// The restore source's own names of renamed columns: the base's, when the base is the source
+/// (two sources; with three, rows come from the replica, which has the new names).
+fn source_names(plan: &crate::plan::TablePlan) -> BTreeMap<String, String> {
+    let source = usize::from(plan.codecs.len() == 3);
+    match &plan.renamed {
+        Some((i, names)) if *i == source => names.clone(),
+        _ => BTreeMap::new(),
     }
 }
 
@@ -383,6 +407,13 @@ impl<'a> TargetShape<'a> {
 }
 
 impl TableRestore {
+    /// `cols` by the restore source's names (see [`TableRestore::source_names`]).
+    pub fn source_columns(&self, cols: &[String]) -> Vec<String> {
+        cols.iter()
+            .map(|c| self.source_names.get(c).unwrap_or(c).clone())
+            .collect()
+    }
+
     /// How many of the table's key records carry one of `actions`.
     pub fn planned(&self, actions: &[Action]) -> u64 {
         actions
@@ -421,6 +452,7 @@ impl RecoverPlan {
             summary,
             tables,
             fixups: Default::default(),
+            scope: report.scope.clone(),
             target: TargetBinding::default(),
             files: Vec::new(),
         }

@@ -110,6 +110,7 @@ impl<W: Write> Script<W> {
         cols: &[String],
         key: &[String],
         overriding: bool,
+        scope: Option<&str>,
     ) -> Result<()> {
         let set: Vec<String> = cols
             .iter()
@@ -119,7 +120,11 @@ impl<W: Write> Script<W> {
         let conflict = if set.is_empty() {
             "DO NOTHING".to_string()
         } else {
-            format!("DO UPDATE SET {}", set.join(", "))
+            format!(
+                "DO UPDATE SET {}{}",
+                set.join(", "),
+                in_scope(" WHERE", table_sql, scope)
+            )
         };
         let overriding = if overriding {
             " OVERRIDING SYSTEM VALUE"
@@ -142,6 +147,7 @@ impl<W: Write> Script<W> {
         temp: &str,
         set: &[String],
         key: &[String],
+        scope: Option<&str>,
     ) -> Result<()> {
         if set.is_empty() {
             return Ok(());
@@ -151,20 +157,40 @@ impl<W: Write> Script<W> {
             .map(|c| format!("{0} = s.{0}", quote_ident(c)))
             .collect();
         self.statement(&format!(
-            "UPDATE {table_sql} AS t SET {} FROM {} AS s WHERE {}",
+            "UPDATE {table_sql} AS t SET {} FROM {} AS s WHERE {}{}",
             assign.join(", "),
             quote_ident(temp),
-            key_match(key)
+            key_match(key),
+            in_scope(" AND", table_sql, scope)
         ))
     }
 
     /// Deletes the rows whose key is in the temp table.
-    pub fn delete_using(&mut self, table_sql: &str, temp: &str, key: &[String]) -> Result<()> {
+    pub fn delete_using(
+        &mut self,
+        table_sql: &str,
+        temp: &str,
+        key: &[String],
+        scope: Option<&str>,
+    ) -> Result<()> {
         self.statement(&format!(
-            "DELETE FROM {table_sql} AS t USING {} AS s WHERE {}",
+            "DELETE FROM {table_sql} AS t USING {} AS s WHERE {}{}",
             quote_ident(temp),
-            key_match(key)
+            key_match(key),
+            in_scope(" AND", table_sql, scope)
         ))
+    }
+}
+
+/// `<joiner> EXISTS (…)`: the row `t` lies within the table's `--where` predicate, so restore
+/// and undo touch no row outside it. The predicate is evaluated on its own copy of the table
+/// (matched by ctid), where its bare column names cannot be ambiguous with the loaded rows'.
+fn in_scope(joiner: &str, table_sql: &str, scope: Option<&str>) -> String {
+    match scope {
+        Some(p) => format!(
+            "{joiner} EXISTS (SELECT FROM {table_sql} AS w WHERE w.ctid = t.ctid AND ({p}))"
+        ),
+        None => String::new(),
     }
 }
 
@@ -269,8 +295,15 @@ mod tests {
         s.copy_begin("pgsalvage_0_ins", &cols).unwrap();
         s.copy_data(b"1\tx;\n2\t\\\\.\n").unwrap();
         s.copy_end().unwrap();
-        s.insert_from("\"public\".\"t\"", "pgsalvage_0_ins", &cols, &key, false)
-            .unwrap();
+        s.insert_from(
+            "\"public\".\"t\"",
+            "pgsalvage_0_ins",
+            &cols,
+            &key,
+            false,
+            None,
+        )
+        .unwrap();
         s.commit().unwrap();
         let text = s.into_inner();
         let steps = parse_script(&text[..]).unwrap();

@@ -122,6 +122,10 @@ pub struct VerifyReport {
     /// they read. Those ranges were compared at other times than `sources`' snapshots.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Resumed>,
+    /// What the run left out or narrowed (exclusions, `--where`, excluded and mapped columns,
+    /// tables outside a baseline's scope); omitted when it compared whole tables.
+    #[serde(skip_serializing_if = "crate::settings::Scope::is_empty")]
+    pub scope: crate::settings::Scope,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +312,7 @@ pub fn assemble(
         errors,
         elapsed_ms: started.elapsed().as_millis() as u64,
         resumed: None,
+        scope: crate::settings::Scope::default(),
     }
 }
 

@@ -308,3 +308,57 @@ fn builtin_kind(oid: u32) -> Option<TypeKind> {
         _ => return None,
     })
 }
+/// Checks every `--where` predicate of `plans` on every source that has its table, before a row
+/// is read: a predicate that does not hold as SQL there (a typo, a column one side lacks) is one
+/// error naming the table and the source. The check plans the read (`EXPLAIN`, nothing runs)
+/// inside a savepoint on the source's snapshot session: rolling it back releases the table's
+/// lock at once and keeps the snapshot's transaction usable after an error.
+pub async fn check_predicates(
+    sources: &[super::Source],
+    plans: &[crate::plan::TablePlan],
+) -> Result<()> {
+    for plan in plans {
+        let Some(predicate) = &plan.rows else {
+            continue;
+        };
+        for (i, source) in sources.iter().enumerate() {
+            if plan.codecs.get(i).is_none_or(Option::is_none) {
+                continue;
+            }
+            check_predicate(source.client(), &plan.name, predicate)
+                .await
+                .map_err(|why| {
+                    crate::error::Error::usage(format!(
+                        "--where of {} fails on {}: {why}",
+                        plan.name, source.role
+                    ))
+                    .with_hint("the predicate is applied as written on every source; check it with psql on that source")
+                })?;
+        }
+    }
+    Ok(())
+}
+
+async fn check_predicate(
+    client: &Client,
+    table: &TableName,
+    predicate: &str,
+) -> std::result::Result<(), String> {
+    let explain = format!("EXPLAIN SELECT 1 FROM {} WHERE ({predicate})", table.sql());
+    let run = async {
+        client
+            .batch_execute("SAVEPOINT pgsalvage_where; SET LOCAL lock_timeout = '10s'")
+            .await?;
+        let planned = client.batch_execute(&explain).await;
+        client
+            .batch_execute(
+                "ROLLBACK TO SAVEPOINT pgsalvage_where; RELEASE SAVEPOINT pgsalvage_where",
+            )
+            .await?;
+        planned
+    };
+    run.await.map_err(|e| match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    })
+}

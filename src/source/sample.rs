@@ -163,10 +163,8 @@ async fn sample_keys(
     keep: f64,
 ) -> Result<Vec<KeyBound>> {
     let keys = plan.key_exprs();
-    let filter = match keep < 1.0 {
-        true => format!(" WHERE random() < {keep:.8}"),
-        false => String::new(),
-    };
+    let thin = format!("random() < {keep:.8}");
+    let filter = plan.where_clause((keep < 1.0).then_some(thin.as_str()));
     // No ORDER BY: the boundaries are sorted by order key on the client.
     let query = format!(
         "COPY (SELECT {} FROM {} TABLESAMPLE SYSTEM ({percent:.6}){filter}) TO STDOUT (FORMAT binary)",

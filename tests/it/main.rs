@@ -14,6 +14,7 @@ mod live;
 mod majors;
 mod random;
 mod recover;
+mod scope;
 mod status;
 mod support;
 mod tapped_copy;
