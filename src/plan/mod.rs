@@ -122,6 +122,16 @@ pub fn narrowed(
     }
     let refs: Vec<Option<&TableShape>> = owned.iter().map(Option::as_ref).collect();
     let mut plan = reconcile(name, roles, &refs, key_override)?;
+    // A table without a key is read whole by its own path, which applies neither yet: refused
+    // rather than compared outside the scope asked for.
+    if plan.nkey == 0 && (filter.rows.contains_key(name) || !mapped.is_empty()) {
+        return Err(Error::usage(format!(
+            "--where and --map-column do not apply to {name}, which has no key"
+        ))
+        .with_hint(format!(
+            "name a key with --key {name}=col1,col2, or leave the flag out"
+        )));
+    }
     plan.rows = filter.rows.get(name).cloned();
     plan.excluded_columns = excluded;
     if let Some(b) = base.filter(|_| !renamed.is_empty()) {

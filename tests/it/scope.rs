@@ -482,3 +482,16 @@ fn verify_against_a_baseline_of_some_tables_compares_those() {
     let (code, _) = run(&[]);
     assert_eq!(code, Some(1));
 }
+
+#[test]
+fn where_on_a_table_without_a_key_is_refused() {
+    let (base, target) = pair(
+        "wherekl",
+        "CREATE TABLE k (v int); INSERT INTO k SELECT generate_series(1, 10);",
+    );
+    psql(&target, "DELETE FROM k WHERE v = 9;");
+    // Outside the predicate, but the keyless read path does not narrow: never a clean result.
+    let (code, _, err) = verify_json(&base, &target, &["--where", "public.k:v < 5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("public.k"), "{err}");
+}
