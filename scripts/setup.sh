@@ -13,6 +13,8 @@ need_packages() {
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # The HTML report tests look at the pages in a real headless browser.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   echo "${missing[@]:-}"
 }
 
@@ -32,9 +34,29 @@ ensure_system_packages() {
   fi
 }
 
+# pyarrow and DuckDB, the independent Parquet readers of the tests. Never `pip install` into the
+# system's python (Debian marks it externally managed and refuses): the system python is used
+# when it already has both, otherwise a virtualenv kept outside the repository
+# ($PGSALVAGE_VENV, default ~/.cache/pgsalvage/venv). Sets PGSALVAGE_PYTHON to the interpreter.
 ensure_python_readers() {
-  if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
-    echo "installing pyarrow and duckdb (independent Parquet readers for the tests)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+  local venv="${PGSALVAGE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pgsalvage/venv}"
+  if python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
+    PGSALVAGE_PYTHON=python3
+    return
   fi
+  if "$venv/bin/python" -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
+    PGSALVAGE_PYTHON="$venv/bin/python"
+    return
+  fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "installing: python3-venv" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+  fi
+  echo "installing pyarrow and duckdb into $venv (independent Parquet readers for the tests)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+  PGSALVAGE_PYTHON="$venv/bin/python"
 }

@@ -16,7 +16,8 @@
 //! Vocabulary every stage shares:
 //! - [`error`]: errors with table/source/range context; [`shape`]: what a table is; [`role`]:
 //!   base, replica, target; [`settings`]: the resolved description of each command's run;
-//!   [`progress`]: the observer trait the binary draws bars with.
+//!   [`progress`]: the observer trait the binary draws bars with; [`log`]: `-v`, and the phases
+//!   the reports time.
 //! - [`value`]: PostgreSQL's binary values, read; [`sql`]: SQL text from identifiers;
 //!   [`staging`]: files written beside and renamed into place; [`pool`]: the one tokio → rayon
 //!   (and blocking-I/O) crossing, used by the conductors only.
@@ -58,6 +59,7 @@ pub mod hash;
 pub mod incident;
 pub mod interrupt;
 pub mod key;
+pub mod log;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;

@@ -25,6 +25,8 @@ pub trait Reporter: Send + Sync {
     fn message(&self, _text: &str) {}
     /// The run waits (for a lock, or paused by a throttle) and says why; `None` when it goes on.
     fn waiting(&self, _why: Option<&str>) {}
+    /// The run is over: anything drawn is cleared before the summary is printed.
+    fn finish(&self) {}
 }
 
 /// Reports nothing.

@@ -10,9 +10,9 @@
 //! read by [`catalog`], the rows by [`scan`]; [`report`] is what comes out. `recover` runs the
 //! same [`inspect`] on its own snapshots and turns the findings into fix-ups ([`fixup`]).
 //!
-//! # JSON schema `pgsalvage.check/1`
+//! # JSON schema `pgsalvage.check/2`
 //! ```text
-//! { "format": "pgsalvage.check/1",
+//! { "format": "pgsalvage.check/2",
 //!   "verdict": "clean" | "problems", "exit_code": 0 | 1,
 //!   "sources": { "target": { snapshot info as in the verify report }, "base": { … } },
 //!   "not_validated": [ { "table": "public.items", "constraint": "items_qty_check",
@@ -49,6 +49,9 @@
 //! in the verify report: integers and numerics as JSON numbers digit for digit, everything else
 //! as strings in PostgreSQL's text form (UTC, ISO dates). Without a base, `parent_restores`,
 //! `not_null`, `duplicates` and `drift` are empty. Exit status 0 clean, 1 problems, 2 error.
+//!
+//! Version 2 adds, at the top level, `tool` (name, version, commit, build date), `command_line`
+//! (passwords elided) and `timings` (start, phases, total): see `report::provenance`.
 
 pub mod catalog;
 pub mod drift;
@@ -85,6 +88,7 @@ pub struct Inspection {
 /// Opens the sources on their snapshots and inspects the target.
 pub async fn check(settings: &CheckSettings) -> Result<CheckReport> {
     let started = Instant::now();
+    crate::log::phase("checking integrity");
     let target = Source::open(Role::Target, settings.target.clone()).await?;
     let base = match &settings.base {
         Some(info) => Some(Source::open(Role::Base, info.clone()).await?),

@@ -18,7 +18,7 @@ use super::scan::{tuple_json, Violation};
 use crate::error::Result;
 use crate::source::{Role, SnapshotInfo};
 
-pub const FORMAT: &str = "pgsalvage.check/1";
+pub const FORMAT: &str = "pgsalvage.check/2";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,7 +211,7 @@ impl CheckReport {
 
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        crate::report::write_json_file(path, self)
+        crate::report::write_report_file(path, self)
     }
 
     /// The human summary: one block per kind of problem, and a verdict line last.

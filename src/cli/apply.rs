@@ -49,7 +49,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
     let reporter = args.output.reporter();
     let report = super::apply_runtime()?.block_on(apply_reporting(&settings, &*reporter))?;
     if let Some(path) = &args.output.json {
-        crate::report::write_json_file(path, &report)?;
+        crate::report::write_report_file(path, &report)?;
     }
     let json = args.output.json.as_deref();
     for c in &report.conflicts {

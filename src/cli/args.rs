@@ -183,11 +183,11 @@ pub struct WorkArgs {
     )]
     pub jobs: usize,
 
-    /// COPY data per hashing batch, in KiB (bounds memory per worker). The default is the
-    /// command's own: a baseline reads one source, so the same memory holds batches twice as
-    /// large as a verify's.
-    #[arg(long, value_name = "KIB", hide = true)]
-    pub batch_kib: Option<usize>,
+    /// COPY data per hashing batch (bounds memory per worker), e.g. 1MB, 512kB, or bytes. The
+    /// default is the command's own: a baseline reads one source, so the same memory holds
+    /// batches twice as large as a verify's.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Performance")]
+    pub batch_size: Option<u64>,
 
     /// The longest a key range waits for its table's lock (held by a DDL or a LOCK TABLE) before
     /// it is left unverified, e.g. 60s, 5m. Reads never queue in front of a waiting DDL: each
@@ -227,7 +227,8 @@ impl WorkArgs {
 
     /// The batch size in bytes, `default_kib` unless given.
     pub fn batch_bytes(&self, default_kib: usize) -> usize {
-        self.batch_kib.unwrap_or(default_kib).max(4) * 1024
+        let bytes = self.batch_size.map_or(default_kib * 1024, |b| b as usize);
+        bytes.max(4 * 1024)
     }
 }
 
@@ -252,7 +253,9 @@ impl OutputArgs {
     /// What draws progress: bars on a terminal, plain lines with `--no-progress` or off a
     /// terminal (messages and waits are never dropped), nothing with `-q`.
     pub fn reporter(&self) -> std::sync::Arc<dyn crate::progress::Reporter> {
-        match (self.quiet, self.no_progress) {
+        // With -v the log shares standard error: plain lines keep both readable.
+        let lines = self.no_progress || crate::log::enabled(1);
+        match (self.quiet, lines) {
             (true, _) => super::reporter_for(true),
             (false, true) => std::sync::Arc::new(super::bars::Lines::default()),
             (false, false) => super::reporter_for(false),

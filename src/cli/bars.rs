@@ -42,9 +42,16 @@ impl Default for Bars {
 
 fn style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:32!} [{bar:30}] {human_pos:>11}/{human_len:11} {per_sec:>12} eta {eta}",
+        "{prefix:32!} [{bar:30}] {human_pos:>11}/{human_len:11} {rate:>16} eta {eta}",
     )
     .expect("a valid template")
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let rate = crate::report::human::grouped(state.per_sec() as u64);
+            let _ = write!(w, "{rate} rows/s");
+        },
+    )
     .progress_chars("=> ")
 }
 
@@ -99,6 +106,18 @@ impl Reporter for Bars {
                 }
             }
         }
+    }
+
+    /// Clears every bar still drawn (an interrupted run's, the waiting line), so the summary
+    /// that follows starts on a line of its own.
+    fn finish(&self) {
+        for (_, bar) in self.bars.lock().expect("bars lock").drain() {
+            bar.finish_and_clear();
+        }
+        if let Some(line) = self.status.lock().expect("status lock").take() {
+            line.finish_and_clear();
+        }
+        let _ = self.multi.clear();
     }
 }
 

@@ -117,7 +117,7 @@ pub fn run(args: &BaselineArgs) -> Result<i32> {
     let reporter = args.output.reporter();
     let manifest = super::interruptible_runtime()?.block_on(take(&settings, reporter))?;
     if let Some(path) = &args.output.json {
-        crate::report::write_json_file(path, &manifest)?;
+        crate::report::write_report_file(path, &manifest)?;
     }
     args.output.print(&summary(&manifest, &settings.out));
     Ok(0)

@@ -28,6 +28,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
+    #[command(flatten)]
+    pub html: super::report::HtmlArgs,
+
     /// List at most this many keys per finding (counts stay exact).
     #[arg(
         long,
@@ -44,6 +47,7 @@ pub struct CheckArgs {
 impl CheckArgs {
     pub fn settings(&self) -> Result<CheckSettings> {
         self.output.check()?;
+        self.html.check()?;
         let target =
             resolve(&self.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         let base = self
@@ -66,6 +70,9 @@ pub fn run(args: &CheckArgs) -> Result<i32> {
     let report = runtime()?.block_on(check(&settings))?;
     if let Some(path) = &settings.json {
         report.write_json(path)?;
+    }
+    if let Some(path) = &args.html.html {
+        super::report::write_check_html(&report, path)?;
     }
     args.output.print(&report.human());
     Ok(report.exit_code)

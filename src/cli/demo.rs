@@ -74,8 +74,10 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let mut settings = VerifySettings::new(vec![(Role::Base, base), (Role::Target, target)]);
     settings.json = args.json.clone();
     settings.findings_csv = args.findings.clone();
-    let report = rt.block_on(crate::verify(&settings, super::reporter_for(false)))?;
-    super::finish(&report, &settings, false)?;
+    let reporter = super::reporter_for(false);
+    let report = rt.block_on(crate::verify(&settings, reporter.clone()))?;
+    reporter.finish();
+    super::finish(&report, &settings, &super::Shown::plain())?;
     print_examples(&report);
     against_nightly(&rt, &nightly, &settings)?;
     run_check(&rt, &settings)?;
@@ -131,7 +133,7 @@ fn against_nightly(
     let mut settings = VerifySettings::new(vec![verify.sources[1].clone()]);
     settings.baselines = vec![(Role::Base, nightly.to_path_buf())];
     let report = rt.block_on(crate::verify(&settings, super::reporter_for(true)))?;
-    super::finish(&report, &settings, false)?;
+    super::finish(&report, &settings, &super::Shown::plain())?;
     Ok(())
 }
 
@@ -205,7 +207,7 @@ fn recover_and_apply(
     eprintln!("running: pgsalvage verify again\n");
     verify.restore = None;
     let report = rt.block_on(crate::verify(&verify, super::reporter_for(true)))?;
-    super::finish(&report, &verify, false)?;
+    super::finish(&report, &verify, &super::Shown::plain())?;
     println!("(the extra rows left are the primary's legitimate new orders, kept by default,\n and the column the migration added)");
     Ok(report.exit_code)
 }

@@ -9,7 +9,9 @@ pub mod bars;
 pub mod baseline;
 pub mod check;
 pub mod demo;
+pub mod examples;
 pub mod recover;
+pub mod report;
 pub mod status;
 
 use std::collections::HashMap;
@@ -36,13 +38,19 @@ use args::{OutputArgs, ScopeArgs, TargetArgs, WorkArgs};
 #[derive(Debug, Parser)]
 #[command(
     name = "pgsalvage",
-    version,
+    version = crate::report::provenance::long_version(),
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = examples::TOP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log what runs to standard error: -v connections and phases, -vv also the SQL that reads
+    /// (snapshot imports, COPY queries) and each key range. Progress bars give way to lines.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,14 +58,16 @@ pub enum Command {
     /// Compare a base database with a target database, row by row.
     ///
     /// Exit status: 0 identical, 1 differences, 2 error or anything not verified. --json writes
-    /// schema pgsalvage.verify/1.
+    /// schema pgsalvage.verify/2; --html a self-contained page.
+    #[command(after_help = examples::VERIFY)]
     Verify(VerifyArgs),
     /// Compare, then write restore batches that put lost and damaged rows back.
     ///
     /// Writes into --out: plan.json (review it first), restore.sql (one transaction, tables in
     /// foreign-key order), undo.sql (reverts restore.sql), keys/ (what apply guards with).
     /// Exit status: 0 nothing to restore, 1 a restore was written, 2 error. --json writes the
-    /// comparison (schema pgsalvage.verify/1).
+    /// comparison (schema pgsalvage.verify/2), --html the page of it.
+    #[command(after_help = examples::RECOVER)]
     Recover(recover::RecoverArgs),
     /// Apply a recovery to the target in one transaction, guarded and re-verified.
     ///
@@ -65,12 +75,14 @@ pub enum Command {
     /// changed since are conflicts (abort, or skip them with --skip-changed). --dry-run does all
     /// of it and rolls back. Exit status: 0 applied and verified, 1 conflicts skipped or
     /// differences remain, 2 error or aborted. --json writes what apply did.
+    #[command(after_help = examples::APPLY)]
     Apply(apply::ApplyArgs),
     /// Take a checksum baseline of a database (or inspect one: baseline inspect DIR).
     ///
     /// Writes a directory (manifest.json and Parquet files) from one consistent snapshot, with
     /// nothing installed on the source; a hot standby works. Later, pass the directory as
     /// --base or --target of verify to see which tables and key spans changed since.
+    #[command(after_help = examples::BASELINE)]
     Baseline(baseline::BaselineArgs),
     /// Look at a database in the first minutes of an incident, read-only.
     ///
@@ -78,16 +90,28 @@ pub enum Command {
     /// DDL, long transactions, replication (replicas, replay pause, lag, slots) and invalid
     /// indexes, with the SQL a person could run about each; pgsalvage changes nothing.
     /// Exit status: 0 nothing notable, 1 something notable, 2 error or a part not read. --json
-    /// writes schema pgsalvage.status/1.
+    /// writes schema pgsalvage.status/2; --html a page with the lock-wait graph.
+    #[command(after_help = examples::STATUS)]
     Status(status::StatusArgs),
     /// Check integrity on the target: constraints not validated, orphans, sequences behind
     /// their tables, and with --base the NOT NULL and unique rules it lost and its schema drift.
     ///
     /// Read-only, in one snapshot. Exit status: 0 nothing found, 1 problems found, 2 error.
-    /// --json writes schema pgsalvage.check/1.
+    /// --json writes schema pgsalvage.check/2; --html a self-contained page.
+    #[command(after_help = examples::CHECK)]
     Check(check::CheckArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
+    /// Render a saved JSON report (verify, recover, check or status) as a self-contained HTML
+    /// page, or print its summary again.
+    #[command(after_help = examples::REPORT)]
+    Report(report::ReportArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(report::CompletionsArgs),
+    /// Print the manual page (roff) of pgsalvage or of one of its commands.
+    #[command(after_help = examples::MAN)]
+    Man(report::ManArgs),
 }
 
 /// The sources and what to compare: shared by verify and recover.
@@ -137,6 +161,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Output")]
     pub show_values: usize,
 
+    /// In the text summary, list only the tables that differ or failed (the verdict still
+    /// counts every table).
+    #[arg(long, help_heading = "Output")]
+    pub only_differences: bool,
+
     #[command(flatten)]
     pub work: WorkArgs,
 }
@@ -148,6 +177,9 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub html: report::HtmlArgs,
 
     /// Write one CSV line per differing row (table,key,kind,columns) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -180,6 +212,7 @@ impl VerifyArgs {
     /// Resolves the flags into settings; every mistake is reported before connecting.
     pub fn settings(&self) -> Result<VerifySettings> {
         self.output.check()?;
+        self.html.check()?;
         if let Some(path) = &self.findings {
             crate::report::check_writable(path, "--findings")?;
         }
@@ -299,6 +332,9 @@ pub(crate) fn parse_table_columns(
 
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
+    crate::report::provenance::record_invocation(std::env::args());
+    crate::log::set_level(cli.verbose);
+    crate::log!(1, "pgsalvage {}", crate::report::provenance::long_version());
     let outcome = match cli.command {
         Command::Verify(args) => run_verify(&args),
         Command::Recover(args) => recover::run(&args),
@@ -307,6 +343,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Demo(args) => demo::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Completions(args) => report::completions(&args),
+        Command::Man(args) => report::man(&args),
     };
     match outcome {
         Ok(code) => code,
@@ -329,15 +368,49 @@ fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let settings = args.settings()?;
     let reporter = args.output.reporter();
     let report = interruptible_runtime()?.block_on(crate::verify(&settings, reporter.clone()))?;
-    finish(&report, &settings, args.output.quiet)
+    reporter.finish();
+    let shown = Shown {
+        quiet: args.output.quiet,
+        only_differences: args.compare.only_differences,
+        html: args.html.html.as_deref(),
+    };
+    finish(&report, &settings, &shown)
+}
+
+/// How a finished comparison is shown: the summary's flags and the HTML page.
+pub struct Shown<'a> {
+    pub quiet: bool,
+    pub only_differences: bool,
+    pub html: Option<&'a std::path::Path>,
+}
+
+impl Shown<'static> {
+    /// The whole summary, printed; no page.
+    pub fn plain() -> Self {
+        Shown {
+            quiet: false,
+            only_differences: false,
+            html: None,
+        }
+    }
 }
 
 /// Prints and writes a finished report; returns its exit status.
-pub fn finish(report: &VerifyReport, settings: &VerifySettings, quiet: bool) -> Result<i32> {
+pub fn finish(report: &VerifyReport, settings: &VerifySettings, shown: &Shown) -> Result<i32> {
     if let Some(path) = &settings.json {
         report.write_json(path)?;
     }
-    args::print_text(&human::summary(report), quiet, settings.json.as_deref());
+    if let Some(path) = shown.html {
+        report::write_verify_html(report, path)?;
+    }
+    let options = human::Options {
+        only_differences: shown.only_differences,
+    };
+    args::print_text(
+        &human::summary_with(report, &options),
+        shown.quiet,
+        settings.json.as_deref(),
+    );
     for e in &report.errors {
         eprintln!("error: {}", e.message);
         if let Some(hint) = &e.hint {

@@ -94,11 +94,15 @@ pub struct RecoverArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub html: super::report::HtmlArgs,
 }
 
 impl RecoverArgs {
     pub fn settings(&self) -> Result<RecoverSettings> {
         self.output.check()?;
+        self.html.check()?;
         let mut verify = self.compare.settings()?;
         if !verify.baselines.is_empty() {
             return Err(Error::usage("recover needs databases: a baseline holds digests, not rows")
@@ -181,8 +185,24 @@ pub enum NewOnTarget {
 pub fn run(args: &RecoverArgs) -> Result<i32> {
     let settings = args.settings()?;
     let reporter = args.output.reporter();
-    let outcome = super::interruptible_runtime()?.block_on(recover(&settings, reporter))?;
-    let code = finish(&outcome.report, &settings.verify, args.output.quiet)?;
+    let outcome = super::interruptible_runtime()?.block_on(recover(&settings, reporter.clone()))?;
+    reporter.finish();
+    let shown = super::Shown {
+        quiet: args.output.quiet,
+        only_differences: args.compare.only_differences,
+        html: None,
+    };
+    let code = finish(&outcome.report, &settings.verify, &shown)?;
+    if let Some(path) = &args.html.html {
+        let plan = &outcome.plan;
+        let fixups: Vec<String> = plan
+            .summary
+            .iter()
+            .chain(&plan.fixups.summary)
+            .cloned()
+            .collect();
+        super::report::write_recover_html(&outcome.report, &fixups, path)?;
+    }
     let text = plan_text(&outcome.plan, &settings.out);
     super::args::print_text(&text, false, settings.verify.json.as_deref());
     // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.

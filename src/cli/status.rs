@@ -35,22 +35,28 @@ pub struct StatusArgs {
     )]
     pub lag_after: u64,
 
-    /// Replication lag in bytes, or WAL kept by an inactive slot, beyond this is notable.
+    /// Replication lag in bytes, or WAL kept by an inactive slot, beyond this is notable:
+    /// a size with a unit (16MB, 512kB, 1GB; 1024-fold, as PostgreSQL counts) or bare bytes.
     #[arg(
         long,
-        default_value_t = 16 * 1024 * 1024,
-        value_name = "BYTES",
+        default_value = "16MB",
+        value_name = "SIZE",
+        value_parser = super::args::parse_size,
         help_heading = "Thresholds"
     )]
     pub lag_bytes: u64,
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub html: super::report::HtmlArgs,
 }
 
 impl StatusArgs {
     pub fn settings(&self) -> Result<StatusSettings> {
         self.output.check()?;
+        self.html.check()?;
         let target =
             resolve(&self.target.target, &ProcessEnv).map_err(|e| e.context("--target"))?;
         let mut settings = StatusSettings::new(target);
@@ -68,6 +74,9 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
     let report = runtime()?.block_on(status(&settings))?;
     if let Some(path) = &args.output.json {
         report.write_json(path)?;
+    }
+    if let Some(path) = &args.html.html {
+        super::report::write_status_html(&report, path)?;
     }
     args.output.print(&crate::incident::human::summary(&report));
     for e in &report.errors {

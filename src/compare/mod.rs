@@ -1,8 +1,10 @@
 //! Comparing one table's rows across sources, after the table plan decided what is compared: the
 //! N-way merge of digest streams by key ([`merge`]), what it counts per range and table
-//! ([`tally`]), and for recover runs what restoring each differing key takes ([`restore`]).
+//! ([`tally`]; where in the key space, [`strip`]), and for recover runs what restoring each
+//! differing key takes ([`restore`]).
 
 pub mod merge;
 pub mod range;
 pub mod restore;
+pub mod strip;
 pub mod tally;

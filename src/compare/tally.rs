@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::strip::Strip;
 use crate::classify::{Class, Finding};
 use crate::hash::digest::Digest;
 use crate::plan::TablePlan;
@@ -76,6 +77,8 @@ pub struct RangeTally {
     /// Three-way: the keys whose class calls for an action, by what the target lacks against
     /// the replica: [missing, extra, divergent].
     pub needs: [u64; 3],
+    /// Where the differing keys lie in the range (`None` for a range saved by an earlier run).
+    pub strip: Option<Strip>,
     error: Option<ValueError>,
 }
 
@@ -87,6 +90,7 @@ impl RangeTally {
             classes: ClassCounts::default(),
             columns: vec![0; plan.columns.len()],
             needs: [0; 3],
+            strip: Some(Strip::default()),
             error: None,
         }
     }
@@ -104,6 +108,7 @@ impl RangeTally {
             classes,
             columns,
             needs: [0; 3],
+            strip: None,
             error: None,
         }
     }
@@ -135,6 +140,11 @@ impl RangeTally {
     }
 
     pub fn add_finding(&mut self, finding: &Finding) {
+        if let (Some(strip), false) = (&mut self.strip, finding.class.legitimate()) {
+            // Rows are counted as the merge reads them, in key order: the most any source has
+            // read is this key's position in the range.
+            strip.add(self.rows.iter().copied().max().unwrap_or(0));
+        }
         self.classes.add(finding.class);
         for &c in &finding.columns {
             self.columns[c as usize] += 1;
@@ -165,6 +175,8 @@ pub struct TableTally {
     /// Of the verified ranges, those an earlier run read (`--checkpoint`).
     pub ranges_resumed: usize,
     pub errors: Vec<String>,
+    /// Per range, in key order: where its differing keys lie (see [`Strip`]).
+    pub strips: Vec<Option<Strip>>,
     started: Option<Instant>,
     elapsed: Duration,
 }
@@ -181,6 +193,7 @@ impl TableTally {
             ranges_verified: 0,
             ranges_resumed: 0,
             errors: Vec::new(),
+            strips: vec![None; ranges_total],
             started: None,
             elapsed: Duration::ZERO,
         }
@@ -191,6 +204,15 @@ impl TableTally {
         let first = self.started.is_none();
         self.started.get_or_insert_with(Instant::now);
         first
+    }
+
+    /// [`TableTally::add_range`] for the range at `index` of the table's plan, placing its strip.
+    pub fn add_range_at(&mut self, index: usize, mut range: RangeTally) {
+        if let (Some(slot), Some(mut strip)) = (self.strips.get_mut(index), range.strip.take()) {
+            strip.rows = range.rows.iter().copied().max().unwrap_or(0);
+            *slot = Some(strip);
+        }
+        self.add_range(range);
     }
 
     pub fn add_range(&mut self, range: RangeTally) {

@@ -19,10 +19,10 @@
 //! Sessions, lock waits and long transactions are those of the target's database
 //! (`pg_stat_activity.datname = current_database()`); replication and slots are the cluster's.
 //!
-//! # JSON schema `pgsalvage.status/1`
+//! # JSON schema `pgsalvage.status/2`
 //! ```text
 //! {
-//!   "format": "pgsalvage.status/1",
+//!   "format": "pgsalvage.status/2",
 //!   "verdict": "clean" | "notable" | "incomplete",
 //!   "exit_code": 0 | 1 | 2,
 //!   "server": { "connection": "user@host:port/db", "database": "app", "server_version": "15.8",
@@ -90,6 +90,9 @@
 //! any of them null when the server does not show it). `advice` is SQL for a person to review
 //! and run, never run by pgsalvage. Exit status: 0 clean, 1 something notable, 2 a section could
 //! not be read (or no connection).
+//!
+//! Version 2 adds, at the top level, `tool` (name, version, commit, build date), `command_line`
+//! (passwords elided) and `timings` (start, phases, total): see `report::provenance`.
 
 pub mod activity;
 pub mod human;
@@ -112,7 +115,7 @@ pub use notable::{Notable, NotableKind, Thresholds};
 pub use replication::{Replica, Replication, ReplicationRole, Slot, StandbyState};
 pub use status::{status, StatusSettings};
 
-pub const FORMAT: &str = "pgsalvage.status/1";
+pub const FORMAT: &str = "pgsalvage.status/2";
 
 /// The answer in one word; decides the exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -204,7 +207,7 @@ impl StatusReport {
 
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        crate::report::write_json_file(path, self)
+        crate::report::write_report_file(path, self)
     }
 }
 

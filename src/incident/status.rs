@@ -31,6 +31,7 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 /// identity) is an error; anything else lands in the report's `errors`.
 pub async fn status(settings: &StatusSettings) -> Result<StatusReport> {
     let started = Instant::now();
+    crate::log::phase("reading the server's state");
     let info = &settings.target;
     let client = open_read_only(settings).await?;
     let server = server_info(&client, info).await?;

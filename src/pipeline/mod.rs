@@ -84,6 +84,7 @@ pub struct Run {
 pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<Run> {
     let started = Instant::now();
     let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
+    crate::log::phase("connecting and exporting snapshots");
     let opening = settings
         .sources
         .iter()
@@ -92,6 +93,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     for source in &mut sources {
         source.limit_rate(settings.live.max_rate);
     }
+    crate::log::phase("reading catalogs");
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
     let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
     catalog::check_predicates(&sources, &plans).await?;
@@ -102,6 +104,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         lock_wait: settings.live.lock_wait,
         reporter: &*reporter,
     };
+    crate::log::phase("planning key ranges");
     let checkpoint = open_checkpoint(settings, &sources, &plans)?;
     let mut tables = match checkpoint.as_ref().filter(|c| c.resuming()) {
         Some(c) => resumed_cut(c, plans)?,
@@ -128,8 +131,10 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     let mut ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
     ctx.gate = gate;
     ctx.checkpoint = checkpoint.clone();
+    crate::log::phase("comparing rows");
     let resumed = ctx.replay().await?;
     let (tallies, sources, tables) = run_workers(ctx, settings.jobs).await?;
+    crate::log::phase("reporting");
     let listed = collector
         .await
         .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
@@ -379,7 +384,7 @@ impl RunContext {
             match off_runtime(|| checkpoint.load(t, r, plan))? {
                 Some(saved) => {
                     self.tallies.lock().expect("tally lock")[t].ranges_resumed += 1;
-                    self.end_unit(t, Ok(saved.tally));
+                    self.end_unit(t, r, Ok(saved.tally));
                     if !saved.findings.is_empty() {
                         let _ = self.findings.send(saved.findings).await;
                     }
@@ -405,11 +410,11 @@ impl RunContext {
         }
     }
 
-    fn end_unit(&self, table: usize, outcome: Result<RangeTally>) {
+    fn end_unit(&self, table: usize, index: usize, outcome: Result<RangeTally>) {
         let mut tallies = self.tallies.lock().expect("tally lock");
         let tally = &mut tallies[table];
         match outcome {
-            Ok(range) => tally.add_range(range),
+            Ok(range) => tally.add_range_at(index, range),
             Err(e) => {
                 self.reporter.message(&e.to_string());
                 tally.add_error(e.to_string());
@@ -452,7 +457,7 @@ async fn worker(ctx: Arc<RunContext>) {
         ctx.gate.pass(&*ctx.reporter).await;
         let outcome = read_unit(&ctx, &clients, table, range).await;
         let failed = outcome.is_err();
-        ctx.end_unit(table, outcome);
+        ctx.end_unit(table, range, outcome);
         if failed {
             clients = match open_sessions(&ctx).await {
                 Ok(c) => c,

@@ -92,6 +92,7 @@ pub(crate) async fn start_query(
         .divert()
         .await
         .map_err(|e| e.context("starting COPY"))?;
+    crate::log!(2, "sql: {query}");
     if let Some(socket) = diverted {
         let copy = TappedCopy::start(socket, query)
             .await

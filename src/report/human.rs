@@ -1,20 +1,123 @@
 //! The human summary of a verify report: one line per table, details under it, then the verdict.
 //!
-//! Written for a person at 3 a.m.: numbers aligned, the differing columns named, schema changes
-//! and errors spelled out under their table, and a last line that says in words whether the
-//! databases are identical, differ, or could not be fully compared.
+//! Written for a person at 3 a.m.: the tables that failed or differ first (then the others in
+//! natural order: t2 before t10), numbers aligned and grouped (`134,955`), the differing
+//! columns named, schema changes and errors spelled out under their table, and a last line that
+//! says in words whether the databases are identical, differ, or could not be fully compared.
 
+use std::cmp::Ordering;
 use std::fmt::Write;
 
 use super::{TableReport, TableStatus, Verdict, VerifyReport};
 use crate::source::Role;
 
-/// Renders the summary.
+/// What the summary leaves out.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// List only the tables that differ or failed (the verdict still counts them all).
+    pub only_differences: bool,
+}
+
+/// Renders the summary of every table.
 pub fn summary(report: &VerifyReport) -> String {
+    summary_with(report, &Options::default())
+}
+
+/// The tables in the order people read them: failed, then differing, then identical; each
+/// group in natural name order.
+pub fn reading_order(tables: &[TableReport]) -> Vec<&TableReport> {
+    let mut ordered: Vec<&TableReport> = tables.iter().collect();
+    ordered.sort_by(|a, b| {
+        status_rank(a.status)
+            .cmp(&status_rank(b.status))
+            .then_with(|| natural_cmp(&a.table, &b.table))
+    });
+    ordered
+}
+
+fn status_rank(status: TableStatus) -> u8 {
+    match status {
+        TableStatus::Error => 0,
+        TableStatus::Differences => 1,
+        TableStatus::Identical => 2,
+    }
+}
+
+/// Compares names with their runs of digits as numbers: `t2` < `t10`.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (da, ra) = split_digits(a);
+                let (db, rb) = split_digits(b);
+                let (ta, tb) = (da.trim_start_matches('0'), db.trim_start_matches('0'));
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then(ta.cmp(tb))
+                    .then(da.len().cmp(&db.len()));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                (a, b) = (ra, rb);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                (a, b) = (&a[x.len_utf8()..], &b[y.len_utf8()..]);
+            }
+        }
+    }
+}
+
+fn split_digits(s: &str) -> (&str, &str) {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s.split_at(end)
+}
+
+/// `134955` as `134,955`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A byte count as a person reads it: `512 B`, `64.0 KiB`-style steps written as PostgreSQL
+/// does (`kB`, `MB`, `GB`, 1024-fold), one decimal: `1.2 GB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Renders the summary.
+pub fn summary_with(report: &VerifyReport, options: &Options) -> String {
     let mut out = String::new();
     let roles: Vec<Role> = report.sources.keys().copied().collect();
-    let name_width = report
-        .tables
+    let shown: Vec<&TableReport> = reading_order(&report.tables)
+        .into_iter()
+        .filter(|t| !options.only_differences || t.status != TableStatus::Identical)
+        .collect();
+    let name_width = shown
         .iter()
         .map(|t| t.table.len())
         .max()
@@ -29,8 +132,15 @@ pub fn summary(report: &VerifyReport) -> String {
         " {:>9} {:>9} {:>9} {:>8} {:>10}",
         "missing", "extra", "divergent", "time", "rows/s"
     );
-    for table in &report.tables {
+    for table in &shown {
         table_lines(&mut out, table, &roles, name_width);
+    }
+    let hidden = report.tables.len() - shown.len();
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "({hidden} identical tables not listed: --only-differences)"
+        );
     }
     value_lines(&mut out, report, &roles);
     let _ = writeln!(out, "{}", verdict_line(report));
@@ -83,7 +193,7 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
     let _ = write!(out, "{:<width$}", t.table);
     for role in roles {
         match t.rows.get(role) {
-            Some(n) => write!(out, " {n:>12}"),
+            Some(n) => write!(out, " {:>12}", grouped(*n)),
             None => write!(out, " {:>12}", "-"),
         }
         .expect("writing to a string");
@@ -92,10 +202,10 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
     let _ = writeln!(
         out,
         " {:>9} {:>9} {:>9} {time:>8} {:>10}",
-        t.missing,
-        t.extra,
-        t.divergent,
-        rate(t.rows_per_sec)
+        grouped(t.missing),
+        grouped(t.extra),
+        grouped(t.divergent),
+        grouped(t.rows_per_sec)
     );
     let three_way: Vec<String> = t
         .classes
@@ -163,19 +273,13 @@ fn span_lines(out: &mut String, spans: &super::SpansOut) {
     }
 }
 
-fn rate(rows_per_sec: u64) -> String {
-    match rows_per_sec {
-        r if r >= 1_000_000 => format!("{:.1}M", r as f64 / 1e6),
-        r if r >= 1_000 => format!("{:.0}k", r as f64 / 1e3),
-        r => r.to_string(),
-    }
-}
-
 fn verdict_line(r: &VerifyReport) -> String {
     let t = &r.totals;
     let rows = format!(
         "{} missing, {} extra, {} divergent rows",
-        t.missing, t.extra, t.divergent
+        grouped(t.missing),
+        grouped(t.extra),
+        grouped(t.divergent)
     );
     let mut schema = match t.schema_differences {
         0 => String::new(),
@@ -204,5 +308,41 @@ fn verdict_line(r: &VerifyReport) -> String {
                 t.tables
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_naturally_and_numbers_read_grouped() {
+        let mut names = vec![
+            "public.t10",
+            "public.t2",
+            "public.t1",
+            "a",
+            "public.t02",
+            "b1c",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "a",
+                "b1c",
+                "public.t1",
+                "public.t2",
+                "public.t02",
+                "public.t10"
+            ]
+        );
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(134_955), "134,955");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(64 << 10), "64.0 kB");
+        assert_eq!(human_size(1_288_490_189), "1.2 GB");
     }
 }

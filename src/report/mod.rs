@@ -5,10 +5,10 @@
 //! compared table: no row differences must mean equal checksum roots, and differences unequal
 //! ones; a disagreement is an internal error, never a silent "identical".
 //!
-//! # JSON schema `pgsalvage.verify/1`
+//! # JSON schema `pgsalvage.verify/2`
 //! ```text
 //! {
-//!   "format": "pgsalvage.verify/1",
+//!   "format": "pgsalvage.verify/2",
 //!   "verdict": "identical" | "differences" | "incomplete",
 //!   "exit_code": 0 | 1 | 2,
 //!   "sources": { "<role>": { "connection": "user@host:port/db", "server_version": "15.18",
@@ -31,7 +31,11 @@
 //!       "errors": [ "…" ],
 //!       "spans": { "count": 2, "exact_keys": false,   // only when a side is a baseline
 //!                  "listed": [ { "from": [1000] | null, "to": [2000] | null,
-//!                                "rows": { "<role>": 12 } } ], "truncated": false }
+//!                                "rows": { "<role>": 12 } } ], "truncated": false },
+//!       "damage_map": { "buckets": [0, 0, 3, …],   // only for tables with differences: the
+//!                       "rows": 100000,           // differing keys (legitimate three-way
+//!                       "unmapped_ranges": 0 }    // changes left out) by position in the
+//!                                                 // table's key order, 64 equal parts of "rows"
 //!   } ],
 //!   "totals": { "tables": 5, "tables_differing": 1, "tables_failed": 0,
 //!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1,
@@ -41,9 +45,12 @@
 //!                   "columns": ["status"] } ],
 //!   "findings_truncated": false,                // true when --max-findings cut the list
 //!   "errors": [ { "table": "public.t" | null, "message": "…", "hint": "…" | null } ],
-//!   "elapsed_ms": 1234
+//!   "elapsed_ms": 1234,
+//!   "tool": { … }, "command_line": [ … ], "timings": { … }   // see provenance.rs
 //! }
 //! ```
+//! Version 2 added `damage_map` and the provenance fields (`tool`, `command_line`, `timings`);
+//! everything of version 1 reads as it did.
 //! `<role>` is `base`, `replica` or `target`. Keys are JSON arrays of exact values: integers and
 //! numerics as JSON numbers written digit for digit (never through a float), everything else as
 //! strings in PostgreSQL's text form (UTC, ISO dates).
@@ -58,8 +65,10 @@
 //! format's table roots (blake3 of the row count and the 256-bit sum of the row digests), the same
 //! value a baseline's manifest records, so a root can be checked against any baseline.
 
+pub mod html;
 pub mod human;
 pub mod listing;
+pub mod provenance;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -68,6 +77,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::classify::Class;
+use crate::compare::strip::{table_map, DamageMap};
 use crate::compare::tally::TableTally;
 use crate::error::Error;
 use crate::plan::SchemaDiff;
@@ -77,7 +87,7 @@ use crate::shape::TableName;
 use crate::source::{Role, SnapshotInfo};
 use crate::tree::hex;
 
-pub const FORMAT: &str = "pgsalvage.verify/1";
+pub const FORMAT: &str = "pgsalvage.verify/2";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,7 +166,13 @@ pub struct TableReport {
     /// Comparisons with a baseline: the key spans whose rows differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spans: Option<SpansOut>,
+    /// Tables with differences: where in the key space they lie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage_map: Option<DamageMap>,
 }
+
+/// Buckets of a table's [`DamageMap`].
+pub const DAMAGE_BUCKETS: usize = 64;
 
 /// The key spans where a baseline and the other side differ.
 #[derive(Debug, Serialize)]
@@ -324,6 +340,8 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
     let elapsed = tally.elapsed();
     let rows_read: u64 = tally.rows.iter().sum();
     let divergent_columns = divergent_columns(plan, &tally);
+    let damage_map =
+        (tally.classes.actionable() > 0).then(|| table_map(&tally.strips, DAMAGE_BUCKETS));
     TableReport {
         table: plan.name.to_string(),
         status,
@@ -352,6 +370,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         rows_per_sec: (rows_read as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
         errors: tally.errors,
         spans: None,
+        damage_map,
     }
 }
 
@@ -443,6 +462,7 @@ pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
         rows_per_sec: 0,
         errors: Vec::new(),
         spans: None,
+        damage_map: None,
     }
 }
 
@@ -522,8 +542,20 @@ fn values_out(
 impl VerifyReport {
     /// Writes the report as JSON to a temporary file beside `path`, then renames it into place.
     pub fn write_json(&self, path: &std::path::Path) -> crate::error::Result<()> {
-        write_json_file(path, self)
+        write_report_file(path, self)
     }
+}
+
+/// Writes a report as JSON (see [`write_json_file`]) with the fields of
+/// [`provenance`]: the tool's version and commit, the command line, the timings.
+pub fn write_report_file(
+    path: &std::path::Path,
+    report: &impl Serialize,
+) -> crate::error::Result<()> {
+    let mut value = serde_json::to_value(report)
+        .map_err(|e| Error::internal(format!("a report as JSON: {e}")))?;
+    provenance::stamp(&mut value);
+    write_json_file(path, &value)
 }
 
 /// Writes any report as pretty JSON to a temporary file beside `path`, then renames it into

@@ -81,6 +81,7 @@ impl std::ops::DerefMut for Session {
 /// server that accepts and never answers is given up on; 30 s when not set, since an unattended
 /// run must never hang silently).
 pub async fn connect(info: &ConnInfo) -> Result<Session> {
+    crate::log!(1, "connect {info}");
     let secs = info.connect_timeout.unwrap_or(30).max(1);
     match tokio::time::timeout(std::time::Duration::from_secs(secs), connect_now(info)).await {
         Ok(session) => session,

@@ -65,6 +65,7 @@ pub async fn export(role: Role, info: &ConnInfo) -> Result<(Session, SnapshotInf
     let coordinator = connect::connect(info).await.map_err(|e| e.context(at()))?;
     coordinator.batch_execute(BEGIN).await.context(at)?;
     let row = coordinator.query_one(SNAPSHOT, &[]).await.context(at)?;
+    crate::log!(1, "{role}: exported snapshot {}", row.get::<_, String>(0));
     let snapshot = SnapshotInfo {
         connection: info.to_string(),
         snapshot_id: row.get(0),

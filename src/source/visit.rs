@@ -80,6 +80,7 @@ async fn enter(session: &Client, snapshot_id: &str, table: &TableName) -> Result
         begin_on(snapshot_id),
         inheritance_tree(table)
     );
+    crate::log!(2, "sql: {sql}");
     let result = session.simple_query(&sql).await;
     let messages = match result {
         Ok(m) => m,

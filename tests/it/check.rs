@@ -247,7 +247,7 @@ fn a_clean_pair_checks_clean_through_the_binary() {
         text(&out.stdout)
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["format"], "pgsalvage.check/1");
+    assert_eq!(report["format"], "pgsalvage.check/2");
     assert_eq!(report["verdict"], "clean");
     assert_eq!(report["exit_code"], 0);
     for list in [

@@ -119,7 +119,7 @@ fn json_report_and_findings_csv() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(report["format"], "pgsalvage.verify/1");
+    assert_eq!(report["format"], "pgsalvage.verify/2");
     assert_eq!(report["verdict"], "differences");
     assert_eq!(report["exit_code"], 1);
     assert_eq!(report["totals"]["missing"], 1);

@@ -173,7 +173,7 @@ fn the_binary_reports_a_dirty_migration_with_exit_1_and_json_and_changes_nothing
         "{stdout}"
     );
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(v["format"], "pgsalvage.status/1");
+    assert_eq!(v["format"], "pgsalvage.status/2");
     assert_eq!(v["verdict"], "notable");
     assert_eq!(v["exit_code"], 1);
     assert_eq!(v["server"]["database"], db.as_str());
@@ -671,7 +671,7 @@ fn help_describes_status() {
         "--lag-after",
         "--lag-bytes",
         "--json",
-        "pgsalvage.status/1",
+        "pgsalvage.status/2",
         "Exit status",
         "PGPASSWORD",
         "read-only",

@@ -1,0 +1,360 @@
+//! Issue 22: a CLI that fits people's habits. Completions and man pages, EXAMPLES in --help,
+//! --version with the commit, sizes with units, -v logging what runs, the summary ordered for a
+//! person (differing tables first, t2 before t10, --only-differences, grouped numbers), and JSON
+//! reports that say which pgsalvage made them, from which command line (passwords elided), and
+//! how long each phase took.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef pgsalvage"),
+        ("fish", "complete -c pgsalvage"),
+    ] {
+        let out = pgsalvage(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker}");
+        for word in ["verify", "only-differences", "html", "completions"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bad = pgsalvage(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let man = pgsalvage(&["man"]);
+    assert_eq!(man.status.code(), Some(0));
+    let page = text(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH pgsalvage 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains(".SH NAME") && page.contains("verify"),
+        "{page}"
+    );
+    let verify = text(&pgsalvage(&["man", "verify"]).stdout);
+    assert!(verify.contains(".TH pgsalvage-verify 1"), "{verify}");
+    assert!(verify.contains("\\-\\-max\\-findings"), "{verify}");
+    assert!(verify.contains("Examples:"), "{verify}");
+    let none = pgsalvage(&["man", "nosuch"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(text(&none.stderr).contains("no command named"));
+}
+
+#[test]
+fn help_has_examples_and_version_names_the_commit() {
+    for cmd in [
+        "verify",
+        "recover",
+        "apply",
+        "baseline",
+        "check",
+        "status",
+        "report",
+        "completions",
+        "man",
+    ] {
+        let help = text(&pgsalvage(&[cmd, "--help"]).stdout);
+        assert!(
+            help.contains("Examples:\n") && help.contains("\n  pgsalvage "),
+            "{cmd} --help has no examples:\n{help}"
+        );
+    }
+    for cmd in ["verify", "recover", "check", "status"] {
+        let help = text(&pgsalvage(&[cmd, "--help"]).stdout);
+        assert!(help.contains("--html <FILE>"), "{cmd} lacks --html");
+    }
+    let version = text(&pgsalvage(&["--version"]).stdout);
+    let (_, rest) = version
+        .split_once("pgsalvage 0.1.0 (commit ")
+        .unwrap_or_else(|| panic!("{version}"));
+    let (commit, date) = rest.split_once(", built ").expect("a build date");
+    assert!(
+        commit == "unknown" || commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
+    let date = date.trim().trim_end_matches(')');
+    assert_eq!(date.len(), 10, "{date}");
+    assert!(
+        date.starts_with("20") && date.as_bytes()[4] == b'-',
+        "{date}"
+    );
+}
+
+#[test]
+fn sizes_take_units() {
+    let db = fresh_db("habits_sizes");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("s.json");
+    let out = pgsalvage(&[
+        "status",
+        "--target",
+        &url(&db),
+        "--lag-bytes",
+        "64MB",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["thresholds"]["lag_bytes"], 64 << 20);
+    assert_eq!(v["format"], "pgsalvage.status/2");
+    let raw = pgsalvage(&["status", "--target", &url(&db), "--lag-bytes", "4096", "-q"]);
+    assert_eq!(raw.status.code(), Some(0), "{}", text(&raw.stderr));
+    let bad = pgsalvage(&["status", "--target", &url(&db), "--lag-bytes", "16 parsecs"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--lag-bytes"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let (base, target) = numbered_tables();
+    let batch = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--batch-size",
+        "64KiB",
+        "-q",
+    ]);
+    assert_eq!(batch.status.code(), Some(1), "{}", text(&batch.stderr));
+}
+
+/// t1 … t12, of which t10 and t3 differ.
+fn numbered_tables() -> (String, String) {
+    let sql: String = (1..=12)
+        .map(|i| {
+            format!(
+                "CREATE TABLE t{i} (id int PRIMARY KEY, v int);
+                 INSERT INTO t{i} SELECT g, g FROM generate_series(1, 1500) g;"
+            )
+        })
+        .collect();
+    let (base, target) = pair("habits", &sql);
+    psql(
+        &target,
+        "DELETE FROM t10 WHERE id = 7; UPDATE t3 SET v = 0 WHERE id = 1",
+    );
+    (base, target)
+}
+
+#[test]
+fn the_summary_puts_differing_tables_first_in_natural_order() {
+    let (base, target) = numbered_tables();
+    let out = pgsalvage(&["verify", "--base", &url(&base), "--target", &url(&target)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    let names: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("public.t"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    let expected: Vec<String> = [
+        "t3", "t10", "t1", "t2", "t4", "t5", "t6", "t7", "t8", "t9", "t11", "t12",
+    ]
+    .iter()
+    .map(|t| format!("public.{t}"))
+    .collect();
+    assert_eq!(names, expected, "{summary}");
+    // Grouped numbers: 1,500 rows per side.
+    assert!(summary.contains("1,500"), "{summary}");
+
+    let only = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--only-differences",
+    ]);
+    let summary = text(&only.stdout);
+    let listed: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("public."))
+        .collect();
+    assert_eq!(listed.len(), 2, "{summary}");
+    assert!(
+        summary.contains("(10 identical tables not listed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("verdict: DIFFERENCES in 2 of 12 tables"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn json_reports_say_who_made_them_and_verbose_logs_what_runs() {
+    let (base, target) = pair(
+        "habits_json",
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1), (2);",
+    );
+    // The cluster trusts local connections: the password is never checked, only carried.
+    let secret_url = url(&base).replacen("postgres@", "postgres:hunter2@", 1);
+    assert!(secret_url.contains(":hunter2@"), "{secret_url}");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &secret_url,
+        "--target",
+        &format!("{} password=hunter2", keyword_form(&target)),
+        "--json",
+        json.to_str().unwrap(),
+        "-vv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = text(&out.stderr);
+    for needle in [
+        "connect postgres@127.0.0.1",
+        "phase: reading catalogs",
+        "phase: comparing rows",
+        "sql: COPY (SELECT",
+        "exported snapshot",
+    ] {
+        assert!(log.contains(needle), "-vv log lacks {needle}:\n{log}");
+    }
+    assert!(!log.contains("hunter2"), "{log}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let raw = std::fs::read_to_string(&json).unwrap();
+    assert!(!raw.contains("hunter2"), "a password in the report:\n{raw}");
+    assert_eq!(v["format"], "pgsalvage.verify/2");
+    assert_eq!(v["tool"]["name"], "pgsalvage");
+    assert_eq!(v["tool"]["version"], "0.1.0");
+    assert!(v["tool"]["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    let args: Vec<&str> = v["command_line"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[1], "verify");
+    assert!(args.contains(&"-vv"));
+    assert!(
+        args.iter().any(|a| a.contains("postgres:***@127.0.0.1")),
+        "{args:?}"
+    );
+    assert!(args.iter().any(|a| a.ends_with("password=***")), "{args:?}");
+    let timings = &v["timings"];
+    assert!(timings["started_at"].as_str().unwrap().ends_with('Z'));
+    let phases: Vec<&str> = timings["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "connecting and exporting snapshots",
+            "reading catalogs",
+            "planning key ranges",
+            "comparing rows",
+            "reporting"
+        ]
+    );
+    let total = timings["elapsed_ms"].as_u64().unwrap();
+    let summed: u64 = timings["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["elapsed_ms"].as_u64().unwrap())
+        .sum();
+    assert!(summed <= total, "{summed} > {total}");
+
+    // check and apply reports carry the same fields.
+    let cj = dir.path().join("c.json");
+    let check = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--json",
+        cj.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let c: Value = serde_json::from_slice(&std::fs::read(&cj).unwrap()).unwrap();
+    assert_eq!(c["format"], "pgsalvage.check/2");
+    assert_eq!(c["tool"]["name"], "pgsalvage");
+    assert_eq!(c["command_line"][1], "check");
+}
+
+/// `postgresql://postgres@127.0.0.1:PORT/DB` as `host=127.0.0.1 port=PORT user=postgres dbname=DB`.
+fn keyword_form(db: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user=postgres dbname={db}",
+        pgsalvage::cluster::Cluster::port(cluster())
+    )
+}
+
+#[test]
+fn recover_and_check_write_pages_too() {
+    let (base, target) = pair(
+        "habits_html",
+        "CREATE TABLE p (id int PRIMARY KEY, v text); INSERT INTO p VALUES (1, 'a'), (2, 'b');",
+    );
+    psql(
+        &target,
+        "DELETE FROM p WHERE id = 2; ALTER TABLE p ADD COLUMN stray int",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("recover.html");
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        dir.path().join("rec").to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"recovery\""), "{html}");
+    assert!(
+        html.contains("data-class=\"missing\" data-n=\"1\""),
+        "{html}"
+    );
+    let check_page = dir.path().join("check.html");
+    let out = pgsalvage(&[
+        "check",
+        "--target",
+        &url(&target),
+        "--base",
+        &url(&base),
+        "--html",
+        check_page.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&check_page).unwrap();
+    assert!(html.contains("id=\"drift\""), "{html}");
+    assert!(html.contains("stray"), "{html}");
+    let refused = pgsalvage(&["check", "--target", &url(&target), "--html", "-"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let not_a_report = dir.path().join("x.json");
+    std::fs::write(&not_a_report, "{\"format\": \"other/1\"}").unwrap();
+    let out = pgsalvage(&[
+        "report",
+        not_a_report.to_str().unwrap(),
+        "--html",
+        dir.path().join("x.html").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a verify"),
+        "{}",
+        text(&out.stderr)
+    );
+}
