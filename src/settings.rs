@@ -40,6 +40,15 @@ pub struct TableFilter {
 }
 
 impl TableFilter {
+    /// What this filter asks of one table's plan (see [`crate::plan::narrowed`]).
+    pub fn narrowing(&self, name: &TableName) -> crate::plan::Narrowing {
+        crate::plan::Narrowing {
+            excluded: self.exclude_columns.get(name).cloned().unwrap_or_default(),
+            mapped: self.map_columns.get(name).cloned().unwrap_or_default(),
+            rows: self.rows.get(name).cloned(),
+        }
+    }
+
     /// Whether `name` is selected: named or in a named schema, and not excluded.
     pub fn accepts(&self, name: &TableName) -> bool {
         let table_ok = self.tables.as_ref().is_none_or(|t| t.contains(name));

@@ -265,6 +265,9 @@ async fn capture_range(
     r: usize,
 ) -> RangeOutcome {
     let table = &shared.tables[t];
+    if table.plan.keyless() {
+        return capture_keyless(shared, client, t).await;
+    }
     let range = &table.ranges[r];
     let at = || {
         format!(
@@ -313,6 +316,63 @@ async fn capture_range(
             .map_err(|e| e.context(at()))?;
     }
     state.finish()
+}
+
+/// A keyless table, read whole: its copies in digest order, copy `k` of a row content keyed by
+/// (digest, k) as `compare::multiset` counts them, so two captures of the same multiset cut the
+/// same leaves and a difference is a span of digests. No row file: a keyless row has no key to
+/// find it by again.
+async fn capture_keyless(
+    shared: &Shared<'_>,
+    client: &crate::source::Session,
+    t: usize,
+) -> RangeOutcome {
+    use crate::pipeline::keyless::{partition_bits, passes_bits, read_partition, spill_table};
+    let table = &shared.tables[t];
+    let at = || {
+        format!(
+            "reading {} (keyless) from {}",
+            table.plan.name, shared.source.role
+        )
+    };
+    let bits = partition_bits(table.plan.est_rows, 1);
+    let rows = |n| shared.reporter.rows(t, n);
+    let spill = spill_table(
+        client,
+        &table.plan,
+        table.codec,
+        0,
+        bits,
+        shared.batch_bytes,
+        rows,
+    )
+    .await
+    .map_err(|e| e.context(at()))?;
+    let mut builder = LeafBuilder::new(table.leaf_shift);
+    for p in 0..(1usize << bits) {
+        let sub_bits = passes_bits(spill.bytes_in(p));
+        for sub in 0..(1usize << sub_bits) {
+            let mut copies = read_partition([&spill], p, sub, sub_bits)?;
+            builder = on_pool(move || {
+                crate::compare::multiset::count(
+                    &mut copies,
+                    1,
+                    |digest, n| {
+                        for k in 0..n {
+                            let mut key = digest.to_vec();
+                            key.extend_from_slice(&k.to_be_bytes());
+                            builder.push(&key, digest, Vec::new);
+                        }
+                    },
+                    |_| unreachable!("one source's copies never differ in number"),
+                );
+                builder
+            })
+            .await
+            .map_err(|_| Error::internal("the hashing pool dropped a batch"))?;
+        }
+    }
+    Ok((builder.finish(), None))
 }
 
 /// A range being cut: the leaf builder, the row file, the last key seen.

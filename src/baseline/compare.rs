@@ -252,7 +252,7 @@ fn plan_table(
         .map(|e| e.key.clone())
         .or_else(|| settings.keys.get(name).cloned());
     let plan = narrowed(
-        &settings.filter,
+        settings.filter.narrowing(name),
         name,
         &order.map(|i| roles[i]),
         &order.map(|i| shapes[i]),
@@ -468,10 +468,12 @@ async fn compare_table(
     } else {
         diff(base, target)
     };
-    let exact = sides.iter().all(|s| match s {
-        Side::Stored(b) => b.manifest.rows,
-        Side::Live(_) => true,
-    });
+    // A keyless table's spans are digest ranges: rows are not read back by key.
+    let exact = !c.plan.keyless()
+        && sides.iter().all(|s| match s {
+            Side::Stored(b) => b.manifest.rows,
+            Side::Live(_) => true,
+        });
     report.spans = Some(spans_out(&c.plan, &spans, exact, settings.max_findings));
     if !spans.is_empty() && exact {
         match exact_rows(settings, sides, index, &c, &spans, findings).await {
@@ -528,6 +530,7 @@ fn record_counts(report: &mut TableReport, counts: [u64; 3]) {
 fn base_report(c: &Compared) -> TableReport {
     let mut report = report::blank_report(&c.plan.name, TableStatus::Identical);
     report.key = c.plan.key_columns.iter().map(|k| k.name.clone()).collect();
+    report.keyless = c.plan.keyless();
     report.columns_compared = c.plan.columns.clone();
     report.schema_differences = c.plan.schema_diffs.clone();
     report.elapsed_ms = c.elapsed_ms;

@@ -48,7 +48,8 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     for (i, mut plan) in plans.into_iter().enumerate() {
         let (ranges, est_rows) = planner.cut(&plan, &patience).await?;
         plan.est_rows = est_rows;
-        let rows = match settings.rows {
+        // A keyless table keeps its leaves only (see `capture_keyless`).
+        let rows = match settings.rows && !plan.keyless() {
             true => Some(rows_dir(staging.path(), i, &plan.name)?),
             false => None,
         };
@@ -113,7 +114,7 @@ fn plan_tables(settings: &BaselineSettings, shapes: &[TableShape]) -> Result<Vec
     for shape in shapes.iter().filter(|s| settings.filter.accepts(&s.name)) {
         let key = settings.keys.get(&shape.name).map(Vec::as_slice);
         match narrowed(
-            &settings.filter,
+            settings.filter.narrowing(&shape.name),
             &shape.name,
             &[Role::Base],
             &[Some(shape)],

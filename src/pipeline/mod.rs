@@ -12,8 +12,10 @@
 
 pub mod checkpoint;
 pub mod findings;
+pub mod keyless;
 pub mod range_diff;
 pub mod readers;
+pub mod spill;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -268,7 +270,7 @@ fn plan_tables(
             .map(|c| c.iter().find(|t| &t.name == name))
             .collect();
         let key = settings.keys.get(name).map(Vec::as_slice);
-        match narrowed(&settings.filter, name, roles, &shapes, key) {
+        match narrowed(settings.filter.narrowing(name), name, roles, &shapes, key) {
             Ok(plan) => plans.push(plan),
             Err(e) => refused.push((name.clone(), e)),
         }
@@ -489,7 +491,10 @@ async fn read_unit(
         reporter: &*ctx.reporter,
     };
     visit::enter_all(&stops, &plan.name, &format!(", range {range}"), &patience).await?;
-    let (tally, found) = range_diff::diff_range(ctx, clients, table, range).await?;
+    let (tally, found) = match plan.keyless() {
+        true => keyless::diff_table(ctx, clients, table).await?,
+        false => range_diff::diff_range(ctx, clients, table, range).await?,
+    };
     visit::leave_all(&stops)
         .await
         .map_err(|e| e.context(format!("ending the read of {} range {range}", plan.name)))?;

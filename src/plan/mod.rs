@@ -16,7 +16,6 @@ pub use table::{reconcile, SchemaDiff, TablePlan};
 use crate::error::{Error, Result};
 use crate::key::range::KeyRange;
 use crate::role::Role;
-use crate::settings::TableFilter;
 use crate::shape::{TableName, TableShape};
 
 /// A table that will be compared: its plan, its ranges, its tree shape.
@@ -78,23 +77,33 @@ pub fn restore_masks(
     Ok(())
 }
 
-/// [`reconcile`] within a run's [`TableFilter`]: `--exclude-columns` taken out of every source's
+/// What a run's table filter (`settings::TableFilter::narrowing`) asks of one table.
+#[derive(Clone, Debug, Default)]
+pub struct Narrowing {
+    /// `--exclude-columns`.
+    pub excluded: Vec<String>,
+    /// `--map-column`: (the base's old name, the new name).
+    pub mapped: Vec<(String, String)>,
+    /// `--where`.
+    pub rows: Option<String>,
+}
+
+/// [`reconcile`] within a run's narrowing: `--exclude-columns` taken out of every source's
 /// shape (so they are neither compared nor reported as differences), `--map-column` renaming the
 /// base's old column to its new name (so the two compare by value; the base's reads select the
 /// old name, see [`TablePlan::select_list_on`]), and the `--where` predicate kept for every read.
 pub fn narrowed(
-    filter: &TableFilter,
+    narrowing: Narrowing,
     name: &TableName,
     roles: &[Role],
     shapes: &[Option<&TableShape>],
     key_override: Option<&[String]>,
 ) -> Result<TablePlan> {
-    let excluded = filter
-        .exclude_columns
-        .get(name)
-        .cloned()
-        .unwrap_or_default();
-    let mapped = filter.map_columns.get(name).cloned().unwrap_or_default();
+    let Narrowing {
+        excluded,
+        mapped,
+        rows,
+    } = narrowing;
     let mut owned: Vec<Option<TableShape>> = shapes.iter().map(|s| s.cloned()).collect();
     let key = key_of(&owned, key_override);
     for col in &excluded {
@@ -122,17 +131,7 @@ pub fn narrowed(
     }
     let refs: Vec<Option<&TableShape>> = owned.iter().map(Option::as_ref).collect();
     let mut plan = reconcile(name, roles, &refs, key_override)?;
-    // A table without a key is read whole by its own path, which applies neither yet: refused
-    // rather than compared outside the scope asked for.
-    if plan.nkey == 0 && (filter.rows.contains_key(name) || !mapped.is_empty()) {
-        return Err(Error::usage(format!(
-            "--where and --map-column do not apply to {name}, which has no key"
-        ))
-        .with_hint(format!(
-            "name a key with --key {name}=col1,col2, or leave the flag out"
-        )));
-    }
-    plan.rows = filter.rows.get(name).cloned();
+    plan.rows = rows;
     plan.excluded_columns = excluded;
     if let Some(b) = base.filter(|_| !renamed.is_empty()) {
         plan.renamed = Some((b, renamed));

@@ -74,6 +74,11 @@ impl TablePlan {
         self.key_columns.iter().map(collate).collect()
     }
 
+    /// A table without a key: compared as a multiset of rows (`compare::multiset`).
+    pub fn keyless(&self) -> bool {
+        self.nkey == 0
+    }
+
     /// The select list of source `source`, quoted: the compared columns by that source's own
     /// names (`--map-column` renames them on one source).
     pub fn select_list_on(&self, source: usize) -> String {
@@ -137,7 +142,7 @@ pub fn reconcile(
             });
         }
     }
-    let key = choose_key(name, reference, key_override)?;
+    let key = choose_key(reference, key_override)?;
     let present: Vec<&TableShape> = shapes.iter().flatten().copied().collect();
     check_key(name, &key, &present, reference)?;
     diffs.extend(key_diffs(name, &key, roles, shapes, ref_idx));
@@ -174,21 +179,11 @@ pub fn reconcile(
     })
 }
 
-fn choose_key(
-    name: &TableName,
-    reference: &TableShape,
-    key_override: Option<&[String]>,
-) -> Result<Vec<String>> {
+fn choose_key(reference: &TableShape, key_override: Option<&[String]>) -> Result<Vec<String>> {
     if let Some(cols) = key_override {
         return Ok(cols.to_vec());
     }
-    if reference.key.is_empty() {
-        return Err(
-            Error::usage(format!("table {name} has no primary key")).with_hint(format!(
-                "name a unique NOT NULL column set with --key {name}=col1,col2"
-            )),
-        );
-    }
+    // No primary key: the table is compared as a multiset of its rows (an empty key).
     Ok(reference
         .key
         .iter()
@@ -546,12 +541,10 @@ mod tests {
     #[test]
     fn key_override_replaces_the_primary_key() {
         let no_key = shape(vec![int4("tenant"), int4("seq"), text("msg")], &[]);
-        let err = plan(&[Some(&no_key), Some(&no_key)], None).unwrap_err();
-        assert_eq!(err.to_string(), "table public.t has no primary key");
-        assert_eq!(
-            err.hint(),
-            Some("name a unique NOT NULL column set with --key public.t=col1,col2")
-        );
+        // Without one, the table is keyless: every column compared, as a multiset.
+        let keyless = plan(&[Some(&no_key), Some(&no_key)], None).unwrap();
+        assert!(keyless.keyless());
+        assert_eq!(keyless.columns, ["tenant", "seq", "msg"]);
         let p = plan(&[Some(&no_key), Some(&no_key)], Some(&["seq", "tenant"])).unwrap();
         assert_eq!(p.columns, ["seq", "tenant", "msg"]);
         assert_eq!(p.nkey, 2);

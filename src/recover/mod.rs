@@ -62,6 +62,7 @@ pub async fn recover(
     verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
     let run = pipeline::run(&verify, reporter).await?;
     refuse_unsafe(&run.report, &verify)?;
+    refuse_keyless(&run.report)?;
     let tables = plan::restores(&run.tables, &keys)?;
     let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
     // The rows are read back in one snapshot transaction per source, opened only now: the
@@ -149,6 +150,31 @@ fn refuse_unsafe(report: &VerifyReport, verify: &VerifySettings) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a recovery of a keyless table whose copies differ: its differences are exact, but
+/// restore batches for keyless rows are not written yet, and a recovery that silently left
+/// them out would read as complete.
+fn refuse_keyless(report: &VerifyReport) -> Result<()> {
+    let differing: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|t| t.keyless && t.missing + t.extra + t.divergent > 0)
+        .map(|t| {
+            format!(
+                "{} ({} missing, {} extra copies)",
+                t.table, t.missing, t.extra
+            )
+        })
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "keyless tables differ and pgsalvage cannot yet write their restore: {}; no restore was written",
+        differing.join(", ")
+    ))
+    .with_hint("name a key with --key schema.table=cols if one is unique, or leave the table out with --exclude-tables and restore its rows by hand from verify's findings"))
 }
 
 /// The sessions a recovery reads rows from, all on the comparison's snapshots.

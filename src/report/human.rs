@@ -119,7 +119,7 @@ pub fn summary_with(report: &VerifyReport, options: &Options) -> String {
         .collect();
     let name_width = shown
         .iter()
-        .map(|t| t.table.len())
+        .map(|t| shown_name(t).len())
         .max()
         .unwrap_or(5)
         .clamp(5, 48);
@@ -189,8 +189,16 @@ fn shown_value(v: &Option<String>) -> String {
     out
 }
 
+/// The table's name as listed: a keyless table says so (its counts are copies of rows).
+fn shown_name(t: &TableReport) -> String {
+    match t.keyless {
+        true => format!("{} (keyless)", t.table),
+        false => t.table.clone(),
+    }
+}
+
 fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) {
-    let _ = write!(out, "{:<width$}", t.table);
+    let _ = write!(out, "{:<width$}", shown_name(t));
     for role in roles {
         match t.rows.get(role) {
             Some(n) => write!(out, " {:>12}", grouped(*n)),

@@ -157,6 +157,8 @@ pub struct TableReport {
     pub divergent_columns: Vec<ColumnCount>,
     pub schema_differences: Vec<SchemaDiff>,
     pub key: Vec<String>,
+    /// No key: rows compared as a multiset (each copy counted; a finding's key is the row).
+    pub keyless: bool,
     pub columns_compared: Vec<String>,
     pub roots: BTreeMap<Role, String>,
     pub ranges: RangeCounts,
@@ -359,6 +361,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         divergent_columns,
         schema_differences: plan.schema_diffs.clone(),
         key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
+        keyless: plan.keyless(),
         columns_compared: plan.columns.clone(),
         roots: per_role(roles, tally.trees.iter().map(|t| hex(&t.root()))),
         ranges: RangeCounts {
@@ -451,6 +454,7 @@ pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
         divergent_columns: Vec::new(),
         schema_differences: Vec::new(),
         key: Vec::new(),
+        keyless: false,
         columns_compared: Vec::new(),
         roots: BTreeMap::new(),
         ranges: RangeCounts {

@@ -49,6 +49,10 @@ impl<'a> Planner<'a> {
         plan: &TablePlan,
         patience: &Patience<'_>,
     ) -> Result<(Vec<KeyRange>, u64)> {
+        // A keyless table has no key to cut: it is read whole (see `pipeline::keyless`).
+        if plan.keyless() {
+            return Ok((crate::key::range::plan(Vec::new()), plan.est_rows));
+        }
         if self.session.is_none() {
             self.session = Some(self.source.worker().await?);
         }

@@ -435,9 +435,9 @@ fn damaged_or_foreign_baselines_are_refused() {
         failed.to_str().unwrap(),
         "-q",
     ]);
-    assert_eq!(run.status.code(), Some(2));
-    assert!(text(&run.stderr).contains("nokey"), "{}", text(&run.stderr));
-    assert!(!failed.exists());
+    // A table without a key is no reason to fail: it is taken as the multiset of its rows.
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(failed.join("manifest.json").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())

@@ -228,9 +228,16 @@ fn bad_inputs_fail_with_one_clear_line() {
             "hint: write --key",
         ),
         (
-            vec!["--base", &nokey, "--target", &nokey],
-            "error: table public.bare has no primary key",
-            "hint: name a unique NOT NULL column set with --key public.bare=",
+            vec![
+                "--base",
+                &nokey,
+                "--target",
+                &nokey,
+                "--key",
+                "public.bare=nosuch",
+            ],
+            "error: key column nosuch of table public.bare does not exist",
+            "error",
         ),
     ];
     for (args, first, hint) in cases {

@@ -10,6 +10,7 @@ mod habits;
 mod hostile;
 mod html;
 mod integrity;
+mod keyless;
 mod keys;
 mod layers;
 mod live;

@@ -484,14 +484,33 @@ fn verify_against_a_baseline_of_some_tables_compares_those() {
 }
 
 #[test]
-fn where_on_a_table_without_a_key_is_refused() {
+fn where_and_map_column_narrow_a_table_without_a_key() {
     let (base, target) = pair(
         "wherekl",
-        "CREATE TABLE k (v int); INSERT INTO k SELECT generate_series(1, 10);",
+        "CREATE TABLE k (v int, note text); INSERT INTO k SELECT g, 'n' FROM generate_series(1, 10) g;",
     );
-    psql(&target, "DELETE FROM k WHERE v = 9;");
-    // Outside the predicate, but the keyless read path does not narrow: never a clean result.
-    let (code, _, err) = verify_json(&base, &target, &["--where", "public.k:v < 5"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("public.k"), "{err}");
+    psql(
+        &target,
+        "DELETE FROM k WHERE v = 9; ALTER TABLE k RENAME COLUMN note TO remark;",
+    );
+    let map = ["--map-column", "public.k:note=remark"];
+    // Outside the predicate: identical; inside it: exactly that copy.
+    let (code, _, err) = verify_json(
+        &base,
+        &target,
+        &[&map[..], &["--where", "public.k:v < 5"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, report, err) = verify_json(
+        &base,
+        &target,
+        &[&map[..], &["--where", "public.k:v > 5"]].concat(),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        report["findings"][0]["key"],
+        serde_json::json!([9, "n"]),
+        "{report:#}"
+    );
+    assert_eq!(report["tables"][0]["missing"], 1, "{report:#}");
 }

@@ -1,0 +1,363 @@
+//! One table without a key: read whole from every source and compared as a multiset of rows.
+//!
+//! Each source streams `COPY (SELECT columns, ctid FROM table)` in the unit's visit; its rows
+//! are digested on the pool like any range's, and each row's digest and `ctid` go to that
+//! source's [`Spill`] (memory up to a budget, then files). Then the partitions are counted one at
+//! a time on the pool ([`multiset::count`]): every copy is added to the tally's trees, and each
+//! copy present on some sources only becomes a finding. The rows behind the findings are read
+//! back by `ctid` in the same visit (the snapshot keeps them where they were), their digests
+//! checked against the ones compared, and rendered as the findings' keys: a keyless row is named
+//! by all its values.
+
+use std::collections::BTreeMap;
+
+use super::readers::{next_batch, start_query};
+use super::spill::Spill;
+use super::RunContext;
+use crate::classify::Finding;
+use crate::compare::multiset::{self, ctid_text, Copy, Differing};
+use crate::compare::tally::RangeTally;
+use crate::error::{Error, Result};
+use crate::hash::digest::Digest;
+use crate::plan::TablePlan;
+use crate::pool::{off_runtime, on_pool};
+use crate::source::Session;
+
+/// What one source's copies may hold in memory before they go to disk.
+const SPILL_MEMORY: usize = 16 << 20;
+
+/// The partitions counted at once hold about this much (more passes past it).
+const COUNT_MEMORY: u64 = 32 << 20;
+
+/// Row values longer than this are elided in a keyless row's key.
+const KEY_VALUE_CHARS: usize = 200;
+
+/// Compares the keyless table `table` across the sources whose sessions are `clients`.
+pub async fn diff_table(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+) -> Result<(RangeTally, Vec<Finding>)> {
+    let run = &ctx.tables[table];
+    let plan = &run.plan;
+    let sources = clients.len();
+    let bits = partition_bits(plan.est_rows, sources);
+    let reads = clients.iter().enumerate().map(|(i, client)| async move {
+        match &plan.codecs[i] {
+            Some(_) => read_copies(ctx, client, table, i, bits)
+                .await
+                .map(Some)
+                .map_err(|e| e.context(at(ctx, table, i))),
+            None => Ok(None),
+        }
+    });
+    let spills = futures_util::future::try_join_all(reads).await?;
+    let mut tally = RangeTally::new(plan, sources, run.tree_bits);
+    tally.strip = None;
+    let mut kept = Vec::new();
+    for p in 0..(1usize << bits) {
+        let total: u64 = spills.iter().flatten().map(|s| s.bytes_in(p)).sum();
+        let sub_bits = passes_bits(total);
+        for sub in 0..(1usize << sub_bits) {
+            let copies = read_partition(spills.iter().flatten(), p, sub, sub_bits)?;
+            let counted = on_pool(move || count_copies(copies, sources, tally));
+            let (t, differing) = counted
+                .await
+                .map_err(|_| Error::internal("the hashing pool dropped a count"))?;
+            tally = t;
+            if differing.is_empty() {
+                continue;
+            }
+            let found = findings(ctx, clients, table, &differing, &mut tally).await?;
+            if ctx.keeps_findings() {
+                kept.extend(found.iter().cloned());
+            }
+            let _ = ctx.findings.send(found).await;
+        }
+    }
+    Ok((tally, kept))
+}
+
+/// Partitions enough that one source's copies of one partition are about a quarter of
+/// [`COUNT_MEMORY`] by the table's estimated size.
+pub(crate) fn partition_bits(est_rows: u64, sources: usize) -> u8 {
+    let bytes = est_rows.saturating_mul((multiset::COPY_BYTES * sources) as u64);
+    let mut bits = 0u8;
+    while bits < 10 && bytes >> bits > COUNT_MEMORY / 2 {
+        bits += 1;
+    }
+    bits
+}
+
+/// The passes over a partition that keep each under [`COUNT_MEMORY`].
+pub(crate) fn passes_bits(bytes: u64) -> u8 {
+    let mut bits = 0u8;
+    while bits < 12 && bytes >> bits > COUNT_MEMORY {
+        bits += 1;
+    }
+    bits
+}
+
+/// Streams one source's copy of the table into a spill.
+async fn read_copies(
+    ctx: &RunContext,
+    client: &Session,
+    table: usize,
+    source: usize,
+    bits: u8,
+) -> Result<Spill> {
+    let plan = &ctx.tables[table].plan;
+    let counted = plan.codecs.iter().position(Option::is_some) == Some(source);
+    let rows = |n| {
+        if counted {
+            ctx.reporter.rows(table, n);
+        }
+    };
+    spill_table(
+        client,
+        plan,
+        source,
+        source as u8,
+        bits,
+        ctx.batch_bytes,
+        rows,
+    )
+    .await
+}
+
+/// Reads a keyless table whole from `source` (its index in `plan.codecs`) into a spill of
+/// `1 << bits` partitions, its copies marked `tag`; `rows` hears how many rows each batch held.
+pub(crate) async fn spill_table(
+    client: &Session,
+    plan: &TablePlan,
+    source: usize,
+    tag: u8,
+    bits: u8,
+    batch_bytes: usize,
+    rows: impl Fn(u64),
+) -> Result<Spill> {
+    let codec = plan.codecs[source]
+        .clone()
+        .expect("the source has the table");
+    let ncols = codec.kinds.len();
+    let query = format!(
+        "COPY (SELECT {}, ctid FROM {}{}) TO STDOUT (FORMAT binary)",
+        plan.select_list_on(source),
+        plan.name.sql(),
+        plan.where_clause(None)
+    );
+    let mut reader = Some(start_query(client, &query, codec, ncols + 1, batch_bytes).await?);
+    let mut spill = Spill::new(bits, SPILL_MEMORY);
+    while let Some(batch) = next_batch(&mut reader).await? {
+        let spilled = off_runtime(|| {
+            (0..batch.len()).try_for_each(|r| {
+                spill.push(&Copy {
+                    digest: batch.digests[r],
+                    source: tag,
+                    ctid: ctid_of(batch.rows.field(r, ncols)),
+                })
+            })
+        });
+        spilled.map_err(|e| Error::io("writing a keyless table's spill", e))?;
+        rows(batch.len() as u64);
+    }
+    Ok(spill)
+}
+
+/// Reads partition `p`, pass `sub` of `1 << sub_bits`, of every spill.
+pub(crate) fn read_partition<'a>(
+    spills: impl IntoIterator<Item = &'a Spill>,
+    p: usize,
+    sub: usize,
+    sub_bits: u8,
+) -> Result<Vec<Copy>> {
+    let spills: Vec<&Spill> = spills.into_iter().collect();
+    // Sized ahead (a pass holds about its share of the partition): no doubling past the budget.
+    let bytes: u64 = spills.iter().map(|s| s.bytes_in(p)).sum();
+    let mut copies =
+        Vec::with_capacity((bytes >> sub_bits) as usize / multiset::COPY_BYTES * 9 / 8);
+    off_runtime(|| {
+        spills
+            .iter()
+            .try_for_each(|s| s.read(p, sub, sub_bits, &mut copies))
+    })
+    .map_err(|e| Error::io("reading a keyless table's spill", e))?;
+    Ok(copies)
+}
+
+fn ctid_of(raw: Option<&[u8]>) -> [u8; 6] {
+    raw.and_then(|r| r.try_into().ok()).unwrap_or([0; 6])
+}
+
+/// Counts one partition's copies into the tally; returns the row contents that differ.
+fn count_copies(
+    mut copies: Vec<Copy>,
+    sources: usize,
+    tally: RangeTally,
+) -> (RangeTally, Vec<Differing>) {
+    let mut differing = Vec::new();
+    // Both callbacks add to the tally; they never run at once.
+    let tally = std::cell::RefCell::new(tally);
+    multiset::count(
+        &mut copies,
+        sources,
+        |digest, n| {
+            let mut tally = tally.borrow_mut();
+            let leaf = tally.leaf_of(digest);
+            for s in 0..sources {
+                for _ in 0..n {
+                    tally.add_row(s, leaf, digest);
+                }
+            }
+        },
+        |d| {
+            let mut tally = tally.borrow_mut();
+            let leaf = tally.leaf_of(&d.digest);
+            for (s, ctids) in d.ctids.iter().enumerate() {
+                for _ in ctids {
+                    tally.add_row(s, leaf, &d.digest);
+                }
+            }
+            differing.push(d);
+        },
+    );
+    (tally.into_inner(), differing)
+}
+
+/// The findings of the differing copies, keyed by their rows' values read back by `ctid`.
+async fn findings(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    differing: &[Differing],
+    tally: &mut RangeTally,
+) -> Result<Vec<Finding>> {
+    let mut wanted: BTreeMap<usize, Vec<(Digest, [u8; 6])>> = BTreeMap::new();
+    for d in differing {
+        let (source, ctid) = d.sample();
+        wanted.entry(source).or_default().push((d.digest, ctid));
+    }
+    let mut keys: BTreeMap<Digest, String> = BTreeMap::new();
+    for (source, rows) in wanted {
+        let read = read_back(ctx, &clients[source], table, source, &rows).await;
+        keys.extend(read.map_err(|e| e.context(at(ctx, table, source)))?);
+    }
+    let mut found = Vec::new();
+    for d in differing {
+        let counts = d.counts();
+        for &(k, class) in &d.copies {
+            if counts.len() == 3 {
+                tally.add_need(class, counts[1] > k, counts[2] > k);
+            }
+            let f = Finding {
+                table,
+                class,
+                key: keys[&d.digest].clone(),
+                order_key: d.order_key(k),
+                columns: Vec::new(),
+                restore: None,
+                values: None,
+            };
+            tally.add_finding(&f);
+            found.push(f);
+        }
+    }
+    Ok(found)
+}
+
+/// Reads the rows at `rows`' ctids and renders each as a key; the digest read must be the one
+/// compared (the snapshot guarantees it unless the table was rewritten, which is an error).
+async fn read_back(
+    ctx: &RunContext,
+    client: &Session,
+    table: usize,
+    source: usize,
+    rows: &[(Digest, [u8; 6])],
+) -> Result<BTreeMap<Digest, String>> {
+    let plan = &ctx.tables[table].plan;
+    let codec = plan.codecs[source]
+        .clone()
+        .expect("the source has the table");
+    let ncols = codec.kinds.len();
+    let mut keys = BTreeMap::new();
+    for chunk in rows.chunks(5000) {
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|(_, c)| format!("\"{}\"", ctid_text(c)))
+            .collect();
+        let wanted = format!("ctid = ANY ('{{{}}}'::tid[])", list.join(","));
+        let query = format!(
+            "COPY (SELECT {}, ctid FROM {}{}) TO STDOUT (FORMAT binary)",
+            plan.select_list_on(source),
+            plan.name.sql(),
+            plan.where_clause(Some(&wanted))
+        );
+        let mut reader =
+            Some(start_query(client, &query, codec.clone(), ncols + 1, ctx.batch_bytes).await?);
+        let expected: BTreeMap<[u8; 6], Digest> = chunk.iter().map(|(d, c)| (*c, *d)).collect();
+        while let Some(batch) = next_batch(&mut reader).await? {
+            for r in 0..batch.len() {
+                let ctid = ctid_of(batch.rows.field(r, ncols));
+                if expected.get(&ctid) != Some(&batch.digests[r]) {
+                    return Err(Error::internal(format!(
+                        "the row at ctid {} of {} is not the one compared (was the table rewritten during the run?)",
+                        ctid_text(&ctid),
+                        plan.name
+                    ))
+                    .with_hint("run again; a keyless table must not be rewritten (VACUUM FULL, CLUSTER) while it is read"));
+                }
+                keys.insert(batch.digests[r], row_json(&codec.kinds, &batch, r)?);
+            }
+        }
+    }
+    if keys.len()
+        != rows
+            .iter()
+            .map(|(d, _)| d)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    {
+        return Err(Error::internal(format!(
+            "rows of {} compared could not be read back by ctid (was the table rewritten during the run?)",
+            plan.name
+        )));
+    }
+    Ok(keys)
+}
+
+/// A keyless row named by all its values: a JSON array, NULL as null, long values elided.
+fn row_json(
+    kinds: &[crate::shape::TypeKind],
+    batch: &crate::hash::digest::DigestBatch,
+    r: usize,
+) -> Result<String> {
+    let mut out = String::from("[");
+    for (c, kind) in kinds.iter().enumerate() {
+        if c > 0 {
+            out.push(',');
+        }
+        match batch.rows.field(r, c) {
+            None => out.push_str("null"),
+            Some(raw) => {
+                let mut value = String::new();
+                crate::key::render::render_json(kind, raw, &mut value)?;
+                if value.chars().count() > KEY_VALUE_CHARS {
+                    let head: String = value.chars().take(KEY_VALUE_CHARS).collect();
+                    let elided = format!("{head}… ({} bytes)", raw.len());
+                    out.push_str(&serde_json::to_string(&elided).expect("a string"));
+                } else {
+                    out.push_str(&value);
+                }
+            }
+        }
+    }
+    out.push(']');
+    Ok(out)
+}
+
+fn at(ctx: &RunContext, table: usize, source: usize) -> String {
+    format!(
+        "reading {} (keyless) from {}",
+        ctx.tables[table].plan.name, ctx.roles[source]
+    )
+}
