@@ -556,9 +556,8 @@ pub fn write_report_file(
     path: &std::path::Path,
     report: &impl Serialize,
 ) -> crate::error::Result<()> {
-    let mut value = serde_json::to_value(report)
+    let value = provenance::stamped(report)
         .map_err(|e| Error::internal(format!("a report as JSON: {e}")))?;
-    provenance::stamp(&mut value);
     write_json_file(path, &value)
 }
 

@@ -97,6 +97,27 @@ pub fn fields() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A report as JSON with the provenance fields added at its top level (kept if already there),
+/// every other value exactly as the report wrote it: keys' numerics stay exact, where a
+/// `serde_json::Value` would read them as floats.
+pub fn stamped(
+    report: &impl serde::Serialize,
+) -> serde_json::Result<Box<serde_json::value::RawValue>> {
+    use serde_json::value::{to_raw_value, RawValue};
+    let text = serde_json::to_string(report)?;
+    let Ok(mut map) =
+        serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(&text)
+    else {
+        return RawValue::from_string(text);
+    };
+    for (name, field) in fields() {
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), to_raw_value(&field)?);
+        }
+    }
+    to_raw_value(&map)
+}
+
 /// Adds the provenance fields to a report's top-level object (kept if already there: a report
 /// rendered again keeps the run it came from).
 pub fn stamp(value: &mut Value) {
@@ -216,6 +237,31 @@ pub fn now_utc_millis() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stamping_keeps_numbers_exactly_as_written() {
+        let key = serde_json::value::RawValue::from_string(
+            "[123456789012345678901234567890.5,-0.0001,18446744073709551615]".into(),
+        )
+        .unwrap();
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            format: &'a str,
+            key: &'a serde_json::value::RawValue,
+        }
+        let out = super::stamped(&Report {
+            format: "x/2",
+            key: &key,
+        })
+        .unwrap();
+        let text = out.get();
+        assert!(
+            text.contains("[123456789012345678901234567890.5,-0.0001,18446744073709551615]"),
+            "{text}"
+        );
+        assert!(text.contains("\"tool\""), "{text}");
+        assert!(text.contains("\"format\":\"x/2\""), "{text}");
+    }
+
     use super::elide_secrets;
 
     #[test]
