@@ -449,6 +449,8 @@ pub struct CheckSettings {
     pub target: ConnInfo,
     pub base: Option<ConnInfo>,
     pub filter: TableFilter,
+    /// `--key` overrides: the columns that name a table's rows in findings.
+    pub keys: HashMap<TableName, Vec<String>>,
     /// Keys listed per finding (counts stay exact).
     pub max_keys: usize,
     pub json: Option<PathBuf>,

@@ -217,6 +217,9 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     /// A partitioned table's `PARTITION BY` clause (`pg_get_partkeydef`).
     pub partition_key: Option<String>,
+    /// `--key`: the columns that name this table's rows in findings, in place of its primary
+    /// key. Not in the catalog: `check::inspect` sets it from the command line.
+    pub row_key: Option<Vec<String>>,
 }
 
 impl TableDef {
@@ -311,6 +314,7 @@ pub async fn read_schema(client: &Client) -> Result<Schema> {
                 constraints: Vec::new(),
                 indexes: Vec::new(),
                 partition_key: r.get(3),
+                row_key: None,
             };
             (r.get::<_, u32>(0), def)
         })

@@ -598,6 +598,7 @@ mod tests {
                 },
             ],
             partition_key: None,
+            row_key: None,
         }
     }
 

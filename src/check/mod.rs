@@ -44,11 +44,13 @@
 //!
 //! <rows> = { "key_columns": ["id"], "rows": 15, "keys": [[2], [4]], "keys_truncated": false }
 //! ```
-//! Counts are exact; `keys` lists at most `max_keys` rows, in key order. A row's key is its
-//! table's primary key (without one, the rule's columns). Keys are JSON arrays of exact values as
-//! in the verify report: integers and numerics as JSON numbers digit for digit, everything else
-//! as strings in PostgreSQL's text form (UTC, ISO dates). Without a base, `parent_restores`,
-//! `not_null`, `duplicates` and `drift` are empty. Exit status 0 clean, 1 problems, 2 error.
+//! Counts are exact; `keys` lists at most `max_keys` rows, in key order. A row's key is the
+//! table's `--key` columns, else its primary key, else the rule's columns (which name the
+//! offending values rather than the row: give a table without a primary key a `--key`). Keys
+//! are JSON arrays of exact values as in the verify report: integers and numerics as JSON
+//! numbers digit for digit, everything else as strings in PostgreSQL's text form (UTC, ISO
+//! dates). Without a base, `parent_restores`, `not_null`, `duplicates` and `drift` are empty.
+//! Exit status 0 clean, 1 problems, 2 error.
 //!
 //! Version 2 adds, at the top level, `tool` (name, version, commit, build date), `command_line`
 //! (passwords elided) and `timings` (start, phases, total): see `report::provenance`.
@@ -59,7 +61,7 @@ pub mod parents;
 pub mod report;
 pub mod scan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use tokio_postgres::Client;
@@ -67,6 +69,7 @@ use tokio_postgres::Client;
 use crate::error::{Error, Result};
 pub use crate::settings::CheckSettings;
 use crate::settings::TableFilter;
+use crate::shape::TableName;
 use crate::source::{Role, Source};
 use catalog::{ConstraintDef, ConstraintKind, ForeignKey, Schema, TableDef};
 use parents::{ParentRows, Seed};
@@ -102,10 +105,11 @@ pub async fn check(settings: &CheckSettings) -> Result<CheckReport> {
         Some(b) => Some(b.snapshot_session(lock_wait).await?),
         None => None,
     };
-    let found = inspect(
+    let found = inspect_keyed(
         &target_session,
         base_session.as_deref(),
         &settings.filter,
+        &settings.keys,
         settings.max_keys,
     )
     .await?;
@@ -125,7 +129,18 @@ pub async fn inspect(
     filter: &TableFilter,
     max_keys: usize,
 ) -> Result<Inspection> {
-    let target_all = catalog::read_schema(target)
+    inspect_keyed(target, base, filter, &HashMap::new(), max_keys).await
+}
+
+/// [`inspect`], the rows of the tables in `keys` named by those columns (`--key`) in findings.
+pub async fn inspect_keyed(
+    target: &Client,
+    base: Option<&Client>,
+    filter: &TableFilter,
+    keys: &HashMap<TableName, Vec<String>>,
+    max_keys: usize,
+) -> Result<Inspection> {
+    let mut target_all = catalog::read_schema(target)
         .await
         .map_err(|e| e.context("reading the target's schema"))?;
     let base_all = match base {
@@ -136,6 +151,7 @@ pub async fn inspect(
         ),
         None => None,
     };
+    set_row_keys(&mut target_all, base_all.as_ref(), keys)?;
     // A named table that exists nowhere must not read as "clean".
     for wanted in filter.tables.iter().flatten() {
         let somewhere = target_all.table(wanted).is_some()
@@ -187,6 +203,33 @@ pub async fn inspect(
         base: base_all,
         parents,
     })
+}
+
+/// `--key`: the columns that name the rows of a table in findings (only the target's rows are
+/// listed). A key over columns the target's table lacks, or for a table on neither side, is a
+/// mistake said before any row is read, as verify says it.
+fn set_row_keys(
+    target: &mut Schema,
+    base: Option<&Schema>,
+    keys: &HashMap<TableName, Vec<String>>,
+) -> Result<()> {
+    for (name, cols) in keys {
+        let Some(table) = target.tables.get_mut(name) else {
+            if base.is_some_and(|b| b.table(name).is_some()) {
+                continue;
+            }
+            return Err(Error::usage(format!("--key names table {name}, not found"))
+                .with_hint("check the name (schema.table); list tables with psql's \\dt"));
+        };
+        if let Some(missing) = cols.iter().find(|c| table.column(c).is_none()) {
+            return Err(Error::usage(format!(
+                "key column {missing} of table {name} does not exist on the target"
+            ))
+            .with_hint(format!("name its columns: --key {name}=col1,col2")));
+        }
+        table.row_key = Some(cols.clone());
+    }
+    Ok(())
 }
 
 /// `--exclude-columns` and `--map-column` as the comparison reads them: excluded columns are

@@ -5,9 +5,10 @@
 //! fine; `MATCH FULL`: a partly NULL key is itself a violation), a CHECK constraint `NOT (expr)`
 //! (a NULL result passes, as PostgreSQL decides), a NOT NULL rule `col IS NULL`, a unique rule
 //! membership in a group of equal non-NULL values seen more than once. Each violating row comes
-//! back as its key (the primary key, or the rule's columns without one) and the rule's column
-//! values, all as the server's text, so nothing passes through a client-side type. The rows are
-//! held in memory: the fix-ups need all of them, the report lists the first `max_keys`.
+//! back as its key (the `--key` columns, else the primary key, else the rule's columns) and the
+//! rule's column values, all as the server's text, so nothing passes through a client-side
+//! type. The rows are held in memory: the fix-ups need all of them, the report lists the first
+//! `max_keys`.
 //!
 //! Values cross between the two databases as typed literals (`'<text>'::<type>`), chunked like
 //! recover's fetches, which reads back exactly the same value in every type.
@@ -44,8 +45,12 @@ pub struct Violations {
     pub rows: Vec<Violation>,
 }
 
-/// The columns that name a row of `table` in reports: its primary key, else `fallback`.
+/// The columns that name a row of `table` in reports: its `--key`, else its primary key, else
+/// `fallback` (the rule's columns, which name the values at fault, not the row).
 pub fn key_columns(table: &TableDef, fallback: &[String]) -> Vec<String> {
+    if let Some(key) = &table.row_key {
+        return key.clone();
+    }
     let pk = table.primary_key();
     if pk.is_empty() {
         fallback.to_vec()

@@ -42,6 +42,11 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub scope: ScopeArgs,
+
+    /// Name the rows of a table in findings by these columns (its primary key otherwise, and
+    /// without one the rule's columns): --key public.events=tenant_id,event_id (repeatable).
+    #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
+    pub key: Vec<String>,
 }
 
 impl CheckArgs {
@@ -59,6 +64,7 @@ impl CheckArgs {
             target,
             base,
             filter: self.scope.filter()?,
+            keys: super::parse_keys(&self.key)?,
             max_keys: self.max_keys,
             json: self.output.json.clone(),
         })

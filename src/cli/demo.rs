@@ -147,6 +147,7 @@ fn run_check(rt: &tokio::runtime::Runtime, verify: &VerifySettings) -> Result<()
         target: verify.sources[1].1.clone(),
         base: Some(verify.sources[0].1.clone()),
         filter: Default::default(),
+        keys: Default::default(),
         max_keys: 5,
         json: None,
     };

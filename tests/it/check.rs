@@ -67,6 +67,7 @@ fn run_check(target: &str, base: Option<&str>) -> CheckReport {
         target: resolve(&url(target), &ProcessEnv).unwrap(),
         base: base.map(|b| resolve(&url(b), &ProcessEnv).unwrap()),
         filter: TableFilter::default(),
+        keys: Default::default(),
         max_keys: 1000,
         json: None,
     };

@@ -358,3 +358,118 @@ fn recover_and_check_write_pages_too() {
         text(&out.stderr)
     );
 }
+
+/// Events without a primary key; on the target a parent deleted under a foreign key put back
+/// `NOT VALID` (two orphans), a NULL where the base is NOT NULL, a duplicate under a lost unique
+/// key.
+fn keyless_events() -> (String, String) {
+    let (base, target) = pair(
+        "habits_check_key",
+        "CREATE TABLE parents (id int PRIMARY KEY);
+         INSERT INTO parents VALUES (1), (2), (3);
+         CREATE TABLE events (tenant_id int NOT NULL, event_id int NOT NULL,
+             parent_id int CONSTRAINT events_parent_fk REFERENCES parents,
+             code text CONSTRAINT events_code_key UNIQUE, note text NOT NULL);
+         INSERT INTO events VALUES (1, 10, 1, 'a', 'x'), (1, 11, 2, 'b', 'x'),
+             (2, 10, 2, 'c', 'x'), (2, 11, 3, 'd', 'x');",
+    );
+    psql(
+        &target,
+        "ALTER TABLE events DROP CONSTRAINT events_parent_fk;
+         DELETE FROM parents WHERE id = 2;
+         ALTER TABLE events ADD CONSTRAINT events_parent_fk
+             FOREIGN KEY (parent_id) REFERENCES parents NOT VALID;
+         ALTER TABLE events ALTER COLUMN note DROP NOT NULL;
+         UPDATE events SET note = NULL WHERE (tenant_id, event_id) = (2, 11);
+         ALTER TABLE events DROP CONSTRAINT events_code_key;
+         UPDATE events SET code = 'a' WHERE (tenant_id, event_id) = (2, 10);",
+    );
+    (base, target)
+}
+
+/// `check --key`, run through the binary; the JSON report.
+fn check_json(base: &str, target: &str, extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("c.json");
+    let mut args = vec![
+        "check",
+        "--target",
+        target,
+        "--base",
+        base,
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend(extra);
+    let out = pgsalvage(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+/// `<rows>` of a check finding as (key columns, keys as JSON text).
+fn rows_of(rows: &Value) -> (Vec<String>, Vec<String>) {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| match k.as_str() {
+                Some(s) => s.to_string(),
+                None => k.to_string(),
+            })
+            .collect()
+    };
+    (strings(&rows["key_columns"]), strings(&rows["keys"]))
+}
+
+#[test]
+fn check_names_rows_of_a_table_without_a_primary_key_by_its_key() {
+    let (base, target) = keyless_events();
+    let (base, target) = (url(&base), url(&target));
+    let key = ["tenant_id".to_string(), "event_id".to_string()];
+    let plain = check_json(&base, &target, &[]);
+    let keyed = check_json(
+        &base,
+        &target,
+        &["--key", "public.events=tenant_id,event_id"],
+    );
+    // Without --key the rows are named by the rule's columns: two orphans read as [2], [2].
+    let orphans = rows_of(&plain["orphans"][0]["orphans"]);
+    assert_eq!(orphans, (vec!["parent_id".into()], vec!["[2]".into(); 2]));
+    let finding = |report: &Value, section: &str, rows: &str| {
+        let list = report[section].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{section}: {list:?}");
+        rows_of(&list[0][rows])
+    };
+    for (section, rows, keys) in [
+        ("orphans", "orphans", vec!["[1,11]", "[2,10]"]),
+        ("not_validated", "violations", vec!["[1,11]", "[2,10]"]),
+        ("not_null", "nulls", vec!["[2,11]"]),
+        ("duplicates", "duplicates", vec!["[1,10]", "[2,10]"]),
+    ] {
+        let keys: Vec<String> = keys.into_iter().map(String::from).collect();
+        assert_eq!(
+            finding(&keyed, section, rows),
+            (key.to_vec(), keys),
+            "{section}"
+        );
+        assert_ne!(finding(&plain, section, rows).0, key.to_vec(), "{section}");
+    }
+    // A key over a column the table lacks, or a table nowhere, is refused before any row is read.
+    for (spec, says) in [
+        (
+            "public.events=tenant_id,nosuch",
+            "key column nosuch of table public.events",
+        ),
+        ("public.nosuch=id", "--key names table public.nosuch"),
+        ("public.events", "invalid --key"),
+    ] {
+        let out = pgsalvage(&["check", "--target", &target, "--key", spec]);
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{spec}: {}",
+            text(&out.stderr)
+        );
+    }
+}
