@@ -47,9 +47,33 @@ use crate::source::{catalog, connect};
 use crate::sql::key_filter;
 use guard::{check_table, Expect, Mismatch};
 
-/// What an apply did.
+/// The version of apply's JSON report.
+pub const FORMAT: &str = "pgsalvage.apply/1";
+
+/// What an apply did: the text it prints, its exit status, and its `--json` report.
+///
+/// # JSON schema `pgsalvage.apply/1`
+/// ```text
+/// { "format": "pgsalvage.apply/1", "dry_run": false, "committed": true,
+///   "conflicts": [ <mismatch> ],                 // changed since recover: skipped or refused
+///   "statements": [ { "statement": "INSERT INTO …", "rows": 3, "writes_rows": true,
+///                     "not_run": true } ],       // not_run only when true (a dry run's setval)
+///   "reverify_mismatches": [ <mismatch> ], "reverified_keys": 12,
+///   "index_guarded": [ "public.orders" ], "scanned": [ "public.items" ],
+///   "exit_code": 0 | 1 | 2,
+///   "tool": { … }, "command_line": [ … ], "timings": { … } }   // see report::provenance
+///
+/// <mismatch> = { "table": "public.orders", "key": [42], "expected": "<hex>" | null,
+///                "found": "<hex>" | null }       // null: no row
+/// ```
+/// The phases of `timings` are `checking the recovery and connecting`, then per attempt (one
+/// whose direct copy met a new key is followed by a second, see the module doc) `locking
+/// tables`, `guarding rows`, `running restore.sql`, `re-verifying`, and `committing` or `rolling
+/// back`; an apply the guard refuses ends after `guarding rows`.
 #[derive(Debug, Serialize)]
 pub struct ApplyReport {
+    /// [`FORMAT`].
+    pub format: &'static str,
     pub dry_run: bool,
     pub committed: bool,
     /// Rows changed since the diff (skipped with --skip-changed, else the reason for aborting).
@@ -92,6 +116,7 @@ pub async fn apply_reporting(
     settings: &ApplySettings,
     reporter: &dyn Reporter,
 ) -> Result<ApplyReport> {
+    crate::log::phase("checking the recovery and connecting");
     let plan = RecoverPlan::read(&settings.dir)?;
     refuse_applied(&settings.dir)?;
     // The seal is checked before anything else is read from the directory (hashing on the pool).
@@ -194,6 +219,7 @@ impl Attempt<'_> {
     /// Opens the transaction and locks the plan's tables; with `by_index`, finds the tables whose
     /// inserts their unique index guards (after the lock, which keeps those indexes in place).
     async fn begin(&self, by_index: bool) -> Result<HashSet<usize>> {
+        crate::log::phase("locking tables");
         self.client
             .batch_execute("BEGIN")
             .await
@@ -218,7 +244,9 @@ impl Attempt<'_> {
             .filter(|t| keyed.contains(&t.index))
             .map(|t| t.table.clone())
             .collect();
+        crate::log::phase("guarding rows");
         Ok(ApplyReport {
+            format: FORMAT,
             dry_run: self.settings.dry_run,
             committed: false,
             conflicts: self.guard(keyed).await?,
@@ -235,12 +263,14 @@ impl Attempt<'_> {
     async fn end(&self, mut report: ApplyReport) -> Result<ApplyReport> {
         let dry_run = self.settings.dry_run;
         if dry_run || !report.reverify_mismatches.is_empty() {
+            crate::log::phase("rolling back");
             rollback(self.client).await?;
             if !dry_run {
                 report.exit_code = 2;
             }
             return Ok(report);
         }
+        crate::log::phase("committing");
         self.client
             .batch_execute("COMMIT")
             .await
@@ -568,6 +598,7 @@ async fn run_steps(
     steps: &[&Step],
     run: StepRun<'_>,
 ) -> Result<Option<Vec<StatementCount>>> {
+    crate::log::phase("running restore.sql");
     let mut runner = Runner {
         client,
         plan,
@@ -850,6 +881,7 @@ async fn reverify(
     dir: &Path,
     report: &mut ApplyReport,
 ) -> Result<()> {
+    crate::log::phase("re-verifying");
     let mut touched = 0u64;
     let mut skipped = 0u64;
     let mut xid = None;

@@ -473,3 +473,68 @@ fn check_names_rows_of_a_table_without_a_primary_key_by_its_key() {
         );
     }
 }
+
+/// The phases a report's `timings` lists, by name.
+fn phase_names(report: &Value) -> Vec<String> {
+    report["timings"]["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no phases: {report}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `p` with one row deleted on the target, and a recovery of it written into `dir/rec`.
+fn recovered(tag: &str, dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let (base, target) = pair(
+        tag,
+        "CREATE TABLE p (id int PRIMARY KEY, v text); INSERT INTO p VALUES (1, 'a'), (2, 'b');",
+    );
+    psql(&target, "DELETE FROM p WHERE id = 2");
+    let rec = dir.join("rec");
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        rec.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    (target, rec)
+}
+
+#[test]
+fn apply_json_is_versioned_and_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, rec) = recovered("habits_apply_json", dir.path());
+    let json = dir.path().join("a.json");
+    let out = pgsalvage(&[
+        "apply",
+        rec.to_str().unwrap(),
+        "--target",
+        &url(&target),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["format"], "pgsalvage.apply/1");
+    assert_eq!(v["committed"], true);
+    assert_eq!(v["tool"]["name"], "pgsalvage");
+    assert_eq!(v["command_line"][1], "apply");
+    assert_eq!(
+        phase_names(&v),
+        [
+            "checking the recovery and connecting",
+            "locking tables",
+            "guarding rows",
+            "running restore.sql",
+            "re-verifying",
+            "committing"
+        ]
+    );
+    assert!(v["timings"]["elapsed_ms"].as_u64().is_some(), "{v}");
+}
