@@ -400,6 +400,12 @@ pub fn finish(report: &VerifyReport, settings: &VerifySettings, shown: &Shown) -
     if let Some(path) = &settings.json {
         report.write_json(path)?;
     }
+    show(report, settings, shown)
+}
+
+/// All of [`finish`] but the JSON file, for a command that writes its own (recover adds its
+/// fix-ups to it).
+pub fn show(report: &VerifyReport, settings: &VerifySettings, shown: &Shown) -> Result<i32> {
     if let Some(path) = shown.html {
         report::write_verify_html(report, path)?;
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::OutputArgs;
-use super::{finish, parse_table, parse_table_columns, CompareArgs};
+use super::{parse_table, parse_table_columns, show, CompareArgs};
 use crate::classify::ConflictPolicy;
 use crate::error::{Error, Result};
 use crate::recover::{recover, RecoverSettings};
@@ -192,7 +192,14 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
         only_differences: args.compare.only_differences,
         html: None,
     };
-    let code = finish(&outcome.report, &settings.verify, &shown)?;
+    if let Some(path) = &settings.verify.json {
+        let json = RecoverJson {
+            report: &outcome.report,
+            fixups: &outcome.plan.fixups,
+        };
+        crate::report::write_report_file(path, &json)?;
+    }
+    let code = show(&outcome.report, &settings.verify, &shown)?;
     if let Some(path) = &args.html.html {
         let plan = &outcome.plan;
         let fixups: Vec<String> = plan
@@ -207,6 +214,26 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
     super::args::print_text(&text, false, settings.verify.json.as_deref());
     // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.
     Ok(code.max(i32::from(outcome.plan.fixups.active() > 0)))
+}
+
+/// recover's `--json`: the comparison's report (schema `pgsalvage.verify/2`, see `report`) with
+/// the recovery's fix-ups added at the top level, exactly as plan.json lists them:
+///
+/// ```text
+/// "fixups": { "summary": [ "fix-up before rows: add constraint public.items.items_qty_check" ],
+///             "steps": [ { "stage": "before_rows" | "after_rows", "kind": "add_constraint" | …,
+///                          "table": "public.items" | null, "object": "…", "active": true,
+///                          "rows": n | null, "statements": [ "ALTER TABLE …" ],
+///                          "note": "…" | null } ],
+///             "insert_tables": [ "public.parents" ], "not_undone": [ "setval of …" ] }
+/// ```
+/// Empty lists when there is nothing to fix; the steps' kinds are plan.json's (`recovery::plan`).
+/// verify's report has no `fixups`; an incomplete recover, which writes no recovery, neither.
+#[derive(serde::Serialize)]
+struct RecoverJson<'a> {
+    #[serde(flatten)]
+    report: &'a crate::report::VerifyReport,
+    fixups: &'a crate::recovery::fixups::FixupPlan,
 }
 
 /// Where the recovery went, what it does, and what to run next.

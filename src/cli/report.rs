@@ -74,7 +74,14 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
         Error::usage(format!("{}: not a JSON report: {e}", args.json.display()))
             .with_hint("pass a file written by --json of verify, recover, check or status")
     })?;
-    let page = html::render(&value, &[])
+    // A recover report carries its fix-ups: the page lists them as recover's own page does.
+    let fixups: Vec<String> = value["fixups"]["summary"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| line.as_str().map(str::to_string))
+        .collect();
+    let page = html::render(&value, &fixups)
         .map_err(|e| Error::usage(format!("{}: {e}", args.json.display())))?;
     write_page(&args.html, &page)?;
     eprintln!("wrote {}", args.html.display());

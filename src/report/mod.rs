@@ -47,6 +47,8 @@
 //!   "errors": [ { "table": "public.t" | null, "message": "…", "hint": "…" | null } ],
 //!   "elapsed_ms": 1234,
 //!   "tool": { … }, "command_line": [ … ], "timings": { … }   // see provenance.rs
+//!   "fixups": { "summary": [ … ], "steps": [ … ], … }   // recover's report only: its fix-ups,
+//!                                               // as plan.json's `fixups` (cli/recover.rs)
 //! }
 //! ```
 //! Version 2 added `damage_map` and the provenance fields (`tool`, `command_line`, `timings`);

@@ -538,3 +538,70 @@ fn apply_json_is_versioned_and_timed() {
     );
     assert!(v["timings"]["elapsed_ms"].as_u64().is_some(), "{v}");
 }
+
+#[test]
+fn recover_json_carries_the_fixups_of_plan_json() {
+    let (base, target) = pair(
+        "habits_recover_fixups",
+        "CREATE TABLE p (id int PRIMARY KEY, v text CONSTRAINT p_v_check CHECK (v <> ''));
+         INSERT INTO p VALUES (1, 'a'), (2, 'b');",
+    );
+    psql(
+        &target,
+        "DELETE FROM p WHERE id = 2; ALTER TABLE p DROP CONSTRAINT p_v_check",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, json) = (dir.path().join("rec"), dir.path().join("r.json"));
+    let out = pgsalvage(&[
+        "recover",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--out",
+        rec.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let plan: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(v["format"], "pgsalvage.verify/2");
+    assert_eq!(v["totals"]["missing"], 1, "{v}");
+    assert_eq!(v["fixups"], plan["fixups"]);
+    let steps = v["fixups"]["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["kind"] == "add_constraint"
+            && s["object"].as_str().unwrap().contains("p_v_check")),
+        "{steps:?}"
+    );
+    let line = v["fixups"]["summary"][0].as_str().unwrap().to_string();
+    // The page made from the saved report lists them too.
+    let page = dir.path().join("r.html");
+    let out = pgsalvage(&[
+        "report",
+        json.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&line), "{line}\n{html}");
+    // verify's report has none.
+    let vj = dir.path().join("v.json");
+    let out = pgsalvage(&[
+        "verify",
+        "--base",
+        &url(&base),
+        "--target",
+        &url(&target),
+        "--json",
+        vj.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let verify: Value = serde_json::from_slice(&std::fs::read(&vj).unwrap()).unwrap();
+    assert!(verify.get("fixups").is_none(), "{verify}");
+}
