@@ -10,6 +10,10 @@
 //! its snapshot), the rows of just those spans are merged by key into exact missing, extra and
 //! divergent findings: an unchanged table costs one pass over the live side, two unchanged
 //! baselines cost reading two small leaf files.
+//!
+//! The report's `timings` phases are `loading baselines and exporting snapshots` (each
+//! baseline's files checked against their digests), `reading catalogs`, `planning key ranges`
+//! (only with a database side), `comparing rows` and `reporting`, as verify's are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -96,7 +100,9 @@ struct Compared {
 /// Runs a comparison in which one or both sides are baselines.
 pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<VerifyReport> {
     let started = Instant::now();
+    crate::log::phase("loading baselines and exporting snapshots");
     let sides = open_sides(settings).await?;
+    crate::log::phase("reading catalogs");
     let catalogs = read_catalogs(&sides).await?;
     let (names, outside) = table_names(settings, &sides, &catalogs)?;
     let roles = [Role::Base, Role::Target];
@@ -126,6 +132,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     );
     let collector = findings::spawn(rx, layout, settings.clone());
     reports.extend(compare_all(settings, &sides, compared, reporter, &tx).await);
+    crate::log::phase("reporting");
     drop(tx);
     let listed = collector
         .await
@@ -316,10 +323,13 @@ async fn compare_all(
         Side::Stored(_) => None,
     });
     let Some(live) = live else {
+        crate::log::phase("comparing rows");
         return compare_stored(settings, sides, compared, findings).await;
     };
+    crate::log::phase("planning key ranges");
     let (captures, mut reports) =
         plan_captures(settings, sides, live, compared, &*reporter, findings).await;
+    crate::log::phase("comparing rows");
     reports.extend(compare_captured(settings, sides, live, captures, reporter, findings).await);
     reports
 }

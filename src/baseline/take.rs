@@ -5,6 +5,12 @@
 //! into a hidden staging directory beside `--out`; the manifest goes in last, sealed with the
 //! digests of every file, and the staging directory is renamed into place. Any failure leaves no
 //! directory at `--out`.
+//!
+//! `baseline --json` writes the manifest with the provenance fields of every report
+//! (`report::provenance`); the phases of its `timings` are `connecting and exporting a
+//! snapshot`, `reading the catalog and planning key ranges`, `capturing rows` (the leaves, and
+//! with `--rows` the row digests, written as each table finishes) and `sealing and publishing`
+//! (every file's digest into the manifest, then the rename).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,8 +38,10 @@ use super::manifest::{root_of, schema_fingerprint, Manifest, TableEntry, MANIFES
 pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> Result<Manifest> {
     let staging = StagedDir::create(&settings.out, "baseline", settings.force)?;
     create_leaves_dir(&staging)?;
+    crate::log::phase("connecting and exporting a snapshot");
     let mut source = Source::open(Role::Base, settings.source.clone()).await?;
     source.limit_rate(settings.live.max_rate);
+    crate::log::phase("reading the catalog and planning key ranges");
     let shapes = catalog::read_tables(source.client())
         .await
         .map_err(|e| e.context("reading the catalog of the source"))?;
@@ -62,6 +70,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         });
     }
     drop(planner);
+    crate::log::phase("capturing rows");
     let epochs = match settings.max_snapshot_age {
         Some(age) => Epochs::aging(&mut source, age),
         None => Epochs::fixed(&source),
@@ -89,6 +98,7 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
     } else {
         manifest.tables.iter_mut().for_each(|t| t.epochs.clear());
     }
+    crate::log::phase("sealing and publishing");
     crate::pool::blocking(move || {
         manifest.seal(staging.path())?;
         write_manifest(staging.path(), &manifest)?;

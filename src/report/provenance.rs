@@ -2,8 +2,8 @@
 //! which command line (passwords elided), when it started and how long each phase took.
 //!
 //! The fields are added to the top level of every report [`write_json_file`](super::write_json_file)
-//! writes (verify, recover's comparison, check, status, apply), so each report type stays as it
-//! is and no caller can forget them:
+//! writes (verify, recover's comparison, check, status, apply, and the manifest of `baseline
+//! --json`), so each report type stays as it is and no caller can forget them:
 //!
 //! ```text
 //! "tool": { "name": "pgsalvage", "version": "0.1.0", "commit": "1a2b3c4d5e6f" | "unknown",
@@ -12,7 +12,8 @@
 //! "timings": { "started_at": "2026-12-05T14:09:16.120Z", "elapsed_ms": 1234,
 //!              "phases": [ { "name": "reading catalogs", "started_ms": 3, "elapsed_ms": 40 }, … ] }
 //! ```
-//! A report read back by `pgsalvage report` keeps the fields it was written with.
+//! A report read back by `pgsalvage report` keeps the fields it was written with. The phases are
+//! marked by each command with `log::phase` and listed in its JSON schema's documentation.
 
 use std::sync::OnceLock;
 

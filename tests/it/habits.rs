@@ -605,3 +605,83 @@ fn recover_json_carries_the_fixups_of_plan_json() {
     let verify: Value = serde_json::from_slice(&std::fs::read(&vj).unwrap()).unwrap();
     assert!(verify.get("fixups").is_none(), "{verify}");
 }
+
+#[test]
+fn baseline_reports_time_their_phases() {
+    let (base, target) = pair(
+        "habits_baseline_json",
+        "CREATE TABLE p (id int PRIMARY KEY, v text);
+         INSERT INTO p SELECT g, 'v' || g FROM generate_series(1, 500) g;",
+    );
+    psql(&target, "UPDATE p SET v = 'changed' WHERE id = 7");
+    let dir = tempfile::tempdir().unwrap();
+    let json = |name: &str| dir.path().join(name);
+    let read = |path: &std::path::Path| -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let take = |db: &str, out: &str| {
+        let run = pgsalvage(&[
+            "baseline",
+            "--source",
+            &url(db),
+            "--out",
+            json(out).to_str().unwrap(),
+            "--rows",
+            "--json",
+            json(&format!("{out}.json")).to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+        read(&json(&format!("{out}.json")))
+    };
+    let taken = take(&base, "b1");
+    assert_eq!(taken["format"], "pgsalvage.baseline/2");
+    assert_eq!(taken["command_line"][1], "baseline");
+    assert_eq!(
+        phase_names(&taken),
+        [
+            "connecting and exporting a snapshot",
+            "reading the catalog and planning key ranges",
+            "capturing rows",
+            "sealing and publishing"
+        ]
+    );
+    take(&target, "b2");
+    let verify = |base: &str, target: &str, out: &str| {
+        let run = pgsalvage(&[
+            "verify",
+            "--base",
+            base,
+            "--target",
+            target,
+            "--json",
+            json(out).to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+        let v = read(&json(out));
+        assert_eq!(v["totals"]["divergent"], 1, "{v}");
+        phase_names(&v)
+    };
+    let b1 = json("b1").to_str().unwrap().to_string();
+    let b2 = json("b2").to_str().unwrap().to_string();
+    assert_eq!(
+        verify(&b1, &url(&target), "live.json"),
+        [
+            "loading baselines and exporting snapshots",
+            "reading catalogs",
+            "planning key ranges",
+            "comparing rows",
+            "reporting"
+        ]
+    );
+    assert_eq!(
+        verify(&b1, &b2, "stored.json"),
+        [
+            "loading baselines and exporting snapshots",
+            "reading catalogs",
+            "comparing rows",
+            "reporting"
+        ]
+    );
+}
