@@ -276,6 +276,21 @@ pub struct TableShape {
     pub never_analyzed: bool,
     /// Tables this one references through foreign keys (its parents), self-references excluded.
     pub parents: Vec<TableName>,
+    /// Its valid unique indexes over plain columns, without a predicate, the primary key's
+    /// left out: the keys a table without a primary key can be compared by (see `plan::key`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<UniqueIndex>,
+}
+
+/// A unique index as the catalog describes it: what makes a set of columns a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UniqueIndex {
+    pub name: String,
+    /// Its key columns by name, in index order (INCLUDE columns left out).
+    pub columns: Vec<String>,
+    /// `NULLS NOT DISTINCT` (PostgreSQL 15+): NULLs count as equal, so even rows with NULL in
+    /// these columns are unique; without it any number of rows may share a key holding NULL.
+    pub nulls_not_distinct: bool,
 }
 
 impl TableShape {

@@ -370,12 +370,20 @@ async fn plan_captures(
     let mut tables = Vec::new();
     let mut waiting = Vec::new();
     let mut planner = crate::source::sample::Planner::new(source, settings.jobs);
+    let mut keys = crate::source::key_check::KeyCheck::new(source);
     let patience = crate::source::visit::Patience {
         lock_wait: settings.live.lock_wait,
         reporter,
     };
     for (i, mut c) in compared.into_iter().enumerate() {
-        match planner.cut(&c.plan, &patience).await {
+        // The baseline's key must hold in the live side's rows too (one it does not vouch for
+        // by an index is looked for in its snapshot).
+        let live = c.codec[live_role];
+        let cut = match keys.require(&c.plan, live, &patience).await {
+            Ok(()) => planner.cut(&c.plan, &patience).await,
+            Err(e) => Err(e),
+        };
+        match cut {
             Ok((ranges, _)) => {
                 let shift = sides[1 - live_role]
                     .entry(&c.plan.name)

@@ -27,7 +27,7 @@ use crate::settings::BaselineSettings;
 use crate::shape::{TableName, TableShape};
 use crate::source::sample::Planner;
 use crate::source::visit::Patience;
-use crate::source::{catalog, Role, Source};
+use crate::source::{catalog, key_check, Role, Source};
 use crate::staging::StagedDir;
 use crate::tree::leaves::shift_for;
 
@@ -47,12 +47,17 @@ pub async fn take(settings: &BaselineSettings, reporter: Arc<dyn Reporter>) -> R
         .map_err(|e| e.context("reading the catalog of the source"))?;
     let plans = plan_tables(settings, &shapes)?;
     catalog::check_predicates(std::slice::from_ref(&source), &plans).await?;
-    let mut tables = Vec::with_capacity(plans.len());
-    let mut planner = Planner::new(&source, settings.jobs);
     let patience = Patience {
         lock_wait: settings.live.lock_wait,
         reporter: &*reporter,
     };
+    let (plans, unchecked) =
+        key_check::settle(std::slice::from_ref(&source), plans, &patience).await?;
+    if let Some((name, e)) = unchecked.into_iter().next() {
+        return Err(e.context(format!("taking the baseline of {name}")));
+    }
+    let mut tables = Vec::with_capacity(plans.len());
+    let mut planner = Planner::new(&source, settings.jobs);
     for (i, mut plan) in plans.into_iter().enumerate() {
         let (ranges, est_rows) = planner.cut(&plan, &patience).await?;
         plan.est_rows = est_rows;

@@ -49,6 +49,7 @@ pub struct BaselineArgs {
     pub narrow: super::args::NarrowArgs,
 
     /// Key columns for a table without a primary key: --key public.events=tenant_id,event_id.
+    /// They may allow NULL: the snapshot is checked to hold no NULL and no repeated key in them.
     #[arg(long, value_name = "TABLE=COLS")]
     pub key: Vec<String>,
 

@@ -151,7 +151,8 @@ pub struct CompareArgs {
     pub narrow: args::NarrowArgs,
 
     /// Use these columns as the key of a table without a usable primary key:
-    /// --key public.events=tenant_id,event_id (repeatable). They must be NOT NULL and unique.
+    /// --key public.events=tenant_id,event_id (repeatable). They may allow NULL: each snapshot
+    /// is checked to hold no NULL and no repeated key in them first (exit 2 otherwise).
     #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
     pub key: Vec<String>,
 

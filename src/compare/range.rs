@@ -316,6 +316,7 @@ mod tests {
             est_rows: 10,
             never_analyzed: false,
             parents: Vec::new(),
+            unique: Vec::new(),
         }
     }
 

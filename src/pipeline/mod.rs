@@ -36,7 +36,7 @@ use crate::settings::VerifySettings;
 use crate::shape::{TableName, TableShape};
 use crate::source::throttle::Gate;
 use crate::source::visit::{self, Patience};
-use crate::source::{catalog, sample, Role, Session, Source};
+use crate::source::{catalog, key_check, sample, Role, Session, Source};
 use checkpoint::Checkpoint;
 
 /// What all of a run's row batches may hold at once: each COPY stream has up to
@@ -97,16 +97,20 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     }
     crate::log::phase("reading catalogs");
     let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
-    let (plans, refused) = plan_tables(settings, &roles, &catalogs)?;
+    let (plans, mut refused) = plan_tables(settings, &roles, &catalogs)?;
     catalog::check_predicates(&sources, &plans).await?;
-    for (name, err) in &refused {
-        reporter.message(&format!("{name}: {err}"));
-    }
     let patience = Patience {
         lock_wait: settings.live.lock_wait,
         reporter: &*reporter,
     };
     crate::log::phase("planning key ranges");
+    // Keys the catalogs do not vouch for are checked in the snapshots before ranges are cut by
+    // them: a table may turn keyless, or its check fail.
+    let (plans, unchecked) = key_check::settle(&sources, plans, &patience).await?;
+    refused.extend(unchecked);
+    for (name, err) in &refused {
+        reporter.message(&format!("{name}: {err}"));
+    }
     let checkpoint = open_checkpoint(settings, &sources, &plans)?;
     let mut tables = match checkpoint.as_ref().filter(|c| c.resuming()) {
         Some(c) => resumed_cut(c, plans)?,

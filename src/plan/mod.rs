@@ -1,16 +1,19 @@
 //! The table plan: what will be compared, decided before any row is read.
 //!
 //! [`reconcile`] (in [`table`]) lines one table's shapes up across sources into a [`TablePlan`]
-//! (key, compared columns, per-source codecs, schema differences). A [`TableRun`] adds what the run
-//! needs on top: the key ranges the table is cut into, the size of its checksum trees, and the
-//! restore options of recover runs. Everything here is pure: the sampling of key boundaries, which
-//! needs a session, lives in `source::sample`, and the planning of ranges from those boundaries in
-//! `key::range`.
+//! (key, compared columns, per-source codecs, schema differences; [`key`] chooses the key). A
+//! [`TableRun`] adds what the run needs on top: the key ranges the table is cut into, the size of
+//! its checksum trees, and the restore options of recover runs. Everything here is pure: the
+//! sampling of key boundaries and the checks of keys in the snapshots, which need a session, live
+//! in `source::sample` and `source::key_check`, and the planning of ranges from those boundaries
+//! in `key::range`.
 
+pub mod key;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use key::KeyOrigin;
 pub use table::{reconcile, SchemaDiff, TablePlan};
 
 use crate::error::{Error, Result};
@@ -139,7 +142,8 @@ pub fn narrowed(
     Ok(plan)
 }
 
-/// The key a plan will use: the override, or the reference's primary key.
+/// The key a plan will use whatever is narrowed: the override, or the reference's primary key.
+/// (A unique index's key is chosen after narrowing, among the indexes whose columns remain.)
 fn key_of(shapes: &[Option<TableShape>], key_override: Option<&[String]>) -> Vec<String> {
     if let Some(k) = key_override {
         return k.to_vec();
@@ -156,6 +160,7 @@ fn drop_column(shape: &mut TableShape, col: &str) {
         return;
     };
     shape.columns.remove(at);
+    shape.unique.retain(|u| !u.columns.iter().any(|c| c == col));
     shape.key.retain(|&k| k != at);
     for k in &mut shape.key {
         *k -= usize::from(*k > at);
@@ -192,6 +197,9 @@ fn rename_column(
         .find(|c| c.name == old)
         .ok_or_else(|| Error::usage(format!("{flag}: the base has no column {old}")))?;
     col.name = new.to_string();
+    // Key columns go by one name on every source (ranges, samples and fetches name them so):
+    // an index over the mapped column keys nothing.
+    base.unique.retain(|u| !u.columns.iter().any(|c| c == old));
     Ok(())
 }
 
@@ -212,4 +220,74 @@ pub fn ranges_for(est_rows: u64, jobs: usize) -> usize {
 pub fn tree_bits_for(est_rows: u64) -> u8 {
     let leaves = (est_rows / 32).max(1);
     (64 - leaves.leading_zeros()).clamp(4, 12) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::{Column, TypeKind, UniqueIndex};
+
+    fn column(name: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_name: "integer".into(),
+            family: TypeKind::Int(4).family("integer"),
+            kind: TypeKind::Int(4),
+            not_null: true,
+            bytewise: false,
+            generated: false,
+            identity_always: false,
+        }
+    }
+
+    /// `public.t (a, b, v)` without a primary key, `a` unique.
+    fn shape() -> TableShape {
+        TableShape {
+            name: TableName::new("public", "t"),
+            columns: vec![column("a"), column("b"), column("v")],
+            key: Vec::new(),
+            est_rows: 0,
+            never_analyzed: false,
+            parents: Vec::new(),
+            unique: vec![UniqueIndex {
+                name: "t_a_key".into(),
+                columns: vec!["a".into()],
+                nulls_not_distinct: false,
+            }],
+        }
+    }
+
+    fn plan(narrowing: Narrowing) -> TablePlan {
+        let s = shape();
+        let roles = [Role::Base, Role::Target];
+        narrowed(narrowing, &s.name, &roles, &[Some(&s), Some(&s)], None).unwrap()
+    }
+
+    #[test]
+    fn a_unique_index_over_an_excluded_or_mapped_column_keys_nothing() {
+        assert_eq!(plan(Narrowing::default()).key(), ["a"]);
+        let excluded = plan(Narrowing {
+            excluded: vec!["a".into()],
+            ..Narrowing::default()
+        });
+        assert!(excluded.keyless(), "{:?}", excluded.columns);
+        // The base's column a is the target's x, each unique: a key over it would go by two
+        // names, which the reads of a key do not follow.
+        let mut target = shape();
+        target.columns[0].name = "x".into();
+        target.unique[0].columns = vec!["x".into()];
+        let s = shape();
+        let mapped = narrowed(
+            Narrowing {
+                mapped: vec![("a".into(), "x".into())],
+                ..Narrowing::default()
+            },
+            &s.name,
+            &[Role::Base, Role::Target],
+            &[Some(&s), Some(&target)],
+            None,
+        )
+        .unwrap();
+        assert!(mapped.keyless());
+    }
 }

@@ -2,17 +2,20 @@
 //!
 //! The sources' catalogs may disagree after a failed migration: a table dropped, a column added or
 //! dropped, a type changed. [`reconcile`] lines the shapes up by name and decides, before any row
-//! is read: the key (the primary key of the base, or of the first source that has the table, or the
-//! user's `--key`), the compared columns (present everywhere the table is, with the same
-//! [`Family`](crate::shape::Family)), and the schema differences to report. A type change inside a
-//! family (int4 → int8) is reported and the column still compared by value; across families the
-//! column is reported and left out. A table that cannot be compared safely (no key, a key column
-//! missing, NULLable or unorderable) is refused with a message naming it.
+//! is read: the key (see [`super::key`]: the user's `--key`, or the primary key of the base, or of
+//! the first source that has the table, or one of its unique indexes), the compared columns
+//! (present everywhere the table is, with the same [`Family`](crate::shape::Family)), and the
+//! schema differences to report. A type change inside a family (int4 → int8) is reported and the
+//! column still compared by value; across families the column is reported and left out. A table
+//! whose key cannot be used (a key column missing, unorderable, or a primary key column NULLable
+//! on some source) is refused with a message naming it; a unique index's key that cannot be used
+//! leaves its table keyless instead, saying why.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::key::{self, KeyOrigin};
 use crate::error::{Error, Result};
 use crate::hash::digest::RowCodec;
 use crate::role::Role;
@@ -58,6 +61,9 @@ pub struct TablePlan {
     pub renamed: Option<(usize, std::collections::BTreeMap<String, String>)>,
     /// `--exclude-columns`: columns left out of the comparison (and of the schema differences).
     pub excluded_columns: Vec<String>,
+    /// Where the key comes from: what must be checked of it in the snapshots before it is used
+    /// (see `source::key_check`), and what the report says of it.
+    pub key_origin: KeyOrigin,
 }
 
 impl TablePlan {
@@ -108,6 +114,24 @@ impl TablePlan {
         }
     }
 
+    /// The key columns' names.
+    pub fn key(&self) -> &[String] {
+        &self.columns[..self.nkey]
+    }
+
+    /// This plan compared without a key, because its key (a unique index's) is not one in the
+    /// rows read (`why`, for the report): the same columns and narrowing, as a multiset.
+    pub fn without_key(self, roles: &[Role], why: String) -> Result<TablePlan> {
+        let shapes: Vec<Option<&TableShape>> = self.shapes.iter().map(Option::as_ref).collect();
+        let origin = KeyOrigin::Keyless { why: Some(why) };
+        let mut plan = build(&self.name, roles, &shapes, Vec::new(), origin)?;
+        plan.rows = self.rows;
+        plan.renamed = self.renamed;
+        plan.excluded_columns = self.excluded_columns;
+        plan.est_rows = self.est_rows;
+        Ok(plan)
+    }
+
     /// The select list, quoted.
     pub fn select_list(&self) -> String {
         self.columns
@@ -124,6 +148,39 @@ pub fn reconcile(
     roles: &[Role],
     shapes: &[Option<&TableShape>],
     key_override: Option<&[String]>,
+) -> Result<TablePlan> {
+    let reference = shapes
+        .iter()
+        .find_map(|s| *s)
+        .ok_or_else(|| Error::usage(format!("table {name} not found on any source")))?;
+    let (key, origin) = key::choose(reference, key_override);
+    match build(name, roles, shapes, key, origin.clone()) {
+        // A key the user did not ask for that cannot be used: the table is still compared, as
+        // a multiset, as it would be without that index.
+        Err(e) if matches!(origin, KeyOrigin::Index { .. }) => {
+            let why = format!(
+                "compared as a multiset: its {} cannot key it: {e}",
+                origin.index_phrase().unwrap_or_default()
+            );
+            build(
+                name,
+                roles,
+                shapes,
+                Vec::new(),
+                KeyOrigin::Keyless { why: Some(why) },
+            )
+        }
+        planned => planned,
+    }
+}
+
+/// [`reconcile`] with the key decided.
+fn build(
+    name: &TableName,
+    roles: &[Role],
+    shapes: &[Option<&TableShape>],
+    key: Vec<String>,
+    origin: KeyOrigin,
 ) -> Result<TablePlan> {
     let (ref_idx, reference) = shapes
         .iter()
@@ -142,9 +199,8 @@ pub fn reconcile(
             });
         }
     }
-    let key = choose_key(reference, key_override)?;
     let present: Vec<&TableShape> = shapes.iter().flatten().copied().collect();
-    check_key(name, &key, &present, reference)?;
+    check_key(name, &key, &present, reference, &origin)?;
     diffs.extend(key_diffs(name, &key, roles, shapes, ref_idx));
     let columns = compared_columns(reference, &key, roles, shapes, &mut diffs);
     let codecs = shapes
@@ -176,28 +232,19 @@ pub fn reconcile(
         rows: None,
         renamed: None,
         excluded_columns: Vec::new(),
+        key_origin: origin,
     })
 }
 
-fn choose_key(reference: &TableShape, key_override: Option<&[String]>) -> Result<Vec<String>> {
-    if let Some(cols) = key_override {
-        return Ok(cols.to_vec());
-    }
-    // No primary key: the table is compared as a multiset of its rows (an empty key).
-    Ok(reference
-        .key
-        .iter()
-        .map(|&i| reference.columns[i].name.clone())
-        .collect())
-}
-
-/// Every key column must exist on every source that has the table, be NOT NULL (a primary key
-/// column is), share one family, and be orderable on the client.
+/// Every key column must exist on every source that has the table, share one family, and be
+/// orderable on the client. A primary key's columns must be NOT NULL everywhere, as they are
+/// where it is declared; other keys' NULLs are looked for in the snapshots (`source::key_check`).
 fn check_key(
     name: &TableName,
     key: &[String],
     present: &[&TableShape],
     reference: &TableShape,
+    origin: &KeyOrigin,
 ) -> Result<()> {
     for k in key {
         let (_, ref_col) = reference.column(k).ok_or_else(|| {
@@ -216,10 +263,10 @@ fn check_key(
                     ref_col.type_name, col.type_name
                 )));
             }
-            if !col.not_null {
+            if !col.not_null && *origin == KeyOrigin::Primary {
                 return Err(
                     Error::usage(format!("key column {k} of table {name} allows NULL"))
-                        .with_hint("a --key must name NOT NULL columns that are unique together"),
+                        .with_hint(format!("the primary key does not hold on every source; name the key with --key {name}=col1,col2 (checked for NULLs and duplicates in each snapshot)")),
                 );
             }
         }
@@ -428,6 +475,7 @@ mod tests {
             est_rows: 100,
             never_analyzed: false,
             parents: Vec::new(),
+            unique: Vec::new(),
         }
     }
 
@@ -750,13 +798,7 @@ mod tests {
             Option<&'a [&'a str]>,
             &'a str,
         );
-        let cases: [Case; 7] = [
-            (
-                "--key names a NULLable column",
-                vec![Some(&good), Some(&good)],
-                Some(&["v"]),
-                "key column v of table public.t allows NULL",
-            ),
+        let cases: [Case; 6] = [
             (
                 "the key column is NULLable on the target",
                 vec![Some(&good), Some(&nullable_id)],
@@ -800,6 +842,59 @@ mod tests {
                 Err(e) => assert_eq!(e.to_string(), message, "{what}"),
             }
         }
+    }
+
+    #[test]
+    fn a_named_key_may_allow_null_and_is_then_checked_in_the_snapshots() {
+        let good = shape(vec![int4("id"), text("v")], &["id"]);
+        let p = plan(&[Some(&good), Some(&good)], Some(&["v"])).unwrap();
+        assert_eq!(
+            (p.key(), &p.key_origin),
+            (&["v".to_string()][..], &KeyOrigin::Named)
+        );
+        let p = plan(&[Some(&good), Some(&good)], None).unwrap();
+        assert_eq!(p.key_origin, KeyOrigin::Primary);
+    }
+
+    #[test]
+    fn a_unique_index_that_cannot_key_the_table_leaves_it_keyless() {
+        let index = crate::shape::UniqueIndex {
+            name: "t_a_key".into(),
+            columns: vec!["a".into()],
+            nulls_not_distinct: true,
+        };
+        let mut base = shape(vec![nullable(int4("a")), text("v")], &[]);
+        base.unique = vec![index];
+        let p = plan(&[Some(&base), Some(&base)], None).unwrap();
+        assert_eq!(p.key(), ["a"]);
+        assert!(matches!(
+            p.key_origin,
+            KeyOrigin::Index {
+                nulls_not_distinct: true,
+                ..
+            }
+        ));
+        // The target dropped the index's column: keyless, saying why, the column left out.
+        let target = shape(vec![text("v")], &[]);
+        let p = plan(&[Some(&base), Some(&target)], None).unwrap();
+        assert!(p.keyless());
+        assert_eq!(p.columns, ["v"]);
+        assert_eq!(
+            p.key_origin.note(p.key()).unwrap(),
+            "compared as a multiset: its unique index t_a_key (NULLS NOT DISTINCT) cannot key it: \
+             key column a of table public.t is missing on one source"
+        );
+        // Made keyless after a check: the plan a keyless reconcile makes, with the note.
+        let keyed = plan(&[Some(&base), Some(&base)], None).unwrap();
+        let bare = plan(&[Some(&base), Some(&base)], Some(&[])).unwrap();
+        let p = keyed.without_key(&TWO, "why".into()).unwrap();
+        assert_eq!((p.nkey, &p.columns), (0, &bare.columns));
+        assert_eq!(p.codecs.len(), bare.codecs.len());
+        for (a, b) in p.codecs.iter().zip(&bare.codecs) {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!((&a.kinds, a.nkey), (&b.kinds, b.nkey));
+        }
+        assert_eq!(p.key_origin.note(p.key()).as_deref(), Some("why"));
     }
 
     #[test]

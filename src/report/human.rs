@@ -247,6 +247,9 @@ fn table_lines(out: &mut String, t: &TableReport, roles: &[Role], width: usize) 
     if let Some(spans) = &t.spans {
         span_lines(out, spans);
     }
+    if let Some(note) = &t.key_note {
+        let _ = writeln!(out, "    note: {note}");
+    }
     for e in &t.errors {
         let _ = writeln!(out, "    error: {e}");
     }

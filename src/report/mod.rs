@@ -25,6 +25,9 @@
 //!             | "type_incomparable" | "table_absent" | "key_changed",
 //!             "source": "<role>", "column": "x", "expected": "…", "found": "…" } ],
 //!       "key": ["id"], "columns_compared": ["id", "status", …],
+//!       "keyless": false,                       // true: rows compared as a multiset
+//!       "key_note": "key (a, b) from unique index t_a_b_key: …",   // only when the key is a
+//!                                               // unique index's, or one was given up (why)
 //!       "roots": { "<role>": "<64 hex digits>" },  // checksum tree roots
 //!       "ranges": { "planned": 8, "verified": 8 },
 //!       "elapsed_ms": 812, "rows_per_sec": 250000,
@@ -161,6 +164,10 @@ pub struct TableReport {
     pub key: Vec<String>,
     /// No key: rows compared as a multiset (each copy counted; a finding's key is the row).
     pub keyless: bool,
+    /// Where the key comes from when that is not plain (a unique index's), or why the table is
+    /// keyless although it has a unique index (see `plan::key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_note: Option<String>,
     pub columns_compared: Vec<String>,
     pub roots: BTreeMap<Role, String>,
     pub ranges: RangeCounts,
@@ -364,6 +371,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         schema_differences: plan.schema_diffs.clone(),
         key: plan.key_columns.iter().map(|c| c.name.clone()).collect(),
         keyless: plan.keyless(),
+        key_note: plan.key_origin.note(plan.key()),
         columns_compared: plan.columns.clone(),
         roots: per_role(roles, tally.trees.iter().map(|t| hex(&t.root()))),
         ranges: RangeCounts {
@@ -457,6 +465,7 @@ pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
         schema_differences: Vec::new(),
         key: Vec::new(),
         keyless: false,
+        key_note: None,
         columns_compared: Vec::new(),
         roots: BTreeMap::new(),
         ranges: RangeCounts {

@@ -1,4 +1,5 @@
-//! Reading a source's tables, columns, keys and types from `pg_catalog`, inside its snapshot.
+//! Reading a source's tables, columns, keys, unique indexes and types from `pg_catalog`, inside
+//! its snapshot.
 //!
 //! The queries run on the source's coordinator session, so the catalog seen is the one of the
 //! exported snapshot the rows are read from. Types are resolved here once into [`TypeKind`]s:
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use tokio_postgres::Client;
 
 use crate::error::{Context, Result};
-use crate::shape::{Column, TableName, TableShape, TypeKind};
+use crate::shape::{Column, TableName, TableShape, TypeKind, UniqueIndex};
 
 const TABLES: &str = "
 SELECT c.oid, n.nspname, c.relname, c.relkind::text,
@@ -40,6 +41,28 @@ SELECT i.indrelid, a.attname
   FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
  WHERE i.indisprimary AND a.attrelid = i.indrelid AND a.attnum = k.attnum
  ORDER BY i.indrelid, k.ord";
+
+/// Unique indexes a key can rest on: valid (not a failed or unfinished concurrent build),
+/// total (no predicate) and over plain columns (no expression), by their key columns only.
+/// `indnullsnotdistinct` came with 15; before it every unique index let NULLs repeat.
+const UNIQUES: &str = "
+SELECT i.indrelid, x.relname::text, i.indnullsnotdistinct,
+       array_agg(a.attname::text ORDER BY k.ord)
+  FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid,
+       unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+ WHERE i.indisunique AND NOT i.indisprimary AND i.indisvalid
+   AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
+   AND a.attrelid = i.indrelid AND a.attnum = k.attnum
+ GROUP BY i.indrelid, x.relname, i.indnullsnotdistinct";
+const UNIQUES_BEFORE_15: &str = "
+SELECT i.indrelid, x.relname::text, false,
+       array_agg(a.attname::text ORDER BY k.ord)
+  FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid,
+       unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+ WHERE i.indisunique AND NOT i.indisprimary AND i.indisvalid
+   AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
+   AND a.attrelid = i.indrelid AND a.attnum = k.attnum
+ GROUP BY i.indrelid, x.relname";
 
 const PARENTS: &str = "
 SELECT c.conrelid, pn.nspname, p.relname
@@ -72,10 +95,12 @@ struct TypeRow {
 
 /// All user tables of one source with their shapes.
 pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
+    let version = server_version_num(client).await?;
     let types = read_types(client).await?;
-    let bytewise_default = database_is_bytewise(client).await?;
+    let bytewise_default = database_is_bytewise(client, version).await?;
     let columns = read_columns(client).await?;
     let keys = read_keys(client).await?;
+    let mut uniques = read_uniques(client, version).await?;
     let mut parents = read_parents(client).await?;
     let resolver = Resolver {
         types: &types,
@@ -97,6 +122,9 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
             .collect();
         let key = key_indexes(&columns, keys.get(&oid));
         let parents = parents.remove(&oid).unwrap_or_default();
+        let mut unique = uniques.remove(&oid).unwrap_or_default();
+        // By name, so every source lists a table's indexes alike (OIDs differ between them).
+        unique.sort_by(|a, b| a.name.cmp(&b.name));
         tables.push(TableShape {
             name,
             columns,
@@ -104,6 +132,7 @@ pub async fn read_tables(client: &Client) -> Result<Vec<TableShape>> {
             est_rows: est.max(0.0) as u64,
             never_analyzed: est < 0.0,
             parents,
+            unique,
         });
     }
     tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -163,6 +192,26 @@ async fn read_keys(client: &Client) -> Result<HashMap<u32, Vec<String>>> {
     Ok(map)
 }
 
+async fn read_uniques(client: &Client, version: i32) -> Result<HashMap<u32, Vec<UniqueIndex>>> {
+    let sql = match version >= 150_000 {
+        true => UNIQUES,
+        false => UNIQUES_BEFORE_15,
+    };
+    let rows = client
+        .query(sql, &[])
+        .await
+        .context(|| "reading unique indexes".into())?;
+    let mut map: HashMap<u32, Vec<UniqueIndex>> = HashMap::new();
+    for row in rows {
+        map.entry(row.get(0)).or_default().push(UniqueIndex {
+            name: row.get(1),
+            nulls_not_distinct: row.get(2),
+            columns: row.get(3),
+        });
+    }
+    Ok(map)
+}
+
 async fn read_parents(client: &Client) -> Result<HashMap<u32, Vec<TableName>>> {
     let rows = client
         .query(PARENTS, &[])
@@ -203,8 +252,8 @@ async fn read_types(client: &Client) -> Result<HashMap<u32, TypeRow>> {
 /// (`lc_collate_is_c`): libc's C and POSIX, and the builtin provider of 17+ (its C, C.UTF-8
 /// and PG_UNICODE_FAST sort by code point, which is UTF-8's byte order); libc's C.UTF-8 and
 /// ICU locales do not.
-async fn database_is_bytewise(client: &Client) -> Result<bool> {
-    let sql = if server_version_num(client).await? >= 150_000 {
+async fn database_is_bytewise(client: &Client, version: i32) -> Result<bool> {
+    let sql = if version >= 150_000 {
         DATABASE
     } else {
         DATABASE_BEFORE_15

@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod connect;
 pub mod conninfo;
+pub mod key_check;
 pub mod sample;
 pub mod socket;
 pub mod tapped_copy;

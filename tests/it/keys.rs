@@ -283,3 +283,350 @@ fn a_table_without_a_key_is_a_multiset_unless_a_key_is_named() {
     );
     assert_eq!(report.exit_code, 1);
 }
+
+/// verify through the binary with `extra` flags: its exit code, JSON report (`Null` when none
+/// was written) and stderr.
+fn verify_bin(
+    base: &str,
+    target: &str,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (b, t) = (url(base), url(target));
+    let mut args = vec!["verify", "--base", &b, "--target", &t, "-q"];
+    args.extend(["--json", json.to_str().unwrap()]);
+    args.extend(extra);
+    let out = pgsalvage(&args);
+    let report = match std::fs::read(&json) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        Err(_) => serde_json::Value::Null,
+    };
+    (out.status.code(), report, text(&out.stderr))
+}
+
+/// The JSON report's findings, as [`found`] gives the library's.
+fn found_json(report: &serde_json::Value) -> BTreeSet<Found> {
+    let cols = |f: &serde_json::Value| -> String {
+        let cols: Vec<&str> = f["columns"]
+            .as_array()
+            .map(|c| c.iter().map(|c| c.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        cols.join("|")
+    };
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            finding(
+                f["table"].as_str().unwrap(),
+                &f["key"].to_string(),
+                f["kind"].as_str().unwrap(),
+                &cols(f),
+            )
+        })
+        .collect()
+}
+
+/// The JSON report's entry for `table`.
+fn table_json<'a>(report: &'a serde_json::Value, table: &str) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("no {table} in the report"))
+}
+
+/// A table of `tenant` and `seq`, both allowing NULL, with no index: 120k rows, so it is cut
+/// into key ranges, and two rows outside `seq > 0` that share a key holding NULL.
+const EVENTS: &str = "CREATE TABLE ev (tenant int, seq int, msg text);
+     INSERT INTO ev SELECT g % 7, g, 'm' || g FROM generate_series(1, 120000) g;
+     INSERT INTO ev VALUES (NULL, -1, 'outside'), (NULL, -1, 'outside');
+     ANALYZE ev;";
+
+#[test]
+fn a_nullable_key_holding_no_null_and_no_duplicate_in_the_rows_compared_finds_an_exact_diff() {
+    let (base, target) = pair("nullkey", EVENTS);
+    psql(
+        &target,
+        "UPDATE ev SET msg = 'x' WHERE seq = 50000; DELETE FROM ev WHERE seq = 70000;
+         INSERT INTO ev VALUES (3, 200000, 'new');",
+    );
+    // The check reads the rows the comparison reads: --where leaves the NULL rows out.
+    let key = [
+        "--key",
+        "public.ev=tenant,seq",
+        "--where",
+        "public.ev:seq > 0",
+    ];
+    let (code, report, err) = verify_bin(&base, &target, &[&key[..], &["--jobs", "3"]].concat());
+    assert_eq!(code, Some(1), "{err}");
+    let ev = table_json(&report, "public.ev");
+    assert_eq!(ev["key"], serde_json::json!(["tenant", "seq"]));
+    assert_eq!(ev["keyless"], false);
+    assert!(ev["ranges"]["planned"].as_u64().unwrap() > 1, "{ev}");
+    assert_eq!(
+        found_json(&report),
+        BTreeSet::from([
+            finding("public.ev", "[6,50000]", "divergent", "msg"),
+            finding("public.ev", "[0,70000]", "missing", ""),
+            finding("public.ev", "[3,200000]", "extra", ""),
+        ])
+    );
+    // Without --where the two rows holding NULL are compared too, and refuse the key (a ranged
+    // read would pass over them: no range bound selects a NULL).
+    let (code, _, err) = verify_bin(&base, &target, &["--key", "public.ev=tenant,seq"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("error: key (tenant, seq) of public.ev does not hold on base: 2 rows hold NULL in tenant or seq\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_key_holding_null_is_refused_naming_table_source_and_columns() {
+    let (base, target) = pair(
+        "nullkey_refused",
+        "CREATE TABLE ev (tenant int, seq int, msg text);
+         INSERT INTO ev SELECT g % 7, g, 'm' FROM generate_series(1, 1000) g;",
+    );
+    psql(&target, "INSERT INTO ev VALUES (NULL, 5, 'n');");
+    let (code, report, err) = verify_bin(&base, &target, &["--key", "public.ev=tenant,seq"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(report, serde_json::Value::Null, "no comparison ran");
+    let mut lines = err.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "error: key (tenant, seq) of public.ev does not hold on target: 1 row holds NULL in tenant or seq"
+    );
+    let hint = lines.next().unwrap();
+    assert!(
+        hint.contains("choose other columns with --key public.ev=col1,col2")
+            && hint.ends_with("leave --key out to compare public.ev as a keyless multiset"),
+        "{err}"
+    );
+    assert_eq!(lines.next(), None, "{err}");
+}
+
+#[test]
+fn a_key_two_rows_share_is_refused_with_one_of_them() {
+    let (base, target) = pair(
+        "dupkey",
+        "CREATE TABLE d (a int NOT NULL, b text NOT NULL, v int);
+         INSERT INTO d SELECT g, 'b' || g, g FROM generate_series(1, 1000) g;",
+    );
+    let key = ["--key", "public.d=a,b"];
+    let (code, _, err) = verify_bin(&base, &target, &key);
+    assert_eq!(code, Some(0), "{err}");
+    psql(&target, "INSERT INTO d VALUES (4, 'b4', 0);");
+    let (code, _, err) = verify_bin(&base, &target, &key);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "error: key (a, b) of public.d does not hold on target: 2 rows share the key (4,b4)\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: a key must be NOT NULL and unique"),
+        "{err}"
+    );
+}
+
+/// `m` has no primary key but a unique index with NULLS NOT DISTINCT over columns that allow
+/// NULL; `u` a unique index over a NOT NULL column.
+const UNIQUE_TABLES: &str =
+    "CREATE TABLE m (a int, b text, v int, UNIQUE NULLS NOT DISTINCT (a, b));
+     INSERT INTO m SELECT g, 'b' || g, g FROM generate_series(1, 1000) g;
+     CREATE TABLE u (code text NOT NULL, v int);
+     CREATE UNIQUE INDEX u_code ON u (code);
+     INSERT INTO u SELECT 'c' || g, g FROM generate_series(1, 100) g;";
+
+#[test]
+fn a_unique_index_with_nulls_not_distinct_keys_a_table_without_a_primary_key() {
+    let (base, target) = pair("nndkey", UNIQUE_TABLES);
+    psql(
+        &target,
+        "UPDATE m SET v = -1 WHERE a = 5; DELETE FROM m WHERE a = 6; UPDATE u SET v = 0 WHERE code = 'c7';",
+    );
+    let (code, report, err) = verify_bin(&base, &target, &["-vv"]);
+    assert_eq!(code, Some(1), "{err}");
+    let m = table_json(&report, "public.m");
+    assert_eq!(
+        (&m["key"], &m["keyless"]),
+        (&serde_json::json!(["a", "b"]), &false.into())
+    );
+    assert_eq!(
+        m["key_note"],
+        "key (a, b) from unique index m_a_b_key (NULLS NOT DISTINCT): the table has no primary key"
+    );
+    let u = table_json(&report, "public.u");
+    assert_eq!(
+        (&u["key"], &u["keyless"]),
+        (&serde_json::json!(["code"]), &false.into())
+    );
+    assert_eq!(
+        found_json(&report),
+        BTreeSet::from([
+            finding("public.m", r#"[5,"b5"]"#, "divergent", "v"),
+            finding("public.m", r#"[6,"b6"]"#, "missing", ""),
+            finding("public.u", r#"["c7"]"#, "divergent", "v"),
+        ])
+    );
+    // m's columns allow NULL: they are looked at, on each side; the indexes rule duplicates out,
+    // and u's NOT NULL column needs no look at all.
+    let looks: Vec<&str> = err.lines().filter(|l| l.contains("IS NULL)")).collect();
+    assert_eq!(looks.len(), 2, "{err}");
+    assert!(
+        looks.iter().all(|l| l.ends_with(
+            r#"sql: SELECT (SELECT count(*) FROM "public"."m" WHERE ("a" IS NULL OR "b" IS NULL)), NULL::text, NULL::int8"#
+        )),
+        "{looks:?}"
+    );
+    assert!(!err.contains("HAVING"), "{err}");
+    // Recovered and applied by that key, the two compare identical.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec");
+    let (b, t, out) = (url(&base), url(&target), out.to_str().unwrap().to_string());
+    let rec = pgsalvage(&["recover", "--base", &b, "--target", &t, "--out", &out, "-q"]);
+    assert_eq!(rec.status.code(), Some(1), "{}", text(&rec.stderr));
+    let applied = pgsalvage(&["apply", &out, "--target", &t, "-q"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+    let (code, _, err) = verify_bin(&base, &target, &[]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_nulls_not_distinct_index_holding_null_leaves_its_table_keyless_with_a_note() {
+    let (base, target) = pair(
+        "nndnull",
+        &format!("{UNIQUE_TABLES} INSERT INTO m VALUES (NULL, NULL, 0), (NULL, 'x', 0);"),
+    );
+    psql(
+        &target,
+        "UPDATE m SET v = -1 WHERE a = 5; UPDATE m SET v = 9 WHERE a IS NULL AND b IS NULL;",
+    );
+    let lib = verify(&base, &target);
+    let m = lib.tables.iter().find(|t| t.table == "public.m").unwrap();
+    assert!(m.keyless && m.key.is_empty(), "{m:?}");
+    assert_eq!(
+        m.key_note.as_deref(),
+        Some(
+            "compared as a multiset: key (a, b) of unique index m_a_b_key (NULLS NOT DISTINCT) \
+             does not hold on base: 2 rows hold NULL in a or b, and a key cannot address NULL"
+        )
+    );
+    assert_eq!(lib.exit_code, 1);
+    // Compared exactly, copy by copy, the rows holding NULL included.
+    assert_eq!(
+        found(&lib),
+        BTreeSet::from([
+            finding("public.m", r#"[5,"b5",5]"#, "missing", ""),
+            finding("public.m", r#"[5,"b5",-1]"#, "extra", ""),
+            finding("public.m", "[null,null,0]", "missing", ""),
+            finding("public.m", "[null,null,9]", "extra", ""),
+        ])
+    );
+    // The human summary says why under the table.
+    let (b, t) = (url(&base), url(&target));
+    let out = pgsalvage(&["verify", "--base", &b, "--target", &t, "--no-progress"]);
+    let summary = text(&out.stdout);
+    assert!(
+        summary.contains("public.m (keyless)")
+            && summary
+                .contains("    note: compared as a multiset: key (a, b) of unique index m_a_b_key"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn baselines_check_a_named_key_when_taken_and_against_the_live_side() {
+    let (base, target) = pair(
+        "nullkey_baseline",
+        "CREATE TABLE ev (tenant int, seq int, msg text);
+         INSERT INTO ev SELECT g % 7, g, 'm' FROM generate_series(1, 1000) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("b");
+    let saved = saved.to_str().unwrap();
+    let key = ["--key", "public.ev=tenant,seq"];
+    let take = |db: &str, out: &str| {
+        let source = url(db);
+        let args = [
+            &["baseline", "--source", &source, "--out", out, "-q"][..],
+            &key,
+        ]
+        .concat();
+        pgsalvage(&args)
+    };
+    let out = take(&base, saved);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The baseline's key is looked for in the live side's snapshot.
+    psql(&target, "INSERT INTO ev VALUES (1, 1, 'again');");
+    let json = dir.path().join("r.json");
+    let t = url(&target);
+    let args = ["verify", "--base", saved, "--target", &t, "-q", "--json"];
+    let out = pgsalvage(&[&args[..], &[json.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        table_json(&report, "public.ev")["errors"],
+        serde_json::json!([
+            "key (tenant, seq) of public.ev does not hold on target: 2 rows share the key (1,1)"
+        ])
+    );
+    // And in the snapshot a baseline is taken of.
+    psql(&target, "INSERT INTO ev VALUES (NULL, 2, 'n');");
+    let other = dir.path().join("t");
+    let out = take(&target, other.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: key (tenant, seq) of public.ev does not hold on base: 1 row holds NULL in tenant or seq\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A key of NULLable columns no index covers: recover writes, and apply restores, by it.
+#[test]
+fn a_nullable_named_key_recovers_and_applies() {
+    let (base, target) = pair(
+        "nullkey_recover",
+        "CREATE TABLE ev (tenant int, seq int, msg text);
+         INSERT INTO ev SELECT g % 7, g, 'm' FROM generate_series(1, 1000) g;",
+    );
+    psql(
+        &target,
+        "UPDATE ev SET msg = 'x' WHERE seq = 5; DELETE FROM ev WHERE seq = 6;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec");
+    let (b, t, out) = (url(&base), url(&target), out.to_str().unwrap().to_string());
+    let rec = pgsalvage(&[
+        "recover",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "--out",
+        &out,
+        "-q",
+        "--key",
+        "public.ev=tenant,seq",
+    ]);
+    assert_eq!(rec.status.code(), Some(1), "{}", text(&rec.stderr));
+    let applied = pgsalvage(&["apply", &out, "--target", &t, "-q"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    let (code, _, err) = verify_bin(&base, &target, &["--key", "public.ev=tenant,seq"]);
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -296,6 +296,27 @@ fn baseline(major: u32) {
     );
 }
 
+/// A table without a primary key is keyed by its unique index over NOT NULL columns on every
+/// major (the catalog query that lists unique indexes differs before 15, which added
+/// `NULLS NOT DISTINCT`), the base on the system's server and the target on `major`.
+fn unique_index_key(major: u32) {
+    const DATA: &str = "
+        CREATE TABLE u (a int NOT NULL, b int, v text, UNIQUE (a));
+        INSERT INTO u SELECT g, g, 'v' || g FROM generate_series(1, 1000) g;";
+    let base = Db::new(cluster(), "unique_base", DATA);
+    let target = Db::new(server(major), "unique_target", DATA);
+    target.psql("UPDATE u SET v = 'x' WHERE a = 3; DELETE FROM u WHERE a = 4;");
+    let report = verify(&base, &target, 1);
+    assert_eq!(
+        report["tables"][0]["key"],
+        serde_json::json!(["a"]),
+        "{report:#}"
+    );
+    let want = [("[3]", "divergent", "v"), ("[4]", "missing", "")];
+    let want = want.map(|(k, kind, c)| ("public.u".into(), k.into(), kind.into(), c.into()));
+    assert_eq!(findings(&report), BTreeSet::from(want), "{report:#}");
+}
+
 /// A backup on the system's server, a primary of `major` and its streaming standby paused
 /// before the damage: the three-way classes, a recovery that keeps what the target wrote
 /// legitimately, and `status` on the paused standby and on the primary.
@@ -417,6 +438,11 @@ macro_rules! against_the_system {
             #[test]
             fn check_recover_apply_round_trip() {
                 check_recover_apply(cluster(), server($major));
+            }
+
+            #[test]
+            fn a_unique_index_keys_a_table_without_a_primary_key() {
+                unique_index_key($major);
             }
 
             #[test]
