@@ -73,8 +73,15 @@ pub async fn recover(
         .map(|s| s.snapshot_session(verify.live.lock_wait));
     let sessions = futures_util::future::try_join_all(opening).await?;
     let sides = Sides::of(&sessions);
-    let found =
-        crate::check::inspect(sides.target, Some(sides.reference), &verify.filter, 1000).await?;
+    // Orphans and violations name their rows by the key the comparison used (`--key` included).
+    let found = crate::check::inspect_keyed(
+        sides.target,
+        Some(sides.reference),
+        &verify.filter,
+        &verify.keys,
+        1000,
+    )
+    .await?;
     let actions = row_actions(&run.tables, &keys, &found.report)?;
     let orphans = verify
         .restore
