@@ -190,6 +190,12 @@ pub struct RestoreKey {
     pub before: Option<Digest>,
     /// The digest the target's row will have after the restore (`None`: no row).
     pub after: Option<Digest>,
+    /// A keyless table's copy: where the row lies on the side its section reads it from (the
+    /// restore source for an insert, the target otherwise), in the comparison's snapshot.
+    pub ctid: Option<[u8; 6]>,
+    /// A keyless table's copy: how many copies of the row the target held at diff time, what
+    /// `apply` guards (a keyless row is one of its equals, not an addressable key).
+    pub copies: Option<u64>,
 }
 
 /// What a restore does to one key of the target.

@@ -41,6 +41,23 @@ pub struct Mismatch {
     pub expected: Option<String>,
     /// Hex digest found, or null for "no row".
     pub found: Option<String>,
+    /// A keyless table's row: the copies of it expected, and found (see `apply::copies`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_copies: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_copies: Option<u64>,
+}
+
+impl Mismatch {
+    /// `key [..]`, or for a keyless row `row [..] (2 copies expected, 3 found)`.
+    pub fn named(&self) -> String {
+        match (self.expected_copies, self.found_copies) {
+            (Some(want), Some(n)) => {
+                format!("row {} ({want} copies expected, {n} found)", self.key.get())
+            }
+            _ => format!("key {}", self.key.get()),
+        }
+    }
 }
 
 /// Keys checked per query (see [`KeyedFetch`]): the cost is per key, not per query, well before
@@ -159,6 +176,8 @@ impl Judge {
                         key: r.key_json,
                         expected: wanted,
                         found: now.map(|d| hex(d)),
+                        expected_copies: None,
+                        found_copies: None,
                     });
                 }
             }

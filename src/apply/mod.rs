@@ -18,6 +18,7 @@
 //! guards every key, so what a refused apply lists is the same either way. COPY data is streamed
 //! from `restore.sql` when it runs, so memory does not grow with the recovery.
 
+mod copies;
 pub mod guard;
 mod written;
 
@@ -180,6 +181,9 @@ impl Attempt<'_> {
         let (client, settings, plan) = (self.client, self.settings, self.plan);
         let keyed = self.begin(by_index).await?;
         let mut report = self.guarded_report(&keyed).await?;
+        if settings.skip_changed {
+            refuse_skipping_copies(client, &report.conflicts).await?;
+        }
         if !report.conflicts.is_empty() && !settings.skip_changed {
             if keyed.is_empty() && self.restored_already().await? {
                 rollback(client).await?;
@@ -289,7 +293,7 @@ impl Attempt<'_> {
             };
             let file = key_file(&self.settings.dir.join("keys"), t.index);
             let skip = Default::default();
-            let off = check_table(
+            let off = check_rows(
                 self.client,
                 t,
                 codec.clone(),
@@ -321,7 +325,7 @@ impl Attempt<'_> {
             }
             let file = key_file(&self.settings.dir.join("keys"), t.index);
             all.extend(
-                check_table(
+                check_rows(
                     self.client,
                     t,
                     codec.clone(),
@@ -370,6 +374,45 @@ impl Attempt<'_> {
         }
         Ok(keyed)
     }
+}
+
+/// Checks the rows of one table's records with one of `actions` against `expect`: keyed rows
+/// by key ([`check_table`]), a keyless table's by its count of each touched row ([`copies`]).
+async fn check_rows(
+    client: &Client,
+    t: &TableRestore,
+    codec: Arc<RowCodec>,
+    file: &Path,
+    expect: Expect,
+    actions: &[Action],
+    skip: guard::Skipped,
+) -> Result<Vec<Mismatch>> {
+    match t.keyless {
+        true => copies::check_copies(client, t, codec, file, expect).await,
+        false => check_table(client, t, codec, file, expect, actions, skip).await,
+    }
+}
+
+/// `--skip-changed` leaves a changed key out of the restore; a keyless row is one of its equal
+/// copies, and leaving some out would restore a count nobody planned. So a keyless table that
+/// changed since recover stops the apply instead.
+async fn refuse_skipping_copies(client: &Client, conflicts: &[Mismatch]) -> Result<()> {
+    let keyless = |m: &&Mismatch| m.expected_copies.is_some();
+    let Some(m) = conflicts.iter().find(keyless) else {
+        return Ok(());
+    };
+    rollback(client).await?;
+    let tables: std::collections::BTreeSet<&str> = conflicts
+        .iter()
+        .filter(keyless)
+        .map(|m| m.table.as_str())
+        .collect();
+    Err(Error::usage(format!(
+        "keyless table {} changed since recover ({}): --skip-changed cannot leave out copies of a row; nothing was applied",
+        tables.into_iter().collect::<Vec<_>>().join(", "),
+        m.named()
+    ))
+    .with_hint("run recover again to plan from the table as it is now"))
 }
 
 /// Whether a unique index that no transaction can bypass lies wholly inside a column set.
@@ -727,6 +770,11 @@ fn direct_insert(plan: &RecoverPlan, statement: &str) -> Option<(String, String)
         return None;
     }
     let table = temp_table_of(plan, statement)?;
+    // A keyless table's copies go through their temporary table (an insert without a key has
+    // no conflict clause for a direct copy to make redundant).
+    if table.keyless {
+        return None;
+    }
     // Fix-ups may have restored some of these rows already (missing parents): then the conflict
     // clause is needed after all.
     if plan.fixups.insert_tables.contains(&table.table) {
@@ -898,6 +946,7 @@ async fn reverify(
         let mut actions = TOUCHED;
         let writes = t.planned(WRITTEN).saturating_sub(skip.len() as u64);
         if writes > 0
+            && !t.keyless
             && !written::fixups_write(&plan.fixups, t)
             && written::scan_pays(client, t, writes).await?
         {
@@ -915,7 +964,7 @@ async fn reverify(
         }
         if t.planned(actions) > 0 {
             let expect = Expect::After;
-            let found = check_table(client, t, codec.clone(), &file, expect, actions, skip).await?;
+            let found = check_rows(client, t, codec.clone(), &file, expect, actions, skip).await?;
             report.reverify_mismatches.extend(found);
         }
         touched += t.insert + t.update + t.delete;

@@ -58,11 +58,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32> {
         } else {
             "conflict"
         };
-        let line = format!(
-            "{verb}: {} key {} changed since recover\n",
-            c.table,
-            c.key.get()
-        );
+        let line = format!("{verb}: {} {} changed since recover\n", c.table, c.named());
         print_text(&line, false, json);
     }
     if !report.conflicts.is_empty() && !args.skip_changed {
@@ -119,7 +115,7 @@ fn steps_text(report: &ApplyReport) -> String {
         ));
     }
     for m in &report.reverify_mismatches {
-        lines.push(format!("  not as planned: {} key {}", m.table, m.key.get()));
+        lines.push(format!("  not as planned: {} {}", m.table, m.named()));
     }
     lines.iter().map(|l| format!("{l}\n")).collect()
 }

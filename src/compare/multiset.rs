@@ -11,7 +11,8 @@
 //! Nothing here is approximate: two copies are the same row exactly when their canonical
 //! encodings (typed, length-prefixed, NULLs explicit) are equal, as for keyed rows' values.
 
-use crate::classify::{self, Class};
+use crate::classify::{self, Action, Class, RestoreKey};
+use crate::compare::restore::CaptureSpec;
 use crate::hash::digest::Digest;
 
 /// One row as read from one source: its digest and where it lies there.
@@ -159,6 +160,50 @@ pub fn copy_classes(counts: &[u64]) -> Vec<(u64, Class)> {
         .collect()
 }
 
+/// What a recovery does with copy `k` of a differing row: the keyed rules of
+/// [`Action::for_class`] on the copy's presence on the restore source and the target. A keyless
+/// row is its whole content, so there is nothing to update: a copy both sides hold is kept. The
+/// record carries where the copy lies on the side its section reads it from (the source for an
+/// insert, the target otherwise) and the target's count of the row, which `apply` guards.
+pub fn restore_copy(d: &Differing, k: u64, class: Class, spec: CaptureSpec) -> RestoreKey {
+    let counts = d.counts();
+    let last = counts.len() - 1;
+    let (on_source, on_target) = (counts[spec.source] > k, counts[last] > k);
+    let action = match class {
+        Class::NewOnTarget if spec.delete_new_on_target => Action::Delete,
+        _ => Action::for_class(
+            class,
+            spec.no_delete,
+            spec.on_conflict,
+            on_source,
+            on_target,
+        ),
+    };
+    let action = match action {
+        Action::Update => Action::Keep,
+        a => a,
+    };
+    let side = match action {
+        Action::Insert => spec.source,
+        _ => last,
+    };
+    let after = match action {
+        Action::Insert => true,
+        Action::Delete => false,
+        _ => on_target,
+    };
+    RestoreKey {
+        action,
+        literals: Vec::new(),
+        texts: Vec::new(),
+        order_key: d.order_key(k),
+        before: on_target.then_some(d.digest),
+        after: after.then_some(d.digest),
+        ctid: d.ctids[side].get(k as usize).copied(),
+        copies: Some(counts[last]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +288,51 @@ mod tests {
         assert_eq!(partition_of(&digest, 0), 0);
         assert_eq!(partition_of(&digest, 1), 1);
         assert_eq!(partition_of(&digest, 4), 0b1011);
+    }
+
+    #[test]
+    fn copies_restore_by_count_and_keep_the_target_only_unless_told() {
+        let at = |n: u16| [0, 0, 0, 1, 0, n as u8];
+        // Base holds 3 copies, the target 1: copies 1 and 2 are inserted from the base's places.
+        let d = Differing {
+            digest: [7; 32],
+            ctids: vec![vec![at(1), at(2), at(3)], vec![at(9)]],
+            copies: copy_classes(&[3, 1]),
+        };
+        let spec = CaptureSpec::default();
+        let r = restore_copy(&d, 2, Class::Missing, spec);
+        assert_eq!(r.action, Action::Insert);
+        assert_eq!((r.ctid, r.copies), (Some(at(3)), Some(1)));
+        assert_eq!((r.before, r.after), (None, Some([7; 32])));
+        // The other way round: the target's surplus copies are deleted, named by their place.
+        let d = Differing {
+            digest: [7; 32],
+            ctids: vec![vec![at(1)], vec![at(4), at(5)]],
+            copies: copy_classes(&[1, 2]),
+        };
+        let r = restore_copy(&d, 1, Class::Extra, spec);
+        assert_eq!(r.action, Action::Delete);
+        assert_eq!((r.ctid, r.copies), (Some(at(5)), Some(2)));
+        assert_eq!((r.before, r.after), (Some([7; 32]), None));
+        let keep = CaptureSpec {
+            no_delete: true,
+            ..spec
+        };
+        assert_eq!(restore_copy(&d, 1, Class::Extra, keep).action, Action::Keep);
+        // Three-way: a copy new on the target is kept unless --new-on-target delete.
+        let d = Differing {
+            digest: [7; 32],
+            ctids: vec![vec![], vec![], vec![at(6)]],
+            copies: copy_classes(&[0, 0, 1]),
+        };
+        let three = CaptureSpec { source: 1, ..spec };
+        let class = d.copies[0].1;
+        assert_eq!(restore_copy(&d, 0, class, three).action, Action::Keep);
+        let delete = CaptureSpec {
+            delete_new_on_target: true,
+            ..three
+        };
+        assert_eq!(class, Class::NewOnTarget);
+        assert_eq!(restore_copy(&d, 0, class, delete).action, Action::Delete);
     }
 }

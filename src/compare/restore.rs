@@ -85,6 +85,8 @@ pub fn restore_key(
         order_key,
         before,
         after,
+        ctid: None,
+        copies: None,
     })
 }
 

@@ -160,6 +160,8 @@ mod tests {
                 order_key: k.to_be_bytes().to_vec(),
                 before: None,
                 after: None,
+                ctid: None,
+                copies: None,
             })),
         }
     }

@@ -255,7 +255,9 @@ async fn findings(
                 key: keys[&d.digest].clone(),
                 order_key: d.order_key(k),
                 columns: Vec::new(),
-                restore: None,
+                restore: ctx
+                    .capture
+                    .map(|spec| Box::new(multiset::restore_copy(d, k, class, spec))),
                 values: None,
             };
             tally.add_finding(&f);

@@ -62,6 +62,83 @@ pub async fn copy_keys(
     client.batch_execute(RESET_HASH_JOIN).await.context(at)
 }
 
+/// Streams the rows of a keyless table's records, read by their place (`ctid`, see
+/// [`KeyRecord::ctid`]) in the session's snapshot, the one the comparison found them in, as text
+/// COPY for a script. Every record must find its row: one gone from its place means the table
+/// was rewritten since the comparison, and the recovery would be short of it.
+pub async fn copy_places(
+    client: &Client,
+    table: &TableRestore,
+    cols: &[String],
+    mut keys: KeyChunks,
+    mut sink: impl FnMut(Option<Bytes>) -> Result<()>,
+) -> Result<()> {
+    let at = || format!("reading rows of {} (keyless) by their place", table.table);
+    let name = TableName::new(&table.schema, &table.name);
+    crate::source::visit::hold_snapshot_files(client, &name)
+        .await
+        .context(at)?;
+    while let Some(records) = keys.next_records()? {
+        let copy = places_query(table, cols, &records, false)?;
+        let mut rows = 0usize;
+        // Text COPY ends every row with a newline and escapes the ones inside values.
+        let mut counted = |piece: Option<Bytes>| {
+            if let Some(bytes) = &piece {
+                rows += bytes.iter().filter(|&&b| b == b'\n').count();
+            }
+            sink(piece)
+        };
+        copy_out(client, &copy, at, &mut counted).await?;
+        if rows != records.len() {
+            return Err(crate::error::Error::source(format!(
+                "{}: {} of {} rows compared were not where the comparison read them",
+                table.table,
+                records.len() - rows.min(records.len()),
+                records.len()
+            ))
+            .with_hint("the table was rewritten (VACUUM FULL, CLUSTER) since the comparison: run recover again"));
+        }
+    }
+    Ok(())
+}
+
+/// `COPY (SELECT cols FROM table WHERE ctid = ANY ('{..}'::tid[])) TO STDOUT`: the rows of a
+/// chunk of a keyless table's records, by place (a TID scan: no index, no table scan).
+pub fn places_query(
+    table: &TableRestore,
+    cols: &[String],
+    records: &[KeyRecord],
+    binary: bool,
+) -> Result<String> {
+    let mut tids = Vec::with_capacity(records.len());
+    for r in records {
+        let tid = r.ctid.as_deref().ok_or_else(|| {
+            crate::error::Error::usage(format!(
+                "a key record of the keyless table {} has no ctid",
+                table.table
+            ))
+        })?;
+        // A tid prints as `(block,line)`: digits, comma and parentheses only.
+        if !tid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"(),".contains(&b))
+        {
+            return Err(crate::error::Error::usage(format!(
+                "corrupt ctid {tid:?} in a key record of {}",
+                table.table
+            )));
+        }
+        tids.push(format!("\"{tid}\""));
+    }
+    Ok(format!(
+        "COPY (SELECT {} FROM {} AS t WHERE t.ctid = ANY ('{{{}}}'::tid[])) TO STDOUT{}",
+        qualified_list("t", cols),
+        TableName::new(&table.schema, &table.name).sql(),
+        tids.join(","),
+        if binary { " (FORMAT binary)" } else { "" }
+    ))
+}
+
 /// The fetch of one chunk of records by key:
 /// `COPY (SELECT t.cols FROM table t JOIN unnest(keys) g ON t.key = g.key [AND span]) TO STDOUT`.
 #[derive(Debug)]

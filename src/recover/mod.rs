@@ -42,7 +42,7 @@ use crate::settings::VerifySettings;
 use crate::shape::TableName;
 use crate::sql::temp_name;
 use crate::staging::StagedDir;
-use fetch::copy_keys;
+use fetch::{copy_keys, copy_places};
 use fixup::{copy_line, FixStep, Fixups, RowRestore, TableActions};
 
 /// What a recover run produced.
@@ -62,7 +62,6 @@ pub async fn recover(
     verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
     let run = pipeline::run(&verify, reporter).await?;
     refuse_unsafe(&run.report, &verify)?;
-    refuse_keyless(&run.report)?;
     let tables = plan::restores(&run.tables, &keys)?;
     let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
     // The rows are read back in one snapshot transaction per source, opened only now: the
@@ -157,31 +156,6 @@ fn refuse_unsafe(report: &VerifyReport, verify: &VerifySettings) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Refuses a recovery of a keyless table whose copies differ: its differences are exact, but
-/// restore batches for keyless rows are not written yet, and a recovery that silently left
-/// them out would read as complete.
-fn refuse_keyless(report: &VerifyReport) -> Result<()> {
-    let differing: Vec<String> = report
-        .tables
-        .iter()
-        .filter(|t| t.keyless && t.missing + t.extra + t.divergent > 0)
-        .map(|t| {
-            format!(
-                "{} ({} missing, {} extra copies)",
-                t.table, t.missing, t.extra
-            )
-        })
-        .collect();
-    if differing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::usage(format!(
-        "keyless tables differ and pgsalvage cannot yet write their restore: {}; no restore was written",
-        differing.join(", ")
-    ))
-    .with_hint("name a key with --key schema.table=cols if one is unique, or leave the table out with --exclude-tables and restore its rows by hand from verify's findings"))
 }
 
 /// The sessions a recovery reads rows from, all on the comparison's snapshots.
@@ -294,7 +268,8 @@ fn row_actions(
         };
         for_each_record(&key_file(keys, index), |r| {
             t.keeps += u64::from(r.action == Action::Keep);
-            if keep_rows {
+            // A keyless row has no key for a fix-up to name it by.
+            if keep_rows && !run.plan.keyless() {
                 t.rows.insert(r.key_text, (r.action, r.columns));
             }
             Ok(())
@@ -472,13 +447,18 @@ fn take_out<'a>(t: &'a TableRestore, dir: Direction, sides: &Sides<'a>) -> Optio
             Action::Insert,
         ),
     };
-    (count > 0).then(|| Section {
+    // A keyless row is named by all its values: its section loads them to delete by.
+    let columns = match t.keyless {
+        true => t.columns.clone(),
+        false => t.key.clone(),
+    };
+    (count > 0).then_some(Section {
         table: t,
         comment,
         temp,
         from,
         action,
-        columns: t.key.clone(),
+        columns,
         dml: Dml::Delete,
     })
 }
@@ -511,10 +491,14 @@ async fn write_script(
         load(&mut s, sec.from, t, &temp, (&sec.columns, &names), chunks).await?;
         let scope = t.rows.as_deref();
         match sec.dml {
+            Dml::Insert { overriding } if t.keyless => {
+                s.insert_copies(&table, &temp, &sec.columns, overriding)?
+            }
             Dml::Insert { overriding } => {
                 s.insert_from(&table, &temp, &sec.columns, &t.key, overriding, scope)?
             }
             Dml::Update(set) => s.update_from(&table, &temp, &set, &t.key, scope)?,
+            Dml::Delete if t.keyless => s.delete_copies(&table, &temp, &sec.columns, scope)?,
             Dml::Delete => s.delete_using(&table, &temp, &t.key, scope)?,
         }
     }
@@ -584,10 +568,13 @@ async fn load(
     let table_sql = TableName::new(&table.schema, &table.name).sql();
     s.temp_table(temp, &table_sql, cols)?;
     s.copy_begin(temp, cols)?;
-    copy_keys(source, table, names, keys, false, |piece| match piece {
+    let sink = |piece: Option<bytes::Bytes>| match piece {
         Some(bytes) => s.copy_data(&bytes),
         None => Ok(()),
-    })
-    .await?;
+    };
+    match table.keyless {
+        true => copy_places(source, table, names, keys, sink).await?,
+        false => copy_keys(source, table, names, keys, false, sink).await?,
+    }
     s.copy_end()
 }

@@ -13,7 +13,9 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::fetch::{copy_out, JoinChoice, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN};
+use super::fetch::{
+    copy_out, places_query, JoinChoice, KeyedFetch, RowOrder, NO_HASH_JOIN, RESET_HASH_JOIN,
+};
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::plan::TableRun;
@@ -110,21 +112,28 @@ impl Readers<'_> {
     ) -> Result<()> {
         let (action, class) = (group[0].action, group[0].class);
         let extra = [action_name(action), class.as_str()];
-        // Deletes: the key only, from the target (the restore source has no row).
+        // Deletes: the key only, from the target (the restore source has no row); a keyless
+        // row is named by all its values, read by its place.
         let (from, cols, key_only) = match action {
+            Action::Delete if t.keyless => (self.target, columns, None),
             Action::Delete => (self.target, &t.key[..], Some(t.key.len())),
             _ => (self.source, columns, None),
         };
-        let names = match key_only {
-            Some(_) => cols.to_vec(),
-            None => t.source_columns(cols),
+        let names = match std::ptr::eq(from, self.target) {
+            true => cols.to_vec(),
+            false => t.source_columns(cols),
         };
-        let fetch = KeyedFetch::new(t, &names, &mut group, true, RowOrder::Key);
-        let join = match action {
-            Action::Delete => &mut self.target_join,
-            _ => &mut self.source_join,
+        let copy = match t.keyless {
+            true => places_query(t, &names, &group, true)?,
+            false => {
+                let fetch = KeyedFetch::new(t, &names, &mut group, true, RowOrder::Key);
+                let join = match action {
+                    Action::Delete => &mut self.target_join,
+                    _ => &mut self.source_join,
+                };
+                join.prepare(from, &fetch).await.context(at)?
+            }
         };
-        let copy = join.prepare(from, &fetch).await.context(at)?;
         stream_rows(from, &copy, cols.len(), sink, &extra, key_only, at).await
     }
 }

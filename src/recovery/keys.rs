@@ -31,6 +31,13 @@ pub struct KeyRecord {
     pub after: Option<String>,
     /// Differing columns (divergent rows).
     pub columns: Vec<String>,
+    /// A keyless table's copy: its `ctid` (`(block,line)`) on the side its section reads it
+    /// from, in the comparison's snapshot (see [`crate::classify::RestoreKey::ctid`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctid: Option<String>,
+    /// A keyless table's copy: the target's count of copies of the row at diff time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u64>,
 }
 
 /// Per-table JSON-lines files of [`KeyRecord`]s, for the recover writers and `apply`'s guard, in
@@ -84,6 +91,8 @@ impl KeySink {
                 before: r.before.as_ref().map(|d| crate::tree::hex(d)),
                 after: r.after.as_ref().map(|d| crate::tree::hex(d)),
                 columns: layout.columns(f).into_iter().map(str::to_string).collect(),
+                ctid: r.ctid.as_ref().map(crate::compare::multiset::ctid_text),
+                copies: r.copies,
             };
             let mut line =
                 serde_json::to_vec(&record).map_err(|e| Error::io("writing keys", e.into()))?;
@@ -351,6 +360,8 @@ pub(crate) mod tests {
             before: None,
             after: None,
             columns: vec![],
+            ctid: None,
+            copies: None,
         }
     }
 

@@ -6,15 +6,16 @@
 //! or all, never the key, identity or generated columns), the counts per action and per class,
 //! and its place in foreign-key order. The summary lines are also what `recover` prints.
 //!
-//! # Schema `pgsalvage.recover/2`
+//! # Schema `pgsalvage.recover/4`
 //! ```text
-//! { "format": "pgsalvage.recover/2", "created_at": "…Z",
+//! { "format": "pgsalvage.recover/4", "created_at": "…Z",
 //!   "sources": { "<role>": { snapshot info as in the verify report } },
 //!   "totals": { "insert": n, "update": n, "delete": n, "keep": n },
 //!   "fk_cycle": false,                      // true when FK order had to break a cycle
 //!   "summary": [ "public.orders: insert 3 (missing), update 2 (divergent: status), …" ],
 //!   "tables": [ { "index": 0, "table": "public.orders", "schema": "public", "name": "orders",
 //!       "key": ["id"], "key_types": ["bigint"], "key_spans": true, "columns": ["id", …],
+//!       "keyless": false,                   // true: rows named by all their columns, copy by copy
 //!       "insert_columns": […], "update_columns": […],
 //!       "target_columns": […], "overriding": false, "target_overriding": false,
 //!       "insert": n, "update": n, "delete": n, "keep": n,
@@ -53,7 +54,7 @@ use crate::shape::{Column, TableShape};
 use crate::source::{Role, SnapshotInfo};
 use crate::tree::{hex, unhex_digest, Fingerprint};
 
-pub const FORMAT: &str = "pgsalvage.recover/3";
+pub const FORMAT: &str = "pgsalvage.recover/4";
 
 /// The plan's own file, and the marker `apply` leaves once it committed the plan: the two files
 /// of a recovery directory its seal does not cover.
@@ -111,6 +112,10 @@ pub struct TableRestore {
     /// source (the base) gives it, where they differ.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_names: BTreeMap<String, String>,
+    /// The table has no key: its records are copies of rows (read by `ctid`, deleted by content,
+    /// guarded by the target's count of each row; see `apply::copies`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyless: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -339,6 +344,7 @@ fn table_restore(index: usize, run: &TableRun) -> TableRestore {
         create: on_target.is_none(),
         rows: plan.rows.clone(),
         source_names: source_names(plan),
+        keyless: plan.keyless(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::io::Write;
 
 use crate::error::{Error, Result};
 use crate::shape::quote_ident;
-use crate::sql::{key_match, list};
+use crate::sql::{key_match, list, qualified_list};
 
 /// A script being written.
 pub struct Script<W: Write> {
@@ -178,6 +178,59 @@ impl<W: Write> Script<W> {
             quote_ident(temp),
             key_match(key),
             in_scope(" AND", table_sql, scope)
+        ))
+    }
+}
+
+impl<W: Write> Script<W> {
+    /// Inserts the temp table's rows as they are: copies of a keyless table's rows, which no
+    /// key could find already there.
+    pub fn insert_copies(
+        &mut self,
+        table_sql: &str,
+        temp: &str,
+        cols: &[String],
+        overriding: bool,
+    ) -> Result<()> {
+        let overriding = if overriding {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        self.statement(&format!(
+            "INSERT INTO {table_sql} ({}){overriding} SELECT {} FROM {}",
+            list(cols),
+            list(cols),
+            quote_ident(temp)
+        ))
+    }
+
+    /// Deletes, for every row of the temp table, one copy of it from a keyless table: as many
+    /// copies of each content as the temp table holds, whichever physical rows they are (equal
+    /// copies are interchangeable). Rows are matched on their text form over `cols` (each type's
+    /// output is exact for its value, floats included at `extra_float_digits` 3, and needs no
+    /// equality operator, which json or point lack), compared in byte order.
+    pub fn delete_copies(
+        &mut self,
+        table_sql: &str,
+        temp: &str,
+        cols: &[String],
+        scope: Option<&str>,
+    ) -> Result<()> {
+        self.statement("SET LOCAL extra_float_digits = 3")?;
+        let row = |alias: &str| format!("ROW({})::text COLLATE \"C\"", qualified_list(alias, cols));
+        self.statement(&format!(
+            "DELETE FROM {table_sql} WHERE ctid = ANY (ARRAY(\
+             SELECT c.ctid FROM (\
+             SELECT t.ctid, row_number() OVER (PARTITION BY s.pgsalvage_row) AS pgsalvage_n, s.pgsalvage_copies \
+             FROM {table_sql} AS t JOIN (\
+             SELECT {} AS pgsalvage_row, count(*) AS pgsalvage_copies FROM {} AS s GROUP BY 1\
+             ) AS s ON {} = s.pgsalvage_row{}\
+             ) AS c WHERE c.pgsalvage_n <= c.pgsalvage_copies))",
+            row("s"),
+            quote_ident(temp),
+            row("t"),
+            in_scope(" WHERE", table_sql, scope)
         ))
     }
 }

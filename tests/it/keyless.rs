@@ -317,36 +317,206 @@ fn three_way_classes_count_copies() {
     assert_eq!((t.missing, t.extra, t.divergent), (3, 0, 0));
 }
 
+/// Keyless tables of awkward types, with duplicates and NULLs: floats whose text forms are
+/// easy to confuse (-0, NaN, 0.1), json (no equality operator), numerics of different scale.
+const ODD: &str = "
+    CREATE TABLE odd (f float8, j json, n numeric, arr int[], t text);
+    INSERT INTO odd SELECT (ARRAY[0::float8, '-0', 'NaN', 0.1, 1e300, NULL])[1 + g % 6],
+                           (ARRAY['{\"a\": 1}', '{\"a\":1}', '[]', NULL])[1 + g % 4]::json,
+                           (ARRAY[1.0, 1.00, 1, NULL])[1 + g % 4]::numeric,
+                           CASE WHEN g % 5 = 0 THEN NULL ELSE ARRAY[g % 3, NULL] END,
+                           'r' || (g % 7)
+      FROM generate_series(1, 600) g;";
+
+/// Random damage to both keyless tables of `target`: lost copies, added copies of existing
+/// rows, new rows, and values changed in place.
+fn damage_copies(target: &str, rng: &mut Rng, times: u64) {
+    for _ in 0..times {
+        let (a, m) = (rng.below(45), rng.below(7));
+        let sql = match rng.below(5) {
+            0 => format!("DELETE FROM log WHERE ctid = (SELECT ctid FROM log WHERE a = {a} LIMIT 1)"),
+            1 => format!("INSERT INTO log SELECT * FROM log WHERE a = {a} LIMIT 2; INSERT INTO log VALUES ({a}, NULL, NULL)"),
+            2 => format!("UPDATE log SET c = NOT c WHERE ctid = (SELECT ctid FROM log WHERE a = {a} LIMIT 1)"),
+            3 => format!("DELETE FROM odd WHERE ctid IN (SELECT ctid FROM odd WHERE t = 'r{m}' LIMIT 3)"),
+            _ => format!("INSERT INTO odd SELECT * FROM odd WHERE t = 'r{m}' LIMIT 1; UPDATE odd SET f = '-0' WHERE ctid = (SELECT ctid FROM odd WHERE t = 'r{m}' AND f = 0 LIMIT 1)"),
+        };
+        psql(target, &sql);
+    }
+}
+
+const LOG_COLS: &str = "a, b, c";
+/// As the comparison's equality has it: float `-0` = `0` (`f + 0` is `0` for both), numeric
+/// scale not significant, json by its jsonb meaning (`{"a":1}` = `{"a": 1}`).
+const ODD_COLS: &str = "(f + 0)::text, j::jsonb::text, trim_scale(n)::text, arr::text, t";
+
+fn all_copies(db: &str) -> (BTreeMap<String, i64>, BTreeMap<String, i64>) {
+    (copies(db, "log", LOG_COLS), copies(db, "odd", ODD_COLS))
+}
+
+type Counts = BTreeMap<String, i64>;
+
+/// The contents whose counts differ: (row, left, right).
+fn count_diff(left: &(Counts, Counts), right: &(Counts, Counts)) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    for (l, r) in [(&left.0, &right.0), (&left.1, &right.1)] {
+        for row in l
+            .keys()
+            .chain(r.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (a, b) = (
+                l.get(row).copied().unwrap_or(0),
+                r.get(row).copied().unwrap_or(0),
+            );
+            if a != b {
+                out.push((row.clone(), a, b));
+            }
+        }
+    }
+    out
+}
+
 #[test]
-fn recover_refuses_a_keyless_table_it_cannot_restore_and_restores_the_rest() {
-    let (base, target) = pair("keyless_recover", LOG);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    let out = out.to_str().unwrap();
-    let (b, t) = (url(&base), url(&target));
-    let recover = ["recover", "--base", &b, "--target", &t, "--out", out, "-q"];
-    // Keyless tables identical, a keyed row lost: the recovery is written and applies.
-    psql(&target, "DELETE FROM keyed WHERE id = 5");
-    let got = pgsalvage(&recover);
-    assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
-    let got = pgsalvage(&["apply", out, "--target", &t, "-q"]);
-    assert_eq!(got.status.code(), Some(0), "{}", text(&got.stderr));
-    // A keyless copy lost: refused, naming the table and its counts, nothing written.
+fn keyless_copies_recover_apply_and_undo_exactly_over_random_damage() {
+    for seed in 1..=3u64 {
+        let (base, target) = pair(&format!("keyless_rt{seed}"), &format!("{LOG}{ODD}"));
+        damage_copies(
+            &target,
+            &mut Rng::new(seed),
+            [3, 30, 200][seed as usize - 1],
+        );
+        let damaged = all_copies(&target);
+        assert_ne!(damaged, all_copies(&base), "seed {seed}: no damage");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        let out_s = out.to_str().unwrap();
+        let (b, t) = (url(&base), url(&target));
+        let got = pgsalvage(&[
+            "recover",
+            "--base",
+            &b,
+            "--target",
+            &t,
+            "--out",
+            out_s,
+            "--delete-extra",
+            "--format",
+            "sql,parquet",
+            "-q",
+        ]);
+        assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
+        let plan: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+        let tables = plan["tables"].as_array().unwrap();
+        assert!(tables.iter().all(|t| t["keyless"] == true), "{tables:?}");
+        assert!(out.join("parquet").read_dir().unwrap().count() >= 1);
+        let got = pgsalvage(&["apply", out_s, "--target", &t]);
+        let said = text(&got.stdout);
+        assert_eq!(
+            got.status.code(),
+            Some(0),
+            "seed {seed}: {said}{}",
+            text(&got.stderr)
+        );
+        assert!(said.contains("committed"), "{said}");
+        // The target holds exactly the base's copies again, by an independent count and by
+        // verify.
+        let off = count_diff(&all_copies(&target), &all_copies(&base));
+        assert!(off.is_empty(), "seed {seed}: (row, target, base) {off:?}");
+        let got = pgsalvage(&["verify", "--base", &b, "--target", &t, "-q"]);
+        assert_eq!(
+            got.status.code(),
+            Some(0),
+            "seed {seed}: {}",
+            text(&got.stdout)
+        );
+        // undo.sql puts every copy back as the damage left it.
+        cluster().psql_file(&target, &out.join("undo.sql")).unwrap();
+        let off = count_diff(&all_copies(&target), &damaged);
+        assert!(
+            off.is_empty(),
+            "seed {seed}: undo: (row, target, damaged) {off:?}"
+        );
+    }
+}
+
+#[test]
+fn apply_guards_keyless_copies_by_their_count_and_keeps_target_only_copies_by_default() {
+    let (base, target) = pair("keyless_guard", LOG);
     psql(
         &target,
-        "DELETE FROM log WHERE ctid = (SELECT ctid FROM log WHERE a = 3 LIMIT 1)",
+        "DELETE FROM log WHERE ctid = (SELECT ctid FROM log WHERE a = 3 LIMIT 1);
+         INSERT INTO log VALUES (99, 'new', true), (99, 'new', true)",
     );
-    let again = dir.path().join("r2");
-    let again = again.to_str().unwrap();
-    let got = pgsalvage(&[
-        "recover", "--base", &b, "--target", &t, "--out", again, "-q",
-    ]);
-    let stderr = text(&got.stderr);
-    assert_eq!(got.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("keyless tables differ")
-            && stderr.contains("public.log (1 missing, 0 extra copies)"),
-        "{stderr}"
+    let dir = tempfile::tempdir().unwrap();
+    let (b, t) = (url(&base), url(&target));
+    let out = dir.path().join("r");
+    let out = out.to_str().unwrap();
+    let got = pgsalvage(&["recover", "--base", &b, "--target", &t, "--out", out, "-q"]);
+    assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
+    // Another copy of the row to restore went meanwhile: the plan's count no longer holds
+    // (one more copy of it appearing instead would make the plan "already applied").
+    let lost = psql(
+        &base,
+        "SELECT a, quote_nullable(b), quote_nullable(c) FROM log WHERE a = 3 LIMIT 1",
     );
-    assert!(!std::path::Path::new(again).exists());
+    let v: Vec<&str> = lost.trim().split('|').collect();
+    let vals = format!("({}, {}, {})", v[0], v[1], v[2]);
+    let row_of = |db: &str| copies(db, "log", LOG_COLS);
+    let before = row_of(&base);
+    psql(&target, &format!("DELETE FROM log WHERE ctid = (SELECT ctid FROM log WHERE ROW(a, b, c) IS NOT DISTINCT FROM ROW{vals} LIMIT 1)"));
+    for skip in [false, true] {
+        let mut args = vec!["apply", out, "--target", &t];
+        if skip {
+            args.push("--skip-changed");
+        }
+        let got = pgsalvage(&args);
+        let said = format!("{}{}", text(&got.stdout), text(&got.stderr));
+        assert_eq!(got.status.code(), Some(2), "{said}");
+        assert!(said.contains("copies expected"), "{said}");
+    }
+    // Back as at diff time: the plan applies; the target-only copies stay (no --delete-extra).
+    psql(&target, &format!("INSERT INTO log VALUES {vals}"));
+    let got = pgsalvage(&["apply", out, "--target", &t, "-q"]);
+    assert_eq!(got.status.code(), Some(0), "{}", text(&got.stderr));
+    let mut want = before;
+    *want.entry(normal("[99,\"new\",true]")).or_default() += 2;
+    assert_eq!(row_of(&target), want);
+}
+
+/// A keyless row is read back by its place in the comparison's snapshot; after a rewrite that
+/// place can hold another row, so the read refuses a table whose files changed since the snapshot.
+#[test]
+fn reading_by_place_refuses_a_table_rewritten_since_the_snapshot() {
+    let db = fresh_db("klrw");
+    psql(
+        &db,
+        "CREATE TABLE log (a int, b text);
+         INSERT INTO log SELECT g % 7, 'r' || g FROM generate_series(1, 200) g;
+         CREATE TABLE other (a int)",
+    );
+    let info = resolve(&url(&db), &ProcessEnv).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let source = pgsalvage::source::Source::open(Role::Base, info)
+            .await
+            .unwrap();
+        let name = |t: &str| pgsalvage::shape::TableName::new("public", t);
+        psql(&db, "DELETE FROM log WHERE a = 3; VACUUM FULL log");
+        let session = source
+            .snapshot_session(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        pgsalvage::source::visit::hold_snapshot_files(&session, &name("other"))
+            .await
+            .expect("an untouched table is read by place");
+        let err = pgsalvage::source::visit::hold_snapshot_files(&session, &name("log"))
+            .await
+            .expect_err("a rewritten table must not be read by place");
+        let said = err.to_string();
+        assert!(
+            said.contains("public.log") && said.contains("rewritten"),
+            "{said}"
+        );
+    });
 }
