@@ -77,10 +77,13 @@ pub struct Differing {
 }
 
 impl Differing {
-    /// The order key of copy `k`: the digest, then `k`; lists a row's copies together.
+    /// The order key of copy `k`: the digest, then `k` counted from the least count (the first
+    /// copy some source lacks is 0); lists a row's copies together. Counted so, it does not
+    /// depend on how many equal copies were matched away before counting (`pipeline::matching`).
     pub fn order_key(&self, k: u64) -> Vec<u8> {
+        let least = self.ctids.iter().map(Vec::len).min().unwrap_or(0) as u64;
         let mut key = self.digest.to_vec();
-        key.extend_from_slice(&k.to_be_bytes());
+        key.extend_from_slice(&(k - least).to_be_bytes());
         key
     }
 

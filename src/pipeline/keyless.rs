@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use super::matching::{Matcher, WINDOW_MEMORY};
 use super::readers::{next_batch, start_query};
 use super::spill::Spill;
 use super::RunContext;
@@ -42,18 +43,13 @@ pub async fn diff_table(
     let plan = &run.plan;
     let sources = clients.len();
     let bits = partition_bits(plan.est_rows, sources);
-    let reads = clients.iter().enumerate().map(|(i, client)| async move {
-        match &plan.codecs[i] {
-            Some(_) => read_copies(ctx, client, table, i, bits)
-                .await
-                .map(Some)
-                .map_err(|e| e.context(at(ctx, table, i))),
-            None => Ok(None),
-        }
-    });
-    let spills = futures_util::future::try_join_all(reads).await?;
     let mut tally = RangeTally::new(plan, sources, run.tree_bits);
     tally.strip = None;
+    let spills = match ctx.capture {
+        // A recovery guards each row by the target's count of it, which matching forgets.
+        Some(_) => read_each(ctx, clients, table, bits).await?,
+        None => vec![read_matched(ctx, clients, table, bits, &mut tally).await?],
+    };
     let mut kept = Vec::new();
     for p in 0..(1usize << bits) {
         let total: u64 = spills.iter().flatten().map(|s| s.bytes_in(p)).sum();
@@ -76,6 +72,152 @@ pub async fn diff_table(
         }
     }
     Ok((tally, kept))
+}
+
+/// Reads every source into a spill of its own, every copy kept (recover's way).
+async fn read_each(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    bits: u8,
+) -> Result<Vec<Option<Spill>>> {
+    let plan = &ctx.tables[table].plan;
+    let reads = clients.iter().enumerate().map(|(i, client)| async move {
+        match &plan.codecs[i] {
+            Some(_) => read_copies(ctx, client, table, i, bits)
+                .await
+                .map(Some)
+                .map_err(|e| e.context(at(ctx, table, i))),
+            None => Ok(None),
+        }
+    });
+    futures_util::future::try_join_all(reads).await
+}
+
+/// Reads the sources in step through a [`Matcher`]: copies every source shows go straight into
+/// `tally`, the rest into one spill, each copy tagged with its source.
+async fn read_matched(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    bits: u8,
+    tally: &mut RangeTally,
+) -> Result<Option<Spill>> {
+    let plan = &ctx.tables[table].plan;
+    let present: Vec<usize> = (0..clients.len())
+        .filter(|&i| plan.codecs[i].is_some())
+        .collect();
+    let mut streams = Vec::with_capacity(present.len());
+    for &i in &present {
+        let codec = plan.codecs[i].clone().expect("present");
+        let ncols = codec.kinds.len();
+        let query = copies_query(plan, i);
+        let reader = start_query(&clients[i], &query, codec, ncols + 1, ctx.batch_bytes).await;
+        let reader = reader.map_err(|e| e.context(at(ctx, table, i)))?;
+        streams.push(Stepped::new(i, ncols, reader));
+    }
+    let tags = present.iter().map(|&i| i as u8).collect();
+    let mut matcher = Matcher::new(
+        tags,
+        Spill::new(bits, SPILL_MEMORY * present.len()),
+        WINDOW_MEMORY,
+    );
+    // In step, a few rows at a time from the source that has delivered fewest: sources holding
+    // their rows in about the same order meet in a window small enough to stay in cache, and a
+    // faster source waits on its channel. Every stream still running holds a batch while the
+    // matcher works (off the runtime, until one of them runs out).
+    loop {
+        for s in streams.iter_mut().filter(|s| !s.done && s.batch.is_none()) {
+            s.refill()
+                .await
+                .map_err(|e| e.context(at(ctx, table, s.source)))?;
+            if let (Some(b), true) = (&s.batch, s.source == present[0]) {
+                ctx.reporter.rows(table, b.len() as u64);
+            }
+        }
+        if streams.iter().all(|s| s.done) {
+            break;
+        }
+        let stepped = off_runtime(|| loop {
+            let next = streams
+                .iter_mut()
+                .filter(|s| !s.done)
+                .min_by_key(|s| s.rows)
+                .expect("a stream running");
+            next.push_step(&mut matcher, tally)?;
+            if next.batch.is_none() {
+                return Ok(());
+            }
+        });
+        stepped.map_err(|e: std::io::Error| Error::io("writing a keyless table's spill", e))?;
+    }
+    let spill = off_runtime(|| matcher.finish())
+        .map_err(|e| Error::io("writing a keyless table's spill", e))?;
+    Ok(Some(spill))
+}
+
+/// Rows one source hands the matcher at a time (see [`read_matched`]).
+const STEP_ROWS: usize = 256;
+
+/// One source's stream read in steps of [`STEP_ROWS`].
+struct Stepped {
+    source: usize,
+    ncols: usize,
+    reader: Option<super::readers::Reader>,
+    batch: Option<crate::hash::digest::DigestBatch>,
+    at: usize,
+    rows: u64,
+    done: bool,
+}
+
+impl Stepped {
+    fn new(source: usize, ncols: usize, reader: super::readers::Reader) -> Stepped {
+        Stepped {
+            source,
+            ncols,
+            reader: Some(reader),
+            batch: None,
+            at: 0,
+            rows: 0,
+            done: false,
+        }
+    }
+
+    async fn refill(&mut self) -> Result<()> {
+        self.batch = next_batch(&mut self.reader).await?;
+        self.at = 0;
+        self.done = self.batch.is_none();
+        Ok(())
+    }
+
+    /// Hands the matcher the next rows of the current batch.
+    fn push_step(&mut self, matcher: &mut Matcher, tally: &mut RangeTally) -> std::io::Result<()> {
+        let batch = self.batch.as_ref().expect("a batch");
+        let end = (self.at + STEP_ROWS).min(batch.len());
+        for r in self.at..end {
+            let copy = Copy {
+                digest: batch.digests[r],
+                source: self.source as u8,
+                ctid: ctid_of(batch.rows.field(r, self.ncols)),
+            };
+            matcher.push(&copy, tally)?;
+        }
+        self.rows += (end - self.at) as u64;
+        self.at = end;
+        if end == batch.len() {
+            self.batch = None;
+        }
+        Ok(())
+    }
+}
+
+fn copies_query(plan: &TablePlan, source: usize) -> String {
+    format!(
+        "COPY (SELECT {}, ctid FROM {}{}) TO STDOUT (FORMAT binary)",
+        plan.select_list_on(source),
+        plan.name.sql(),
+        plan.where_clause(None)
+    )
 }
 
 /// Partitions enough that one source's copies of one partition are about a quarter of
@@ -140,12 +282,7 @@ pub(crate) async fn spill_table(
         .clone()
         .expect("the source has the table");
     let ncols = codec.kinds.len();
-    let query = format!(
-        "COPY (SELECT {}, ctid FROM {}{}) TO STDOUT (FORMAT binary)",
-        plan.select_list_on(source),
-        plan.name.sql(),
-        plan.where_clause(None)
-    );
+    let query = copies_query(plan, source);
     let mut reader = Some(start_query(client, &query, codec, ncols + 1, batch_bytes).await?);
     let mut spill = Spill::new(bits, SPILL_MEMORY);
     while let Some(batch) = next_batch(&mut reader).await? {

@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod findings;
 pub mod keyless;
+pub mod matching;
 pub mod range_diff;
 pub mod readers;
 pub mod spill;

@@ -1,0 +1,286 @@
+//! Keyless copies matched as they stream: a row content seen once on every source is counted as
+//! the same there and then, and only the copies still waiting for their match are kept.
+//!
+//! Two sources of one table mostly hold their rows in a similar physical order: a backup
+//! restored from a dump holds them in the order the dump read them, a replica in the primary's
+//! own, a damaged primary in its old order less the damage. [`Matcher`] reads the sources in step
+//! (always from the one that has delivered fewest rows) and keeps, per digest, the copies some
+//! source holds and another has not yet shown; when every source has shown one, those copies are
+//! the same row on every side and leave memory at once (their digest goes into the tally's trees,
+//! which add in any order). What is left at the end, the differing copies and the pairs the
+//! window could not join, goes through the partitioned spill and is counted there exactly as
+//! before, so the result does not depend on the order: counting the multisets less equal
+//! matched copies gives the same differing copies, numbered from the least count (see
+//! [`crate::compare::multiset::Differing::order_key`]). Past its memory budget the window moves
+//! into the spill whole and starts again empty, so tables whose orders share nothing cost what
+//! spilling every copy costs, and no more memory.
+//!
+//! Matching forgets how many copies every side held, which a recovery's guard needs (the
+//! target's count of each row it touches): recover reads without it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::spill::Spill;
+use crate::compare::multiset::Copy;
+use crate::compare::tally::RangeTally;
+use crate::hash::digest::Digest;
+
+/// Memory the waiting copies may take before they move into the spill.
+pub const WINDOW_MEMORY: usize = 48 << 20;
+
+/// What one waiting row content costs in memory, about (the map's slot, key and value).
+const ENTRY_BYTES: usize = 72;
+
+/// A digest is uniformly random: its leading eight bytes are a hash already.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A `[u8; 32]` hashes as its length (a usize) and then its bytes; keep the bytes.
+        if bytes.len() >= 8 {
+            self.0 = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        }
+    }
+
+    fn write_usize(&mut self, _: usize) {}
+}
+
+/// One row content's copies waiting for a match: `(source, ctid)`.
+struct Waiting {
+    first: (u8, [u8; 6]),
+    more: Vec<(u8, [u8; 6])>,
+}
+
+impl Waiting {
+    fn iter(&self) -> impl Iterator<Item = &(u8, [u8; 6])> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn holds(&self, source: u8) -> bool {
+        self.iter().any(|(s, _)| *s == source)
+    }
+
+    /// Removes one copy of `source`; whether any copy is left.
+    fn take(&mut self, source: u8) -> bool {
+        if self.first.0 == source {
+            match self.more.pop() {
+                Some(next) => self.first = next,
+                None => return false,
+            }
+            return true;
+        }
+        let at = self.more.iter().position(|(s, _)| *s == source);
+        self.more
+            .swap_remove(at.expect("the source has a waiting copy"));
+        true
+    }
+}
+
+/// The window of copies waiting for their match, and the spill what it cannot hold goes to.
+pub struct Matcher {
+    /// The sources that hold the table (a copy is matched once each has shown one).
+    present: Vec<u8>,
+    waiting: HashMap<Digest, Waiting, BuildHasherDefault<DigestHasher>>,
+    bytes: usize,
+    budget: usize,
+    spill: Spill,
+    /// Copies matched (each match is one copy on every present source).
+    pub matched: u64,
+}
+
+impl Matcher {
+    pub fn new(present: Vec<u8>, spill: Spill, budget: usize) -> Matcher {
+        Matcher {
+            present,
+            waiting: HashMap::default(),
+            bytes: 0,
+            budget,
+            spill,
+            matched: 0,
+        }
+    }
+
+    /// Takes in one copy: matched with the other sources' waiting copies of its row when every
+    /// one has one (counted into `tally` as the same row on each), kept waiting otherwise.
+    pub fn push(&mut self, copy: &Copy, tally: &mut RangeTally) -> std::io::Result<()> {
+        use std::collections::hash_map::Entry;
+        let source = copy.source;
+        if self.present.len() == 1 {
+            return self.spill.push(copy);
+        }
+        let mut entry = match self.waiting.entry(copy.digest) {
+            Entry::Vacant(v) => {
+                v.insert(Waiting {
+                    first: (source, copy.ctid),
+                    more: Vec::new(),
+                });
+                self.bytes += ENTRY_BYTES;
+                return self.keep_to_budget();
+            }
+            Entry::Occupied(o) => o,
+        };
+        let w = entry.get_mut();
+        let others = self.present.iter().filter(|&&s| s != source);
+        if !others.clone().all(|&s| w.holds(s)) {
+            w.more.push((source, copy.ctid));
+            self.bytes += 8;
+            return self.keep_to_budget();
+        }
+        let mut left = true;
+        for &s in others {
+            left = w.take(s);
+        }
+        if !left {
+            entry.remove();
+            self.bytes = self.bytes.saturating_sub(ENTRY_BYTES);
+        }
+        self.matched += 1;
+        let leaf = tally.leaf_of(&copy.digest);
+        for s in &self.present {
+            tally.add_row(usize::from(*s), leaf, &copy.digest);
+        }
+        Ok(())
+    }
+
+    fn keep_to_budget(&mut self) -> std::io::Result<()> {
+        match self.bytes > self.budget {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    /// Moves every waiting copy into the spill.
+    fn flush(&mut self) -> std::io::Result<()> {
+        for (digest, w) in self.waiting.drain() {
+            for &(source, ctid) in w.iter() {
+                self.spill.push(&Copy {
+                    digest,
+                    source,
+                    ctid,
+                })?;
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// The copies left unmatched, in the spill.
+    pub fn finish(mut self) -> std::io::Result<Spill> {
+        self.flush()?;
+        self.waiting = HashMap::default();
+        Ok(self.spill)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::multiset;
+
+    fn tally(sources: usize) -> RangeTally {
+        RangeTally::from_parts(
+            vec![0; sources],
+            vec![crate::tree::ChecksumTree::new(4); sources],
+            Default::default(),
+            Vec::new(),
+        )
+    }
+
+    fn digest(content: u32) -> Digest {
+        *blake3::hash(&content.to_le_bytes()).as_bytes()
+    }
+
+    /// Counts copies as the plain count would, after matching in the given order: the differing
+    /// contents (digest, per-source counts less the least) are the same whatever the order and
+    /// the window.
+    fn residual(order: &[(u32, u8)], sources: usize, budget: usize) -> Vec<(Digest, Vec<u64>)> {
+        let mut tally = tally(sources);
+        let present = (0..sources as u8).collect();
+        let mut m = Matcher::new(present, Spill::new(2, 1 << 10), budget);
+        for (i, &(c, s)) in order.iter().enumerate() {
+            let copy = Copy {
+                digest: digest(c),
+                source: s,
+                ctid: [0, 0, 0, 0, (i >> 8) as u8, i as u8],
+            };
+            m.push(&copy, &mut tally).unwrap();
+        }
+        let spill = m.finish().unwrap();
+        let mut out = Vec::new();
+        for p in 0..spill.partitions() {
+            let mut copies = Vec::new();
+            spill.read(p, 0, 0, &mut copies).unwrap();
+            multiset::count(
+                &mut copies,
+                sources,
+                |_, _| {},
+                |d| {
+                    let counts = d.counts();
+                    let least = *counts.iter().min().unwrap();
+                    out.push((d.digest, counts.iter().map(|c| c - least).collect()));
+                },
+            );
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn matching_leaves_the_same_differences_in_any_order_and_window() {
+        // Content c: base holds (c % 4) copies, target ((c * 7) % 5), replica (c % 3).
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for sources in [2usize, 3] {
+            let mut copies = Vec::new();
+            for c in 0..300u32 {
+                let counts = [c % 4, (c * 7) % 5, c % 3];
+                for s in 0..sources {
+                    let n = counts[if sources == 2 && s == 1 { 1 } else { s }];
+                    copies.extend(std::iter::repeat_n((c, s as u8), n as usize));
+                }
+            }
+            let plain = residual(&copies, sources, usize::MAX);
+            assert!(!plain.is_empty());
+            for round in 0..20 {
+                // Fisher-Yates with a small LCG: orders from sorted to fully shuffled.
+                let mut order = copies.clone();
+                if round > 0 {
+                    for i in (1..order.len()).rev() {
+                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        order.swap(i, (rng >> 33) as usize % (i + 1));
+                    }
+                }
+                for budget in [0, ENTRY_BYTES * 5, usize::MAX] {
+                    assert_eq!(
+                        residual(&order, sources, budget),
+                        plain,
+                        "{sources} sources, round {round}, budget {budget}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matched_copies_go_into_the_trees_of_every_source() {
+        let mut tally = tally(2);
+        let mut m = Matcher::new(vec![0, 1], Spill::new(0, 1 << 20), usize::MAX);
+        for (c, s) in [(1, 0), (2, 0), (1, 1), (3, 1)] {
+            let copy = Copy {
+                digest: digest(c),
+                source: s,
+                ctid: [0; 6],
+            };
+            m.push(&copy, &mut tally).unwrap();
+        }
+        assert_eq!(m.matched, 1);
+        assert_eq!(tally.rows, [1, 1]);
+        let spill = m.finish().unwrap();
+        assert_eq!(spill.bytes_in(0), 2 * multiset::COPY_BYTES as u64);
+    }
+}
