@@ -333,6 +333,9 @@ pub struct VerifySettings {
     pub jobs: usize,
     /// Bytes of COPY data per batch handed to the hashing pool.
     pub batch_bytes: usize,
+    /// `--keyless-window`: memory for a keyless table's copies waiting for their match (see
+    /// `pipeline::matching`); past it they go to disk.
+    pub keyless_window: usize,
     /// Findings kept for the JSON report; counts stay exact beyond it.
     pub max_findings: usize,
     /// `--show-values N`: the first N divergent rows of each table carry their values.
@@ -408,6 +411,7 @@ impl VerifySettings {
             keys: HashMap::new(),
             jobs: 4,
             batch_bytes: 1024 * 1024,
+            keyless_window: crate::pipeline::matching::WINDOW_MEMORY,
             max_findings: 10_000,
             show_values: 0,
             findings_csv: None,

@@ -189,6 +189,12 @@ pub struct WorkArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Performance")]
     pub batch_size: Option<u64>,
 
+    /// Memory for matching a table without a key as its sources stream (rows every source has
+    /// shown leave it at once), e.g. 48MB (the default). Copies that do not fit go to disk and
+    /// are counted from there; rows behind differences among them are read again.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Performance")]
+    pub keyless_window: Option<u64>,
+
     /// The longest a key range waits for its table's lock (held by a DDL or a LOCK TABLE) before
     /// it is left unverified, e.g. 60s, 5m. Reads never queue in front of a waiting DDL: each
     /// lock request gives up within a second and is retried.

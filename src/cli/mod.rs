@@ -255,6 +255,9 @@ impl CompareArgs {
         settings.keys = parse_keys(&self.key)?;
         settings.jobs = self.work.jobs;
         settings.batch_bytes = self.work.batch_bytes(1024);
+        if let Some(w) = self.work.keyless_window {
+            settings.keyless_window = w as usize;
+        }
         settings.live = self.work.live()?;
         settings.show_values = self.show_values;
         Ok(settings)

@@ -1,17 +1,22 @@
 //! One table without a key: read whole from every source and compared as a multiset of rows.
 //!
-//! Each source streams `COPY (SELECT columns, ctid FROM table)` in the unit's visit; its rows
-//! are digested on the pool like any range's, and each row's digest and `ctid` go to that
-//! source's [`Spill`] (memory up to a budget, then files). Then the partitions are counted one at
-//! a time on the pool ([`multiset::count`]): every copy is added to the tally's trees, and each
-//! copy present on some sources only becomes a finding. The rows behind the findings are read
-//! back by `ctid` in the same visit (the snapshot keeps them where they were), their digests
-//! checked against the ones compared, and rendered as the findings' keys: a keyless row is named
-//! by all its values.
+//! verify reads the sources in step through a [`Matcher`] (`pipeline::matching`): each streams
+//! `COPY (SELECT columns FROM table)` in the unit's visit, in a fixed scan order, digested on the
+//! pool like any range's rows; a row content every source has shown is the same row and is only
+//! added to the trees, and the copies left waiting (with their values) or let go of into the
+//! [`Spill`] (digest and place: the row's position in its stream) are counted partition by
+//! partition ([`multiset::count`]), each copy present on some sources only becoming a finding.
+//! A finding's key is the row's values, from the window or, for a row the window let go of,
+//! read again at its place in the same visit with its digest checked.
+//!
+//! recover reads the rows with their `ctid` instead, every copy of each source into a spill of
+//! its own, since a restore needs each row's count on the target and where its copies lie; the
+//! rows behind the findings are then read back by `ctid` in the same visit (the snapshot keeps
+//! them where they were), their digests checked against the ones compared.
 
 use std::collections::BTreeMap;
 
-use super::matching::{Matcher, WINDOW_MEMORY};
+use super::matching::{HeldRows, Matcher};
 use super::readers::{next_batch, start_query};
 use super::spill::Spill;
 use super::RunContext;
@@ -19,7 +24,7 @@ use crate::classify::Finding;
 use crate::compare::multiset::{self, ctid_text, Copy, Differing};
 use crate::compare::tally::RangeTally;
 use crate::error::{Error, Result};
-use crate::hash::digest::Digest;
+use crate::hash::digest::{Digest, DigestBatch};
 use crate::plan::TablePlan;
 use crate::pool::{off_runtime, on_pool};
 use crate::source::Session;
@@ -45,31 +50,105 @@ pub async fn diff_table(
     let bits = partition_bits(plan.est_rows, sources);
     let mut tally = RangeTally::new(plan, sources, run.tree_bits);
     tally.strip = None;
-    let spills = match ctx.capture {
-        // A recovery guards each row by the target's count of it, which matching forgets.
-        Some(_) => read_each(ctx, clients, table, bits).await?,
-        None => vec![read_matched(ctx, clients, table, bits, &mut tally).await?],
-    };
+    let all_present = plan.codecs.iter().all(Option::is_some);
+    if ctx.capture.is_none() && all_present {
+        return diff_matched(ctx, clients, table, bits, tally).await;
+    }
+    // A recovery guards each row by the target's count of it, which matching forgets; a table
+    // some source lacks has nothing to match.
+    let spills = read_each(ctx, clients, table, bits).await?;
     let mut kept = Vec::new();
     for p in 0..(1usize << bits) {
         let total: u64 = spills.iter().flatten().map(|s| s.bytes_in(p)).sum();
         let sub_bits = passes_bits(total);
         for sub in 0..(1usize << sub_bits) {
             let copies = read_partition(spills.iter().flatten(), p, sub, sub_bits)?;
-            let counted = on_pool(move || count_copies(copies, sources, tally));
-            let (t, differing) = counted
-                .await
-                .map_err(|_| Error::internal("the hashing pool dropped a count"))?;
+            let (t, differing) = count_on_pool(copies, sources, tally).await?;
             tally = t;
             if differing.is_empty() {
                 continue;
             }
-            let found = findings(ctx, clients, table, &differing, &mut tally).await?;
+            let keys = keys_by_ctid(ctx, clients, table, &differing).await?;
+            let found = findings(ctx, table, &differing, &keys, &mut tally);
             if ctx.keeps_findings() {
                 kept.extend(found.iter().cloned());
             }
             let _ = ctx.findings.send(found).await;
         }
+    }
+    Ok((tally, kept))
+}
+
+async fn count_on_pool(
+    copies: Vec<Copy>,
+    sources: usize,
+    tally: RangeTally,
+) -> Result<(RangeTally, Vec<Differing>)> {
+    on_pool(move || count_copies(copies, sources, tally))
+        .await
+        .map_err(|_| Error::internal("the hashing pool dropped a count"))
+}
+
+/// verify's way: the sources matched as they stream ([`read_matched`]), the copies left
+/// counted, the differing rows' keys made from the values the window kept (read again by their
+/// place in the stream only for those the window had to let go of).
+async fn diff_matched(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    bits: u8,
+    mut tally: RangeTally,
+) -> Result<(RangeTally, Vec<Finding>)> {
+    let sources = clients.len();
+    let (spill, mut held, overflowed) = read_matched(ctx, clients, table, bits, &mut tally).await?;
+    // The differing contents are at most what the window held, or the damage (once it
+    // overflowed): kept until their keys are known.
+    let mut differing = Vec::new();
+    for p in 0..spill.partitions() {
+        let sub_bits = passes_bits(spill.bytes_in(p));
+        for sub in 0..(1usize << sub_bits) {
+            let copies = read_partition([&spill], p, sub, sub_bits)?;
+            let (counted, found) = count_on_pool(copies, sources, tally).await?;
+            tally = counted;
+            differing.extend(found);
+        }
+    }
+    drop(spill);
+    let mut keys = BTreeMap::new();
+    let mut wanted: BTreeMap<usize, BTreeMap<u64, Digest>> = BTreeMap::new();
+    let kinds = |s: usize| {
+        ctx.tables[table].plan.codecs[s]
+            .as_ref()
+            .map(|c| c.kinds.clone())
+    };
+    for d in &differing {
+        let (source, place) = d.sample();
+        match held.remove(&d.digest) {
+            Some(row) => {
+                let kinds = kinds(source).expect("present");
+                keys.insert(d.digest, stored_row_json(&kinds, &row)?);
+            }
+            None => {
+                debug_assert!(overflowed, "a differing row's values were dropped");
+                wanted
+                    .entry(source)
+                    .or_default()
+                    .insert(ordinal_of(&place), d.digest);
+            }
+        }
+    }
+    drop(held);
+    for (source, rows) in wanted {
+        let read = keys_by_ordinal(ctx, &clients[source], table, source, &rows).await;
+        keys.extend(read.map_err(|e| e.context(at(ctx, table, source)))?);
+    }
+    let found = findings(ctx, table, &differing, &keys, &mut tally);
+    let kept = match ctx.keeps_findings() {
+        true => found.clone(),
+        false => Vec::new(),
+    };
+    if !found.is_empty() {
+        let _ = ctx.findings.send(found).await;
     }
     Ok((tally, kept))
 }
@@ -102,25 +181,19 @@ async fn read_matched(
     table: usize,
     bits: u8,
     tally: &mut RangeTally,
-) -> Result<Option<Spill>> {
-    let plan = &ctx.tables[table].plan;
-    let present: Vec<usize> = (0..clients.len())
-        .filter(|&i| plan.codecs[i].is_some())
-        .collect();
+) -> Result<(Spill, HeldRows, bool)> {
+    let present: Vec<usize> = (0..clients.len()).collect();
     let mut streams = Vec::with_capacity(present.len());
     for &i in &present {
-        let codec = plan.codecs[i].clone().expect("present");
-        let ncols = codec.kinds.len();
-        let query = copies_query(plan, i);
-        let reader = start_query(&clients[i], &query, codec, ncols + 1, ctx.batch_bytes).await;
+        let reader = start_in_order(ctx, &clients[i], table, i).await;
         let reader = reader.map_err(|e| e.context(at(ctx, table, i)))?;
-        streams.push(Stepped::new(i, ncols, reader));
+        streams.push(Stepped::new(i, reader));
     }
     let tags = present.iter().map(|&i| i as u8).collect();
     let mut matcher = Matcher::new(
         tags,
         Spill::new(bits, SPILL_MEMORY * present.len()),
-        WINDOW_MEMORY,
+        ctx.keyless_window,
     );
     // In step, a few rows at a time from the source that has delivered fewest: sources holding
     // their rows in about the same order meet in a window small enough to stay in cache, and a
@@ -151,30 +224,73 @@ async fn read_matched(
         });
         stepped.map_err(|e: std::io::Error| Error::io("writing a keyless table's spill", e))?;
     }
-    let spill = off_runtime(|| matcher.finish())
+    let overflowed = matcher.overflowed();
+    let (spill, held) = off_runtime(|| matcher.finish())
         .map_err(|e| Error::io("writing a keyless table's spill", e))?;
-    Ok(Some(spill))
+    Ok((spill, held, overflowed))
+}
+
+/// Settings that make a scan return a table's rows in the same order each time within the
+/// snapshot: from its first block (no synchronized scan joining another mid-table) and in one
+/// process (no parallel workers interleaving). Set in the visit's transaction only.
+const SCAN_IN_ORDER: &str =
+    "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0";
+
+/// Starts streaming `source`'s rows of the table without their `ctid` (a plain scan the server
+/// sends without projecting, the way `COPY table TO` does), in the order [`SCAN_IN_ORDER`] fixes:
+/// a row's place is its position in the stream.
+async fn start_in_order(
+    ctx: &RunContext,
+    client: &Session,
+    table: usize,
+    source: usize,
+) -> Result<super::readers::Reader> {
+    let plan = &ctx.tables[table].plan;
+    let codec = plan.codecs[source].clone().expect("present");
+    let ncols = codec.kinds.len();
+    client
+        .batch_execute(SCAN_IN_ORDER)
+        .await
+        .map_err(Error::pg)?;
+    let query = format!(
+        "COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT binary)",
+        plan.select_list_on(source),
+        plan.name.sql(),
+        plan.where_clause(None)
+    );
+    start_query(client, &query, codec, ncols, ctx.batch_bytes).await
+}
+
+/// A row's position in its source's stream, as a place (48 bits, big-endian).
+fn place_of(ordinal: u64) -> [u8; 6] {
+    let b = ordinal.to_be_bytes();
+    b[2..].try_into().expect("6 bytes")
+}
+
+fn ordinal_of(place: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(place);
+    u64::from_be_bytes(b)
 }
 
 /// Rows one source hands the matcher at a time (see [`read_matched`]).
 const STEP_ROWS: usize = 256;
 
-/// One source's stream read in steps of [`STEP_ROWS`].
+/// One source's stream read in steps of [`STEP_ROWS`]; `rows` counts the rows handed on, so
+/// the next row's place is `rows`.
 struct Stepped {
     source: usize,
-    ncols: usize,
     reader: Option<super::readers::Reader>,
-    batch: Option<crate::hash::digest::DigestBatch>,
+    batch: Option<DigestBatch>,
     at: usize,
     rows: u64,
     done: bool,
 }
 
 impl Stepped {
-    fn new(source: usize, ncols: usize, reader: super::readers::Reader) -> Stepped {
+    fn new(source: usize, reader: super::readers::Reader) -> Stepped {
         Stepped {
             source,
-            ncols,
             reader: Some(reader),
             batch: None,
             at: 0,
@@ -198,9 +314,9 @@ impl Stepped {
             let copy = Copy {
                 digest: batch.digests[r],
                 source: self.source as u8,
-                ctid: ctid_of(batch.rows.field(r, self.ncols)),
+                ctid: place_of(self.rows + (r - self.at) as u64),
             };
-            matcher.push(&copy, tally)?;
+            matcher.push(&copy, || Some(stored_row(batch, r)), tally)?;
         }
         self.rows += (end - self.at) as u64;
         self.at = end;
@@ -209,6 +325,41 @@ impl Stepped {
         }
         Ok(())
     }
+}
+
+/// A row's values kept apart from its batch: per column a big-endian `i32` length (-1 for NULL)
+/// and the bytes, as binary COPY sends them.
+fn stored_row(batch: &DigestBatch, r: usize) -> Box<[u8]> {
+    let ncols = batch.rows.ncols();
+    let size: usize = (0..ncols)
+        .map(|c| 4 + batch.rows.field(r, c).map_or(0, <[u8]>::len))
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for c in 0..ncols {
+        match batch.rows.field(r, c) {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// The fields of a [`stored_row`].
+fn stored_fields(mut row: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    std::iter::from_fn(move || {
+        let (len, rest) = row.split_first_chunk::<4>()?;
+        let len = i32::from_be_bytes(*len);
+        if len < 0 {
+            row = rest;
+            return Some(None);
+        }
+        let (value, rest) = rest.split_at(len as usize);
+        row = rest;
+        Some(Some(value))
+    })
 }
 
 fn copies_query(plan: &TablePlan, source: usize) -> String {
@@ -362,23 +513,13 @@ fn count_copies(
 }
 
 /// The findings of the differing copies, keyed by their rows' values read back by `ctid`.
-async fn findings(
+fn findings(
     ctx: &RunContext,
-    clients: &[Session],
     table: usize,
     differing: &[Differing],
+    keys: &BTreeMap<Digest, String>,
     tally: &mut RangeTally,
-) -> Result<Vec<Finding>> {
-    let mut wanted: BTreeMap<usize, Vec<(Digest, [u8; 6])>> = BTreeMap::new();
-    for d in differing {
-        let (source, ctid) = d.sample();
-        wanted.entry(source).or_default().push((d.digest, ctid));
-    }
-    let mut keys: BTreeMap<Digest, String> = BTreeMap::new();
-    for (source, rows) in wanted {
-        let read = read_back(ctx, &clients[source], table, source, &rows).await;
-        keys.extend(read.map_err(|e| e.context(at(ctx, table, source)))?);
-    }
+) -> Vec<Finding> {
     let mut found = Vec::new();
     for d in differing {
         let counts = d.counts();
@@ -401,7 +542,75 @@ async fn findings(
             found.push(f);
         }
     }
-    Ok(found)
+    found
+}
+
+/// The keys of the differing rows, read back by `ctid` from the first source holding a copy.
+async fn keys_by_ctid(
+    ctx: &RunContext,
+    clients: &[Session],
+    table: usize,
+    differing: &[Differing],
+) -> Result<BTreeMap<Digest, String>> {
+    let mut wanted: BTreeMap<usize, Vec<(Digest, [u8; 6])>> = BTreeMap::new();
+    for d in differing {
+        let (source, ctid) = d.sample();
+        wanted.entry(source).or_default().push((d.digest, ctid));
+    }
+    let mut keys: BTreeMap<Digest, String> = BTreeMap::new();
+    for (source, rows) in wanted {
+        let read = read_back(ctx, &clients[source], table, source, &rows).await;
+        keys.extend(read.map_err(|e| e.context(at(ctx, table, source)))?);
+    }
+    Ok(keys)
+}
+
+/// The keys of rows the window let go of, by their places in `source`'s stream: the table
+/// read again in the same visit, in the same order, each wanted row's digest checked.
+async fn keys_by_ordinal(
+    ctx: &RunContext,
+    client: &Session,
+    table: usize,
+    source: usize,
+    rows: &BTreeMap<u64, Digest>,
+) -> Result<BTreeMap<Digest, String>> {
+    let kinds = &ctx.tables[table].plan.codecs[source]
+        .as_ref()
+        .expect("present")
+        .kinds;
+    let mut reader = Some(start_in_order(ctx, client, table, source).await?);
+    let mut keys = BTreeMap::new();
+    let mut ordinal = 0u64;
+    while let Some(batch) = next_batch(&mut reader).await? {
+        let end = ordinal + batch.len() as u64;
+        for (&at, digest) in rows.range(ordinal..end) {
+            let r = (at - ordinal) as usize;
+            if batch.digests[r] != *digest {
+                return Err(moved(&ctx.tables[table].plan.name));
+            }
+            let fields = (0..batch.rows.ncols()).map(|c| batch.rows.field(r, c));
+            keys.insert(*digest, row_json(kinds, fields)?);
+        }
+        ordinal = end;
+    }
+    if keys.len() != rows.len() {
+        return Err(moved(&ctx.tables[table].plan.name));
+    }
+    Ok(keys)
+}
+
+fn moved(table: &crate::shape::TableName) -> Error {
+    Error::internal(format!(
+        "rows of {table} were not where the comparison read them when read again"
+    ))
+    .with_hint(
+        "run again; a keyless table must not be rewritten (VACUUM FULL, CLUSTER) while it is read",
+    )
+}
+
+/// A key made from a row the window kept.
+fn stored_row_json(kinds: &[crate::shape::TypeKind], row: &[u8]) -> Result<String> {
+    row_json(kinds, stored_fields(row))
 }
 
 /// Reads the rows at `rows`' ctids and renders each as a key; the digest read must be the one
@@ -445,7 +654,8 @@ async fn read_back(
                     ))
                     .with_hint("run again; a keyless table must not be rewritten (VACUUM FULL, CLUSTER) while it is read"));
                 }
-                keys.insert(batch.digests[r], row_json(&codec.kinds, &batch, r)?);
+                let fields = (0..ncols).map(|c| batch.rows.field(r, c));
+                keys.insert(batch.digests[r], row_json(&codec.kinds, fields)?);
             }
         }
     }
@@ -465,17 +675,16 @@ async fn read_back(
 }
 
 /// A keyless row named by all its values: a JSON array, NULL as null, long values elided.
-fn row_json(
+fn row_json<'a>(
     kinds: &[crate::shape::TypeKind],
-    batch: &crate::hash::digest::DigestBatch,
-    r: usize,
+    fields: impl Iterator<Item = Option<&'a [u8]>>,
 ) -> Result<String> {
     let mut out = String::from("[");
-    for (c, kind) in kinds.iter().enumerate() {
+    for (c, (kind, field)) in kinds.iter().zip(fields).enumerate() {
         if c > 0 {
             out.push(',');
         }
-        match batch.rows.field(r, c) {
+        match field {
             None => out.push_str("null"),
             Some(raw) => {
                 let mut value = String::new();

@@ -15,6 +15,10 @@
 //! into the spill whole and starts again empty, so tables whose orders share nothing cost what
 //! spilling every copy costs, and no more memory.
 //!
+//! A waiting copy keeps its row's values (the findings' keys are made from them, so the rows
+//! behind the differences need no second read); a copy moved into the spill keeps only its
+//! place, the row's position in its source's stream, and is read again by it if it differs.
+//!
 //! Matching forgets how many copies every side held, which a recovery's guard needs (the
 //! target's count of each row it touches): recover reads without it.
 
@@ -51,36 +55,58 @@ impl Hasher for DigestHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
-/// One row content's copies waiting for a match: `(source, ctid)`.
+/// One copy waiting: its source, its place there, and its row's values while in memory.
+struct Held {
+    source: u8,
+    place: [u8; 6],
+    row: Option<Box<[u8]>>,
+}
+
+/// One row content's copies waiting for a match.
 struct Waiting {
-    first: (u8, [u8; 6]),
-    more: Vec<(u8, [u8; 6])>,
+    first: Held,
+    more: Vec<Held>,
 }
 
 impl Waiting {
-    fn iter(&self) -> impl Iterator<Item = &(u8, [u8; 6])> {
+    fn iter(&self) -> impl Iterator<Item = &Held> {
         std::iter::once(&self.first).chain(&self.more)
     }
 
     fn holds(&self, source: u8) -> bool {
-        self.iter().any(|(s, _)| *s == source)
+        self.iter().any(|h| h.source == source)
     }
 
-    /// Removes one copy of `source`; whether any copy is left.
-    fn take(&mut self, source: u8) -> bool {
-        if self.first.0 == source {
-            match self.more.pop() {
-                Some(next) => self.first = next,
-                None => return false,
-            }
-            return true;
+    /// Removes one copy of `source`; the memory it held, and whether any copy is left.
+    fn take(&mut self, source: u8) -> (usize, bool) {
+        if self.first.source == source {
+            return match self.more.pop() {
+                // The copies are of one row: the values stay with the one that stays.
+                Some(mut next) => {
+                    next.row = next.row.or_else(|| self.first.row.take());
+                    self.first = next;
+                    (HELD_BYTES, true)
+                }
+                None => (held_bytes(&self.first), false),
+            };
         }
-        let at = self.more.iter().position(|(s, _)| *s == source);
-        self.more
+        let at = self.more.iter().position(|h| h.source == source);
+        let gone = self
+            .more
             .swap_remove(at.expect("the source has a waiting copy"));
-        true
+        (held_bytes(&gone), true)
     }
 }
+
+/// What a waiting copy costs beyond its entry.
+fn held_bytes(h: &Held) -> usize {
+    HELD_BYTES + h.row.as_ref().map_or(0, |r| r.len())
+}
+
+const HELD_BYTES: usize = 24;
+
+/// The rows of the copies that were still waiting when the streams ended: one per row content.
+pub type HeldRows = HashMap<Digest, Box<[u8]>, BuildHasherDefault<DigestHasher>>;
 
 /// The window of copies waiting for their match, and the spill what it cannot hold goes to.
 pub struct Matcher {
@@ -92,6 +118,7 @@ pub struct Matcher {
     spill: Spill,
     /// Copies matched (each match is one copy on every present source).
     pub matched: u64,
+    flushed: bool,
 }
 
 impl Matcher {
@@ -103,24 +130,37 @@ impl Matcher {
             budget,
             spill,
             matched: 0,
+            flushed: false,
         }
     }
 
     /// Takes in one copy: matched with the other sources' waiting copies of its row when every
-    /// one has one (counted into `tally` as the same row on each), kept waiting otherwise.
-    pub fn push(&mut self, copy: &Copy, tally: &mut RangeTally) -> std::io::Result<()> {
+    /// one has one (counted into `tally` as the same row on each), kept waiting otherwise, with
+    /// the row's values `row` makes (asked for only then).
+    pub fn push(
+        &mut self,
+        copy: &Copy,
+        row: impl FnOnce() -> Option<Box<[u8]>>,
+        tally: &mut RangeTally,
+    ) -> std::io::Result<()> {
         use std::collections::hash_map::Entry;
         let source = copy.source;
         if self.present.len() == 1 {
             return self.spill.push(copy);
         }
+        let held = |row| Held {
+            source,
+            place: copy.ctid,
+            row,
+        };
         let mut entry = match self.waiting.entry(copy.digest) {
             Entry::Vacant(v) => {
+                let first = held(row());
+                self.bytes += ENTRY_BYTES + held_bytes(&first);
                 v.insert(Waiting {
-                    first: (source, copy.ctid),
+                    first,
                     more: Vec::new(),
                 });
-                self.bytes += ENTRY_BYTES;
                 return self.keep_to_budget();
             }
             Entry::Occupied(o) => o,
@@ -128,13 +168,17 @@ impl Matcher {
         let w = entry.get_mut();
         let others = self.present.iter().filter(|&&s| s != source);
         if !others.clone().all(|&s| w.holds(s)) {
-            w.more.push((source, copy.ctid));
-            self.bytes += 8;
+            // Another copy of a row already waiting: its values are those of the first.
+            let more = held(None);
+            self.bytes += held_bytes(&more);
+            w.more.push(more);
             return self.keep_to_budget();
         }
         let mut left = true;
         for &s in others {
-            left = w.take(s);
+            let (freed, any) = w.take(s);
+            self.bytes = self.bytes.saturating_sub(freed);
+            left = any;
         }
         if !left {
             entry.remove();
@@ -155,26 +199,38 @@ impl Matcher {
         }
     }
 
-    /// Moves every waiting copy into the spill.
+    /// Moves every waiting copy into the spill (values dropped: only places go to disk).
     fn flush(&mut self) -> std::io::Result<()> {
         for (digest, w) in self.waiting.drain() {
-            for &(source, ctid) in w.iter() {
+            for h in w.iter() {
                 self.spill.push(&Copy {
                     digest,
-                    source,
-                    ctid,
+                    source: h.source,
+                    ctid: h.place,
                 })?;
             }
         }
         self.bytes = 0;
+        self.flushed = true;
         Ok(())
     }
 
-    /// The copies left unmatched, in the spill.
-    pub fn finish(mut self) -> std::io::Result<Spill> {
+    /// The copies left unmatched, in the spill, and the values of those still in memory.
+    pub fn finish(mut self) -> std::io::Result<(Spill, HeldRows)> {
+        let mut rows = HeldRows::default();
+        for (digest, w) in &mut self.waiting {
+            if let Some(row) = w.first.row.take() {
+                rows.insert(*digest, row);
+            }
+        }
         self.flush()?;
         self.waiting = HashMap::default();
-        Ok(self.spill)
+        Ok((self.spill, rows))
+    }
+
+    /// Whether the window ever overflowed into the spill (some copies there have no values).
+    pub fn overflowed(&self) -> bool {
+        self.flushed
     }
 }
 
@@ -209,9 +265,11 @@ mod tests {
                 source: s,
                 ctid: [0, 0, 0, 0, (i >> 8) as u8, i as u8],
             };
-            m.push(&copy, &mut tally).unwrap();
+            m.push(&copy, || Some(Box::from(c.to_le_bytes())), &mut tally)
+                .unwrap();
         }
-        let spill = m.finish().unwrap();
+        let overflowed = m.overflowed();
+        let (spill, rows) = m.finish().unwrap();
         let mut out = Vec::new();
         for p in 0..spill.partitions() {
             let mut copies = Vec::new();
@@ -221,6 +279,16 @@ mod tests {
                 sources,
                 |_, _| {},
                 |d| {
+                    // Every differing row's values are at hand unless the window overflowed.
+                    let content = order
+                        .iter()
+                        .find(|(c, _)| digest(*c) == d.digest)
+                        .map(|(c, _)| c.to_le_bytes())
+                        .unwrap();
+                    match rows.get(&d.digest) {
+                        Some(row) => assert_eq!(**row, content),
+                        None => assert!(overflowed, "the values of a differing row were lost"),
+                    }
                     let counts = d.counts();
                     let least = *counts.iter().min().unwrap();
                     out.push((d.digest, counts.iter().map(|c| c - least).collect()));
@@ -276,11 +344,11 @@ mod tests {
                 source: s,
                 ctid: [0; 6],
             };
-            m.push(&copy, &mut tally).unwrap();
+            m.push(&copy, || None, &mut tally).unwrap();
         }
         assert_eq!(m.matched, 1);
         assert_eq!(tally.rows, [1, 1]);
-        let spill = m.finish().unwrap();
+        let (spill, _) = m.finish().unwrap();
         assert_eq!(spill.bytes_in(0), 2 * multiset::COPY_BYTES as u64);
     }
 }

@@ -60,6 +60,8 @@ pub struct RunContext {
     pub sources: Vec<Source>,
     pub tables: Vec<TableRun>,
     pub batch_bytes: usize,
+    /// Memory for keyless copies waiting for their match.
+    pub keyless_window: usize,
     /// Recover runs: how classes become actions; findings then carry restore records.
     pub capture: Option<CaptureSpec>,
     pub findings: mpsc::Sender<Vec<Finding>>,
@@ -361,6 +363,7 @@ impl RunContext {
             sources,
             tables,
             batch_bytes,
+            keyless_window: settings.keyless_window,
             capture,
             findings,
             reporter,
