@@ -6,7 +6,8 @@
 #   ROWS=1000000 REPEAT=1 scripts/bench_keyless.sh
 #
 # One throwaway cluster, two databases (base and a copy damaged at DAMAGE, default 0.001: a
-# third of those rows deleted, a third duplicated, a third changed). Measured after a warm-up
+# third of those rows deleted, a third duplicated, a third changed; ORDER=shuffled rewrites the
+# target's table in random order, the worst case for verify's matching). Measured after a warm-up
 # read, REPEAT times (default 3), each pair side by side:
 #   raw COPY   `COPY log TO STDOUT (FORMAT binary)` of both databases at once, to /dev/null
 #   pgsalvage  verify --jobs 2: wall time and peak RSS (GNU time)
@@ -46,6 +47,11 @@ third=$(python3 -c "print(max(1, int($ROWS * $DAMAGE / 3)))")
 $P -d t -c "DELETE FROM log WHERE ctid IN (SELECT ctid FROM log TABLESAMPLE SYSTEM (1) LIMIT $third);
   INSERT INTO log SELECT * FROM log TABLESAMPLE SYSTEM (1) LIMIT $third;
   UPDATE log SET n = -1 WHERE ctid IN (SELECT ctid FROM log TABLESAMPLE SYSTEM (1) LIMIT $third);"
+if [ "${ORDER:-same}" = shuffled ]; then
+  # The worst case for matching as the sources stream: no two copies meet in the window.
+  $P -d t -c "CREATE TABLE tmp AS SELECT * FROM log ORDER BY random()" -c "TRUNCATE log" \
+    -c "INSERT INTO log SELECT * FROM tmp" -c "DROP TABLE tmp"
+fi
 $P -d t -c "VACUUM ANALYZE log" -c "CHECKPOINT"
 B=postgresql://postgres@127.0.0.1:$port/b T=postgresql://postgres@127.0.0.1:$port/t
 raw_copy() {

@@ -51,11 +51,12 @@ pub async fn diff_table(
     let mut tally = RangeTally::new(plan, sources, run.tree_bits);
     tally.strip = None;
     let all_present = plan.codecs.iter().all(Option::is_some);
-    if ctx.capture.is_none() && all_present {
+    if ctx.capture.is_none() && all_present && aligned(ctx, clients, table).await? {
         return diff_matched(ctx, clients, table, bits, tally).await;
     }
     // A recovery guards each row by the target's count of it, which matching forgets; a table
-    // some source lacks has nothing to match.
+    // some source lacks has nothing to match; sources in unrelated orders would not meet in
+    // the window, and their differing rows are found again cheaper by ctid than by a rescan.
     let spills = read_each(ctx, clients, table, bits).await?;
     let mut kept = Vec::new();
     for p in 0..(1usize << bits) {
@@ -151,6 +152,80 @@ async fn diff_matched(
         let _ = ctx.findings.send(found).await;
     }
     Ok((tally, kept))
+}
+
+/// Tables at least this large are probed before matching (below, a window overflow costs little).
+const PROBE_FROM_ROWS: u64 = 1_000_000;
+
+/// Rows of the first source a probe reads; the others read twice as many.
+const PROBE_ROWS: u64 = 20_000;
+
+/// Whether the sources seem to hold the table's rows in about the same order, so they meet in
+/// the matching window: at least half of the first source's first [`PROBE_ROWS`] rows are among
+/// the first `2 * PROBE_ROWS` of every other source, in the fixed scan order. A guess about
+/// speed only: either way of reading finds exactly the same differences.
+async fn aligned(ctx: &RunContext, clients: &[Session], table: usize) -> Result<bool> {
+    let plan = &ctx.tables[table].plan;
+    if plan.est_rows < PROBE_FROM_ROWS {
+        return Ok(true);
+    }
+    let mut first: Option<HeldSet> = None;
+    for (i, client) in clients.iter().enumerate() {
+        let limit = if i == 0 { PROBE_ROWS } else { 2 * PROBE_ROWS };
+        let read = first_digests(ctx, client, table, i, limit).await;
+        let digests = read.map_err(|e| e.context(at(ctx, table, i)))?;
+        match &first {
+            None => first = Some(digests),
+            Some(f) => {
+                let shared = f.iter().filter(|d| digests.contains(*d)).count();
+                if shared * 2 < f.len() {
+                    crate::log!(
+                        1,
+                        "{}: {} of the first {} rows of {} met early in {}; read by ctid, unmatched",
+                        plan.name,
+                        shared,
+                        f.len(),
+                        ctx.roles[0],
+                        ctx.roles[i]
+                    );
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+type HeldSet =
+    std::collections::HashSet<Digest, std::hash::BuildHasherDefault<super::matching::DigestHasher>>;
+
+/// The digests of the first `limit` rows of `source` in the fixed scan order.
+async fn first_digests(
+    ctx: &RunContext,
+    client: &Session,
+    table: usize,
+    source: usize,
+    limit: u64,
+) -> Result<HeldSet> {
+    let plan = &ctx.tables[table].plan;
+    let codec = plan.codecs[source].clone().expect("present");
+    let ncols = codec.kinds.len();
+    client
+        .batch_execute(SCAN_IN_ORDER)
+        .await
+        .map_err(Error::pg)?;
+    let query = format!(
+        "COPY (SELECT {} FROM {}{} LIMIT {limit}) TO STDOUT (FORMAT binary)",
+        plan.select_list_on(source),
+        plan.name.sql(),
+        plan.where_clause(None)
+    );
+    let mut reader = Some(start_query(client, &query, codec, ncols, ctx.batch_bytes).await?);
+    let mut out = HeldSet::default();
+    while let Some(batch) = next_batch(&mut reader).await? {
+        out.extend(batch.digests.iter().copied());
+    }
+    Ok(out)
 }
 
 /// Reads every source into a spill of its own, every copy kept (recover's way).
@@ -316,7 +391,7 @@ impl Stepped {
                 source: self.source as u8,
                 ctid: place_of(self.rows + (r - self.at) as u64),
             };
-            matcher.push(&copy, || Some(stored_row(batch, r)), tally)?;
+            matcher.push(&copy, |arena| stored_row(batch, r, arena), tally)?;
         }
         self.rows += (end - self.at) as u64;
         self.at = end;
@@ -329,13 +404,8 @@ impl Stepped {
 
 /// A row's values kept apart from its batch: per column a big-endian `i32` length (-1 for NULL)
 /// and the bytes, as binary COPY sends them.
-fn stored_row(batch: &DigestBatch, r: usize) -> Box<[u8]> {
-    let ncols = batch.rows.ncols();
-    let size: usize = (0..ncols)
-        .map(|c| 4 + batch.rows.field(r, c).map_or(0, <[u8]>::len))
-        .sum();
-    let mut out = Vec::with_capacity(size);
-    for c in 0..ncols {
+fn stored_row(batch: &DigestBatch, r: usize, out: &mut Vec<u8>) {
+    for c in 0..batch.rows.ncols() {
         match batch.rows.field(r, c) {
             None => out.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(v) => {
@@ -344,7 +414,6 @@ fn stored_row(batch: &DigestBatch, r: usize) -> Box<[u8]> {
             }
         }
     }
-    out.into_boxed_slice()
 }
 
 /// The fields of a [`stored_row`].

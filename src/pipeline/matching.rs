@@ -12,8 +12,9 @@
 //! before, so the result does not depend on the order: counting the multisets less equal
 //! matched copies gives the same differing copies, numbered from the least count (see
 //! [`crate::compare::multiset::Differing::order_key`]). Past its memory budget the window moves
-//! into the spill whole and starts again empty, so tables whose orders share nothing cost what
-//! spilling every copy costs, and no more memory.
+//! into the spill whole and matching stops for the rest of the table (every later copy goes
+//! straight to the spill), so tables whose orders share nothing cost what spilling every copy
+//! costs, and no more memory.
 //!
 //! A waiting copy keeps its row's values (the findings' keys are made from them, so the rows
 //! behind the differences need no second read); a copy moved into the spill keeps only its
@@ -33,8 +34,8 @@ use crate::hash::digest::Digest;
 /// Memory the waiting copies may take before they move into the spill.
 pub const WINDOW_MEMORY: usize = 48 << 20;
 
-/// What one waiting row content costs in memory, about (the map's slot, key and value).
-const ENTRY_BYTES: usize = 72;
+/// A slot of the map: the digest and a [`Waiting`].
+const SLOT_BYTES: usize = std::mem::size_of::<(Digest, Waiting)>();
 
 /// A digest is uniformly random: its leading eight bytes are a hash already.
 #[derive(Default)]
@@ -55,14 +56,33 @@ impl Hasher for DigestHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
-/// One copy waiting: its source, its place there, and its row's values while in memory.
+/// Where a waiting copy's values lie in the matcher's arena; `NO_ROW` when not kept.
+#[derive(Clone, Copy)]
+struct RowAt {
+    at: u32,
+    len: u32,
+}
+
+const NO_ROW: RowAt = RowAt {
+    at: u32::MAX,
+    len: 0,
+};
+
+impl RowAt {
+    fn kept(self) -> bool {
+        self.at != u32::MAX
+    }
+}
+
+/// One copy waiting: its source, its place there, and where its row's values are kept.
 struct Held {
     source: u8,
     place: [u8; 6],
-    row: Option<Box<[u8]>>,
+    row: RowAt,
 }
 
-/// One row content's copies waiting for a match.
+/// One row content's copies waiting for a match; only the first keeps the values (the copies
+/// are of one row).
 struct Waiting {
     first: Held,
     more: Vec<Held>,
@@ -77,33 +97,31 @@ impl Waiting {
         self.iter().any(|h| h.source == source)
     }
 
-    /// Removes one copy of `source`; the memory it held, and whether any copy is left.
+    /// Removes one copy of `source`; the bytes of values it let go of, and whether any copy is
+    /// left.
     fn take(&mut self, source: u8) -> (usize, bool) {
         if self.first.source == source {
             return match self.more.pop() {
-                // The copies are of one row: the values stay with the one that stays.
+                // The values stay with the copy that stays.
                 Some(mut next) => {
-                    next.row = next.row.or_else(|| self.first.row.take());
+                    next.row = self.first.row;
                     self.first = next;
-                    (HELD_BYTES, true)
+                    (0, true)
                 }
-                None => (held_bytes(&self.first), false),
+                None => (self.first.row.len as usize, false),
             };
         }
         let at = self.more.iter().position(|h| h.source == source);
-        let gone = self
-            .more
+        self.more
             .swap_remove(at.expect("the source has a waiting copy"));
-        (held_bytes(&gone), true)
+        (0, true)
     }
 }
 
-/// What a waiting copy costs beyond its entry.
-fn held_bytes(h: &Held) -> usize {
-    HELD_BYTES + h.row.as_ref().map_or(0, |r| r.len())
-}
+/// The arena is compacted past this size, when most of it is values no copy waits for.
+const ARENA_COMPACT: usize = 8 << 20;
 
-const HELD_BYTES: usize = 24;
+const HELD_BYTES: usize = std::mem::size_of::<Held>();
 
 /// The rows of the copies that were still waiting when the streams ended: one per row content.
 pub type HeldRows = HashMap<Digest, Box<[u8]>, BuildHasherDefault<DigestHasher>>;
@@ -113,20 +131,35 @@ pub struct Matcher {
     /// The sources that hold the table (a copy is matched once each has shown one).
     present: Vec<u8>,
     waiting: HashMap<Digest, Waiting, BuildHasherDefault<DigestHasher>>,
+    /// Bytes of the waiting copies beyond the map's slots.
     bytes: usize,
+    /// The waiting copies' values, appended as they come (one allocation for many rows), and
+    /// how much of it they still use.
+    arena: Vec<u8>,
+    live: usize,
+    compact_at: usize,
     budget: usize,
     spill: Spill,
     /// Copies matched (each match is one copy on every present source).
     pub matched: u64,
     flushed: bool,
+    /// Off with one source, and once the window overflowed.
+    matching: bool,
 }
 
 impl Matcher {
+    /// A matcher of the copies of the sources `present`, with `budget` bytes of memory (at
+    /// most 2 GiB: the arena is addressed by `u32`).
     pub fn new(present: Vec<u8>, spill: Spill, budget: usize) -> Matcher {
+        let budget = budget.min(2 << 30);
         Matcher {
+            matching: present.len() > 1,
             present,
             waiting: HashMap::default(),
             bytes: 0,
+            arena: Vec::new(),
+            live: 0,
+            compact_at: ARENA_COMPACT,
             budget,
             spill,
             matched: 0,
@@ -136,29 +169,34 @@ impl Matcher {
 
     /// Takes in one copy: matched with the other sources' waiting copies of its row when every
     /// one has one (counted into `tally` as the same row on each), kept waiting otherwise, with
-    /// the row's values `row` makes (asked for only then).
+    /// the row's values, which `row` appends to the buffer it is given (asked for only then).
     pub fn push(
         &mut self,
         copy: &Copy,
-        row: impl FnOnce() -> Option<Box<[u8]>>,
+        row: impl FnOnce(&mut Vec<u8>),
         tally: &mut RangeTally,
     ) -> std::io::Result<()> {
         use std::collections::hash_map::Entry;
         let source = copy.source;
-        if self.present.len() == 1 {
+        if !self.matching {
             return self.spill.push(copy);
         }
-        let held = |row| Held {
-            source,
-            place: copy.ctid,
-            row,
-        };
         let mut entry = match self.waiting.entry(copy.digest) {
             Entry::Vacant(v) => {
-                let first = held(row());
-                self.bytes += ENTRY_BYTES + held_bytes(&first);
+                let at = self.arena.len();
+                row(&mut self.arena);
+                let len = self.arena.len() - at;
+                self.live += len;
+                self.bytes += HELD_BYTES;
                 v.insert(Waiting {
-                    first,
+                    first: Held {
+                        source,
+                        place: copy.ctid,
+                        row: RowAt {
+                            at: at as u32,
+                            len: len as u32,
+                        },
+                    },
                     more: Vec::new(),
                 });
                 return self.keep_to_budget();
@@ -168,21 +206,23 @@ impl Matcher {
         let w = entry.get_mut();
         let others = self.present.iter().filter(|&&s| s != source);
         if !others.clone().all(|&s| w.holds(s)) {
-            // Another copy of a row already waiting: its values are those of the first.
-            let more = held(None);
-            self.bytes += held_bytes(&more);
-            w.more.push(more);
+            w.more.push(Held {
+                source,
+                place: copy.ctid,
+                row: NO_ROW,
+            });
+            self.bytes += HELD_BYTES;
             return self.keep_to_budget();
         }
         let mut left = true;
         for &s in others {
             let (freed, any) = w.take(s);
-            self.bytes = self.bytes.saturating_sub(freed);
+            self.live -= freed;
+            self.bytes -= HELD_BYTES;
             left = any;
         }
         if !left {
             entry.remove();
-            self.bytes = self.bytes.saturating_sub(ENTRY_BYTES);
         }
         self.matched += 1;
         let leaf = tally.leaf_of(&copy.digest);
@@ -192,9 +232,36 @@ impl Matcher {
         Ok(())
     }
 
+    /// Copies the values still waited for into a fresh arena, once most of the old one is
+    /// values of copies since matched.
+    fn compact(&mut self) {
+        let mut arena = Vec::with_capacity(self.live * 2 + (1 << 16));
+        for w in self.waiting.values_mut() {
+            let r = w.first.row;
+            if r.kept() {
+                let at = arena.len();
+                arena.extend_from_slice(&self.arena[r.at as usize..(r.at + r.len) as usize]);
+                w.first.row.at = at as u32;
+            }
+        }
+        self.arena = arena;
+    }
+
+    /// Past the budget (the map's own table counted at its capacity), the window goes into the
+    /// spill and matching stops for the rest of the table: orders that far apart would only
+    /// fill it again, and every copy from then on goes straight to the spill.
     fn keep_to_budget(&mut self) -> std::io::Result<()> {
-        match self.bytes > self.budget {
-            true => self.flush(),
+        if self.arena.len() > self.compact_at.max(self.live * 4) {
+            self.compact();
+        }
+        let table = self.waiting.capacity() * (SLOT_BYTES + 1);
+        match self.bytes + table + self.arena.capacity() > self.budget {
+            true => {
+                self.flush()?;
+                self.waiting = HashMap::default();
+                self.matching = false;
+                Ok(())
+            }
             false => Ok(()),
         }
     }
@@ -211,6 +278,8 @@ impl Matcher {
             }
         }
         self.bytes = 0;
+        self.arena = Vec::new();
+        self.live = 0;
         self.flushed = true;
         Ok(())
     }
@@ -218,9 +287,11 @@ impl Matcher {
     /// The copies left unmatched, in the spill, and the values of those still in memory.
     pub fn finish(mut self) -> std::io::Result<(Spill, HeldRows)> {
         let mut rows = HeldRows::default();
-        for (digest, w) in &mut self.waiting {
-            if let Some(row) = w.first.row.take() {
-                rows.insert(*digest, row);
+        for (digest, w) in &self.waiting {
+            let r = w.first.row;
+            if r.kept() {
+                let values = &self.arena[r.at as usize..(r.at + r.len) as usize];
+                rows.insert(*digest, values.into());
             }
         }
         self.flush()?;
@@ -259,13 +330,15 @@ mod tests {
         let mut tally = tally(sources);
         let present = (0..sources as u8).collect();
         let mut m = Matcher::new(present, Spill::new(2, 1 << 10), budget);
+        // Compacted often: the values must survive being moved.
+        m.compact_at = 64;
         for (i, &(c, s)) in order.iter().enumerate() {
             let copy = Copy {
                 digest: digest(c),
                 source: s,
                 ctid: [0, 0, 0, 0, (i >> 8) as u8, i as u8],
             };
-            m.push(&copy, || Some(Box::from(c.to_le_bytes())), &mut tally)
+            m.push(&copy, |a| a.extend_from_slice(&c.to_le_bytes()), &mut tally)
                 .unwrap();
         }
         let overflowed = m.overflowed();
@@ -305,8 +378,12 @@ mod tests {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for sources in [2usize, 3] {
             let mut copies = Vec::new();
-            for c in 0..300u32 {
-                let counts = [c % 4, (c * 7) % 5, c % 3];
+            for c in 0..1500u32 {
+                // Past 300, rows every source holds once: matched, their values left behind.
+                let counts = match c < 300 {
+                    true => [c % 4, (c * 7) % 5, c % 3],
+                    false => [1, 1, 1],
+                };
                 for s in 0..sources {
                     let n = counts[if sources == 2 && s == 1 { 1 } else { s }];
                     copies.extend(std::iter::repeat_n((c, s as u8), n as usize));
@@ -323,7 +400,7 @@ mod tests {
                         order.swap(i, (rng >> 33) as usize % (i + 1));
                     }
                 }
-                for budget in [0, ENTRY_BYTES * 5, usize::MAX] {
+                for budget in [0, SLOT_BYTES * 40, usize::MAX] {
                     assert_eq!(
                         residual(&order, sources, budget),
                         plain,
@@ -344,7 +421,7 @@ mod tests {
                 source: s,
                 ctid: [0; 6],
             };
-            m.push(&copy, || None, &mut tally).unwrap();
+            m.push(&copy, |_| {}, &mut tally).unwrap();
         }
         assert_eq!(m.matched, 1);
         assert_eq!(tally.rows, [1, 1]);
