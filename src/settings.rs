@@ -322,6 +322,9 @@ fn glob(pattern: &[Glob], text: &str) -> bool {
 pub use crate::source::throttle::LiveLimits;
 
 /// One `verify` run.
+/// `--keyless-window`'s default: memory for a keyless table's copies waiting for their match.
+pub const KEYLESS_WINDOW: usize = 48 << 20;
+
 #[derive(Clone, Debug)]
 pub struct VerifySettings {
     /// The sources: base first, target last, the replica between them in a three-way run.
@@ -411,7 +414,7 @@ impl VerifySettings {
             keys: HashMap::new(),
             jobs: 4,
             batch_bytes: 1024 * 1024,
-            keyless_window: crate::pipeline::matching::WINDOW_MEMORY,
+            keyless_window: KEYLESS_WINDOW,
             max_findings: 10_000,
             show_values: 0,
             findings_csv: None,

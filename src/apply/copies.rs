@@ -13,28 +13,24 @@
 //! Which physical copy a restore deletes does not matter (they are equal), which is why the
 //! script deletes by content and not by the place recover read the copy from.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use tokio_postgres::Client;
 
 use super::guard::{Expect, Mismatch};
+use super::scan::scan_on_pool;
 use crate::classify::Action;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::hash::digest::{digest_batch, Digest, RowCodec};
 use crate::pool::on_pool;
 use crate::recovery::keys::for_each_record;
 use crate::recovery::plan::TableRestore;
-use crate::rows::batch::{CopyDecoder, RowBatch};
+use crate::rows::batch::RowBatch;
 use crate::shape::TableName;
 use crate::sql::qualified_list;
 use crate::tree::{hex, unhex_digest};
-
-/// Bytes of rows digested per job, and jobs in flight (as the written-rows scan).
-const BATCH_BYTES: usize = 1 << 20;
-const IN_FLIGHT: usize = 3;
 
 /// One touched row content: its copies on the target before and after the restore.
 struct Wanted {
@@ -142,30 +138,17 @@ async fn count_copies(
         TableName::new(&table.schema, &table.name).sql(),
         scope(table),
     );
-    let stream = client.copy_out(query.as_str()).await.context(at)?;
-    let mut stream = std::pin::pin!(stream);
-    let mut decoder = CopyDecoder::with_capacity(table.columns.len(), BATCH_BYTES);
     let mut counts = vec![0u64; index.len()];
-    let mut jobs = VecDeque::new();
-    while let Some(piece) = stream.next().await {
-        decoder
-            .push(&piece.context(at)?)
-            .map_err(|e| Error::from(e).context(at()))?;
-        if decoder.complete_bytes() >= BATCH_BYTES {
-            if let Some(batch) = decoder.take_batch() {
-                jobs.push_back(hits_on_pool(codec.clone(), index.clone(), batch));
-            }
-            while jobs.len() > IN_FLIGHT {
-                add_hits(&mut counts, jobs.pop_front().expect("a job")).await?;
-            }
-        }
-    }
-    if let Some(batch) = decoder.finish().map_err(|e| Error::from(e).context(at()))? {
-        jobs.push_back(hits_on_pool(codec, index, batch));
-    }
-    for job in jobs {
-        add_hits(&mut counts, job).await?;
-    }
+    let hits = move |rows: RowBatch| -> Result<Vec<usize>> {
+        let digests = digest_batch(&codec, rows)?;
+        Ok(digests
+            .digests
+            .iter()
+            .filter_map(|d| index.get(d).copied())
+            .collect())
+    };
+    let add = |hits: Vec<usize>| hits.into_iter().for_each(|i| counts[i] += 1);
+    scan_on_pool(client, &query, table.columns.len(), at, hits, add).await?;
     Ok(counts)
 }
 
@@ -175,28 +158,4 @@ fn scope(table: &TableRestore) -> String {
         Some(p) => format!(" WHERE ({p})"),
         None => String::new(),
     }
-}
-
-type Hits = tokio::sync::oneshot::Receiver<Result<Vec<usize>>>;
-
-/// Digests a batch of rows on the pool; the positions in `index` of those it names.
-fn hits_on_pool(codec: Arc<RowCodec>, index: Arc<HashMap<Digest, usize>>, rows: RowBatch) -> Hits {
-    on_pool(move || {
-        let digests = digest_batch(&codec, rows)?;
-        Ok(digests
-            .digests
-            .iter()
-            .filter_map(|d| index.get(d).copied())
-            .collect())
-    })
-}
-
-async fn add_hits(counts: &mut [u64], job: Hits) -> Result<()> {
-    let hits = job
-        .await
-        .map_err(|_| Error::internal("the pool dropped a job"))??;
-    for i in hits {
-        counts[i] += 1;
-    }
-    Ok(())
 }

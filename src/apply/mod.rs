@@ -20,6 +20,7 @@
 
 mod copies;
 pub mod guard;
+mod scan;
 mod written;
 
 use std::collections::HashSet;

@@ -20,22 +20,21 @@
 //! reads every key back the usual way, which names the keys; so this path never concludes less
 //! than the probes would. Deleted keys leave no row to scan for: they are still probed.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
 use super::guard::Skipped;
+use super::scan::scan_on_pool;
 use crate::classify::Action;
 use crate::error::{Context, Error, Result};
 use crate::hash::digest::{digest_batch, RowCodec};
 use crate::pool::on_pool;
 use crate::recovery::fixups::FixupPlan;
 use crate::recovery::plan::{TableRestore, WrittenSum};
-use crate::rows::batch::{CopyDecoder, RowBatch};
+use crate::rows::batch::RowBatch;
 use crate::shape::TableName;
 use crate::sql::qualified_list;
 use crate::tree::{unhex_digest, Fingerprint};
@@ -44,11 +43,6 @@ use crate::tree::{unhex_digest, Fingerprint};
 /// with parallel workers and without (see the module notes).
 const KEYS_PER_PAGE_PARALLEL: u64 = 2;
 const KEYS_PER_PAGE_SERIAL: u64 = 3;
-
-/// Bytes of rows digested per job, and jobs in flight: memory stays at a few MiB however many
-/// rows the table's restore wrote.
-const BATCH_BYTES: usize = 1 << 20;
-const IN_FLIGHT: usize = 3;
 
 /// Whether the scan pays for `table`, whose restore writes `keys` rows: on its size now (the
 /// catalog's page count can be stale; a partitioned table's is its partitions') and whether the
@@ -123,30 +117,15 @@ pub async fn written_as_planned(
         TableName::new(&table.schema, &table.name).sql(),
         crate::recover::fetch::in_scope(table),
     );
-    let stream = client.copy_out(query.as_str()).await.context(at)?;
-    let mut stream = std::pin::pin!(stream);
-    let mut decoder = CopyDecoder::with_capacity(table.columns.len(), BATCH_BYTES);
-    let mut jobs = VecDeque::new();
     let mut written = Fingerprint::default();
-    while let Some(piece) = stream.next().await {
-        decoder
-            .push(&piece.context(at)?)
-            .map_err(|e| Error::from(e).context(at()))?;
-        if decoder.complete_bytes() >= BATCH_BYTES {
-            if let Some(batch) = decoder.take_batch() {
-                jobs.push_back(fingerprint_on_pool(codec.clone(), batch));
-            }
-            while jobs.len() > IN_FLIGHT {
-                written.merge(&finished(jobs.pop_front().expect("a job")).await?);
-            }
-        }
-    }
-    if let Some(batch) = decoder.finish().map_err(|e| Error::from(e).context(at()))? {
-        jobs.push_back(fingerprint_on_pool(codec, batch));
-    }
-    for job in jobs {
-        written.merge(&finished(job).await?);
-    }
+    let sum = move |rows: RowBatch| -> Result<Fingerprint> {
+        let digests = digest_batch(&codec, rows)?;
+        let mut sum = Fingerprint::default();
+        digests.digests.iter().for_each(|d| sum.add_digest(d));
+        Ok(sum)
+    };
+    let ncols = table.columns.len();
+    scan_on_pool(client, &query, ncols, at, sum, |f| written.merge(&f)).await?;
     let planned = match planned {
         Planned::Known(sum) => Some(sum),
         Planned::Reading(job) => job
@@ -154,22 +133,6 @@ pub async fn written_as_planned(
             .map_err(|_| Error::internal("the pool dropped a job"))??,
     };
     Ok(planned == Some(written))
-}
-
-type Job = tokio::sync::oneshot::Receiver<Result<Fingerprint>>;
-
-async fn finished(job: Job) -> Result<Fingerprint> {
-    job.await
-        .map_err(|_| Error::internal("the pool dropped a job"))?
-}
-
-fn fingerprint_on_pool(codec: Arc<RowCodec>, rows: RowBatch) -> Job {
-    on_pool(move || {
-        let digests = digest_batch(&codec, rows)?;
-        let mut sum = Fingerprint::default();
-        digests.digests.iter().for_each(|d| sum.add_digest(d));
-        Ok(sum)
-    })
 }
 
 /// The fingerprint the plan expects of the written rows.

@@ -207,20 +207,7 @@ async fn first_digests(
     source: usize,
     limit: u64,
 ) -> Result<HeldSet> {
-    let plan = &ctx.tables[table].plan;
-    let codec = plan.codecs[source].clone().expect("present");
-    let ncols = codec.kinds.len();
-    client
-        .batch_execute(SCAN_IN_ORDER)
-        .await
-        .map_err(Error::pg)?;
-    let query = format!(
-        "COPY (SELECT {} FROM {}{} LIMIT {limit}) TO STDOUT (FORMAT binary)",
-        plan.select_list_on(source),
-        plan.name.sql(),
-        plan.where_clause(None)
-    );
-    let mut reader = Some(start_query(client, &query, codec, ncols, ctx.batch_bytes).await?);
+    let mut reader = Some(start_in_order(ctx, client, table, source, Some(limit)).await?);
     let mut out = HeldSet::default();
     while let Some(batch) = next_batch(&mut reader).await? {
         out.extend(batch.digests.iter().copied());
@@ -260,7 +247,7 @@ async fn read_matched(
     let present: Vec<usize> = (0..clients.len()).collect();
     let mut streams = Vec::with_capacity(present.len());
     for &i in &present {
-        let reader = start_in_order(ctx, &clients[i], table, i).await;
+        let reader = start_in_order(ctx, &clients[i], table, i, None).await;
         let reader = reader.map_err(|e| e.context(at(ctx, table, i)))?;
         streams.push(Stepped::new(i, reader));
     }
@@ -311,7 +298,7 @@ async fn read_matched(
 const SCAN_IN_ORDER: &str =
     "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0";
 
-/// Starts streaming `source`'s rows of the table without their `ctid` (a plain scan the server
+/// Starts streaming `source`'s rows of the table (the first `limit`) without their `ctid` (a plain scan the server
 /// sends without projecting, the way `COPY table TO` does), in the order [`SCAN_IN_ORDER`] fixes:
 /// a row's place is its position in the stream.
 async fn start_in_order(
@@ -319,6 +306,7 @@ async fn start_in_order(
     client: &Session,
     table: usize,
     source: usize,
+    limit: Option<u64>,
 ) -> Result<super::readers::Reader> {
     let plan = &ctx.tables[table].plan;
     let codec = plan.codecs[source].clone().expect("present");
@@ -328,10 +316,11 @@ async fn start_in_order(
         .await
         .map_err(Error::pg)?;
     let query = format!(
-        "COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {}{}{}) TO STDOUT (FORMAT binary)",
         plan.select_list_on(source),
         plan.name.sql(),
-        plan.where_clause(None)
+        plan.where_clause(None),
+        limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
     );
     start_query(client, &query, codec, ncols, ctx.batch_bytes).await
 }
@@ -647,7 +636,7 @@ async fn keys_by_ordinal(
         .as_ref()
         .expect("present")
         .kinds;
-    let mut reader = Some(start_in_order(ctx, client, table, source).await?);
+    let mut reader = Some(start_in_order(ctx, client, table, source, None).await?);
     let mut keys = BTreeMap::new();
     let mut ordinal = 0u64;
     while let Some(batch) = next_batch(&mut reader).await? {

@@ -31,9 +31,6 @@ use crate::compare::multiset::Copy;
 use crate::compare::tally::RangeTally;
 use crate::hash::digest::Digest;
 
-/// Memory the waiting copies may take before they move into the spill.
-pub const WINDOW_MEMORY: usize = 48 << 20;
-
 /// A slot of the map: the digest and a [`Waiting`].
 const SLOT_BYTES: usize = std::mem::size_of::<(Digest, Waiting)>();
 
