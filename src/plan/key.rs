@@ -5,12 +5,12 @@
 //! ranged read would pass over the row) and no two rows alike. [`choose`] picks a table's key from
 //! the reference source's catalog: `--key` when given, else the primary key, else a unique index
 //! (one over NOT NULL columns first, then one with `NULLS NOT DISTINCT` over columns that allow
-//! NULL), else none, and the rows are compared as a multiset.
+//! NULL, then a plain one over such columns), else none, and the rows are compared as a multiset.
 //!
 //! The catalog vouches for a primary key and for a unique index over NOT NULL columns. It does
-//! not for a `--key` (any columns the user names), nor for a `NULLS NOT DISTINCT` index whose
-//! columns hold NULL (that index allows one such row, which no key can address), nor on a source
-//! that lacks the reference's index. [`Doubt`] says, per source, what its catalog leaves open;
+//! not for a `--key` (any columns the user names), nor for an index over columns that hold NULL
+//! (a `NULLS NOT DISTINCT` one allows one such row, a plain one any number, and no key can
+//! address them), nor on a source that lacks the reference's index. [`Doubt`] says, per source, what its catalog leaves open;
 //! `source::key_check` looks in that source's snapshot. A named key the rows do not bear out
 //! stops the run; an index's key the rows do not bear out leaves its table keyless, with a note.
 //! A primary key is trusted as declared (a source that lost it is reported as `key_changed`).
@@ -97,8 +97,9 @@ pub fn choose(reference: &TableShape, key_override: Option<&[String]>) -> (Vec<S
 }
 
 /// The unique index to key a table without a primary key by: one whose columns can all be
-/// ordered and are NOT NULL or under `NULLS NOT DISTINCT`; NOT NULL ones first (nothing to
-/// check), then the fewest columns, then by name, so every run picks the same.
+/// ordered; NOT NULL ones first (nothing to check), then `NULLS NOT DISTINCT` ones (at most one
+/// row can hold NULL), then plain ones over columns that allow NULL (checked to hold none), then
+/// the fewest columns, then by name, so every run picks the same.
 fn candidate(shape: &TableShape) -> Option<&UniqueIndex> {
     let not_null = |u: &UniqueIndex| {
         u.columns
@@ -110,11 +111,16 @@ fn candidate(shape: &TableShape) -> Option<&UniqueIndex> {
             .iter()
             .all(|c| shape.column(c).is_some_and(|(_, c)| c.kind.orderable()))
     };
+    let class = |u: &UniqueIndex| match (not_null(u), u.nulls_not_distinct) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
     shape
         .unique
         .iter()
-        .filter(|u| orderable(u) && (u.nulls_not_distinct || not_null(u)))
-        .min_by_key(|u| (!not_null(u), u.columns.len(), &u.name))
+        .filter(|u| orderable(u))
+        .min_by_key(|u| (class(u), u.columns.len(), &u.name))
 }
 
 /// What one source's catalog leaves open about a key: the key columns that allow NULL there,
@@ -219,7 +225,7 @@ mod tests {
         let unorderable = index("t_j", &["j"], false);
         // (the indexes, the key chosen, its index)
         let cases = [
-            (vec![plain_nullable.clone()], vec![], None),
+            (vec![plain_nullable.clone()], strings(&["b"]), Some("t_b")),
             (vec![unorderable.clone()], vec![], None),
             (
                 vec![nnd.clone(), plain_nullable.clone()],

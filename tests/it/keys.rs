@@ -630,3 +630,54 @@ fn a_nullable_named_key_recovers_and_applies() {
     let (code, _, err) = verify_bin(&base, &target, &["--key", "public.ev=tenant,seq"]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// A plain unique index over a column that allows NULL keys a table without a primary key once
+/// each snapshot shows no NULL in it; a NULL there leaves the table keyless, with a note.
+#[test]
+fn a_plain_unique_index_over_a_nullable_column_keys_its_table_while_it_holds_no_null() {
+    let tables = "CREATE TABLE p (a int, v text, UNIQUE (a));
+                  INSERT INTO p SELECT g, 'v' || g FROM generate_series(1, 500) g;";
+    let (base, target) = pair("plainkey", tables);
+    psql(
+        &target,
+        "UPDATE p SET v = 'x' WHERE a = 9; DELETE FROM p WHERE a = 10;",
+    );
+    let lib = verify(&base, &target);
+    let p = lib.tables.iter().find(|t| t.table == "public.p").unwrap();
+    assert!(!p.keyless, "{p:?}");
+    assert_eq!(p.key, ["a"]);
+    assert_eq!(
+        p.key_note.as_deref(),
+        Some("key (a) from unique index p_a_key: the table has no primary key")
+    );
+    assert_eq!(
+        found(&lib),
+        BTreeSet::from([
+            finding("public.p", "[9]", "divergent", "v"),
+            finding("public.p", "[10]", "missing", ""),
+        ])
+    );
+
+    let (base, target) = pair(
+        "plainnull",
+        &format!("{tables} INSERT INTO p VALUES (NULL, 'n'), (NULL, 'n');"),
+    );
+    psql(
+        &target,
+        "DELETE FROM p WHERE ctid = (SELECT ctid FROM p WHERE a IS NULL LIMIT 1);",
+    );
+    let lib = verify(&base, &target);
+    let p = lib.tables.iter().find(|t| t.table == "public.p").unwrap();
+    assert!(p.keyless && p.key.is_empty(), "{p:?}");
+    assert_eq!(
+        p.key_note.as_deref(),
+        Some(
+            "compared as a multiset: key (a) of unique index p_a_key does not hold on base: \
+             2 rows hold NULL in a, and a key cannot address NULL"
+        )
+    );
+    assert_eq!(
+        found(&lib),
+        BTreeSet::from([finding("public.p", r#"[null,"n"]"#, "missing", "")])
+    );
+}
