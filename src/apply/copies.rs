@@ -133,10 +133,10 @@ async fn count_copies(
 ) -> Result<Vec<u64>> {
     let at = || format!("counting the copies of rows of {} (keyless)", table.table);
     let query = format!(
-        "COPY (SELECT {} FROM {} t{}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {} t WHERE true{}) TO STDOUT (FORMAT binary)",
         qualified_list("t", &table.columns),
         TableName::new(&table.schema, &table.name).sql(),
-        scope(table),
+        crate::recover::fetch::in_scope(table),
     );
     let mut counts = vec![0u64; index.len()];
     let hits = move |rows: RowBatch| -> Result<Vec<usize>> {
@@ -150,12 +150,4 @@ async fn count_copies(
     let add = |hits: Vec<usize>| hits.into_iter().for_each(|i| counts[i] += 1);
     scan_on_pool(client, &query, table.columns.len(), at, hits, add).await?;
     Ok(counts)
-}
-
-/// ` WHERE <--where>` of the table, on the alias `t`.
-fn scope(table: &TableRestore) -> String {
-    match &table.rows {
-        Some(p) => format!(" WHERE ({p})"),
-        None => String::new(),
-    }
 }

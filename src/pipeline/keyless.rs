@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::matching::{HeldRows, Matcher};
+use super::matching::{DigestSet, HeldRows, Matcher};
 use super::readers::{next_batch, start_query};
 use super::spill::Spill;
 use super::RunContext;
@@ -101,7 +101,7 @@ async fn diff_matched(
     mut tally: RangeTally,
 ) -> Result<(RangeTally, Vec<Finding>)> {
     let sources = clients.len();
-    let (spill, mut held, overflowed) = read_matched(ctx, clients, table, bits, &mut tally).await?;
+    let (spill, mut held) = read_matched(ctx, clients, table, bits, &mut tally).await?;
     // The differing contents are at most what the window held, or the damage (once it
     // overflowed): kept until their keys are known.
     let mut differing = Vec::new();
@@ -117,20 +117,16 @@ async fn diff_matched(
     drop(spill);
     let mut keys = BTreeMap::new();
     let mut wanted: BTreeMap<usize, BTreeMap<u64, Digest>> = BTreeMap::new();
-    let kinds = |s: usize| {
-        ctx.tables[table].plan.codecs[s]
-            .as_ref()
-            .map(|c| c.kinds.clone())
-    };
+    let codecs = &ctx.tables[table].plan.codecs;
     for d in &differing {
         let (source, place) = d.sample();
         match held.remove(&d.digest) {
             Some(row) => {
-                let kinds = kinds(source).expect("present");
-                keys.insert(d.digest, stored_row_json(&kinds, &row)?);
+                let kinds = &codecs[source].as_ref().expect("present").kinds;
+                keys.insert(d.digest, row_json(kinds, stored_fields(&row))?);
             }
+            // Let go of when the window overflowed: read again by place.
             None => {
-                debug_assert!(overflowed, "a differing row's values were dropped");
                 wanted
                     .entry(source)
                     .or_default()
@@ -169,7 +165,7 @@ async fn aligned(ctx: &RunContext, clients: &[Session], table: usize) -> Result<
     if plan.est_rows < PROBE_FROM_ROWS {
         return Ok(true);
     }
-    let mut first: Option<HeldSet> = None;
+    let mut first: Option<DigestSet> = None;
     for (i, client) in clients.iter().enumerate() {
         let limit = if i == 0 { PROBE_ROWS } else { 2 * PROBE_ROWS };
         let read = first_digests(ctx, client, table, i, limit).await;
@@ -196,9 +192,6 @@ async fn aligned(ctx: &RunContext, clients: &[Session], table: usize) -> Result<
     Ok(true)
 }
 
-type HeldSet =
-    std::collections::HashSet<Digest, std::hash::BuildHasherDefault<super::matching::DigestHasher>>;
-
 /// The digests of the first `limit` rows of `source` in the fixed scan order.
 async fn first_digests(
     ctx: &RunContext,
@@ -206,9 +199,9 @@ async fn first_digests(
     table: usize,
     source: usize,
     limit: u64,
-) -> Result<HeldSet> {
+) -> Result<DigestSet> {
     let mut reader = Some(start_in_order(ctx, client, table, source, Some(limit)).await?);
-    let mut out = HeldSet::default();
+    let mut out = DigestSet::default();
     while let Some(batch) = next_batch(&mut reader).await? {
         out.extend(batch.digests.iter().copied());
     }
@@ -243,20 +236,16 @@ async fn read_matched(
     table: usize,
     bits: u8,
     tally: &mut RangeTally,
-) -> Result<(Spill, HeldRows, bool)> {
-    let present: Vec<usize> = (0..clients.len()).collect();
-    let mut streams = Vec::with_capacity(present.len());
-    for &i in &present {
-        let reader = start_in_order(ctx, &clients[i], table, i, None).await;
+) -> Result<(Spill, HeldRows)> {
+    let mut streams = Vec::with_capacity(clients.len());
+    for (i, client) in clients.iter().enumerate() {
+        let reader = start_in_order(ctx, client, table, i, None).await;
         let reader = reader.map_err(|e| e.context(at(ctx, table, i)))?;
         streams.push(Stepped::new(i, reader));
     }
-    let tags = present.iter().map(|&i| i as u8).collect();
-    let mut matcher = Matcher::new(
-        tags,
-        Spill::new(bits, SPILL_MEMORY * present.len()),
-        ctx.keyless_window,
-    );
+    let tags = (0..clients.len() as u8).collect();
+    let spill = Spill::new(bits, SPILL_MEMORY * clients.len());
+    let mut matcher = Matcher::new(tags, spill, ctx.keyless_window);
     // In step, a few rows at a time from the source that has delivered fewest: sources holding
     // their rows in about the same order meet in a window small enough to stay in cache, and a
     // faster source waits on its channel. Every stream still running holds a batch while the
@@ -266,7 +255,7 @@ async fn read_matched(
             s.refill()
                 .await
                 .map_err(|e| e.context(at(ctx, table, s.source)))?;
-            if let (Some(b), true) = (&s.batch, s.source == present[0]) {
+            if let (Some(b), 0) = (&s.batch, s.source) {
                 ctx.reporter.rows(table, b.len() as u64);
             }
         }
@@ -286,10 +275,7 @@ async fn read_matched(
         });
         stepped.map_err(|e: std::io::Error| Error::io("writing a keyless table's spill", e))?;
     }
-    let overflowed = matcher.overflowed();
-    let (spill, held) = off_runtime(|| matcher.finish())
-        .map_err(|e| Error::io("writing a keyless table's spill", e))?;
-    Ok((spill, held, overflowed))
+    off_runtime(|| matcher.finish()).map_err(|e| Error::io("writing a keyless table's spill", e))
 }
 
 /// Settings that make a scan return a table's rows in the same order each time within the
@@ -298,9 +284,9 @@ async fn read_matched(
 const SCAN_IN_ORDER: &str =
     "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0";
 
-/// Starts streaming `source`'s rows of the table (the first `limit`) without their `ctid` (a plain scan the server
-/// sends without projecting, the way `COPY table TO` does), in the order [`SCAN_IN_ORDER`] fixes:
-/// a row's place is its position in the stream.
+/// Starts streaming `source`'s rows of the table (the first `limit`) without their `ctid` (a
+/// plain scan the server sends without projecting, the way `COPY table TO` does), in the order
+/// [`SCAN_IN_ORDER`] fixes: a row's place is its position in the stream.
 async fn start_in_order(
     ctx: &RunContext,
     client: &Session,
@@ -664,11 +650,6 @@ fn moved(table: &crate::shape::TableName) -> Error {
     .with_hint(
         "run again; a keyless table must not be rewritten (VACUUM FULL, CLUSTER) while it is read",
     )
-}
-
-/// A key made from a row the window kept.
-fn stored_row_json(kinds: &[crate::shape::TypeKind], row: &[u8]) -> Result<String> {
-    row_json(kinds, stored_fields(row))
 }
 
 /// Reads the rows at `rows`' ctids and renders each as a key; the digest read must be the one

@@ -123,6 +123,9 @@ const HELD_BYTES: usize = std::mem::size_of::<Held>();
 /// The rows of the copies that were still waiting when the streams ended: one per row content.
 pub type HeldRows = HashMap<Digest, Box<[u8]>, BuildHasherDefault<DigestHasher>>;
 
+/// A set of digests, hashed by their own leading bytes.
+pub type DigestSet = std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>>;
+
 /// The window of copies waiting for their match, and the spill what it cannot hold goes to.
 pub struct Matcher {
     /// The sources that hold the table (a copy is matched once each has shown one).
@@ -138,7 +141,7 @@ pub struct Matcher {
     budget: usize,
     spill: Spill,
     /// Copies matched (each match is one copy on every present source).
-    pub matched: u64,
+    matched: u64,
     flushed: bool,
     /// Off with one source, and once the window overflowed.
     matching: bool,

@@ -426,19 +426,8 @@ fn keyless_copies_recover_apply_and_undo_exactly_over_random_damage() {
         let out = dir.path().join("r");
         let out_s = out.to_str().unwrap();
         let (b, t) = (url(&base), url(&target));
-        let got = pgsalvage(&[
-            "recover",
-            "--base",
-            &b,
-            "--target",
-            &t,
-            "--out",
-            out_s,
-            "--delete-extra",
-            "--format",
-            "sql,parquet",
-            "-q",
-        ]);
+        let extra = ["--delete-extra", "--format", "sql,parquet"];
+        let got = recover_bin(&base, &target, out_s, &extra);
         assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
         let plan: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();

@@ -601,20 +601,13 @@ fn a_whole_database_with_keyless_tables_renames_and_an_excluded_schema_recovers_
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rec");
     let out_s = out.to_str().unwrap();
-    let (b, t) = (url(&base), url(&target));
-    let mut args = vec![
-        "recover",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--out",
+    let t = url(&target);
+    let rec = recover_bin(
+        &base,
+        &target,
         out_s,
-        "-q",
-        "--delete-extra",
-    ];
-    args.extend(scope);
-    let rec = pgsalvage(&args);
+        &[&["--delete-extra"][..], &scope].concat(),
+    );
     assert_eq!(rec.status.code(), Some(1), "{}", text(&rec.stderr));
     let applied = pgsalvage(&["apply", out_s, "--target", &t, "-q"]);
     assert_eq!(

@@ -116,6 +116,14 @@ pub fn pgsalvage(args: &[&str]) -> Output {
         .expect("run pgsalvage")
 }
 
+/// `pgsalvage recover -q` of two databases of the shared cluster into `out`, with `extra` flags.
+pub fn recover_bin(base: &str, target: &str, out: &str, extra: &[&str]) -> Output {
+    let (b, t) = (url(base), url(target));
+    let mut args = vec!["recover", "--base", &b, "--target", &t, "--out", out, "-q"];
+    args.extend(extra);
+    pgsalvage(&args)
+}
+
 /// Calls `f` every 100 ms until it returns `Some`, and returns that value. Once `timeout` has
 /// passed, `f` gets one last call; if that too returns `None`, the test fails naming `what`
 /// ("timed out after 30s waiting for the standby to catch up").
