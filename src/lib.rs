@@ -72,6 +72,7 @@ pub mod rows;
 pub mod seal;
 pub mod settings;
 pub mod shape;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sql;

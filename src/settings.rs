@@ -352,6 +352,17 @@ pub struct VerifySettings {
     pub live: LiveLimits,
     /// `--checkpoint`: where finished ranges are recorded and resumed from (verify only).
     pub checkpoint: Option<PathBuf>,
+    /// `--plan DIR --shard i`: this run reads one shard of a shard plan.
+    pub shard: Option<ShardRun>,
+}
+
+/// One shard of a sharded comparison: the plan, which shard, and the snapshots a
+/// `snapshot hold` keeps for it (without them, each source exports its own).
+#[derive(Clone, Debug)]
+pub struct ShardRun {
+    pub plan: std::sync::Arc<crate::plan::shards::ShardPlan>,
+    pub index: usize,
+    pub held: Option<BTreeMap<Role, crate::source::SnapshotInfo>>,
 }
 
 /// One `baseline` run: a source read into a baseline directory.
@@ -423,6 +434,7 @@ impl VerifySettings {
             baselines: Vec::new(),
             live: LiveLimits::default(),
             checkpoint: None,
+            shard: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod examples;
 pub mod recover;
 pub mod report;
+pub mod shard;
 pub mod status;
 
 use std::collections::HashMap;
@@ -102,6 +103,19 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run verify on a throwaway local cluster with a damaged-migration scenario.
     Demo(demo::DemoArgs),
+    /// Plan a comparison for N shards (processes, pods): tables, key ranges dealt by size,
+    /// schema fingerprints, into DIR/plan.json.
+    ///
+    /// Then: `snapshot hold --plan DIR` for a live source, each shard
+    /// `verify ... --plan DIR --shard auto`, and `merge shard-*`. Exit status: 0 planned, 2 error.
+    Plan(shard::PlanArgs),
+    /// Hold (or release) one snapshot of every source for a plan's shards.
+    Snapshot(shard::SnapshotArgs),
+    /// Merge the directories of every shard of a plan into one report.
+    ///
+    /// Refuses missing, repeated or foreign shards. Exit status as a single verify's: 0
+    /// identical, 1 differences, 2 error or anything not verified.
+    Merge(shard::MergeArgs),
     /// Render a saved JSON report (verify, recover, check or status) as a self-contained HTML
     /// page, or print its summary again.
     #[command(after_help = examples::REPORT)]
@@ -181,6 +195,9 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub html: report::HtmlArgs,
+
+    #[command(flatten)]
+    pub sharded: shard::ShardArgs,
 
     /// Write one CSV line per differing row (table,key,kind,columns) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -345,6 +362,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply(args) => apply::run(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Plan(args) => shard::run_plan(&args),
+        Command::Snapshot(args) => shard::run_snapshot(&args),
+        Command::Merge(args) => shard::run_merge(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Report(args) => report::run(&args),
@@ -370,6 +390,9 @@ pub fn print_error(e: &Error) {
 
 fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let settings = args.settings()?;
+    if args.sharded.plan.is_some() {
+        return shard::run_verify_shard(settings, &args.sharded, &args.output);
+    }
     let reporter = args.output.reporter();
     let report = interruptible_runtime()?.block_on(crate::verify(&settings, reporter.clone()))?;
     reporter.finish();

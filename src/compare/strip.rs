@@ -14,7 +14,7 @@
 pub const BUCKETS: usize = 32;
 
 /// Differing keys of one range by position, see the module doc.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Strip {
     /// Rows per bucket, a power of two.
     width: u64,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{Class, Finding};
+use crate::compare::strip::Strip;
 use crate::compare::tally::{ClassCounts, RangeTally};
 use crate::error::{Error, Result};
 use crate::key::range::{KeyBound, KeyRange};
@@ -62,6 +63,9 @@ struct RangeFile {
     columns: Vec<u64>,
     #[serde(default)]
     needs: [u64; 3],
+    /// Where the range's differences lie (its part of the table's damage map).
+    #[serde(default)]
+    strip: Option<Strip>,
     findings: Vec<SavedFinding>,
 }
 
@@ -189,9 +193,7 @@ impl Checkpoint {
     }
 
     fn range_path(&self, table: usize, range: usize) -> PathBuf {
-        self.dir
-            .join("ranges")
-            .join(format!("{table:05}-{range:06}.json"))
+        range_file(&self.dir, table, range)
     }
 
     /// The range, when an earlier run finished it.
@@ -232,6 +234,7 @@ impl Checkpoint {
             .collect();
         let mut tally = RangeTally::from_parts(file.rows, trees, classes, file.columns);
         tally.needs = file.needs;
+        tally.strip = file.strip;
         Ok(Some(Saved {
             tally,
             findings,
@@ -254,6 +257,7 @@ impl Checkpoint {
             classes: tally.classes.counts().to_vec(),
             columns: tally.columns.clone(),
             needs: tally.needs,
+            strip: tally.strip.clone(),
             findings: findings
                 .iter()
                 .map(|f| SavedFinding {
@@ -276,6 +280,12 @@ impl Checkpoint {
             .map_err(|e| Error::io(format!("removing {}", self.dir.display()), e))?;
         Ok(true)
     }
+}
+
+/// Where the checkpoint in `dir` keeps range `range` of table `table`.
+pub fn range_file(dir: &Path, table: usize, range: usize) -> PathBuf {
+    dir.join("ranges")
+        .join(format!("{table:05}-{range:06}.json"))
 }
 
 fn cut_out(run: &TableRun) -> TableCut {

@@ -33,7 +33,7 @@ use crate::plan::{narrowed, TablePlan, TableRun};
 use crate::pool::off_runtime;
 use crate::progress::{Reporter, TableDone};
 use crate::report::{self, VerifyReport};
-use crate::settings::VerifySettings;
+use crate::settings::{ShardRun, VerifySettings};
 use crate::shape::{TableName, TableShape};
 use crate::source::throttle::Gate;
 use crate::source::visit::{self, Patience};
@@ -88,36 +88,26 @@ pub struct Run {
 /// Runs a comparison and keeps the sources open.
 pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Result<Run> {
     let started = Instant::now();
-    let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
-    crate::log::phase("connecting and exporting snapshots");
-    let opening = settings
-        .sources
-        .iter()
-        .map(|(r, i)| Source::open(*r, i.clone()));
-    let mut sources = try_join_all(opening).await?;
-    for source in &mut sources {
-        source.limit_rate(settings.live.max_rate);
-    }
-    crate::log::phase("reading catalogs");
-    let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
-    let (plans, mut refused) = plan_tables(settings, &roles, &catalogs)?;
-    catalog::check_predicates(&sources, &plans).await?;
+    let planned = plan(settings, &*reporter).await?;
+    let Planned {
+        roles,
+        sources,
+        plans,
+        refused,
+        ..
+    } = planned;
     let patience = Patience {
         lock_wait: settings.live.lock_wait,
         reporter: &*reporter,
     };
-    crate::log::phase("planning key ranges");
-    // Keys the catalogs do not vouch for are checked in the snapshots before ranges are cut by
-    // them: a table may turn keyless, or its check fail.
-    let (plans, unchecked) = key_check::settle(&sources, plans, &patience).await?;
-    refused.extend(unchecked);
-    for (name, err) in &refused {
-        reporter.message(&format!("{name}: {err}"));
-    }
     let checkpoint = open_checkpoint(settings, &sources, &plans)?;
-    let mut tables = match checkpoint.as_ref().filter(|c| c.resuming()) {
-        Some(c) => resumed_cut(c, plans)?,
-        None => plan_ranges(&sources, plans, settings.jobs, &patience).await?,
+    let mut tables = match (
+        &settings.shard,
+        checkpoint.as_ref().filter(|c| c.resuming()),
+    ) {
+        (Some(shard), _) => shard.plan.runs()?,
+        (None, Some(c)) => resumed_cut(c, plans)?,
+        (None, None) => plan_ranges(&sources, plans, settings.jobs, &patience).await?,
     };
     let gate = Gate::open(&sources.iter().collect::<Vec<_>>(), &settings.live).await?;
     if let Some(spec) = &settings.restore {
@@ -140,6 +130,9 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     let mut ctx = RunContext::new(settings, roles.clone(), sources, tables, tx, reporter);
     ctx.gate = gate;
     ctx.checkpoint = checkpoint.clone();
+    if let Some(shard) = &settings.shard {
+        ctx.keep_only(&shard.plan.units_of(shard.index));
+    }
     crate::log::phase("comparing rows");
     let resumed = ctx.replay().await?;
     let (tallies, sources, tables) = run_workers(ctx, settings.jobs).await?;
@@ -158,7 +151,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     };
     let mut report = report::build(parts);
     report.scope = settings.filter.scope();
-    if let Some(c) = checkpoint {
+    if let (Some(c), None) = (checkpoint, &settings.shard) {
         close_checkpoint(&c, &mut report, resumed)?;
     }
     Ok(Run {
@@ -166,6 +159,126 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         sources,
         tables,
     })
+}
+
+/// A comparison planned and not yet cut: its sources open on their snapshots, the catalogs
+/// they showed, the tables' plans with their keys settled, and the tables refused.
+pub struct Planned {
+    pub roles: Vec<Role>,
+    pub sources: Vec<Source>,
+    pub catalogs: Vec<Vec<TableShape>>,
+    pub plans: Vec<TablePlan>,
+    pub refused: Refused,
+}
+
+/// Opens the sources and plans the tables: a single run's plans, or a shard's from its plan
+/// (after checking the catalogs still match it).
+pub async fn plan(settings: &VerifySettings, reporter: &dyn Reporter) -> Result<Planned> {
+    let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
+    crate::log::phase("connecting and exporting snapshots");
+    let mut sources = open_sources(settings).await?;
+    for source in &mut sources {
+        source.limit_rate(settings.live.max_rate);
+    }
+    crate::log::phase("reading catalogs");
+    let catalogs = try_join_all(sources.iter().map(read_catalog)).await?;
+    let (plans, mut refused) = match &settings.shard {
+        Some(shard) => shard_tables(settings, shard, &catalogs)?,
+        None => plan_tables(settings, &roles, &catalogs)?,
+    };
+    catalog::check_predicates(&sources, &plans).await?;
+    let patience = Patience {
+        lock_wait: settings.live.lock_wait,
+        reporter,
+    };
+    crate::log::phase("planning key ranges");
+    // Keys the catalogs do not vouch for are checked in the snapshots before ranges are cut by
+    // them: a table may turn keyless, or its check fail.
+    let (plans, unchecked) = key_check::settle(&sources, plans, &patience).await?;
+    if let Some(shard) = &settings.shard {
+        same_keys_as_planned(shard, &plans, &unchecked)?;
+    }
+    refused.extend(unchecked);
+    for (name, err) in &refused {
+        reporter.message(&format!("{name}: {err}"));
+    }
+    Ok(Planned {
+        roles,
+        sources,
+        catalogs,
+        plans,
+        refused,
+    })
+}
+
+/// Each source on its own exported snapshot, or, for a shard whose plan has held snapshots, on
+/// those.
+async fn open_sources(settings: &VerifySettings) -> Result<Vec<Source>> {
+    let held = settings.shard.as_ref().and_then(|s| s.held.as_ref());
+    let opening = settings.sources.iter().map(|(role, info)| {
+        let snapshot = held.and_then(|h| h.get(role)).cloned();
+        async move {
+            match snapshot {
+                Some(snapshot) => Source::open_on(*role, info.clone(), snapshot).await,
+                None => Source::open(*role, info.clone()).await,
+            }
+        }
+    });
+    try_join_all(opening).await
+}
+
+/// A shard's tables: the plan's, once the catalogs show the tables the planner saw.
+fn shard_tables(
+    settings: &VerifySettings,
+    shard: &ShardRun,
+    catalogs: &[Vec<TableShape>],
+) -> Result<(Vec<TablePlan>, Refused)> {
+    let plan = &shard.plan;
+    let roles: Vec<Role> = settings.sources.iter().map(|(r, _)| *r).collect();
+    if roles != plan.roles() {
+        return Err(Error::usage(format!(
+            "the shard plan compares {}; this run was given {}",
+            role_list(&plan.roles()),
+            role_list(&roles)
+        ))
+        .with_hint("give every shard the sources the plan was made with"));
+    }
+    plan.check_catalogs(catalogs, |n| settings.filter.accepts(n))?;
+    let plans = plan
+        .tables
+        .iter()
+        .map(|t| t.plan(&roles))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((plans, plan.refused_tables()?))
+}
+
+fn role_list(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(Role::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A shard's keys, checked in its snapshots, must be the planner's: a key that no longer holds
+/// would have the shards compare by different keys.
+fn same_keys_as_planned(shard: &ShardRun, plans: &[TablePlan], refused: &Refused) -> Result<()> {
+    if let Some((name, e)) = refused.first() {
+        return Err(Error::usage(format!(
+            "checking the key of {name} for the shard plan: {e}"
+        ))
+        .with_hint(e.hint().unwrap_or("make a new plan").to_string()));
+    }
+    for (plan, planned) in plans.iter().zip(&shard.plan.tables) {
+        if plan.key() != planned.plan(&shard.plan.roles())?.key() {
+            return Err(Error::usage(format!(
+                "the key of {} does not hold in this shard's snapshots as it did in the planner's",
+                plan.name
+            ))
+            .with_hint("hold one snapshot for the plan and its shards (pgsalvage snapshot hold), or make a new plan"));
+        }
+    }
+    Ok(())
 }
 
 /// `--checkpoint`: the directory, bound to this comparison.
@@ -177,12 +290,32 @@ fn open_checkpoint(
     let Some(dir) = &settings.checkpoint else {
         return Ok(None);
     };
+    let hash = compare_hash(settings, sources, plans);
+    if let Some(shard) = settings
+        .shard
+        .as_ref()
+        .filter(|s| s.plan.compare_hash != hash)
+    {
+        return Err(Error::usage(format!(
+            "this shard's comparison is not the plan's: the plan compares {} ({}), this run {} ({})",
+            shard.plan.sources.iter().map(|(r, c)| format!("{r} {c}")).collect::<Vec<_>>().join(", "),
+            shard.plan.filter,
+            sources.iter().map(|s| format!("{} {}", s.role, s.info)).collect::<Vec<_>>().join(", "),
+            settings.filter.describe(),
+        ))
+        .with_hint("give every shard the sources, --key and scope flags the plan was made with"));
+    }
+    Checkpoint::open(dir, hash).map(Some)
+}
+
+/// The identity of a comparison: its sources, scope and every table's plan (`Checkpoint::hash_of`).
+pub fn compare_hash(settings: &VerifySettings, sources: &[Source], plans: &[TablePlan]) -> String {
     let described: Vec<String> = sources
         .iter()
         .map(|s| format!("{} {}", s.role, s.info))
         .chain(std::iter::once(settings.filter.describe()))
         .collect();
-    Checkpoint::open(dir, Checkpoint::hash_of(&described, plans)).map(Some)
+    Checkpoint::hash_of(&described, plans)
 }
 
 /// The tables cut as the checkpoint's first run cut them.
@@ -241,7 +374,7 @@ async fn read_catalog(source: &Source) -> Result<Vec<TableShape>> {
 }
 
 /// Tables that cannot be compared, with why.
-type Refused = Vec<(TableName, Error)>;
+pub type Refused = Vec<(TableName, Error)>;
 
 /// Reconciles every selected table; tables that cannot be compared are returned apart with why.
 fn plan_tables(
@@ -288,7 +421,7 @@ fn plan_tables(
 /// Sizes and samples the large tables and cuts every table into ranges, each in a short visit of
 /// the source that samples it. A table that cannot be sampled (its lock does not come within
 /// `--lock-wait`) is read as one range, and said so.
-async fn plan_ranges(
+pub async fn plan_ranges(
     sources: &[Source],
     plans: Vec<TablePlan>,
     jobs: usize,
@@ -405,6 +538,12 @@ impl RunContext {
         }
         *self.queue.lock().expect("queue lock") = left;
         Ok(resumed)
+    }
+
+    /// A shard's run: only these units are read (the others stay unread in the tallies).
+    fn keep_only(&mut self, units: &[(usize, usize)]) {
+        let queue = self.queue.get_mut().expect("queue lock");
+        queue.retain(|u| units.contains(u));
     }
 
     fn next_unit(&self) -> Option<(usize, usize)> {

@@ -9,6 +9,7 @@
 //! in `key::range`.
 
 pub mod key;
+pub mod shards;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -81,7 +82,7 @@ pub fn restore_masks(
 }
 
 /// What a run's table filter (`settings::TableFilter::narrowing`) asks of one table.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Narrowing {
     /// `--exclude-columns`.
     pub excluded: Vec<String>,

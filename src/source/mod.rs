@@ -91,6 +91,29 @@ impl Source {
         })
     }
 
+    /// Connects the coordinator inside a snapshot another process exported and holds
+    /// (`pgsalvage snapshot hold`): every session of this source then reads that snapshot. The
+    /// import fails, naming the source, when the holder has let it go.
+    pub async fn open_on(role: Role, info: ConnInfo, held: SnapshotInfo) -> Result<Source> {
+        let at = || {
+            format!(
+                "importing the held snapshot {} of {role} ({info})",
+                held.snapshot_id
+            )
+        };
+        let coordinator = connect::connect(&info).await.map_err(|e| e.context(at()))?;
+        let begin = visit::begin_on(&held.snapshot_id);
+        coordinator.batch_execute(&begin).await.context(at)?;
+        crate::log!(1, "{role}: imported held snapshot {}", held.snapshot_id);
+        Ok(Source {
+            role,
+            info,
+            snapshot: held,
+            coordinator: Some(coordinator),
+            rate: None,
+        })
+    }
+
     /// Hands the coordinator session, and with it the life of the snapshot, to the caller (a
     /// capture that moves to newer snapshots ends it when it does). [`Source::client`] must not
     /// be called afterwards.

@@ -18,6 +18,7 @@ mod majors;
 mod random;
 mod recover;
 mod scope;
+mod shards;
 mod status;
 mod support;
 mod tapped_copy;

@@ -1,0 +1,330 @@
+//! `plan`, `snapshot hold|release`, `merge`, and verify's `--plan/--shard`: sharded runs from the
+//! command line (see `shard`).
+//!
+//! A shard exits 0 once its directory is written, whatever its ranges found (a scheduler counts
+//! any other status as a failure to retry), and 2 when it could not read its part; the answer,
+//! 0, 1 or 2 as a single run gives it, is the merge's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::args::{parse_duration, OutputArgs};
+use super::{finish, interruptible_runtime, CompareArgs, Shown};
+use crate::error::{Error, Result};
+use crate::settings::VerifySettings;
+use crate::shard::{self, hold};
+use crate::source::conninfo::{resolve, ProcessEnv};
+use crate::source::Role;
+
+/// `pgsalvage plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub compare: CompareArgs,
+
+    /// How many shards (processes, pods, tasks) will read the comparison.
+    #[arg(long, value_name = "N", help_heading = "Shards")]
+    pub shards: usize,
+
+    /// The plan directory: plan.json is written there; `snapshot hold` adds snapshots.json.
+    #[arg(long, value_name = "DIR", help_heading = "Shards")]
+    pub out: PathBuf,
+
+    /// Replace a plan already in --out.
+    #[arg(long, help_heading = "Shards")]
+    pub force: bool,
+
+    /// Print the plan's summary only.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// verify's shard flags.
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    /// Read one shard of the plan in DIR (made by `pgsalvage plan --shards N`), with --shard.
+    /// Give the sources, --key and scope flags the plan was made with.
+    #[arg(long, value_name = "DIR", requires = "shard", help_heading = "Shards")]
+    pub plan: Option<PathBuf>,
+
+    /// Which shard: a number from 0, or `auto` for the index the scheduler gives
+    /// (JOB_COMPLETION_INDEX, CLOUD_RUN_TASK_INDEX or AWS_BATCH_JOB_ARRAY_INDEX).
+    #[arg(
+        long,
+        value_name = "auto|I",
+        requires = "plan",
+        help_heading = "Shards"
+    )]
+    pub shard: Option<String>,
+
+    /// Where the shard writes its directory, shard-NNN (default: the current directory).
+    #[arg(
+        long = "shard-out",
+        value_name = "DIR",
+        requires = "plan",
+        help_heading = "Shards"
+    )]
+    pub shard_out: Option<PathBuf>,
+}
+
+/// `pgsalvage snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub action: SnapshotAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotAction {
+    /// Export each source's snapshot for a plan's shards and keep it until released.
+    ///
+    /// Writes the snapshot ids to snapshots.json in the plan directory and waits (reading
+    /// nothing, locking nothing) until `snapshot release`, SIGINT/SIGTERM or --for has passed.
+    /// Its open transactions hold back VACUUM on every source while it waits. Exit status: 0
+    /// released, 2 a source could not be held or a session was lost.
+    Hold(HoldArgs),
+    /// Tell the holder of a plan's snapshots to let them go, and wait until it has.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// The plan directory.
+    #[arg(long, value_name = "DIR")]
+    pub plan: PathBuf,
+
+    /// Let go after this long at most (VACUUM waits on the sources while the hold lasts).
+    #[arg(long = "for", value_name = "TIME", default_value = "6h", value_parser = parse_duration)]
+    pub limit: Duration,
+
+    /// The plan's base.
+    #[arg(
+        long,
+        env = "PGSALVAGE_BASE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub base: String,
+
+    /// The plan's replica, if it has one.
+    #[arg(
+        long,
+        env = "PGSALVAGE_REPLICA",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub replica: Option<String>,
+
+    /// The plan's target.
+    #[arg(
+        long,
+        env = "PGSALVAGE_TARGET",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The plan directory.
+    #[arg(long, value_name = "DIR")]
+    pub plan: PathBuf,
+
+    /// How long to wait for the holder to let go.
+    #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
+
+/// `pgsalvage merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Every shard directory of one plan (shard-NNN), e.g. shards/shard-*.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub html: super::report::HtmlArgs,
+
+    /// Write one CSV line per differing row (table,key,kind,columns) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub findings: Option<PathBuf>,
+
+    /// List at most this many differing rows in the JSON report (counts stay exact).
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "N",
+        help_heading = "Output"
+    )]
+    pub max_findings: usize,
+
+    /// In the text summary, list only the tables that differ or failed.
+    #[arg(long, help_heading = "Output")]
+    pub only_differences: bool,
+}
+
+pub fn run_plan(args: &PlanArgs) -> Result<i32> {
+    let settings = args.compare.settings()?;
+    let reporter = super::reporter_for(true);
+    let rt = interruptible_runtime()?;
+    let plan = rt.block_on(shard::plan(
+        &settings,
+        args.shards,
+        &args.out,
+        args.force,
+        reporter,
+    ))?;
+    let ranges: usize = plan.tables.iter().map(|t| t.ranges.len()).sum();
+    let rows: u64 = plan.tables.iter().map(|t| t.est_rows).sum();
+    let mut load = vec![0u64; plan.shards];
+    for t in &plan.tables {
+        let per = t.est_rows / t.ranges.len().max(1) as u64;
+        for s in &t.shard_of {
+            load[*s] += per;
+        }
+    }
+    println!(
+        "plan {}: {} tables, {ranges} key ranges, ~{rows} rows in {} shards (~{} to {} rows each) → {}",
+        &plan.plan_hash[..12],
+        plan.tables.len(),
+        plan.shards,
+        load.iter().min().unwrap_or(&0),
+        load.iter().max().unwrap_or(&0),
+        args.out.join(shard::PLAN_FILE).display()
+    );
+    if !args.quiet {
+        for (name, message, _) in &plan.refused {
+            eprintln!("  not compared: {name}: {message}");
+        }
+        println!(
+            "next: pgsalvage snapshot hold --plan {0} (for a live source), then each shard: pgsalvage verify ... --plan {0} --shard auto|I, then pgsalvage merge shard-*",
+            args.out.display()
+        );
+    }
+    Ok(0)
+}
+
+/// verify with `--plan`: one shard.
+pub fn run_verify_shard(
+    mut settings: VerifySettings,
+    shard_args: &ShardArgs,
+    output: &OutputArgs,
+) -> Result<i32> {
+    let plan_dir = shard_args.plan.as_deref().expect("clap requires --plan");
+    let flag = shard_args.shard.as_deref().expect("clap requires --shard");
+    if settings.checkpoint.is_some() || settings.findings_csv.is_some() || settings.json.is_some() {
+        return Err(Error::usage(
+            "a shard writes its directory only: --checkpoint, --findings and --json belong to the merge",
+        )
+        .with_hint("pass them to pgsalvage merge"));
+    }
+    shard::shard_settings(&mut settings, plan_dir, flag)?;
+    let out = shard_args
+        .shard_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let reporter = output.reporter();
+    let outcome =
+        interruptible_runtime()?.block_on(shard::run_shard(&settings, &out, reporter.clone()))?;
+    reporter.finish();
+    let f = &outcome.file;
+    let rows: Vec<String> = f.rows.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let differing: u64 = f.classes.values().sum();
+    println!(
+        "shard {} of {}: {} key ranges read ({} rows; {differing} differing keys) → {}",
+        f.shard,
+        f.shards,
+        f.units,
+        if rows.is_empty() {
+            "no".into()
+        } else {
+            rows.join(", ")
+        },
+        outcome.dir.display()
+    );
+    Ok(0)
+}
+
+pub fn run_snapshot(args: &SnapshotArgs) -> Result<i32> {
+    match &args.action {
+        SnapshotAction::Hold(a) => run_hold(a),
+        SnapshotAction::Release(a) => {
+            let rt = super::runtime()?;
+            match rt.block_on(hold::release(&a.plan, a.wait))? {
+                true => {
+                    println!("released the snapshots held for {}", a.plan.display());
+                    Ok(0)
+                }
+                false => Err(Error::source(format!(
+                    "the holder of {} did not let go within {:?}",
+                    a.plan.display(),
+                    a.wait
+                ))
+                .with_hint("it may have died: its sessions, and the snapshots, end with it")),
+            }
+        }
+    }
+}
+
+fn run_hold(args: &HoldArgs) -> Result<i32> {
+    let mut sources = Vec::new();
+    for (role, text) in [
+        (Role::Base, Some(&args.base)),
+        (Role::Replica, args.replica.as_ref()),
+        (Role::Target, Some(&args.target)),
+    ] {
+        if let Some(text) = text {
+            let info = resolve(text, &ProcessEnv).map_err(|e| e.context(format!("--{role}")))?;
+            sources.push((role, info));
+        }
+    }
+    let rt = interruptible_runtime()?;
+    let ready = |f: &hold::HeldFile| {
+        let ids: Vec<String> = f
+            .sources
+            .iter()
+            .map(|(r, s)| format!("{r} {}", s.snapshot_id))
+            .collect();
+        println!(
+            "holding {} for plan {} until released (pgsalvage snapshot release --plan {}) or {:?} pass",
+            ids.join(", "),
+            &f.plan_hash[..12],
+            args.plan.display(),
+            args.limit
+        );
+    };
+    let ended = rt.block_on(hold::hold(&args.plan, &sources, args.limit, &ready))?;
+    let why = match ended {
+        hold::Ended::Released => "released",
+        hold::Ended::Deadline => "--for passed",
+        hold::Ended::Interrupted => "stopped",
+    };
+    println!("let the snapshots go: {why}");
+    Ok(0)
+}
+
+pub fn run_merge(args: &MergeArgs) -> Result<i32> {
+    args.output.check()?;
+    args.html.check()?;
+    if let Some(path) = &args.findings {
+        crate::report::check_writable(path, "--findings")?;
+    }
+    let mut settings = VerifySettings::new(Vec::new());
+    settings.max_findings = args.max_findings;
+    settings.findings_csv = args.findings.clone();
+    settings.json = args.output.json.clone();
+    let note = |m: &str| eprintln!("note: {m}");
+    let report = super::runtime()?.block_on(shard::merge::merge(&args.dirs, &settings, &note))?;
+    let shown = Shown {
+        quiet: args.output.quiet,
+        only_differences: args.only_differences,
+        html: args.html.html.as_deref(),
+    };
+    finish(&report, &settings, &shown)
+}
