@@ -168,6 +168,58 @@ impl TableFilter {
     }
 }
 
+/// A [`TableFilter`] in a file (a shard plan): its flags as given, read back by the same
+/// parsers, so a merge scopes its fix-ups as the shards scoped their comparison.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterFile {
+    pub tables: Option<Vec<TableName>>,
+    pub schemas: Option<Vec<String>>,
+    pub exclude_tables: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    pub rows: Vec<(TableName, String)>,
+    pub exclude_columns: Vec<(TableName, Vec<String>)>,
+    pub map_columns: Vec<(TableName, Vec<(String, String)>)>,
+}
+
+impl FilterFile {
+    pub fn of(filter: &TableFilter) -> FilterFile {
+        let texts = |p: &[NamePattern]| p.iter().map(|p| p.text.clone()).collect();
+        let pairs = |m: &BTreeMap<TableName, _>| m.clone().into_iter().collect();
+        FilterFile {
+            tables: filter.tables.clone(),
+            schemas: filter.schemas.clone(),
+            exclude_tables: texts(&filter.exclude_tables),
+            exclude_schemas: texts(&filter.exclude_schemas),
+            rows: filter.rows.clone().into_iter().collect(),
+            exclude_columns: pairs(&filter.exclude_columns),
+            map_columns: filter.map_columns.clone().into_iter().collect(),
+        }
+    }
+
+    /// The filter again; an error names a pattern that no longer parses.
+    pub fn filter(&self) -> crate::error::Result<TableFilter> {
+        let bad = |e: String| crate::error::Error::usage(format!("the shard plan's filter: {e}"));
+        Ok(TableFilter {
+            tables: self.tables.clone(),
+            schemas: self.schemas.clone(),
+            exclude_tables: self
+                .exclude_tables
+                .iter()
+                .map(|t| NamePattern::table(t).map_err(bad))
+                .collect::<crate::error::Result<_>>()?,
+            exclude_schemas: self
+                .exclude_schemas
+                .iter()
+                .map(|t| NamePattern::schema(t).map_err(bad))
+                .collect::<crate::error::Result<_>>()?,
+            rows: self.rows.iter().cloned().collect(),
+            exclude_columns: self.exclude_columns.iter().cloned().collect(),
+            map_columns: self.map_columns.iter().cloned().collect(),
+            all_tables: false,
+        })
+    }
+}
+
 /// What a run left out or narrowed, as the JSON report and plan.json record it (every field
 /// empty for a run over whole tables, and then omitted).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,10 +435,12 @@ pub struct BaselineSettings {
     pub max_snapshot_age: Option<Duration>,
 }
 
-/// What a recover run restores.
-#[derive(Clone, Debug, Default)]
+/// What a recover run restores. Its file form is what a recover shard records, so the merge
+/// writes the recovery the shards were asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestoreSpec {
     /// `--columns`: on divergent rows of these tables, restore only these columns.
+    #[serde(with = "by_table")]
     pub columns: HashMap<TableName, Vec<String>>,
     /// Keep extra rows (listed, not deleted): recover's default with two sources, unless
     /// `--delete-extra`.
@@ -395,17 +449,43 @@ pub struct RestoreSpec {
     pub delete_new_on_target: bool,
     /// `--changed-after`: per table, a predicate on the target's rows marking legitimate writes
     /// after the replica; those rows are kept, never overwritten.
+    #[serde(with = "by_table")]
     pub changed_after: HashMap<TableName, String>,
     /// `--on-conflict`: what to do with three-way conflicts.
     pub on_conflict: crate::classify::ConflictPolicy,
     /// Directory receiving `keys/<table index>.jsonl`, one record per differing key.
+    #[serde(skip)]
     pub keys_dir: PathBuf,
     /// `--orphans`: rows referencing parents no source has.
     pub orphans: OrphanPolicy,
 }
 
+/// Maps keyed by table, in files: JSON keys are strings, so as (table, value) pairs in name order.
+mod by_table {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::shape::TableName;
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &HashMap<TableName, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&TableName, &V)> = map.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<HashMap<TableName, V>, D::Error> {
+        Ok(Vec::<(TableName, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 /// What recover does with orphans nothing restores (rows whose parent no source has).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrphanPolicy {
     /// Listed, with both choices written commented out.
     #[default]

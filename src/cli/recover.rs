@@ -31,9 +31,18 @@ pub struct RecoverArgs {
     #[command(flatten)]
     pub compare: CompareArgs,
 
-    /// The directory to write the recovery into; it must not exist (see --force).
-    #[arg(long, value_name = "DIR", help_heading = "Restore")]
-    pub out: PathBuf,
+    /// The directory to write the recovery into; it must not exist (see --force). A shard
+    /// (--plan) writes no recovery: its merge does.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "plan",
+        help_heading = "Restore"
+    )]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub sharded: super::shard::ShardArgs,
 
     /// Output formats: sql (always written: apply reads it) and parquet
     /// (parquet/SCHEMA.TABLE.parquet with the rows to restore).
@@ -140,7 +149,7 @@ impl RecoverArgs {
         });
         Ok(RecoverSettings {
             verify,
-            out: self.out.clone(),
+            out: self.out.clone().unwrap_or_default(),
             parquet: self.format.contains(&Format::Parquet),
             force: self.force,
         })
@@ -184,23 +193,42 @@ pub enum NewOnTarget {
 
 pub fn run(args: &RecoverArgs) -> Result<i32> {
     let settings = args.settings()?;
+    if args.sharded.plan.is_some() {
+        return super::shard::run_verify_shard(settings.verify, &args.sharded, &args.output);
+    }
     let reporter = args.output.reporter();
     let outcome = super::interruptible_runtime()?.block_on(recover(&settings, reporter.clone()))?;
     reporter.finish();
     let shown = super::Shown {
         quiet: args.output.quiet,
         only_differences: args.compare.only_differences,
-        html: None,
+        html: args.html.html.as_deref(),
     };
-    if let Some(path) = &settings.verify.json {
+    show_recovery(&outcome, &settings.verify, &shown, &settings.out)
+}
+
+/// Prints and writes a written recovery's report (recover's, or a merge of recover shards');
+/// returns its exit status.
+pub fn show_recovery(
+    outcome: &crate::recover::RecoverOutcome,
+    settings: &crate::settings::VerifySettings,
+    shown: &super::Shown,
+    out: &std::path::Path,
+) -> Result<i32> {
+    if let Some(path) = &settings.json {
         let json = RecoverJson {
             report: &outcome.report,
             fixups: &outcome.plan.fixups,
         };
         crate::report::write_report_file(path, &json)?;
     }
-    let code = show(&outcome.report, &settings.verify, &shown)?;
-    if let Some(path) = &args.html.html {
+    let page = shown.html;
+    let shown = super::Shown {
+        html: None,
+        ..*shown
+    };
+    let code = show(&outcome.report, settings, &shown)?;
+    if let Some(path) = page {
         let plan = &outcome.plan;
         let fixups: Vec<String> = plan
             .summary
@@ -210,8 +238,8 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
             .collect();
         super::report::write_recover_html(&outcome.report, &fixups, path)?;
     }
-    let text = plan_text(&outcome.plan, &settings.out);
-    super::args::print_text(&text, false, settings.verify.json.as_deref());
+    let text = plan_text(&outcome.plan, out);
+    super::args::print_text(&text, false, settings.json.as_deref());
     // Fix-ups alone (schema drift, unvalidated constraints) are a recovery written, too.
     Ok(code.max(i32::from(outcome.plan.fixups.active() > 0)))
 }

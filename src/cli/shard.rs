@@ -167,6 +167,57 @@ pub struct MergeArgs {
     /// In the text summary, list only the tables that differ or failed.
     #[arg(long, help_heading = "Output")]
     pub only_differences: bool,
+
+    /// Recover shards: write the recovery (restore.sql, undo.sql, keys/, plan.json) into DIR.
+    /// The differing rows are read on the snapshots the shards read, which a `snapshot hold`
+    /// must still keep.
+    #[arg(long, value_name = "DIR", help_heading = "Recovery")]
+    pub out: Option<PathBuf>,
+
+    /// Replace --out if it exists.
+    #[arg(long, requires = "out", help_heading = "Recovery")]
+    pub force: bool,
+
+    /// Recovery formats: sql (always) and parquet.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sql",
+        requires = "out",
+        help_heading = "Recovery"
+    )]
+    pub format: Vec<super::recover::Format>,
+
+    /// The plan's base (default: the plan's connection, password from PGPASSWORD or ~/.pgpass).
+    #[arg(
+        long,
+        env = "PGSALVAGE_BASE",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Recovery"
+    )]
+    pub base: Option<String>,
+
+    /// The plan's replica (default: the plan's).
+    #[arg(
+        long,
+        env = "PGSALVAGE_REPLICA",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Recovery"
+    )]
+    pub replica: Option<String>,
+
+    /// The plan's target (default: the plan's).
+    #[arg(
+        long,
+        env = "PGSALVAGE_TARGET",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Recovery"
+    )]
+    pub target: Option<String>,
 }
 
 pub fn run_plan(args: &PlanArgs) -> Result<i32> {
@@ -320,11 +371,47 @@ pub fn run_merge(args: &MergeArgs) -> Result<i32> {
     settings.findings_csv = args.findings.clone();
     settings.json = args.output.json.clone();
     let note = |m: &str| eprintln!("note: {m}");
-    let report = super::runtime()?.block_on(shard::merge::merge(&args.dirs, &settings, &note))?;
     let shown = Shown {
         quiet: args.output.quiet,
         only_differences: args.only_differences,
         html: args.html.html.as_deref(),
     };
-    finish(&report, &settings, &shown)
+    let rt = super::runtime()?;
+    let Some(out) = &args.out else {
+        let report = rt.block_on(shard::merge::merge(&args.dirs, &settings, &note))?;
+        return finish(&report, &settings, &shown);
+    };
+    let merged = shard::merge::gather(&args.dirs, &note)?;
+    let sources = merge_sources(args, &merged.plan)?;
+    let target = shard::merge::RecoveryOut {
+        dir: out,
+        force: args.force,
+        parquet: args.format.contains(&super::recover::Format::Parquet),
+    };
+    let reporter = args.output.reporter();
+    let outcome = rt.block_on(shard::merge::merge_recovery(
+        merged, sources, target, &settings, &*reporter,
+    ))?;
+    reporter.finish();
+    super::recover::show_recovery(&outcome, &settings, &shown, out)
+}
+
+/// The sources a merge of recover shards reads rows from: as given, else the plan's.
+fn merge_sources(
+    args: &MergeArgs,
+    plan: &crate::plan::shards::ShardPlan,
+) -> Result<Vec<(Role, crate::source::ConnInfo)>> {
+    let given = |role: Role| match role {
+        Role::Base => args.base.clone(),
+        Role::Replica => args.replica.clone(),
+        Role::Target => args.target.clone(),
+    };
+    plan.sources
+        .iter()
+        .map(|(role, conn)| {
+            let text = given(*role).unwrap_or_else(|| format!("postgresql://{conn}"));
+            let info = resolve(&text, &ProcessEnv).map_err(|e| e.context(format!("--{role}")))?;
+            Ok((*role, info))
+        })
+        .collect()
 }

@@ -41,6 +41,8 @@ pub struct ShardPlan {
     pub compare_hash: String,
     /// The run's scope as reports record it (`settings::Scope`).
     pub scope: serde_json::Value,
+    /// The scope flags in a form that parses back (`settings::FilterFile`).
+    pub filter_flags: serde_json::Value,
     pub tables: Vec<PlannedTable>,
     /// Tables that cannot be compared: (name, message, hint).
     pub refused: Vec<(String, String, Option<String>)>,
@@ -287,6 +289,14 @@ impl ShardPlan {
                 }
                 Ok((table, e))
             })
+            .collect()
+    }
+
+    /// `--key` as given, per table.
+    pub fn keys(&self) -> std::collections::HashMap<TableName, Vec<String>> {
+        self.tables
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.key.clone()?)))
             .collect()
     }
 

@@ -61,7 +61,20 @@ pub async fn recover(
     let keys = staging.path().join("keys");
     verify.restore.get_or_insert_with(Default::default).keys_dir = keys.clone();
     let run = pipeline::run(&verify, reporter).await?;
-    refuse_unsafe(&run.report, &verify)?;
+    write_recovery(&verify, settings.parquet, staging, run).await
+}
+
+/// Writes the recovery of a finished comparison into `staging` and publishes it: the comparison
+/// left its per-key records in `staging/keys` (a single run's collector, or a merge of shards
+/// joining theirs), and its sources are still on the comparison's snapshots.
+pub async fn write_recovery(
+    verify: &VerifySettings,
+    parquet: bool,
+    staging: StagedDir,
+    run: pipeline::Run,
+) -> Result<RecoverOutcome> {
+    let keys = staging.path().join("keys");
+    refuse_unsafe(&run.report, verify)?;
     let tables = plan::restores(&run.tables, &keys)?;
     let mut plan = RecoverPlan::new(&run.report, &run.tables, tables);
     // The rows are read back in one snapshot transaction per source, opened only now: the
@@ -98,7 +111,7 @@ pub async fn recover(
         sides: &sides,
     };
     out.scripts().await?;
-    if settings.parquet {
+    if parquet {
         out.parquet().await?;
     }
     plan.target = TargetBinding::of(sides.target).await?;

@@ -21,10 +21,17 @@ use crate::error::{Error, Result};
 use crate::pipeline::checkpoint::Checkpoint;
 use crate::pipeline::findings;
 use crate::plan::shards::ShardPlan;
+use crate::plan::TableRun;
+use crate::progress::Reporter;
+use crate::recover::RecoverOutcome;
+use crate::recovery::keys::key_file;
 use crate::report::{self, VerifyReport};
 use crate::role::Role;
 use crate::settings::VerifySettings;
+use crate::settings::{FilterFile, RestoreSpec};
 use crate::source::SnapshotInfo;
+use crate::source::{ConnInfo, Source};
+use crate::staging::StagedDir;
 
 /// One shard directory, read.
 struct Shard {
@@ -40,7 +47,26 @@ pub async fn merge(
     settings: &VerifySettings,
     note: &dyn Fn(&str),
 ) -> Result<VerifyReport> {
-    let started = Instant::now();
+    let merged = gather(dirs, note)?;
+    if merged.restore().is_some() {
+        return Err(Error::usage(
+            "these are recover shards: their merge writes a recovery, so it needs --out DIR",
+        )
+        .with_hint("pgsalvage merge shard-* --out recovery/ (the sources are the plan's, or --base/--target)"));
+    }
+    let (report, _) = merged.report(settings).await?;
+    Ok(report)
+}
+
+/// Every shard of one plan, read and checked.
+pub struct Merged {
+    pub plan: ShardPlan,
+    shards: Vec<Shard>,
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// Reads and checks the shard directories: every shard of one plan, once.
+pub fn gather(dirs: &[PathBuf], note: &dyn Fn(&str)) -> Result<Merged> {
     if dirs.is_empty() {
         return Err(Error::usage("merge: no shard directories given")
             .with_hint("pgsalvage merge shards/shard-*"));
@@ -51,62 +77,235 @@ pub async fn merge(
         .collect::<Result<Vec<_>>>()?;
     let plan = read_plan(&shards[0].dir)?;
     let shards = every_shard_once(&plan, shards)?;
+    let first = &shards[0].file.restore;
+    if let Some(other) = shards.iter().find(|s| &s.file.restore != first) {
+        return Err(Error::usage(format!(
+            "{} and {} were run with different recover options (or one by verify)",
+            shards[0].dir.display(),
+            other.dir.display()
+        ))
+        .with_hint("run every shard of a plan with the same command"));
+    }
     let snapshots = one_instant(&plan, &shards, note)?;
-    let runs = plan.runs()?;
-    let roles = plan.roles();
-    let (tx, rx) = mpsc::channel(64);
-    let layout = report::listing::Layout::of(&runs);
-    let collector = findings::spawn(rx, layout, settings.clone());
-    let mut tallies: Vec<TableTally> = runs
-        .iter()
-        .map(|t| {
-            TableTally::new(
-                t.plan.columns.len(),
-                roles.len(),
-                t.tree_bits,
-                t.ranges.len(),
-            )
-        })
-        .collect();
-    for shard in &shards {
-        let ranges = Checkpoint::open(
-            &shard.dir.join(super::RANGES_DIR),
-            plan.compare_hash.clone(),
-        )?;
-        for (t, r) in plan.units_of(shard.file.shard) {
-            let run = &runs[t];
-            let saved =
-                crate::pool::off_runtime(|| ranges.load(t, r, &run.plan))?.ok_or_else(|| {
-                    Error::usage(format!(
-                        "{} lacks range {r} of {}: it is not a whole shard directory",
-                        shard.dir.display(),
-                        run.plan.name
-                    ))
-                    .with_hint("run that shard again, then merge")
-                })?;
-            tallies[t].start();
-            tallies[t].add_range_at(r, saved.tally);
-            if !saved.findings.is_empty() {
-                let _ = tx.send(saved.findings).await;
+    Ok(Merged {
+        plan,
+        shards,
+        snapshots,
+    })
+}
+
+impl Merged {
+    /// The recover options the shards ran with; `None` for verify shards.
+    pub fn restore(&self) -> Option<&RestoreSpec> {
+        self.shards[0].file.restore.as_ref()
+    }
+
+    /// Whether every shard read snapshots a `snapshot hold` kept.
+    pub fn held(&self) -> bool {
+        self.shards.iter().all(|s| s.file.held)
+    }
+
+    /// The report of the whole comparison, and its tables.
+    pub async fn report(&self, settings: &VerifySettings) -> Result<(VerifyReport, Vec<TableRun>)> {
+        let started = Instant::now();
+        let plan = &self.plan;
+        let runs = plan.runs()?;
+        let roles = plan.roles();
+        let (tx, rx) = mpsc::channel(64);
+        let layout = report::listing::Layout::of(&runs);
+        let mut listing = settings.clone();
+        listing.restore = None;
+        let collector = findings::spawn(rx, layout, listing);
+        let mut tallies: Vec<TableTally> = runs
+            .iter()
+            .map(|t| {
+                TableTally::new(
+                    t.plan.columns.len(),
+                    roles.len(),
+                    t.tree_bits,
+                    t.ranges.len(),
+                )
+            })
+            .collect();
+        for shard in &self.shards {
+            let ranges = Checkpoint::open(
+                &shard.dir.join(super::RANGES_DIR),
+                plan.compare_hash.clone(),
+            )?;
+            for (t, r) in plan.units_of(shard.file.shard) {
+                let run = &runs[t];
+                let saved = crate::pool::off_runtime(|| ranges.load(t, r, &run.plan))?.ok_or_else(
+                    || {
+                        Error::usage(format!(
+                            "{} lacks range {r} of {}: it is not a whole shard directory",
+                            shard.dir.display(),
+                            run.plan.name
+                        ))
+                        .with_hint("run that shard again, then merge")
+                    },
+                )?;
+                tallies[t].start();
+                tallies[t].add_range_at(r, saved.tally);
+                if !saved.findings.is_empty() {
+                    let _ = tx.send(saved.findings).await;
+                }
             }
         }
+        drop(tx);
+        let listed = collector
+            .await
+            .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
+        let parts = report::Parts {
+            roles: &roles,
+            snapshots: self.snapshots.clone(),
+            tables: &runs,
+            tallies,
+            refused: plan.refused_tables()?,
+            listed,
+            started,
+        };
+        let mut report = report::build(parts);
+        report.scope = serde_json::from_value(plan.scope.clone()).unwrap_or_default();
+        Ok((report, runs))
     }
-    drop(tx);
-    let listed = collector
-        .await
-        .map_err(|e| Error::internal(format!("findings collector: {e}")))??;
-    let parts = report::Parts {
-        roles: &roles,
-        snapshots,
-        tables: &runs,
-        tallies,
-        refused: plan.refused_tables()?,
-        listed,
-        started,
+
+    /// Joins the shards' key records into `keys`, table by table in key order: each shard's
+    /// file is in key order and the shards' ranges do not overlap, so a merge of the files by
+    /// order key is the file a single run writes.
+    pub fn join_keys(&self, keys: &Path) -> Result<()> {
+        std::fs::create_dir_all(keys).map_err(|e| Error::io(keys.display(), e))?;
+        for t in 0..self.plan.tables.len() {
+            let parts: Vec<PathBuf> = self
+                .shards
+                .iter()
+                .map(|s| key_file(&s.dir.join(super::KEYS_DIR), t))
+                .filter(|p| p.exists())
+                .collect();
+            if !parts.is_empty() {
+                merge_key_files(&parts, &key_file(keys, t))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a merge of recover shards writes its recovery.
+pub struct RecoveryOut<'a> {
+    pub dir: &'a Path,
+    pub force: bool,
+    pub parquet: bool,
+}
+
+/// Merges recover shards and writes the recovery a single recover run would: the shards' key
+/// records joined in key order, then the rows of those keys read, and the fix-ups checked, on
+/// the snapshots the shards read (a `snapshot hold` must still keep them), from `sources` (the
+/// plan's). `outputs` carries the report's outputs.
+pub async fn merge_recovery(
+    merged: Merged,
+    sources: Vec<(Role, ConnInfo)>,
+    out: RecoveryOut<'_>,
+    outputs: &VerifySettings,
+    reporter: &dyn Reporter,
+) -> Result<RecoverOutcome> {
+    let Some(spec) = merged.restore().cloned() else {
+        return Err(Error::usage(
+            "these are verify shards: --out is for the merge of recover shards",
+        )
+        .with_hint("drop --out, or run the shards with pgsalvage recover --plan DIR --shard I"));
     };
-    let mut report = report::build(parts);
-    report.scope = serde_json::from_value(plan.scope.clone()).unwrap_or_default();
-    Ok(report)
+    if !merged.held() {
+        return Err(Error::usage(
+            "recover shards must read held snapshots: the merge reads the differing rows from the same instant",
+        )
+        .with_hint("pgsalvage snapshot hold --plan DIR, run every shard again, then merge before releasing it"));
+    }
+    let given: Vec<(Role, String)> = sources.iter().map(|(r, i)| (*r, i.to_string())).collect();
+    if given != merged.plan.sources {
+        return Err(Error::usage(format!(
+            "the merge was given other sources than the plan's ({})",
+            merged
+                .plan
+                .sources
+                .iter()
+                .map(|(r, c)| format!("{r} {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint(
+            "give merge the plan's --base, --replica and --target, or none to use the plan's",
+        ));
+    }
+    let staging = StagedDir::create(out.dir, "recover", out.force)?;
+    let keys = staging.path().join("keys");
+    let mut verify = outputs.clone();
+    verify.sources = sources.clone();
+    verify.filter = serde_json::from_value::<FilterFile>(merged.plan.filter_flags.clone())
+        .map_err(|e| Error::usage(format!("the shard plan's filter: {e}")))?
+        .filter()?;
+    verify.keys = merged.plan.keys();
+    verify.restore = Some(RestoreSpec {
+        keys_dir: keys.clone(),
+        ..spec.clone()
+    });
+    merged.join_keys(&keys)?;
+    let (report, mut runs) = merged.report(outputs).await?;
+    crate::plan::restore_masks(&mut runs, &spec.columns, &spec.changed_after)?;
+    reporter.message("reading the differing rows on the held snapshots");
+    let opening = sources
+        .into_iter()
+        .zip(merged.snapshots.clone())
+        .map(|((role, info), snapshot)| Source::open_on(role, info, snapshot));
+    let sources = futures_util::future::try_join_all(opening).await?;
+    let run = crate::pipeline::Run {
+        report,
+        sources,
+        tables: runs,
+    };
+    crate::recover::write_recovery(&verify, out.parquet, staging, run).await
+}
+
+/// Merges key files, each in order-key order, into `out` in that order.
+fn merge_key_files(parts: &[PathBuf], out: &Path) -> Result<()> {
+    use std::cmp::Reverse;
+    use std::io::{BufRead, Write};
+    #[derive(serde::Deserialize)]
+    struct OrderKey {
+        okey: String,
+    }
+    let mut readers = Vec::with_capacity(parts.len());
+    for p in parts {
+        let f = std::fs::File::open(p).map_err(|e| Error::io(p.display(), e))?;
+        readers.push(std::io::BufReader::new(f).lines());
+    }
+    let next = |i: usize,
+                r: &mut std::io::Lines<std::io::BufReader<std::fs::File>>|
+     -> Result<Option<(String, usize, String)>> {
+        let Some(line) = r.next() else {
+            return Ok(None);
+        };
+        let line = line.map_err(|e| Error::io(parts[i].display(), e))?;
+        let k: OrderKey = serde_json::from_str(&line).map_err(|e| {
+            Error::usage(format!("{}: corrupt key record: {e}", parts[i].display()))
+        })?;
+        Ok(Some((k.okey, i, line)))
+    };
+    let mut heap = std::collections::BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some(head) = next(i, r)? {
+            heap.push(Reverse(head));
+        }
+    }
+    let file = std::fs::File::create(out).map_err(|e| Error::io(out.display(), e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    while let Some(Reverse((_, i, line))) = heap.pop() {
+        w.write_all(line.as_bytes())
+            .and_then(|_| w.write_all(b"\n"))
+            .map_err(|e| Error::io(out.display(), e))?;
+        if let Some(head) = next(i, &mut readers[i])? {
+            heap.push(Reverse(head));
+        }
+    }
+    w.flush().map_err(|e| Error::io(out.display(), e))
 }
 
 fn read_shard(dir: &Path) -> Result<Shard> {

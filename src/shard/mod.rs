@@ -27,7 +27,7 @@ use crate::pipeline::{self, checkpoint::range_file, Planned};
 use crate::plan::shards::{PlannedTable, ShardPlan, FORMAT};
 use crate::progress::Reporter;
 use crate::role::Role;
-use crate::settings::{ShardRun, VerifySettings};
+use crate::settings::{FilterFile, RestoreSpec, ShardRun, VerifySettings};
 use crate::source::visit::Patience;
 use crate::source::SnapshotInfo;
 use crate::staging::StagedDir;
@@ -38,6 +38,8 @@ pub const PLAN_FILE: &str = "plan.json";
 pub const SHARD_FILE: &str = "shard.json";
 /// The ranges a shard read, in a checkpoint's layout.
 const RANGES_DIR: &str = "checkpoint";
+/// A recover shard's key records (`recovery::keys`), for the merge to join.
+const KEYS_DIR: &str = "keys";
 pub const SHARD_FORMAT: &str = "pgsalvage.shard/1";
 
 /// `shard.json`: which shard of which plan a directory holds, read from which snapshots.
@@ -56,6 +58,9 @@ pub struct ShardFile {
     pub rows: BTreeMap<Role, u64>,
     /// Keys its ranges found differing, by class name.
     pub classes: BTreeMap<String, u64>,
+    /// A recover shard: the options it captured its key records with.
+    #[serde(default)]
+    pub restore: Option<RestoreSpec>,
 }
 
 /// Plans a comparison for `shards` shards; writes `out/plan.json` (replacing an older plan only
@@ -122,6 +127,8 @@ pub async fn plan(
         filter: settings.filter.describe(),
         compare_hash,
         scope: serde_json::to_value(settings.filter.scope()).expect("a scope serializes"),
+        filter_flags: serde_json::to_value(FilterFile::of(&settings.filter))
+            .expect("a filter serializes"),
         tables,
         refused: refused
             .iter()
@@ -189,6 +196,9 @@ pub async fn run_shard(
     let ranges = staging.path().join(RANGES_DIR);
     let mut settings = settings.clone();
     settings.checkpoint = Some(ranges.clone());
+    if let Some(restore) = settings.restore.as_mut() {
+        restore.keys_dir = staging.path().join(KEYS_DIR);
+    }
     let run = pipeline::run(&settings, reporter).await?;
     let units = shard.plan.units_of(shard.index);
     let missing: Vec<String> = units
@@ -239,6 +249,7 @@ pub async fn run_shard(
             .iter()
             .map(|(c, n)| (c.to_string(), *n))
             .collect(),
+        restore: settings.restore.clone(),
     };
     crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
     crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;

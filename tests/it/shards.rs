@@ -462,3 +462,117 @@ fn shards_read_the_held_snapshot_not_later_writes() {
         text(&late.stderr)
     );
 }
+
+/// The files of a recovery that say what it does, with the lines that name when and from which
+/// snapshot it was made (header comments) left out.
+fn recovery_body(dir: &Path) -> Vec<(String, String)> {
+    let mut files = vec!["restore.sql".to_string(), "undo.sql".to_string()];
+    let mut keys: Vec<String> = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .map(|e| format!("keys/{}", e.unwrap().file_name().to_str().unwrap()))
+        .collect();
+    keys.sort();
+    files.extend(keys);
+    files
+        .into_iter()
+        .map(|f| {
+            let body = std::fs::read_to_string(dir.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let kept: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
+            (f, kept.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_exactly() {
+    let (base, target) = pair("shards_recover", SCHEMA);
+    psql(&target, DAMAGE);
+    psql(&target, "CREATE TABLE gone (id int PRIMARY KEY);");
+    let work = tempfile::tempdir().unwrap();
+    let single_dir = work.path().join("single");
+    let single = crate::support::recover_bin(
+        &base,
+        &target,
+        single_dir.to_str().unwrap(),
+        &["--delete-extra"],
+    );
+    assert_eq!(single.status.code(), Some(1), "{}", text(&single.stderr));
+    let plan_dir = work.path().join("plan");
+    assert_eq!(plan(&base, &target, 3, &plan_dir).status.code(), Some(0));
+    let holder = start_hold(&base, &target, &plan_dir);
+    let (b, t) = urls(&base, &target);
+    let out = work.path().join("shards");
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
+                .args([
+                    "recover",
+                    "--base",
+                    &b,
+                    "--target",
+                    &t,
+                    "--delete-extra",
+                    "-q",
+                ])
+                .args([
+                    "--plan",
+                    plan_dir.to_str().unwrap(),
+                    "--shard",
+                    &i.to_string(),
+                ])
+                .args(["--shard-out", out.to_str().unwrap()])
+                .env_remove("PGSALVAGE_BASE")
+                .env_remove("PGSALVAGE_TARGET")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let done = c.wait_with_output().unwrap();
+        assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    }
+    let dirs = shard_dirs(&out);
+    // Their merge without --out is refused: recover shards make a recovery.
+    let no_out = merge(&dirs, &work.path().join("x.json"));
+    assert_eq!(no_out.status.code(), Some(2));
+    assert!(
+        text(&no_out.stderr).contains("--out"),
+        "{}",
+        text(&no_out.stderr)
+    );
+    let merged_dir = work.path().join("merged");
+    let mut args = vec![
+        "merge".to_string(),
+        "-q".into(),
+        "--out".into(),
+        merged_dir.to_str().unwrap().into(),
+    ];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let merged = pgsalvage(&args);
+    assert_eq!(merged.status.code(), Some(1), "{}", text(&merged.stderr));
+    let body = recovery_body(&single_dir);
+    assert!(body.iter().filter(|(f, _)| f.starts_with("keys/")).count() >= 4, "{body:?}");
+    assert!(body[0].1.lines().count() > 200, "restore.sql restores rows");
+    assert_eq!(recovery_body(&merged_dir), body);
+    let single_plan = json(&single_dir.join("plan.json"));
+    let merged_plan = json(&merged_dir.join("plan.json"));
+    assert_eq!(merged_plan["totals"], single_plan["totals"]);
+    assert_eq!(merged_plan["tables"], single_plan["tables"]);
+    let released = pgsalvage(&["snapshot", "release", "--plan", plan_dir.to_str().unwrap()]);
+    assert_eq!(released.status.code(), Some(0));
+    holder.wait_with_output().unwrap();
+    // The merged recovery, applied, leaves nothing to restore.
+    let applied = pgsalvage(&["apply", merged_dir.to_str().unwrap(), "--target", &t, "-q"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    let after = pgsalvage(&["verify", "--base", &b, "--target", &t, "-q"]);
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
+}
