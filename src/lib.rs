@@ -10,6 +10,7 @@
 //!               catalog)   key)                    batches) blake3)        roots)    key)        new, …)
 //!
 //!  conductors:  pipeline (verify) ─► baseline (take, compare)      recover ─► recovery dir ─► apply
+//!               shard (plan → hold → shards → merge)
 //!               verify (live sources or baselines)                  check, incident (status)
 //! ```
 //!
@@ -40,6 +41,9 @@
 //! - [`check`]: integrity rules on the target (NOT VALID constraints, orphans, sequences, drift).
 //! - [`recover`]: a comparison → a recovery directory ([`recovery`]: plan.json, keys, scripts),
 //!   with fix-ups for check's findings; [`apply`]: that directory, guarded, onto the target.
+//! - [`shard`]: one comparison over many processes: `plan --shards N` (the plan file is
+//!   [`plan::shards`]), `snapshot hold`, the shards (a verify or recover on the plan's ranges),
+//!   and `merge` into the report and recovery one run would give.
 //! - [`incident`]: `status`, the read-only incident view (migration tables, locks, replication).
 //! - [`cli`]: clap flags → settings, progress bars, exit codes; [`cluster`]: throwaway local
 //!   clusters for the demo and the tests.
