@@ -34,18 +34,21 @@ ensure_system_packages() {
   fi
 }
 
-# pyarrow and DuckDB, the independent Parquet readers of the tests. Never `pip install` into the
-# system's python (Debian marks it externally managed and refuses): the system python is used
-# when it already has both, otherwise a virtualenv kept outside the repository
-# ($PGSALVAGE_VENV, default ~/.cache/pgsalvage/venv). Sets PGSALVAGE_PYTHON to the interpreter.
+# pyarrow and DuckDB, the independent Parquet readers of the tests, and kubernetes-validate, which
+# checks deploy/kubernetes/*.yaml against the Kubernetes schemas (its PyYAML also reads them for
+# the test that runs the Indexed Job as local processes). Never `pip install` into the system's
+# python (Debian marks it externally managed and refuses): the system python is used when it
+# already has all three, otherwise a virtualenv kept outside the repository ($PGSALVAGE_VENV,
+# default ~/.cache/pgsalvage/venv). Exports PGSALVAGE_PYTHON, the interpreter, for cargo test.
 ensure_python_readers() {
   local venv="${PGSALVAGE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pgsalvage/venv}"
-  if python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
-    PGSALVAGE_PYTHON=python3
+  local modules='import pyarrow, duckdb, kubernetes_validate'
+  if python3 -c "$modules" >/dev/null 2>&1; then
+    export PGSALVAGE_PYTHON=python3
     return
   fi
-  if "$venv/bin/python" -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
-    PGSALVAGE_PYTHON="$venv/bin/python"
+  if "$venv/bin/python" -c "$modules" >/dev/null 2>&1; then
+    export PGSALVAGE_PYTHON="$venv/bin/python"
     return
   fi
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -55,8 +58,8 @@ ensure_python_readers() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
   fi
-  echo "installing pyarrow and duckdb into $venv (independent Parquet readers for the tests)" >&2
+  echo "installing pyarrow, duckdb and kubernetes-validate into $venv (independent Parquet readers and the manifest check for the tests)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow duckdb
-  PGSALVAGE_PYTHON="$venv/bin/python"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow duckdb kubernetes-validate==1.37.0
+  export PGSALVAGE_PYTHON="$venv/bin/python"
 }

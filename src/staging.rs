@@ -49,7 +49,11 @@ impl StagedDir {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
         remove_stale(parent);
         let dir = tempfile::Builder::new()
-            .prefix(&format!(".pgsalvage-{kind}-{}-", std::process::id()))
+            .prefix(&format!(
+                ".pgsalvage-{kind}-{}-h{}-",
+                std::process::id(),
+                host_tag()
+            ))
             .tempdir_in(parent)
             .map_err(|e| Error::io(format!("creating a directory in {}", parent.display()), e))?;
         LIVE.lock()
@@ -128,29 +132,47 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir.display(), e))
 }
 
-/// Removes `.pgsalvage-<kind>-<pid>-*` directories in `parent` whose process is gone.
+/// Removes `.pgsalvage-<kind>-<pid>-h<host>-*` directories in `parent` whose process on this
+/// host is gone. Directories of other hosts are left alone: on a volume shared by many machines
+/// (the shards of a sharded run), a pid says nothing about another machine's processes.
 /// Best effort: a directory that cannot be removed is left for the next run.
 fn remove_stale(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
+    let here = host_tag();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(stale_pid) else {
+        let Some((pid, host)) = name.to_str().and_then(stale_owner) else {
             continue;
         };
+        if host.is_some_and(|h| h != here) {
+            continue;
+        }
         if !process_alive(pid) && entry.path().is_dir() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
 
-/// The pid in a staging directory's name (`.pgsalvage-recover-1234-AbCd12`).
-fn stale_pid(name: &str) -> Option<u32> {
+/// The pid and host tag in a staging directory's name (`.pgsalvage-recover-1234-h0a1b2c3d-AbCd12`;
+/// names without a host tag, from older versions, are this host's).
+fn stale_owner(name: &str) -> Option<(u32, Option<&str>)> {
     let rest = name.strip_prefix(".pgsalvage-")?;
     let mut parts = rest.splitn(3, '-');
-    let (_kind, pid, _random) = (parts.next()?, parts.next()?, parts.next()?);
-    pid.parse().ok()
+    let (_kind, pid, random) = (parts.next()?, parts.next()?, parts.next()?);
+    let host = random
+        .strip_prefix('h')
+        .and_then(|r| r.split_once('-'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()));
+    Some((pid.parse().ok()?, host))
+}
+
+/// Eight hex digits naming this machine (its host name, hashed), for staging names.
+fn host_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    blake3::hash(host.trim().as_bytes()).to_hex()[..8].to_string()
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -167,12 +189,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_pid_of_a_staging_name_and_nothing_else() {
-        assert_eq!(stale_pid(".pgsalvage-recover-1234-Ab12Cd"), Some(1234));
-        assert_eq!(stale_pid(".pgsalvage-baseline-77-x"), Some(77));
-        assert_eq!(stale_pid(".pgsalvage-recover-abc-x"), None);
-        assert_eq!(stale_pid(".pgsalvage-tmpXYZ"), None);
-        assert_eq!(stale_pid("recovery"), None);
+    fn reads_the_pid_and_host_of_a_staging_name_and_nothing_else() {
+        assert_eq!(
+            stale_owner(".pgsalvage-recover-1234-Ab12Cd"),
+            Some((1234, None))
+        );
+        assert_eq!(
+            stale_owner(".pgsalvage-shard-1-h0a1b2c3d-Ab12Cd"),
+            Some((1, Some("0a1b2c3d")))
+        );
+        assert_eq!(stale_owner(".pgsalvage-baseline-77-x"), Some((77, None)));
+        assert_eq!(stale_owner(".pgsalvage-recover-abc-x"), None);
+        assert_eq!(stale_owner(".pgsalvage-tmpXYZ"), None);
+        assert_eq!(stale_owner("recovery"), None);
+    }
+
+    #[test]
+    fn another_hosts_staging_dirs_stay_whatever_their_pid() {
+        let parent = tempfile::tempdir().unwrap();
+        let elsewhere = parent
+            .path()
+            .join(".pgsalvage-shard-99999999-hffffffff-abc");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let here = parent
+            .path()
+            .join(format!(".pgsalvage-shard-99999999-h{}-abc", host_tag()));
+        std::fs::create_dir(&here).unwrap();
+        let staged = StagedDir::create(&parent.path().join("out"), "shard", false).unwrap();
+        assert!(
+            elsewhere.exists(),
+            "another machine's live shard was removed"
+        );
+        assert!(!here.exists(), "this host's dead run's directory stays");
+        drop(staged);
     }
 
     #[test]

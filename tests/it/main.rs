@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod cluster_test;
 mod concurrency;
+mod deploy;
 mod habits;
 mod hostile;
 mod html;

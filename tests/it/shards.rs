@@ -554,7 +554,10 @@ fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_ex
     let merged = pgsalvage(&args);
     assert_eq!(merged.status.code(), Some(1), "{}", text(&merged.stderr));
     let body = recovery_body(&single_dir);
-    assert!(body.iter().filter(|(f, _)| f.starts_with("keys/")).count() >= 4, "{body:?}");
+    assert!(
+        body.iter().filter(|(f, _)| f.starts_with("keys/")).count() >= 4,
+        "{body:?}"
+    );
     assert!(body[0].1.lines().count() > 200, "restore.sql restores rows");
     assert_eq!(recovery_body(&merged_dir), body);
     let single_plan = json(&single_dir.join("plan.json"));
