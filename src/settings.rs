@@ -406,6 +406,8 @@ pub struct VerifySettings {
     pub checkpoint: Option<PathBuf>,
     /// `--plan DIR --shard i`: this run reads one shard of a shard plan.
     pub shard: Option<ShardRun>,
+    /// `--narrow`: read keys and server-side row hashes first, full rows only where they differ.
+    pub narrow: bool,
 }
 
 /// One shard of a sharded comparison: the plan, which shard, and the snapshots a
@@ -515,6 +517,7 @@ impl VerifySettings {
             live: LiveLimits::default(),
             checkpoint: None,
             shard: None,
+            narrow: false,
         }
     }
 }

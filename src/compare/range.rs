@@ -250,7 +250,7 @@ fn elided(kind: &crate::shape::TypeKind, raw: &[u8]) -> Result<String, ValueErro
 }
 
 /// The compared columns whose canonical values differ between two rows.
-fn differing_columns(
+pub fn differing_columns(
     plan: &TablePlan,
     reference: usize,
     a: (&DigestBatch, usize),
@@ -335,6 +335,7 @@ mod tests {
             tree_bits: TREE_BITS,
             restore_mask: None,
             changed_after: None,
+            narrow: None,
         }
     }
 

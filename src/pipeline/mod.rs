@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod findings;
 pub mod keyless;
 pub mod matching;
+pub mod narrow;
 pub mod range_diff;
 pub mod readers;
 pub mod spill;
@@ -113,6 +114,9 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     if let Some(spec) = &settings.restore {
         crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
+    if settings.narrow {
+        narrow_reads(&mut tables);
+    }
     let checkpoint = match checkpoint {
         Some(mut c) => {
             let snapshots = roles
@@ -159,6 +163,22 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         sources,
         tables,
     })
+}
+
+/// `--narrow`: every table the server can hash is read as keys and row hashes first.
+fn narrow_reads(tables: &mut [TableRun]) {
+    for t in tables {
+        t.narrow = crate::plan::narrow::narrow_plan(&t.plan).map(|plan| {
+            Box::new(TableRun {
+                plan,
+                ranges: Vec::new(),
+                tree_bits: t.tree_bits,
+                restore_mask: None,
+                changed_after: None,
+                narrow: None,
+            })
+        });
+    }
 }
 
 /// A comparison planned and not yet cut: its sources open on their snapshots, the catalogs
@@ -333,6 +353,7 @@ fn resumed_cut(checkpoint: &Checkpoint, plans: Vec<TablePlan>) -> Result<Vec<Tab
                 tree_bits,
                 restore_mask: None,
                 changed_after: None,
+                narrow: None,
             })
         })
         .collect()
@@ -457,6 +478,7 @@ pub async fn plan_ranges(
             ranges,
             restore_mask: None,
             changed_after: None,
+            narrow: None,
         });
     }
     Ok(runs)

@@ -23,6 +23,9 @@ pub async fn diff_range(
     table: usize,
     range: &KeyRange,
 ) -> Result<(RangeTally, Vec<Finding>)> {
+    if let Some(narrow) = &ctx.tables[table].narrow {
+        return super::narrow::diff_range(ctx, clients, table, range, narrow).await;
+    }
     let plan = &ctx.tables[table].plan;
     let mut readers = Vec::with_capacity(clients.len());
     for (i, client) in clients.iter().enumerate() {
@@ -80,7 +83,12 @@ fn at(ctx: &RunContext, table: usize, source: usize, range: &KeyRange) -> String
     )
 }
 
-fn merge_error(ctx: &RunContext, table: usize, range: &KeyRange, err: MergeError) -> Error {
+pub(super) fn merge_error(
+    ctx: &RunContext,
+    table: usize,
+    range: &KeyRange,
+    err: MergeError,
+) -> Error {
     let err = match err {
         MergeError::Value(e) => {
             let name = &ctx.tables[table].plan.name;

@@ -9,6 +9,7 @@
 //! in `key::range`.
 
 pub mod key;
+pub mod narrow;
 pub mod shards;
 pub mod table;
 
@@ -33,6 +34,8 @@ pub struct TableRun {
     /// Recover runs with `--changed-after`: the predicate marking target rows written after the
     /// replica (kept, never overwritten).
     pub changed_after: Option<String>,
+    /// `--narrow`: the run that reads this table as keys and row hashes (see [`narrow`]).
+    pub narrow: Option<Box<TableRun>>,
 }
 
 /// Turns `--columns` into per-table masks over the compared columns.

@@ -216,6 +216,7 @@ impl PlannedTable {
             tree_bits: self.tree_bits,
             restore_mask: None,
             changed_after: None,
+            narrow: None,
         })
     }
 }

@@ -64,6 +64,8 @@ pub struct TablePlan {
     /// Where the key comes from: what must be checked of it in the snapshots before it is used
     /// (see `source::key_check`), and what the report says of it.
     pub key_origin: KeyOrigin,
+    /// A narrow plan's select list per source (`plan::narrow`), in place of the columns.
+    pub selects: Option<Vec<String>>,
 }
 
 impl TablePlan {
@@ -88,6 +90,9 @@ impl TablePlan {
     /// The select list of source `source`, quoted: the compared columns by that source's own
     /// names (`--map-column` renames them on one source).
     pub fn select_list_on(&self, source: usize) -> String {
+        if let Some(selects) = &self.selects {
+            return selects[source].clone();
+        }
         self.columns
             .iter()
             .map(|c| quote_ident(self.column_on(source, c)))
@@ -233,6 +238,7 @@ fn build(
         renamed: None,
         excluded_columns: Vec::new(),
         key_origin: origin,
+        selects: None,
     })
 }
 

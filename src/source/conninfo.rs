@@ -55,6 +55,18 @@ pub struct ConnInfo {
     pub application_name: String,
 }
 
+impl ConnInfo {
+    /// Whether the server is on this machine: a Unix socket or a loopback address.
+    pub fn is_local(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.starts_with('/')
+            || host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 impl fmt::Debug for ConnInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ConnInfo({self})")

@@ -16,6 +16,7 @@ mod keys;
 mod layers;
 mod live;
 mod majors;
+mod narrow;
 mod random;
 mod recover;
 mod scope;
