@@ -115,7 +115,7 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
         crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
     if settings.narrow {
-        narrow_reads(&mut tables);
+        narrow_reads(&mut tables, &sources, &*reporter);
     }
     let checkpoint = match checkpoint {
         Some(mut c) => {
@@ -165,8 +165,26 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     })
 }
 
-/// `--narrow`: every table the server can hash is read as keys and row hashes first.
-fn narrow_reads(tables: &mut [TableRun]) {
+/// `--narrow`: every table the server can hash is read as keys and row hashes first, when every
+/// source can compute the hash.
+fn narrow_reads(tables: &mut [TableRun], sources: &[Source], reporter: &dyn Reporter) {
+    let major = |s: &Source| -> u32 {
+        let v = &s.snapshot.server_version;
+        v.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    };
+    if let Some(old) = sources
+        .iter()
+        .find(|s| major(s) < crate::plan::narrow::MIN_MAJOR)
+    {
+        reporter.message(&format!(
+            "--narrow: {} runs PostgreSQL {}, which cannot compute the row hash (14 and later can): reading full rows",
+            old.role, old.snapshot.server_version
+        ));
+        return;
+    }
     for t in tables {
         t.narrow = crate::plan::narrow::narrow_plan(&t.plan).map(|plan| {
             Box::new(TableRun {

@@ -1,29 +1,33 @@
 //! Narrow-first reads: each row as its key and a hash the server computes, instead of all of it.
 //!
 //! A source far away (another region, a slow link) costs its bytes on the wire. With `--narrow`
-//! a table is read as `(key, row hash)`: the server hashes, per row, the columns it can put in a
-//! form that is equal on two rows exactly when pgsalvage's canonical encoding of them is
-//! (`hash::canonical`), and the client compares those. Only the keys whose hashes differ are then
-//! read in full, to name the differing columns. A column the server cannot put in that form
-//! (json, jsonb, composites, arrays of such, types pgsalvage reads as opaque bytes) is read whole
-//! beside the hash, so it is compared by the canonical encoding as in a full read.
+//! a table is read as `(key, row hash)`: the server hashes, per row, the columns whose equality
+//! it can judge as pgsalvage's canonical encoding does (`hash::canonical`), and the client
+//! compares those. Only the keys whose hashes differ are then read in full, to name the differing
+//! columns. A column the server cannot judge so (json, composites, arrays of such, types
+//! pgsalvage reads as opaque bytes) is read whole beside the hash, and compared by the canonical
+//! encoding as in a full read.
 //!
-//! Per kind, the server-side text ([`server_text`]):
-//! - integers as `int8` text (int2, int4 and int8 compare by value);
-//! - floats: `0` for both zeros, `NaN` for every NaN, else the hex of `float8send` of the value
-//!   widened to float8 (exactly as the canonical encoding widens float4);
-//! - numeric as the text of `trim_scale` (scale not significant: `3000.00` = `3000`);
-//! - text kinds as their text, bpchar cast to text (which drops trailing spaces, as the
-//!   canonical encoding does); bool as text; bytea as hex;
-//! - date, time, timetz, timestamp, timestamptz, interval and uuid as the hex of their binary
-//!   send function: the very bytes the canonical encoding keeps;
-//! - inet and cidr as `text(c::inet)`: address and bits, without the cidr flag;
-//! - arrays of integers, text, bool or uuid as their text (dimensions, bounds and elements,
-//!   NULLs distinct from the string "NULL").
+//! The row hash is `hash_record_extended` (PostgreSQL 14 and later) over the row's hashable
+//! columns, each cast to one type on every source so that sources whose columns differ within a
+//! type family (int4 and int8, real and double precision, char and text) hash alike. Each field is
+//! hashed by its type's hash function, which PostgreSQL keeps consistent with the type's `=`
+//! (and stable across major versions, since hash partitioning depends on it); a column is hashed
+//! only where that `=` is the canonical encoding's equality ([`server_value`]):
+//! - integers as int8, floats as float8 (`-0` = `+0`, every NaN equal), numeric as it is (scale
+//!   not significant), bool, bytea, date, time, timetz, timestamp, timestamptz, uuid, jsonb
+//!   (by jsonb meaning), inet and cidr as inet (the cidr flag ignored);
+//! - text kinds (text, varchar, citext, enum labels) and bpchar as text in the "C" collation
+//!   (bytes compared; bpchar's trailing spaces dropped by the cast, as the canonical encoding
+//!   drops them);
+//! - interval as its binary form (`interval_send`): PostgreSQL's `=` says `'1 mon'` = `'30 days'`,
+//!   the canonical encoding does not;
+//! - arrays of those (but interval) as their dimensions and bounds (`array_dims`, which the array
+//!   hash leaves out) and their elements.
 //!
-//! The row hash is the first 16 bytes of sha256 over the columns' texts, each framed as
-//! `length:text` or `~` for NULL, so no two rows' framings collide; two rows that differ get the
-//! same hash with probability 2^-128.
+//! json (text), composites, arrays of other types, and types read as opaque bytes travel whole.
+//! The hash is 64 bits: a row that differs goes unnoticed with probability 2^-64 (5.4e-20) per
+//! differing row; where it is noticed, its full rows are compared exactly.
 
 use std::sync::Arc;
 
@@ -34,48 +38,57 @@ use crate::shape::{quote_ident, TypeKind};
 /// The name the row hash goes by among a narrow plan's columns.
 pub const ROW_HASH: &str = "(row hash)";
 
-/// SQL text of column expression `col` (of kind `kind` on its source) that is equal on two rows
-/// exactly when their canonical encodings are; `None` when the server cannot give one.
-pub fn server_text(kind: &TypeKind, col: &str) -> Option<String> {
-    let send = |f: &str| format!("encode({f}({col}), 'hex')");
+/// The expression of column `col` (of kind `kind` on its source) inside the row hash: one type
+/// on every source, hashed by a function whose equality is the canonical encoding's; `None` when
+/// the column must travel whole.
+pub fn server_value(kind: &TypeKind, col: &str) -> Option<String> {
     Some(match kind {
-        TypeKind::Int(_) => format!("({col})::int8::text"),
-        TypeKind::Float4 | TypeKind::Float8 => format!(
-            "CASE WHEN {col} = 0 THEN '0' WHEN {col} = 'NaN' THEN 'NaN' \
-             ELSE encode(float8send(({col})::float8), 'hex') END"
-        ),
-        TypeKind::Numeric => format!("trim_scale({col})::text"),
-        TypeKind::Text | TypeKind::Bpchar | TypeKind::Bool => format!("({col})::text"),
-        TypeKind::Bytea => format!("encode({col}, 'hex')"),
-        TypeKind::Date => send("date_send"),
-        TypeKind::Time => send("time_send"),
-        TypeKind::TimeTz => send("timetz_send"),
-        TypeKind::Timestamp => send("timestamp_send"),
-        TypeKind::TimestampTz => send("timestamptz_send"),
-        TypeKind::Interval => send("interval_send"),
-        TypeKind::Uuid => send("uuid_send"),
-        TypeKind::Inet => format!("text(({col})::inet)"),
-        TypeKind::Array(elem) => match **elem {
-            TypeKind::Int(_) | TypeKind::Text | TypeKind::Bool | TypeKind::Uuid => {
-                format!("({col})::text")
-            }
-            _ => return None,
-        },
-        TypeKind::Json | TypeKind::Jsonb | TypeKind::Composite(_) | TypeKind::Other => return None,
+        TypeKind::Int(_) => format!("({col})::int8"),
+        TypeKind::Float4 | TypeKind::Float8 => format!("({col})::float8"),
+        TypeKind::Numeric => format!("({col})::numeric"),
+        TypeKind::Text | TypeKind::Bpchar => format!("({col})::text COLLATE \"C\""),
+        TypeKind::Bool
+        | TypeKind::Bytea
+        | TypeKind::Date
+        | TypeKind::Time
+        | TypeKind::TimeTz
+        | TypeKind::Timestamp
+        | TypeKind::TimestampTz
+        | TypeKind::Uuid
+        | TypeKind::Jsonb => col.to_string(),
+        TypeKind::Interval => format!("interval_send({col})"),
+        TypeKind::Inet => format!("({col})::inet"),
+        TypeKind::Array(elem) => {
+            let cast = match **elem {
+                TypeKind::Int(_) => "::int8[]",
+                TypeKind::Float4 | TypeKind::Float8 => "::float8[]",
+                TypeKind::Numeric => "::numeric[]",
+                TypeKind::Text | TypeKind::Bpchar => "::text[] COLLATE \"C\"",
+                TypeKind::Inet => "::inet[]",
+                TypeKind::Bool
+                | TypeKind::Bytea
+                | TypeKind::Date
+                | TypeKind::Time
+                | TypeKind::TimeTz
+                | TypeKind::Timestamp
+                | TypeKind::TimestampTz
+                | TypeKind::Uuid
+                | TypeKind::Jsonb => "",
+                _ => return None,
+            };
+            format!("array_dims({col}), ({col}){cast}")
+        }
+        TypeKind::Json | TypeKind::Composite(_) | TypeKind::Other => return None,
     })
 }
 
-/// The row hash of `texts` (each a column's [`server_text`]), as SQL: 16 bytes of bytea.
-fn row_hash(texts: &[String]) -> String {
-    let framed: Vec<String> = texts
-        .iter()
-        .map(|t| format!("coalesce(length({t})::text || ':' || {t}, '~')"))
-        .collect();
-    format!(
-        "substr(sha256(convert_to(concat({}), 'UTF8')), 1, 16)",
-        framed.join(", ")
-    )
+/// The row hash of `values` (each a column's [`server_value`]), as SQL: an int8.
+fn row_hash(values: &[String]) -> String {
+    format!("hash_record_extended(ROW({}), 0)", values.join(", "))
 }
+
+/// The first major version whose servers can compute the row hash.
+pub const MIN_MAJOR: u32 = 14;
 
 /// The narrow plan of `plan`: its key, then the row hash of the columns every source can hash,
 /// then the columns that travel whole. `None` for a keyless table (read as a multiset, whole)
@@ -90,7 +103,7 @@ pub fn narrow_plan(plan: &TablePlan) -> Option<TablePlan> {
             plan.codecs
                 .iter()
                 .flatten()
-                .all(|codec| server_text(&codec.kinds[c], "x").is_some())
+                .all(|codec| server_value(&codec.kinds[c], "x").is_some())
         })
         .collect();
     if hashed.is_empty() {
@@ -111,16 +124,16 @@ pub fn narrow_plan(plan: &TablePlan) -> Option<TablePlan> {
             continue;
         };
         let name = |c: usize| quote_ident(plan.column_on(source, &plan.columns[c]));
-        let texts: Vec<String> = hashed
+        let values: Vec<String> = hashed
             .iter()
-            .map(|&c| server_text(&codec.kinds[c], &name(c)).expect("hashable on every source"))
+            .map(|&c| server_value(&codec.kinds[c], &name(c)).expect("hashable on every source"))
             .collect();
         let mut list: Vec<String> = (0..nkey).map(name).collect();
-        list.push(row_hash(&texts));
+        list.push(row_hash(&values));
         list.extend(whole.iter().map(|&c| name(c)));
         selects.push(list.join(", "));
         let mut kinds = codec.kinds[..nkey].to_vec();
-        kinds.push(TypeKind::Bytea);
+        kinds.push(TypeKind::Int(8));
         kinds.extend(whole.iter().map(|&c| codec.kinds[c].clone()));
         codecs.push(Some(Arc::new(RowCodec { kinds, nkey })));
     }
@@ -148,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_the_server_can_match_has_a_text_and_the_rest_travel_whole() {
+    fn every_kind_the_server_can_match_has_a_value_and_the_rest_travel_whole() {
         for kind in [
             TypeKind::Int(2),
             TypeKind::Float4,
@@ -156,30 +169,31 @@ mod tests {
             TypeKind::Bpchar,
             TypeKind::Timestamp,
             TypeKind::Inet,
+            TypeKind::Jsonb,
+            TypeKind::Interval,
             TypeKind::Array(Box::new(TypeKind::Int(8))),
+            TypeKind::Array(Box::new(TypeKind::Numeric)),
         ] {
-            assert!(server_text(&kind, "c").is_some(), "{kind:?}");
+            assert!(server_value(&kind, "c").is_some(), "{kind:?}");
         }
         for kind in [
             TypeKind::Json,
-            TypeKind::Jsonb,
             TypeKind::Other,
             TypeKind::Composite(vec![TypeKind::Int(4)]),
-            TypeKind::Array(Box::new(TypeKind::Float8)),
-            TypeKind::Array(Box::new(TypeKind::Numeric)),
-            TypeKind::Array(Box::new(TypeKind::Bpchar)),
+            TypeKind::Array(Box::new(TypeKind::Interval)),
+            TypeKind::Array(Box::new(TypeKind::Json)),
         ] {
-            assert!(server_text(&kind, "c").is_none(), "{kind:?}");
+            assert!(server_value(&kind, "c").is_none(), "{kind:?}");
         }
+        assert_eq!(
+            server_value(&TypeKind::Array(Box::new(TypeKind::Int(4))), "c").unwrap(),
+            "array_dims(c), (c)::int8[]"
+        );
     }
 
     #[test]
-    fn the_row_hash_frames_every_column() {
+    fn the_row_hash_hashes_the_values_as_one_record() {
         let sql = row_hash(&["a".into(), "b".into()]);
-        assert!(
-            sql.contains("coalesce(length(a)::text || ':' || a, '~')"),
-            "{sql}"
-        );
-        assert!(sql.starts_with("substr(sha256("), "{sql}");
+        assert_eq!(sql, "hash_record_extended(ROW(a, b), 0)");
     }
 }
