@@ -45,8 +45,7 @@ pub fn collect(
         .as_ref()
         .map(|r| KeySink::new(&r.keys_dir))
         .transpose()?;
-    let mut kept = Vec::new();
-    let mut truncated = false;
+    let mut kept = Kept::new(settings.max_findings);
     let mut shown = std::collections::HashMap::<usize, usize>::new();
     while let Some(mut chunk) = rx.blocking_recv() {
         keep_shown(&mut chunk, &mut shown, settings.show_values);
@@ -56,9 +55,7 @@ pub fn collect(
         if let Some(keys) = keys.as_mut() {
             keys.write_all(&layout, &chunk)?;
         }
-        let room = settings.max_findings.saturating_sub(kept.len());
-        truncated |= chunk.len() > room;
-        kept.extend(chunk.into_iter().take(room));
+        kept.extend(chunk);
     }
     if let (Some(csv), Some(path)) = (csv, settings.findings_csv.as_deref()) {
         csv.persist(path)?;
@@ -66,13 +63,83 @@ pub fn collect(
     if let Some(keys) = keys {
         keys.finish()?;
     }
-    // Ranges finish in any order: the listing is put in key order, table by table.
-    kept.sort_by(|a: &Finding, b: &Finding| (a.table, &a.order_key).cmp(&(b.table, &b.order_key)));
+    let (findings, truncated) = kept.into_sorted();
     Ok(Listed {
         layout,
-        findings: kept,
+        findings,
         truncated,
     })
+}
+
+/// The listing: the first `max` findings in (table, key) order, whatever order the ranges end
+/// in, so two runs of one comparison (with other `--jobs`, narrow or full, one process or merged
+/// shards) list the same findings. A max-heap by that order holds them: a finding past the
+/// largest kept one is dropped, else it takes that one's place.
+struct Kept {
+    max: usize,
+    heap: std::collections::BinaryHeap<ByKey>,
+    truncated: bool,
+}
+
+/// A finding ordered by table, then key.
+struct ByKey(Finding);
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for ByKey {}
+
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.table, &self.0.order_key).cmp(&(other.0.table, &other.0.order_key))
+    }
+}
+
+impl Kept {
+    fn new(max: usize) -> Kept {
+        Kept {
+            max,
+            heap: std::collections::BinaryHeap::new(),
+            truncated: false,
+        }
+    }
+
+    fn extend(&mut self, chunk: Vec<Finding>) {
+        for f in chunk {
+            if self.heap.len() < self.max {
+                self.heap.push(ByKey(f));
+                continue;
+            }
+            self.truncated = true;
+            match self.heap.peek() {
+                Some(top) if (f.table, &f.order_key) < (top.0.table, &top.0.order_key) => {
+                    self.heap.pop();
+                    self.heap.push(ByKey(f));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The kept findings in (table, key) order, and whether any were dropped.
+    fn into_sorted(self) -> (Vec<Finding>, bool) {
+        let found = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        (found, self.truncated)
+    }
 }
 
 /// Leaves values on the first `limit` findings of each table that carry them, and drops the rest.

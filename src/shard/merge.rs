@@ -86,6 +86,17 @@ pub fn gather(dirs: &[PathBuf], note: &dyn Fn(&str)) -> Result<Merged> {
         ))
         .with_hint("run every shard of a plan with the same command"));
     }
+    if let Some(other) = shards
+        .iter()
+        .find(|s| s.file.narrow != shards[0].file.narrow)
+    {
+        return Err(Error::usage(format!(
+            "{} and {} were read one with --narrow and one without: their checksum trees do not add up",
+            shards[0].dir.display(),
+            other.dir.display()
+        ))
+        .with_hint("run every shard of a plan with the same command"));
+    }
     let snapshots = one_instant(&plan, &shards, note)?;
     Ok(Merged {
         plan,

@@ -61,6 +61,10 @@ pub struct ShardFile {
     /// A recover shard: the options it captured its key records with.
     #[serde(default)]
     pub restore: Option<RestoreSpec>,
+    /// Read narrow first (`--narrow`): its checksum trees are of the narrow rows, which do not
+    /// add up with a full read's.
+    #[serde(default)]
+    pub narrow: bool,
 }
 
 /// Plans a comparison for `shards` shards; writes `out/plan.json` (replacing an older plan only
@@ -250,6 +254,7 @@ pub async fn run_shard(
             .map(|(c, n)| (c.to_string(), *n))
             .collect(),
         restore: settings.restore.clone(),
+        narrow: settings.narrow,
     };
     crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
     crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;

@@ -382,6 +382,17 @@ fn read_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<St
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_server_is_local_on_a_socket_or_a_loopback_address() {
+        let local = |url: &str| resolve(url, &FakeEnv::default()).unwrap().is_local();
+        assert!(local("postgresql:///x?host=/tmp/sock"));
+        assert!(local("postgresql://localhost/x"));
+        assert!(local("postgresql://127.0.0.2/x"));
+        assert!(local("postgresql://[::1]:5433/x"));
+        assert!(!local("postgresql://10.0.0.5/x"));
+        assert!(!local("postgresql://db.example.com/x"));
+    }
+
     #[derive(Default)]
     struct FakeEnv {
         vars: BTreeMap<String, String>,

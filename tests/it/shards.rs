@@ -225,6 +225,32 @@ fn n_shards_merged_equal_a_single_run_exactly_for_1_3_and_8_shards() {
             "the merge of {shards} shards differs from the single run"
         );
     }
+    // A capped listing lists the same findings: the first ones in key order, in both.
+    let (b, t) = urls(&base, &target);
+    let capped = work.path().join("capped.json");
+    let c = capped.to_str().unwrap();
+    let one = pgsalvage(&[
+        "verify",
+        "--base",
+        &b,
+        "--target",
+        &t,
+        "-q",
+        "--max-findings",
+        "40",
+        "--json",
+        c,
+    ]);
+    assert_eq!(one.status.code(), Some(1));
+    let single_capped = json(&capped);
+    let mut args = vec!["merge", "-q", "--max-findings", "40", "--json", c];
+    let dirs = shard_dirs(&work.path().join("shards8"));
+    let dirs: Vec<&str> = dirs.iter().map(|d| d.to_str().unwrap()).collect();
+    args.extend(dirs);
+    assert_eq!(pgsalvage(&args).status.code(), Some(1));
+    let merged_capped = json(&capped);
+    assert_eq!(single_capped["findings_truncated"], true);
+    assert_eq!(merged_capped["findings"], single_capped["findings"]);
 }
 
 #[test]
