@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::range_diff::merge_error;
+use super::range_diff::{merge_error, Unit};
 use super::readers::{next_batch, start_query, start_reader};
 use super::RunContext;
 use crate::classify::Finding;
@@ -71,15 +71,13 @@ pub async fn diff_range(
         let crate::compare::merge::Step::Need(i) = step else {
             break;
         };
-        let batch = next_batch(&mut readers[i])
-            .await
-            .map_err(|e| e.context(at(ctx, table, i, range)))?;
-        if let Some(b) = batch.as_ref().filter(|_| Some(i) == counted) {
-            ctx.reporter.rows(table, b.len() as u64);
-        }
-        merge
-            .feed(i, batch)
-            .map_err(|e| merge_error(ctx, table, range, e))?;
+        let unit = Unit {
+            ctx,
+            table,
+            range,
+            counted,
+        };
+        unit.feed(&mut readers, &mut merge, i).await?;
     }
     let mut tally = merge.finish();
     let full = &ctx.tables[table].plan;

@@ -5,7 +5,7 @@
 //! and building the range's checksum trees. This file only moves batches between the two and
 //! sends the findings on, in small chunks as they are found.
 
-use super::readers::{next_batch, start_reader};
+use super::readers::{next_batch, start_reader, Reader};
 use super::RunContext;
 use crate::classify::Finding;
 use crate::compare::merge::{OrderError, Step};
@@ -63,17 +63,45 @@ pub async fn diff_range(
             let _ = ctx.findings.send(found).await;
         }
         let Step::Need(i) = step else { break };
+        let unit = Unit {
+            ctx,
+            table,
+            range,
+            counted,
+        };
+        unit.feed(&mut readers, &mut merge, i).await?;
+    }
+    Ok((merge.finish(), kept))
+}
+
+/// The range being merged, for [`Unit::feed`].
+pub(super) struct Unit<'a> {
+    pub ctx: &'a RunContext,
+    pub table: usize,
+    pub range: &'a KeyRange,
+    /// The source whose rows the progress counts.
+    pub counted: Option<usize>,
+}
+
+impl Unit<'_> {
+    /// Gives the merge the next batch of source `i`, counting its rows for the progress.
+    pub async fn feed(
+        &self,
+        readers: &mut [Option<Reader>],
+        merge: &mut RangeMerge<'_>,
+        i: usize,
+    ) -> Result<()> {
+        let (ctx, table, range) = (self.ctx, self.table, self.range);
         let batch = next_batch(&mut readers[i])
             .await
             .map_err(|e| e.context(at(ctx, table, i, range)))?;
-        if let Some(b) = batch.as_ref().filter(|_| Some(i) == counted) {
+        if let Some(b) = batch.as_ref().filter(|_| Some(i) == self.counted) {
             ctx.reporter.rows(table, b.len() as u64);
         }
         merge
             .feed(i, batch)
-            .map_err(|e| merge_error(ctx, table, range, e))?;
+            .map_err(|e| merge_error(ctx, table, range, e))
     }
-    Ok((merge.finish(), kept))
 }
 
 fn at(ctx: &RunContext, table: usize, source: usize, range: &KeyRange) -> String {

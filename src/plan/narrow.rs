@@ -42,11 +42,35 @@ pub const ROW_HASH: &str = "(row hash)";
 /// on every source, hashed by a function whose equality is the canonical encoding's; `None` when
 /// the column must travel whole.
 pub fn server_value(kind: &TypeKind, col: &str) -> Option<String> {
+    match kind {
+        TypeKind::Interval => Some(format!("interval_send({col})")),
+        TypeKind::Array(elem) => {
+            let cast = hashed_type(elem)?
+                .map(|t| format!("::{t}[]"))
+                .unwrap_or_default();
+            Some(format!(
+                "array_dims({col}), ({col}){cast}{}",
+                collation(elem)
+            ))
+        }
+        _ => {
+            let cast = hashed_type(kind)?
+                .map(|t| format!("::{t}"))
+                .unwrap_or_default();
+            Some(format!("({col}){cast}{}", collation(kind)))
+        }
+    }
+}
+
+/// The type a value of `kind` is hashed as, the same on every source of a family (`None` for its
+/// own type); `None` outside when PostgreSQL's equality on it is not the canonical encoding's.
+fn hashed_type(kind: &TypeKind) -> Option<Option<&'static str>> {
     Some(match kind {
-        TypeKind::Int(_) => format!("({col})::int8"),
-        TypeKind::Float4 | TypeKind::Float8 => format!("({col})::float8"),
-        TypeKind::Numeric => format!("({col})::numeric"),
-        TypeKind::Text | TypeKind::Bpchar => format!("({col})::text COLLATE \"C\""),
+        TypeKind::Int(_) => Some("int8"),
+        TypeKind::Float4 | TypeKind::Float8 => Some("float8"),
+        TypeKind::Numeric => Some("numeric"),
+        TypeKind::Text | TypeKind::Bpchar => Some("text"),
+        TypeKind::Inet => Some("inet"),
         TypeKind::Bool
         | TypeKind::Bytea
         | TypeKind::Date
@@ -55,31 +79,21 @@ pub fn server_value(kind: &TypeKind, col: &str) -> Option<String> {
         | TypeKind::Timestamp
         | TypeKind::TimestampTz
         | TypeKind::Uuid
-        | TypeKind::Jsonb => col.to_string(),
-        TypeKind::Interval => format!("interval_send({col})"),
-        TypeKind::Inet => format!("({col})::inet"),
-        TypeKind::Array(elem) => {
-            let cast = match **elem {
-                TypeKind::Int(_) => "::int8[]",
-                TypeKind::Float4 | TypeKind::Float8 => "::float8[]",
-                TypeKind::Numeric => "::numeric[]",
-                TypeKind::Text | TypeKind::Bpchar => "::text[] COLLATE \"C\"",
-                TypeKind::Inet => "::inet[]",
-                TypeKind::Bool
-                | TypeKind::Bytea
-                | TypeKind::Date
-                | TypeKind::Time
-                | TypeKind::TimeTz
-                | TypeKind::Timestamp
-                | TypeKind::TimestampTz
-                | TypeKind::Uuid
-                | TypeKind::Jsonb => "",
-                _ => return None,
-            };
-            format!("array_dims({col}), ({col}){cast}")
-        }
-        TypeKind::Json | TypeKind::Composite(_) | TypeKind::Other => return None,
+        | TypeKind::Jsonb => None,
+        TypeKind::Interval
+        | TypeKind::Json
+        | TypeKind::Array(_)
+        | TypeKind::Composite(_)
+        | TypeKind::Other => return None,
     })
+}
+
+/// Text is hashed as bytes: in the "C" collation, whatever the column's.
+fn collation(kind: &TypeKind) -> &'static str {
+    match kind {
+        TypeKind::Text | TypeKind::Bpchar => " COLLATE \"C\"",
+        _ => "",
+    }
 }
 
 /// The row hash of `values` (each a column's [`server_value`]), as SQL: an int8.
@@ -189,6 +203,15 @@ mod tests {
             server_value(&TypeKind::Array(Box::new(TypeKind::Int(4))), "c").unwrap(),
             "array_dims(c), (c)::int8[]"
         );
+        assert_eq!(
+            server_value(&TypeKind::Array(Box::new(TypeKind::Bpchar)), "c").unwrap(),
+            "array_dims(c), (c)::text[] COLLATE \"C\""
+        );
+        assert_eq!(
+            server_value(&TypeKind::Bpchar, "c").unwrap(),
+            "(c)::text COLLATE \"C\""
+        );
+        assert_eq!(server_value(&TypeKind::Jsonb, "c").unwrap(), "(c)");
     }
 
     #[test]

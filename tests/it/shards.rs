@@ -322,88 +322,26 @@ fn a_shard_refuses_a_schema_changed_since_the_plan_and_a_bad_index() {
     let plan_dir = work.path().join("plan");
     assert_eq!(plan(&base, &target, 2, &plan_dir).status.code(), Some(0));
     let (b, t) = urls(&base, &target);
-    let p = plan_dir.to_str().unwrap();
     let out = work.path().join("out");
-    let o = out.to_str().unwrap();
-    let bad = pgsalvage(&[
-        "verify",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--plan",
-        p,
-        "--shard",
-        "2",
-        "--shard-out",
-        o,
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        text(&bad.stderr).contains("the plan has 2 shards"),
-        "{}",
-        text(&bad.stderr)
-    );
-    let auto = pgsalvage(&[
-        "verify",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--plan",
-        p,
-        "--shard",
-        "auto",
-        "--shard-out",
-        o,
-    ]);
-    assert_eq!(auto.status.code(), Some(2));
-    assert!(
-        text(&auto.stderr).contains("JOB_COMPLETION_INDEX"),
-        "{}",
-        text(&auto.stderr)
-    );
-    // Other scope than the plan's.
-    let narrower = pgsalvage(&[
-        "verify",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--plan",
-        p,
-        "--shard",
-        "0",
-        "--shard-out",
-        o,
-        "--tables",
-        "public.big",
-    ]);
-    assert_eq!(narrower.status.code(), Some(2));
-    assert!(
-        text(&narrower.stderr).contains("not the plan's"),
-        "{}",
-        text(&narrower.stderr)
-    );
+    // Shard `shard` of the plan with `extra` flags must be refused (exit 2) saying `why`.
+    let refused = |shard: &str, extra: &[&str], why: &str| {
+        let (p, o) = (plan_dir.to_str().unwrap(), out.to_str().unwrap());
+        let mut args = vec!["verify", "--base", &b, "--target", &t, "--plan", p];
+        args.extend(["--shard", shard, "--shard-out", o]);
+        args.extend(extra);
+        let run = pgsalvage(&args);
+        let err = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "{err}");
+    };
+    refused("2", &[], "the plan has 2 shards");
+    refused("auto", &[], "JOB_COMPLETION_INDEX");
+    refused("0", &["--tables", "public.big"], "not the plan's");
     psql(&target, "ALTER TABLE names ADD COLUMN w int;");
-    let drift = pgsalvage(&[
-        "verify",
-        "--base",
-        &b,
-        "--target",
-        &t,
-        "--plan",
-        p,
-        "--shard",
+    refused(
         "0",
-        "--shard-out",
-        o,
-    ]);
-    assert_eq!(drift.status.code(), Some(2));
-    let err = text(&drift.stderr);
-    assert!(
-        err.contains("the schema of public.names on target changed since the shard plan"),
-        "{err}"
+        &[],
+        "the schema of public.names on target changed since the shard plan",
     );
     assert!(
         !out.join("shard-000").exists(),
