@@ -34,6 +34,7 @@ pub mod compare;
 pub mod epochs;
 pub mod files;
 pub mod manifest;
+pub mod sharded;
 pub mod take;
 
 pub use manifest::{Manifest, TableEntry};

@@ -182,7 +182,7 @@ async fn write_tables(
         .collect()
 }
 
-async fn write_table(
+pub(crate) async fn write_table(
     staging: &Path,
     i: usize,
     table: &CaptureTable,
@@ -220,7 +220,7 @@ async fn write_table(
     Ok(entry)
 }
 
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
     std::fs::write(&path, json).map_err(|e| Error::io(path.display(), e))

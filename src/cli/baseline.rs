@@ -30,9 +30,13 @@ pub struct BaselineArgs {
     )]
     pub source: Option<String>,
 
-    /// The directory to write; it must not exist (see --force). Written atomically.
-    #[arg(long, value_name = "DIR", required = true)]
+    /// The directory to write; it must not exist (see --force). Written atomically. A shard
+    /// (--plan) writes its part into --shard-out instead; the merge writes the baseline.
+    #[arg(long, value_name = "DIR", required_unless_present = "plan")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub sharded: super::shard::ShardArgs,
 
     /// Also store every row's key and digest, so a later comparison names exact keys.
     #[arg(long)]
@@ -89,10 +93,11 @@ impl BaselineArgs {
             .source
             .as_deref()
             .ok_or_else(|| Error::usage("--source is required"))?;
-        let out = self
-            .out
-            .clone()
-            .ok_or_else(|| Error::usage("--out is required"))?;
+        let out = match (&self.out, &self.sharded.plan) {
+            (Some(out), _) => out.clone(),
+            (None, Some(_)) => PathBuf::new(),
+            (None, None) => return Err(Error::usage("--out is required")),
+        };
         let mut filter = self.scope.filter()?;
         self.narrow.narrow(&mut filter)?;
         Ok(BaselineSettings {
@@ -115,6 +120,9 @@ pub fn run(args: &BaselineArgs) -> Result<i32> {
         return run_inspect(inspect);
     }
     let settings = args.settings()?;
+    if args.sharded.plan.is_some() {
+        return super::shard::run_baseline_shard(&settings, &args.sharded, &args.output);
+    }
     let reporter = args.output.reporter();
     let manifest = super::interruptible_runtime()?.block_on(take(&settings, reporter))?;
     if let Some(path) = &args.output.json {

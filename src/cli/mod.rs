@@ -307,17 +307,14 @@ impl CompareArgs {
             return Err(Error::usage("--replica cannot be combined with a baseline")
                 .with_hint("compare a baseline with one database or another baseline"));
         }
-        let mut settings = VerifySettings::new(sources);
+        let what = What {
+            scope: &self.scope,
+            narrow: &self.narrow,
+            key: &self.key,
+            work: &self.work,
+        };
+        let mut settings = what.settings(sources)?;
         settings.baselines = baselines;
-        settings.filter = self.scope.filter()?;
-        self.narrow.narrow(&mut settings.filter)?;
-        settings.keys = parse_keys(&self.key)?;
-        settings.jobs = self.work.jobs;
-        settings.batch_bytes = self.work.batch_bytes(1024);
-        if let Some(w) = self.work.keyless_window {
-            settings.keyless_window = w as usize;
-        }
-        settings.live = self.work.live()?;
         settings.show_values = self.show_values;
         Ok(settings)
     }
@@ -341,6 +338,31 @@ impl CompareArgs {
             }
         }
         Ok((sources, baselines))
+    }
+}
+
+/// What a comparison reads and how hard, as flags: shared by verify, recover and plan.
+pub(crate) struct What<'a> {
+    pub scope: &'a ScopeArgs,
+    pub narrow: &'a args::NarrowArgs,
+    pub key: &'a [String],
+    pub work: &'a WorkArgs,
+}
+
+impl What<'_> {
+    /// The settings of a comparison of `sources` with these flags.
+    pub fn settings(&self, sources: Vec<(Role, ConnInfo)>) -> Result<VerifySettings> {
+        let mut settings = VerifySettings::new(sources);
+        settings.filter = self.scope.filter()?;
+        self.narrow.narrow(&mut settings.filter)?;
+        settings.keys = parse_keys(self.key)?;
+        settings.jobs = self.work.jobs;
+        settings.batch_bytes = self.work.batch_bytes(1024);
+        if let Some(w) = self.work.keyless_window {
+            settings.keyless_window = w as usize;
+        }
+        settings.live = self.work.live()?;
+        Ok(settings)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::args::{parse_duration, OutputArgs};
-use super::{finish, interruptible_runtime, CompareArgs, Shown};
+use super::{finish, interruptible_runtime, Shown};
 use crate::error::{Error, Result};
 use crate::settings::VerifySettings;
 use crate::shard::{self, hold};
@@ -21,8 +21,63 @@ use crate::source::Role;
 /// `pgsalvage plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// The base of the verify or recover shards (as verify's --base).
+    #[arg(
+        long,
+        env = "PGSALVAGE_BASE",
+        hide_env_values = true,
+        value_name = "URL",
+        required_unless_present = "source",
+        conflicts_with = "source",
+        help_heading = "Sources"
+    )]
+    pub base: Option<String>,
+
+    /// Their replica, for three-way shards.
+    #[arg(
+        long,
+        env = "PGSALVAGE_REPLICA",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "source",
+        help_heading = "Sources"
+    )]
+    pub replica: Option<String>,
+
+    /// Their target.
+    #[arg(
+        long,
+        env = "PGSALVAGE_TARGET",
+        hide_env_values = true,
+        value_name = "URL",
+        required_unless_present = "source",
+        conflicts_with = "source",
+        help_heading = "Sources"
+    )]
+    pub target: Option<String>,
+
+    /// Instead: the database of baseline shards (as baseline's --source).
+    #[arg(
+        long,
+        env = "PGSALVAGE_SOURCE",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Sources"
+    )]
+    pub source: Option<String>,
+
     #[command(flatten)]
-    pub compare: CompareArgs,
+    pub scope: super::args::ScopeArgs,
+
+    #[command(flatten)]
+    pub narrow: super::args::NarrowArgs,
+
+    /// As verify's --key: --key public.events=tenant_id,event_id (repeatable).
+    #[arg(long, value_name = "TABLE=COLS", help_heading = "What to compare")]
+    pub key: Vec<String>,
+
+    #[command(flatten)]
+    pub work: super::args::WorkArgs,
 
     /// How many shards (processes, pods, tasks) will read the comparison.
     #[arg(long, value_name = "N", help_heading = "Shards")]
@@ -39,6 +94,36 @@ pub struct PlanArgs {
     /// Print the plan's summary only.
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
+}
+
+impl PlanArgs {
+    fn settings(&self) -> Result<VerifySettings> {
+        let sides = [
+            (Role::Base, self.base.as_ref().or(self.source.as_ref())),
+            (Role::Replica, self.replica.as_ref()),
+            (Role::Target, self.target.as_ref()),
+        ];
+        let mut sources = Vec::new();
+        for (role, text) in sides {
+            if let Some(text) = text {
+                let flag = if self.source.is_some() {
+                    "source".into()
+                } else {
+                    role.to_string()
+                };
+                let info =
+                    resolve(text, &ProcessEnv).map_err(|e| e.context(format!("--{flag}")))?;
+                sources.push((role, info));
+            }
+        }
+        let what = super::What {
+            scope: &self.scope,
+            narrow: &self.narrow,
+            key: &self.key,
+            work: &self.work,
+        };
+        what.settings(sources)
+    }
 }
 
 /// verify's shard flags.
@@ -99,9 +184,10 @@ pub struct HoldArgs {
     #[arg(long = "for", value_name = "TIME", default_value = "6h", value_parser = parse_duration)]
     pub limit: Duration,
 
-    /// The plan's base.
+    /// The plan's base (or, for a baseline plan, its source: --source).
     #[arg(
         long,
+        visible_alias = "source",
         env = "PGSALVAGE_BASE",
         hide_env_values = true,
         value_name = "URL"
@@ -117,14 +203,14 @@ pub struct HoldArgs {
     )]
     pub replica: Option<String>,
 
-    /// The plan's target.
+    /// The plan's target (none for a baseline plan).
     #[arg(
         long,
         env = "PGSALVAGE_TARGET",
         hide_env_values = true,
         value_name = "URL"
     )]
-    pub target: String,
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +307,7 @@ pub struct MergeArgs {
 }
 
 pub fn run_plan(args: &PlanArgs) -> Result<i32> {
-    let settings = args.compare.settings()?;
+    let settings = args.settings()?;
     let reporter = super::reporter_for(true);
     let rt = interruptible_runtime()?;
     let plan = rt.block_on(shard::plan(
@@ -302,6 +388,50 @@ pub fn run_verify_shard(
     Ok(0)
 }
 
+/// baseline with `--plan`: one shard of a baseline plan.
+pub fn run_baseline_shard(
+    baseline: &crate::settings::BaselineSettings,
+    shard_args: &ShardArgs,
+    output: &OutputArgs,
+) -> Result<i32> {
+    let plan_dir = shard_args.plan.as_deref().expect("clap requires --plan");
+    let flag = shard_args.shard.as_deref().expect("clap requires --shard");
+    if baseline.max_snapshot_age.is_some() {
+        return Err(
+            Error::usage("--max-snapshot-age moves to newer snapshots: not in a shard")
+                .with_hint("a shard reads the plan's one snapshot; drop --max-snapshot-age"),
+        );
+    }
+    let mut settings = VerifySettings::new(vec![(Role::Base, baseline.source.clone())]);
+    settings.filter = baseline.filter.clone();
+    settings.keys = baseline.keys.clone();
+    settings.jobs = baseline.jobs;
+    settings.batch_bytes = baseline.batch_bytes;
+    settings.live = baseline.live.clone();
+    shard::shard_settings(&mut settings, plan_dir, flag)?;
+    let out = shard_args
+        .shard_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let reporter = output.reporter();
+    let outcome = interruptible_runtime()?.block_on(shard::run_baseline_shard(
+        &settings,
+        baseline.rows,
+        &out,
+        reporter.clone(),
+    ))?;
+    reporter.finish();
+    let f = &outcome.file;
+    println!(
+        "baseline shard {} of {}: {} key ranges captured → {}",
+        f.shard,
+        f.shards,
+        f.units,
+        outcome.dir.display()
+    );
+    Ok(0)
+}
+
 pub fn run_snapshot(args: &SnapshotArgs) -> Result<i32> {
     match &args.action {
         SnapshotAction::Hold(a) => run_hold(a),
@@ -328,7 +458,7 @@ fn run_hold(args: &HoldArgs) -> Result<i32> {
     for (role, text) in [
         (Role::Base, Some(&args.base)),
         (Role::Replica, args.replica.as_ref()),
-        (Role::Target, Some(&args.target)),
+        (Role::Target, args.target.as_ref()),
     ] {
         if let Some(text) = text {
             let info = resolve(text, &ProcessEnv).map_err(|e| e.context(format!("--{role}")))?;
@@ -382,6 +512,11 @@ pub fn run_merge(args: &MergeArgs) -> Result<i32> {
         return finish(&report, &settings, &shown);
     };
     let merged = shard::merge::gather(&args.dirs, &note)?;
+    if merged.baseline_rows().is_some() {
+        let manifest = rt.block_on(shard::merge::merge_baseline(merged, out, args.force))?;
+        args.output.print(&super::baseline::summary(&manifest, out));
+        return Ok(0);
+    }
     let sources = merge_sources(args, &merged.plan)?;
     let target = shard::merge::RecoveryOut {
         dir: out,

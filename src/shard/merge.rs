@@ -16,6 +16,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::{read_plan, ShardFile, SHARD_FILE, SHARD_FORMAT};
+use crate::baseline::Manifest;
 use crate::compare::tally::TableTally;
 use crate::error::{Error, Result};
 use crate::pipeline::checkpoint::Checkpoint;
@@ -48,6 +49,12 @@ pub async fn merge(
     note: &dyn Fn(&str),
 ) -> Result<VerifyReport> {
     let merged = gather(dirs, note)?;
+    if merged.baseline_rows().is_some() {
+        return Err(Error::usage(
+            "these are baseline shards: their merge writes a baseline, so it needs --out DIR",
+        )
+        .with_hint("pgsalvage merge shard-* --out baseline/"));
+    }
     if merged.restore().is_some() {
         return Err(Error::usage(
             "these are recover shards: their merge writes a recovery, so it needs --out DIR",
@@ -109,6 +116,11 @@ impl Merged {
     /// The recover options the shards ran with; `None` for verify shards.
     pub fn restore(&self) -> Option<&RestoreSpec> {
         self.shards[0].file.restore.as_ref()
+    }
+
+    /// Baseline shards: whether they kept rows (`--rows`); `None` for other shards.
+    pub fn baseline_rows(&self) -> Option<bool> {
+        self.shards[0].file.baseline.as_ref().map(|b| b.rows)
     }
 
     /// Whether every shard read snapshots a `snapshot hold` kept.
@@ -273,6 +285,39 @@ pub async fn merge_recovery(
         tables: runs,
     };
     crate::recover::write_recovery(&verify, out.parquet, staging, run).await
+}
+
+/// Assembles the baseline the shards captured into `out` (replacing it only with `force`): every
+/// table's ranges joined in key order, as one `baseline` run joins them.
+pub async fn merge_baseline(merged: Merged, out: &Path, force: bool) -> Result<Manifest> {
+    let Some(rows) = merged.baseline_rows() else {
+        return Err(Error::usage("these are not baseline shards").with_hint(
+            "verify shards merge without --out; recover shards need the plan's sources",
+        ));
+    };
+    let mut units = BTreeMap::new();
+    for shard in &merged.shards {
+        for unit in shard.file.baseline.iter().flat_map(|b| &b.units) {
+            units.insert((unit.table, unit.range), (shard.dir.clone(), unit.clone()));
+        }
+    }
+    let filter = serde_json::from_value::<FilterFile>(merged.plan.filter_flags.clone())
+        .map_err(|e| Error::usage(format!("the shard plan's filter: {e}")))?
+        .filter()?;
+    let scope = Some(filter.describe()).filter(|_| filter.narrows());
+    let staging = StagedDir::create(out, "baseline", force)?;
+    let snapshot = merged.snapshots[0].clone();
+    let runs = merged.plan.runs()?;
+    let mut manifest =
+        crate::baseline::sharded::assemble(staging.path(), runs, &units, snapshot, rows, scope)
+            .await?;
+    crate::pool::blocking(move || {
+        manifest.seal(staging.path())?;
+        crate::baseline::take::write_manifest(staging.path(), &manifest)?;
+        staging.publish()?;
+        Ok(manifest)
+    })
+    .await
 }
 
 /// Merges key files, each in order-key order, into `out` in that order.

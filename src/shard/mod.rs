@@ -65,6 +65,17 @@ pub struct ShardFile {
     /// add up with a full read's.
     #[serde(default)]
     pub narrow: bool,
+    /// A baseline shard: what it captured (its ranges' leaves and row files).
+    #[serde(default)]
+    pub baseline: Option<BaselineShard>,
+}
+
+/// What a baseline shard captured.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BaselineShard {
+    /// `--rows`: each range's `(key, digest)` file too.
+    pub rows: bool,
+    pub units: Vec<crate::baseline::sharded::UnitOut>,
 }
 
 /// Plans a comparison for `shards` shards; writes `out/plan.json` (replacing an older plan only
@@ -255,6 +266,90 @@ pub async fn run_shard(
             .collect(),
         restore: settings.restore.clone(),
         narrow: settings.narrow,
+        baseline: None,
+    };
+    crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
+    crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;
+    crate::pool::blocking(move || staging.publish()).await?;
+    Ok(ShardOutcome { dir, file })
+}
+
+/// Captures shard `index` of a baseline plan into `out/shard-NNN/`: `settings` is the
+/// comparison the plan was made for (the source as base, its scope and keys), `rows` is
+/// `baseline --rows`. Published once every range is captured, as a verify shard is.
+pub async fn run_baseline_shard(
+    settings: &VerifySettings,
+    rows: bool,
+    out: &Path,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ShardOutcome> {
+    let shard = settings
+        .shard
+        .as_ref()
+        .ok_or_else(|| Error::internal("run_baseline_shard without a shard"))?;
+    if shard.plan.sources.len() != 1 {
+        return Err(Error::usage(
+            "this plan compares databases: a baseline shard needs a plan of one source",
+        )
+        .with_hint("make it with pgsalvage plan --source URL --shards N --out DIR"));
+    }
+    let dir = shard_dir(out, shard.index);
+    let staging = StagedDir::create(&dir, "shard", true)?;
+    let Planned { sources, plans, .. } = pipeline::plan(settings, &*reporter).await?;
+    if pipeline::compare_hash(settings, &sources, &plans) != shard.plan.compare_hash {
+        return Err(Error::usage(format!(
+            "this shard's baseline is not the plan's: the plan records {} ({})",
+            shard
+                .plan
+                .sources
+                .iter()
+                .map(|(r, c)| format!("{r} {c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            shard.plan.filter
+        ))
+        .with_hint("give every shard the --source, --key and scope flags the plan was made with"));
+    }
+    let runs = shard.plan.runs()?;
+    let plans: Vec<Arc<crate::plan::TablePlan>> = plans.into_iter().map(Arc::new).collect();
+    let units = shard.plan.units_of(shard.index);
+    let source = &sources[0];
+    let epochs = crate::baseline::epochs::Epochs::fixed(source);
+    let work = crate::baseline::capture::CaptureWork {
+        jobs: settings.jobs,
+        batch_bytes: pipeline::batch_bytes(settings.batch_bytes, settings.jobs),
+        live: &settings.live,
+        epochs: &epochs,
+    };
+    let part = crate::baseline::sharded::ShardPart {
+        runs: &runs,
+        plans: &plans,
+        units: &units,
+        rows,
+    };
+    let captured =
+        crate::baseline::sharded::capture_units(source, part, staging.path(), work, reporter)
+            .await?;
+    if crate::interrupt::requested() {
+        return Err(Error::source("interrupted: the shard wrote nothing")
+            .with_hint("run it again (a scheduler retries it)"));
+    }
+    let file = ShardFile {
+        format: SHARD_FORMAT.into(),
+        plan_hash: shard.plan.plan_hash.clone(),
+        shard: shard.index,
+        shards: shard.plan.shards,
+        units: units.len(),
+        held: shard.held.is_some(),
+        snapshots: BTreeMap::from([(source.role, source.snapshot.clone())]),
+        rows: BTreeMap::new(),
+        classes: BTreeMap::new(),
+        restore: None,
+        narrow: false,
+        baseline: Some(BaselineShard {
+            rows,
+            units: captured,
+        }),
     };
     crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
     crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;

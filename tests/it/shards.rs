@@ -543,3 +543,104 @@ fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_ex
     let after = pgsalvage(&["verify", "--base", &b, "--target", &t, "-q"]);
     assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
 }
+
+/// (table, rows, root, leaf count) of every table of a baseline's manifest.
+fn baseline_tables(dir: &Path) -> Vec<Value> {
+    let manifest = json(&dir.join("manifest.json"));
+    manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| serde_json::json!([t["table"], t["rows"], t["root"], t["leaf_count"]]))
+        .collect()
+}
+
+#[test]
+fn baseline_shards_merge_into_the_baseline_one_run_takes() {
+    let db = crate::support::fresh_db("shards_baseline");
+    psql(&db, SCHEMA);
+    let u = url(&db);
+    let work = tempfile::tempdir().unwrap();
+    let single = work.path().join("single");
+    let s = single.to_str().unwrap();
+    let one = pgsalvage(&["baseline", "--source", &u, "--out", s, "--rows", "-q"]);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one.stderr));
+    let plan_dir = work.path().join("plan");
+    let p = plan_dir.to_str().unwrap();
+    let planned = pgsalvage(&["plan", "--source", &u, "--shards", "3", "--out", p, "-q"]);
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned.stderr));
+    let holder = {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
+            .args([
+                "snapshot", "hold", "--plan", p, "--source", &u, "--for", "5m",
+            ])
+            .env_remove("PGSALVAGE_BASE")
+            .env_remove("PGSALVAGE_TARGET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        crate::support::wait_until("the held snapshot", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the holder ended: {status}");
+            }
+            plan_dir.join("snapshots.json").exists()
+        });
+        child
+    };
+    // Written after the hold: the shards do not see it, as the single baseline did not.
+    psql(&db, "DELETE FROM big WHERE id < 100;");
+    let out = work.path().join("shards");
+    let o = out.to_str().unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
+                .args(["baseline", "--source", &u, "--rows", "-q", "--plan", p])
+                .args(["--shard", &i.to_string(), "--shard-out", o])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let done = c.wait_with_output().unwrap();
+        assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    }
+    let merged = work.path().join("merged");
+    let m = merged.to_str().unwrap();
+    let dirs = shard_dirs(&out);
+    let mut args = vec!["merge", "-q", "--out", m];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    let joined = pgsalvage(&args);
+    assert_eq!(joined.status.code(), Some(0), "{}", text(&joined.stderr));
+    assert_eq!(
+        pgsalvage(&["snapshot", "release", "--plan", p])
+            .status
+            .code(),
+        Some(0)
+    );
+    holder.wait_with_output().unwrap();
+    assert_eq!(baseline_tables(&merged), baseline_tables(&single));
+    assert!(baseline_tables(&single).len() >= 4);
+    // Either baseline against the database now: the same findings (the 99 rows deleted since).
+    let against = |b: &str| {
+        let path = work.path().join("against.json");
+        let run = pgsalvage(&[
+            "verify",
+            "--base",
+            b,
+            "--target",
+            &u,
+            "-q",
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+        let report = json(&path);
+        (report["findings"].clone(), report["totals"].clone())
+    };
+    let (found, totals) = against(m);
+    assert_eq!((found.clone(), totals.clone()), against(s));
+    assert_eq!(totals["missing"], 99, "{totals}");
+}
