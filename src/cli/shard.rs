@@ -339,8 +339,12 @@ pub fn run_plan(args: &PlanArgs) -> Result<i32> {
         for (name, message, _) in &plan.refused {
             eprintln!("  not compared: {name}: {message}");
         }
+        let (command, merge) = match args.source.is_some() {
+            true => ("baseline --source URL", " --out baseline/"),
+            false => ("verify (or recover) ...", ""),
+        };
         println!(
-            "next: pgsalvage snapshot hold --plan {0} (for a live source), then each shard: pgsalvage verify ... --plan {0} --shard auto|I, then pgsalvage merge shard-*",
+            "next: pgsalvage snapshot hold --plan {0} (for a live source), then each shard: pgsalvage {command} --plan {0} --shard auto|I --shard-out shards/, then pgsalvage merge shards/shard-*{merge}",
             args.out.display()
         );
     }
