@@ -447,34 +447,17 @@ fn recovery_body(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_exactly() {
-    let (base, target) = pair("shards_recover", SCHEMA);
-    psql(&target, DAMAGE);
-    psql(&target, "CREATE TABLE gone (id int PRIMARY KEY);");
-    let work = tempfile::tempdir().unwrap();
-    let single_dir = work.path().join("single");
-    let single = crate::support::recover_bin(
-        &base,
-        &target,
-        single_dir.to_str().unwrap(),
-        &["--delete-extra"],
-    );
-    assert_eq!(single.status.code(), Some(1), "{}", text(&single.stderr));
-    let plan_dir = work.path().join("plan");
-    assert_eq!(plan(&base, &target, 3, &plan_dir).status.code(), Some(0));
-    let holder = start_hold(&base, &target, &plan_dir);
-    let (b, t) = urls(&base, &target);
-    let out = work.path().join("shards");
-    let children: Vec<Child> = (0..3)
+/// Runs every recover shard of the plan in `plan_dir` at once into `out`; each must exit 0.
+fn run_recover_shards(b: &str, t: &str, plan_dir: &Path, out: &Path, shards: usize) {
+    let children: Vec<Child> = (0..shards)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_pgsalvage"))
                 .args([
                     "recover",
                     "--base",
-                    &b,
+                    b,
                     "--target",
-                    &t,
+                    t,
                     "--delete-extra",
                     "-q",
                 ])
@@ -497,42 +480,65 @@ fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_ex
         let done = c.wait_with_output().unwrap();
         assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
     }
-    let dirs = shard_dirs(&out);
-    // Their merge without --out is refused: recover shards make a recovery.
-    let no_out = merge(&dirs, &work.path().join("x.json"));
-    assert_eq!(no_out.status.code(), Some(2));
-    assert!(
-        text(&no_out.stderr).contains("--out"),
-        "{}",
-        text(&no_out.stderr)
+}
+
+#[test]
+fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_exactly() {
+    let (base, target) = pair("shards_recover", SCHEMA);
+    psql(&target, DAMAGE);
+    psql(&target, "CREATE TABLE gone (id int PRIMARY KEY);");
+    let work = tempfile::tempdir().unwrap();
+    let single_dir = work.path().join("single");
+    let single = crate::support::recover_bin(
+        &base,
+        &target,
+        single_dir.to_str().unwrap(),
+        &["--delete-extra"],
     );
-    let merged_dir = work.path().join("merged");
-    let mut args = vec![
-        "merge".to_string(),
-        "-q".into(),
-        "--out".into(),
-        merged_dir.to_str().unwrap().into(),
-    ];
-    args.extend(dirs.iter().map(|d| d.to_str().unwrap().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let merged = pgsalvage(&args);
-    assert_eq!(merged.status.code(), Some(1), "{}", text(&merged.stderr));
+    assert_eq!(single.status.code(), Some(1), "{}", text(&single.stderr));
     let body = recovery_body(&single_dir);
     assert!(
         body.iter().filter(|(f, _)| f.starts_with("keys/")).count() >= 4,
         "{body:?}"
     );
     assert!(body[0].1.lines().count() > 200, "restore.sql restores rows");
-    assert_eq!(recovery_body(&merged_dir), body);
     let single_plan = json(&single_dir.join("plan.json"));
-    let merged_plan = json(&merged_dir.join("plan.json"));
-    assert_eq!(merged_plan["totals"], single_plan["totals"]);
-    assert_eq!(merged_plan["tables"], single_plan["tables"]);
-    let released = pgsalvage(&["snapshot", "release", "--plan", plan_dir.to_str().unwrap()]);
-    assert_eq!(released.status.code(), Some(0));
-    holder.wait_with_output().unwrap();
+    let (b, t) = urls(&base, &target);
+    let mut last = PathBuf::new();
+    for shards in [1, 3, 8] {
+        let plan_dir = work.path().join(format!("plan{shards}"));
+        assert_eq!(
+            plan(&base, &target, shards, &plan_dir).status.code(),
+            Some(0)
+        );
+        let holder = start_hold(&base, &target, &plan_dir);
+        let out = work.path().join(format!("shards{shards}"));
+        run_recover_shards(&b, &t, &plan_dir, &out, shards);
+        let dirs = shard_dirs(&out);
+        // Their merge without --out is refused: recover shards make a recovery.
+        let no_out = merge(&dirs, &work.path().join("x.json"));
+        assert_eq!(no_out.status.code(), Some(2));
+        assert!(
+            text(&no_out.stderr).contains("--out"),
+            "{}",
+            text(&no_out.stderr)
+        );
+        let merged_dir = work.path().join(format!("merged{shards}"));
+        let mut args = vec!["merge", "-q", "--out", merged_dir.to_str().unwrap()];
+        args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+        let merged = pgsalvage(&args);
+        assert_eq!(merged.status.code(), Some(1), "{}", text(&merged.stderr));
+        assert_eq!(recovery_body(&merged_dir), body, "{shards} shards");
+        let merged_plan = json(&merged_dir.join("plan.json"));
+        assert_eq!(merged_plan["totals"], single_plan["totals"]);
+        assert_eq!(merged_plan["tables"], single_plan["tables"]);
+        let released = pgsalvage(&["snapshot", "release", "--plan", plan_dir.to_str().unwrap()]);
+        assert_eq!(released.status.code(), Some(0));
+        holder.wait_with_output().unwrap();
+        last = merged_dir;
+    }
     // The merged recovery, applied, leaves nothing to restore.
-    let applied = pgsalvage(&["apply", merged_dir.to_str().unwrap(), "--target", &t, "-q"]);
+    let applied = pgsalvage(&["apply", last.to_str().unwrap(), "--target", &t, "-q"]);
     assert_eq!(
         applied.status.code(),
         Some(0),
@@ -542,6 +548,39 @@ fn recover_shards_merge_into_the_recovery_a_single_run_writes_and_it_restores_ex
     );
     let after = pgsalvage(&["verify", "--base", &b, "--target", &t, "-q"]);
     assert_eq!(after.status.code(), Some(0), "{}", text(&after.stdout));
+}
+
+#[test]
+fn a_hold_lets_go_at_its_deadline_and_says_so() {
+    let (base, target) = pair("shards_deadline", "CREATE TABLE t (id int PRIMARY KEY);");
+    let work = tempfile::tempdir().unwrap();
+    let plan_dir = work.path().join("plan");
+    assert_eq!(plan(&base, &target, 2, &plan_dir).status.code(), Some(0));
+    let (b, t) = urls(&base, &target);
+    let p = plan_dir.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let held = pgsalvage(&[
+        "snapshot", "hold", "--plan", p, "--for", "2s", "--base", &b, "--target", &t,
+    ]);
+    assert_eq!(held.status.code(), Some(0), "{}", text(&held.stderr));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(
+        text(&held.stdout).contains("--for passed"),
+        "{}",
+        text(&held.stdout)
+    );
+    let file = json(&plan_dir.join("snapshots.json"));
+    assert_eq!(file["released"], "the hold's deadline passed");
+    // A hold for other sources than the plan's is refused.
+    let other = pgsalvage(&[
+        "snapshot", "hold", "--plan", p, "--for", "2s", "--base", &t, "--target", &b,
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("the plan compares"),
+        "{}",
+        text(&other.stderr)
+    );
 }
 
 /// (table, rows, root, leaf count) of every table of a baseline's manifest.
