@@ -114,7 +114,8 @@ pub async fn run(settings: &VerifySettings, reporter: Arc<dyn Reporter>) -> Resu
     if let Some(spec) = &settings.restore {
         crate::plan::restore_masks(&mut tables, &spec.columns, &spec.changed_after)?;
     }
-    if settings.narrow {
+    // A recover run needs every differing row whole (its restore records), so it reads full.
+    if settings.narrow && settings.restore.is_none() {
         narrow_reads(&mut tables, &sources, &*reporter);
     }
     let checkpoint = match checkpoint {
