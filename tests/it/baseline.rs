@@ -493,10 +493,15 @@ for t in m["tables"]:
     assert len(keys) == t["rows"] and keys == sorted(keys), t["table"]
     print(t["table"]["name"], len(keys))
 "#;
-    let run = std::process::Command::new("python3")
+    // The interpreter scripts/test.sh sets up with pyarrow (scripts/setup.sh's
+    // ensure_python_readers); never the first python3 on the PATH, which may lack it.
+    let python = std::env::var("PGSALVAGE_PYTHON").unwrap_or_else(|_| {
+        panic!("PGSALVAGE_PYTHON is not set: run the tests with scripts/test.sh, which installs pyarrow and sets it")
+    });
+    let run = std::process::Command::new(&python)
         .args(["-c", script, out.to_str().unwrap()])
         .output()
-        .expect("python3 (scripts/test.sh installs it with pyarrow)");
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
     assert!(
         run.status.success(),
         "pyarrow check failed: {}",
