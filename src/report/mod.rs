@@ -39,6 +39,8 @@
 //!                       "rows": 100000,           // differing keys (legitimate three-way
 //!                       "unmapped_ranges": 0 }    // changes left out) by position in the
 //!                                                 // table's key order, 64 equal parts of "rows"
+//!       "narrow": true                            // only when read narrow first (--narrow):
+//!                                                 // "roots" are then those of the row hashes
 //!   } ],
 //!   "totals": { "tables": 5, "tables_differing": 1, "tables_failed": 0,
 //!               "missing": 10, "extra": 0, "divergent": 3, "schema_differences": 1,
@@ -180,6 +182,10 @@ pub struct TableReport {
     /// Tables with differences: where in the key space they lie.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damage_map: Option<DamageMap>,
+    /// Read narrow first (`--narrow`): its `roots` are those of the keys and row hashes, not
+    /// comparable with a full read's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub narrow: bool,
 }
 
 /// Buckets of a table's [`DamageMap`].
@@ -384,6 +390,7 @@ fn table_report(roles: &[Role], run: &TableRun, mut tally: TableTally) -> TableR
         errors: tally.errors,
         spans: None,
         damage_map,
+        narrow: run.narrow.is_some(),
     }
 }
 
@@ -478,6 +485,7 @@ pub fn blank_report(name: &TableName, status: TableStatus) -> TableReport {
         errors: Vec::new(),
         spans: None,
         damage_map: None,
+        narrow: false,
     }
 }
 

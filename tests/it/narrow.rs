@@ -32,6 +32,11 @@ fn assert_same(base: &str, target: &str) -> BTreeSet<Found> {
         "narrow missed {missed:#?}\nnarrow spurious {spurious:#?}"
     );
     assert_eq!(narrow.exit_code, full.exit_code);
+    assert!(
+        narrow.tables.iter().all(|t| t.narrow),
+        "every table was read narrow"
+    );
+    assert!(!full.tables.iter().any(|t| t.narrow));
     assert_eq!(narrow.totals.classes, full.totals.classes);
     for (a, b) in full.tables.iter().zip(&narrow.tables) {
         assert_eq!(
@@ -139,4 +144,45 @@ fn narrow_reads_equal_full_reads_and_the_truth_on_random_damage() {
         }
         assert_same(&base, &target);
     }
+}
+
+#[test]
+fn narrow_auto_reads_local_sources_in_full_and_says_which_tables_were_narrow() {
+    let (base, target) = pair(
+        "narrow_auto",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;
+         CREATE TABLE j (id int PRIMARY KEY, doc json); INSERT INTO j VALUES (1, '{}');",
+    );
+    psql(&target, "UPDATE t SET v = 'x' WHERE id = 5;");
+    let (b, t) = (url(&base), url(&target));
+    let table_narrow = |flags: &[&str]| -> Vec<(String, bool)> {
+        let mut args = vec!["verify", "--base", &b, "--target", &t, "-q", "--json", "-"];
+        args.extend(flags);
+        let out = pgsalvage(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["table"].as_str().unwrap().to_string(),
+                    t["narrow"] == true,
+                )
+            })
+            .collect()
+    };
+    // Both sources are on this machine: auto reads them in full.
+    let full = vec![
+        ("public.j".to_string(), false),
+        ("public.t".to_string(), false),
+    ];
+    assert_eq!(table_narrow(&["--narrow", "auto"]), full);
+    // On: t narrow; j has nothing the server can hash (json travels whole), so it is read in full.
+    let on = vec![
+        ("public.j".to_string(), false),
+        ("public.t".to_string(), true),
+    ];
+    assert_eq!(table_narrow(&["--narrow"]), on);
 }
