@@ -171,8 +171,14 @@ fn stale_owner(name: &str) -> Option<(u32, Option<&str>)> {
 
 /// Eight hex digits naming this machine (its host name, hashed), for staging names.
 fn host_tag() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    blake3::hash(host.trim().as_bytes()).to_hex()[..8].to_string()
+    blake3::hash(host_name().as_bytes()).to_hex()[..8].to_string()
+}
+
+/// This machine's host name (a pod's name on Kubernetes), `localhost` when it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn process_alive(pid: u32) -> bool {

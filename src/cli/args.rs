@@ -255,6 +255,35 @@ pub struct OutputArgs {
     pub no_progress: bool,
 }
 
+/// The findings' outputs of a comparison's report: shared by verify and merge.
+#[derive(Debug, Args)]
+pub struct ListingArgs {
+    /// Write one CSV line per differing row (table,key,kind,columns) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub findings: Option<PathBuf>,
+
+    /// List at most this many differing rows in the JSON report (counts stay exact).
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "N",
+        help_heading = "Output"
+    )]
+    pub max_findings: usize,
+}
+
+impl ListingArgs {
+    /// Puts them into `settings`, once `--findings` is known to be writable.
+    pub fn apply(&self, settings: &mut crate::settings::VerifySettings) -> Result<()> {
+        if let Some(path) = &self.findings {
+            crate::report::check_writable(path, "--findings")?;
+        }
+        settings.max_findings = self.max_findings;
+        settings.findings_csv = self.findings.clone();
+        Ok(())
+    }
+}
+
 impl OutputArgs {
     /// What draws progress: bars on a terminal, plain lines with `--no-progress` or off a
     /// terminal (messages and waits are never dropped), nothing with `-q`.

@@ -199,18 +199,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub sharded: shard::ShardArgs,
 
-    /// Write one CSV line per differing row (table,key,kind,columns) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub findings: Option<PathBuf>,
-
-    /// List at most this many differing rows in the JSON report (counts stay exact).
-    #[arg(
-        long,
-        default_value_t = 10_000,
-        value_name = "N",
-        help_heading = "Output"
-    )]
-    pub max_findings: usize,
+    #[command(flatten)]
+    pub listing: args::ListingArgs,
 
     /// Record each finished key range in DIR, and resume from it: a run started again with the
     /// same DIR (after a kill, a crash, a lost connection) reads only the ranges not yet done
@@ -247,12 +237,8 @@ impl VerifyArgs {
     pub fn settings(&self) -> Result<VerifySettings> {
         self.output.check()?;
         self.html.check()?;
-        if let Some(path) = &self.findings {
-            crate::report::check_writable(path, "--findings")?;
-        }
         let mut settings = self.compare.settings()?;
-        settings.max_findings = self.max_findings;
-        settings.findings_csv = self.findings.clone();
+        self.listing.apply(&mut settings)?;
         settings.json = self.output.json.clone();
         if let Some(dir) = &self.checkpoint {
             if !settings.baselines.is_empty() {

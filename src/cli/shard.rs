@@ -154,6 +154,17 @@ pub struct ShardArgs {
     pub shard_out: Option<PathBuf>,
 }
 
+impl ShardArgs {
+    /// Makes `settings` those of the shard of the plan these flags name; returns where its
+    /// directory goes.
+    fn resolve(&self, settings: &mut VerifySettings) -> Result<PathBuf> {
+        let plan_dir = self.plan.as_deref().expect("clap requires --plan");
+        let flag = self.shard.as_deref().expect("clap requires --shard");
+        shard::shard_settings(settings, plan_dir, flag)?;
+        Ok(self.shard_out.clone().unwrap_or_else(|| PathBuf::from(".")))
+    }
+}
+
 /// `pgsalvage snapshot`.
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
@@ -237,18 +248,8 @@ pub struct MergeArgs {
     #[command(flatten)]
     pub html: super::report::HtmlArgs,
 
-    /// Write one CSV line per differing row (table,key,kind,columns) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub findings: Option<PathBuf>,
-
-    /// List at most this many differing rows in the JSON report (counts stay exact).
-    #[arg(
-        long,
-        default_value_t = 10_000,
-        value_name = "N",
-        help_heading = "Output"
-    )]
-    pub max_findings: usize,
+    #[command(flatten)]
+    pub listing: super::args::ListingArgs,
 
     /// In the text summary, list only the tables that differ or failed.
     #[arg(long, help_heading = "Output")]
@@ -357,19 +358,13 @@ pub fn run_verify_shard(
     shard_args: &ShardArgs,
     output: &OutputArgs,
 ) -> Result<i32> {
-    let plan_dir = shard_args.plan.as_deref().expect("clap requires --plan");
-    let flag = shard_args.shard.as_deref().expect("clap requires --shard");
     if settings.checkpoint.is_some() || settings.findings_csv.is_some() || settings.json.is_some() {
         return Err(Error::usage(
             "a shard writes its directory only: --checkpoint, --findings and --json belong to the merge",
         )
         .with_hint("pass them to pgsalvage merge"));
     }
-    shard::shard_settings(&mut settings, plan_dir, flag)?;
-    let out = shard_args
-        .shard_out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("."));
+    let out = shard_args.resolve(&mut settings)?;
     let reporter = output.reporter();
     let outcome =
         interruptible_runtime()?.block_on(shard::run_shard(&settings, &out, reporter.clone()))?;
@@ -398,8 +393,6 @@ pub fn run_baseline_shard(
     shard_args: &ShardArgs,
     output: &OutputArgs,
 ) -> Result<i32> {
-    let plan_dir = shard_args.plan.as_deref().expect("clap requires --plan");
-    let flag = shard_args.shard.as_deref().expect("clap requires --shard");
     if baseline.max_snapshot_age.is_some() {
         return Err(
             Error::usage("--max-snapshot-age moves to newer snapshots: not in a shard")
@@ -412,11 +405,7 @@ pub fn run_baseline_shard(
     settings.jobs = baseline.jobs;
     settings.batch_bytes = baseline.batch_bytes;
     settings.live = baseline.live.clone();
-    shard::shard_settings(&mut settings, plan_dir, flag)?;
-    let out = shard_args
-        .shard_out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("."));
+    let out = shard_args.resolve(&mut settings)?;
     let reporter = output.reporter();
     let outcome = interruptible_runtime()?.block_on(shard::run_baseline_shard(
         &settings,
@@ -497,12 +486,8 @@ fn run_hold(args: &HoldArgs) -> Result<i32> {
 pub fn run_merge(args: &MergeArgs) -> Result<i32> {
     args.output.check()?;
     args.html.check()?;
-    if let Some(path) = &args.findings {
-        crate::report::check_writable(path, "--findings")?;
-    }
     let mut settings = VerifySettings::new(Vec::new());
-    settings.max_findings = args.max_findings;
-    settings.findings_csv = args.findings.clone();
+    args.listing.apply(&mut settings)?;
     settings.json = args.output.json.clone();
     let note = |m: &str| eprintln!("note: {m}");
     let shown = Shown {

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +20,8 @@ use crate::classify::{Class, Finding};
 use crate::compare::strip::Strip;
 use crate::compare::tally::{ClassCounts, RangeTally};
 use crate::error::{Error, Result};
-use crate::key::range::{KeyBound, KeyRange};
+use crate::key::range::KeyRange;
+use crate::plan::shards::RangeCut;
 use crate::plan::{TablePlan, TableRun};
 use crate::role::Role;
 use crate::source::SnapshotInfo;
@@ -43,14 +43,8 @@ struct PlanFile {
 struct TableCut {
     name: String,
     tree_bits: u8,
-    ranges: Vec<(Option<BoundCut>, Option<BoundCut>)>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BoundCut {
-    literals: Vec<String>,
-    order_key: String,
-    display: String,
+    /// In the shard plan's file form (a range is `[lo, hi]`).
+    ranges: Vec<RangeCut>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -163,11 +157,8 @@ impl Checkpoint {
         let ranges = table
             .ranges
             .iter()
-            .map(|(lo, hi)| KeyRange {
-                lo: lo.as_ref().map(bound_in),
-                hi: hi.as_ref().map(bound_in),
-            })
-            .collect();
+            .map(RangeCut::range)
+            .collect::<Option<_>>()?;
         Some((ranges, table.tree_bits))
     }
 
@@ -292,33 +283,8 @@ fn cut_out(run: &TableRun) -> TableCut {
     TableCut {
         name: run.plan.name.to_string(),
         tree_bits: run.tree_bits,
-        ranges: run
-            .ranges
-            .iter()
-            .map(|r| {
-                (
-                    r.lo.as_deref().map(bound_out),
-                    r.hi.as_deref().map(bound_out),
-                )
-            })
-            .collect(),
+        ranges: run.ranges.iter().map(RangeCut::of).collect(),
     }
-}
-
-fn bound_out(b: &KeyBound) -> BoundCut {
-    BoundCut {
-        literals: b.literals.clone(),
-        order_key: hex(&b.order_key),
-        display: b.display.clone(),
-    }
-}
-
-fn bound_in(b: &BoundCut) -> Arc<KeyBound> {
-    Arc::new(KeyBound {
-        literals: b.literals.clone(),
-        order_key: unhex(&b.order_key).unwrap_or_default(),
-        display: b.display.clone(),
-    })
 }
 
 fn tree_out(tree: &ChecksumTree) -> String {

@@ -277,6 +277,28 @@ impl ShardPlan {
         units
     }
 
+    /// Refuses sources (role and `user@host:port/db`) other than the plan's: `who` names the
+    /// command given them.
+    pub fn check_sources(&self, given: &[(Role, String)], who: &str) -> Result<()> {
+        if given == self.sources.as_slice() {
+            return Ok(());
+        }
+        let list = |s: &[(Role, String)]| {
+            s.iter()
+                .map(|(r, c)| format!("{r} {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(Error::usage(format!(
+            "{who} was given {}, but the plan compares {}",
+            list(given),
+            list(&self.sources)
+        ))
+        .with_hint(
+            "give it the plan's sources: the same --base, --replica and --target (or --source)",
+        ))
+    }
+
     /// The tables the planner could not compare, with why, as a run reports them.
     pub fn refused_tables(&self) -> Result<Vec<(TableName, Error)>> {
         self.refused

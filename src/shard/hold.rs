@@ -60,7 +60,8 @@ pub async fn hold(
     ready: &dyn Fn(&HeldFile),
 ) -> Result<Ended> {
     let plan = read_plan(plan_dir)?;
-    same_sources(&plan, sources)?;
+    let given: Vec<(Role, String)> = sources.iter().map(|(r, i)| (*r, i.to_string())).collect();
+    plan.check_sources(&given, "the hold")?;
     let release = plan_dir.join(RELEASE_FILE);
     remove_if_there(&release)?;
     let opening = sources.iter().map(|(r, i)| Source::open(*r, i.clone()));
@@ -69,7 +70,7 @@ pub async fn hold(
     let mut file = HeldFile {
         format: FORMAT.into(),
         plan_hash: plan.plan_hash.clone(),
-        holder: format!("{}@{}", std::process::id(), host_name()),
+        holder: format!("{}@{}", std::process::id(), crate::staging::host_name()),
         sources: open.iter().map(|s| (s.role, s.snapshot.clone())).collect(),
         deadline: deadline
             .duration_since(std::time::UNIX_EPOCH)
@@ -181,35 +182,9 @@ fn read_held(path: &PathBuf) -> Result<Option<HeldFile>> {
     }
 }
 
-/// The hold's sources must be the plan's: same roles, same connections.
-fn same_sources(plan: &ShardPlan, sources: &[(Role, ConnInfo)]) -> Result<()> {
-    let given: Vec<(Role, String)> = sources.iter().map(|(r, i)| (*r, i.to_string())).collect();
-    if given != plan.sources {
-        let list = |s: &[(Role, String)]| {
-            s.iter()
-                .map(|(r, c)| format!("{r} {c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(Error::usage(format!(
-            "the hold was given {}, but the plan compares {}",
-            list(&given),
-            list(&plan.sources)
-        ))
-        .with_hint("hold the plan's sources: the same --base, --replica and --target"));
-    }
-    Ok(())
-}
-
 fn remove_if_there(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path.display(), e)),
         _ => Ok(()),
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

@@ -243,21 +243,7 @@ pub async fn merge_recovery(
         .with_hint("pgsalvage snapshot hold --plan DIR, run every shard again, then merge before releasing it"));
     }
     let given: Vec<(Role, String)> = sources.iter().map(|(r, i)| (*r, i.to_string())).collect();
-    if given != merged.plan.sources {
-        return Err(Error::usage(format!(
-            "the merge was given other sources than the plan's ({})",
-            merged
-                .plan
-                .sources
-                .iter()
-                .map(|(r, c)| format!("{r} {c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .with_hint(
-            "give merge the plan's --base, --replica and --target, or none to use the plan's",
-        ));
-    }
+    merged.plan.check_sources(&given, "the merge")?;
     let staging = StagedDir::create(out.dir, "recover", out.force)?;
     let keys = staging.path().join("keys");
     let mut verify = outputs.clone();

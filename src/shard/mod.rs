@@ -268,10 +268,7 @@ pub async fn run_shard(
         narrow: settings.narrow,
         baseline: None,
     };
-    crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
-    crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;
-    crate::pool::blocking(move || staging.publish()).await?;
-    Ok(ShardOutcome { dir, file })
+    publish(staging, &shard.plan, file, dir).await
 }
 
 /// Captures shard `index` of a baseline plan into `out/shard-NNN/`: `settings` is the
@@ -351,7 +348,17 @@ pub async fn run_baseline_shard(
             units: captured,
         }),
     };
-    crate::report::write_json_file(&staging.path().join(PLAN_FILE), &*shard.plan)?;
+    publish(staging, &shard.plan, file, dir).await
+}
+
+/// Finishes a shard's directory: the plan's copy and `shard.json` in, then one rename.
+async fn publish(
+    staging: StagedDir,
+    plan: &ShardPlan,
+    file: ShardFile,
+    dir: PathBuf,
+) -> Result<ShardOutcome> {
+    crate::report::write_json_file(&staging.path().join(PLAN_FILE), plan)?;
     crate::report::write_json_file(&staging.path().join(SHARD_FILE), &file)?;
     crate::pool::blocking(move || staging.publish()).await?;
     Ok(ShardOutcome { dir, file })
